@@ -1,0 +1,189 @@
+//! Checkpoints: a directory with `model.safetensors` (GPT-2 tensor names), `config.json` (the
+//! resolved model config and what produced it), `tokenizer.json`, and for resuming a stage
+//! `optimizer.bpk` (burn's optimizer record), `param_ids.json` and `train_state.json`.
+//!
+//! Writes are atomic at the directory level: everything goes to `ckpt.tmp/`, then the old
+//! `ckpt/` is moved aside and `ckpt.tmp/` renamed into place. A crash at any point leaves either
+//! the old or the new checkpoint complete.
+
+use crate::config::{load_json, save_json, ModelConfig};
+use crate::data::tokenizer::Tok;
+use crate::model::Gpt;
+use anyhow::{anyhow, bail, Context, Result};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What `config.json` in a checkpoint holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// `"lm"` for a language model (pretrain, SFT, PPO policy), `"rm"` for a reward model.
+    pub kind: String,
+    /// The stage that wrote it (`pretrain`, `sft`, ...).
+    pub stage: String,
+    pub model: ModelConfig,
+}
+
+/// Everything a stage needs to continue exactly where it stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Our RNG (batch sampling, token sampling).
+    pub rng: crate::util::rng::Rng,
+    /// True once the stage has run all its steps.
+    pub finished: bool,
+    /// Stage-specific state (e.g. the KL controller, data cursor).
+    #[serde(default)]
+    pub extra: serde_json::Value,
+}
+
+/// Finds the checkpoint directory from a user path: the checkpoint itself or a stage directory
+/// holding `ckpt/`.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    if path.join("model.safetensors").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    for sub in ["ckpt", "ckpt.old"] {
+        let p = path.join(sub);
+        if p.join("model.safetensors").is_file() {
+            return Ok(p);
+        }
+    }
+    if !path.exists() {
+        bail!("checkpoint {} does not exist", path.display());
+    }
+    bail!("{} is not a checkpoint (no model.safetensors in it or in its ckpt/)", path.display())
+}
+
+/// The ParamIds of a module in visiting order (stable for a given architecture).
+struct Ids(Vec<u64>);
+impl ModuleVisitor for Ids {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        self.0.push(p.id.val());
+    }
+}
+
+/// Sets ParamIds in visiting order, so a restored optimizer record matches the parameters.
+struct SetIds(Vec<u64>, usize);
+impl ModuleMapper for SetIds {
+    fn map_float<const D: usize>(&mut self, mut p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if let Some(&id) = self.0.get(self.1) {
+            p.id = ParamId::from(id);
+        }
+        self.1 += 1;
+        p
+    }
+}
+
+pub fn param_ids<M: Module>(m: &M) -> Vec<u64> {
+    let mut v = Ids(Vec::new());
+    m.visit(&mut v);
+    v.0
+}
+
+/// Writes the model's weights to `path` (safetensors, GPT-2 names).
+pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    model.save_into(&mut store).map_err(|e| anyhow!("writing {}: {e:?}", path.display()))
+}
+
+/// Loads weights into `model`; every tensor must be present with the right shape, and the file
+/// must have no extra tensors.
+pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
+    let mut store = SafetensorsStore::from_file(path);
+    let res = model.load_from(&mut store).map_err(|e| anyhow!("reading {}: {e:?}", path.display()))?;
+    if !res.errors.is_empty() {
+        bail!("{}: {:?}", path.display(), res.errors);
+    }
+    if !res.missing.is_empty() {
+        bail!("{}: missing tensors {:?}", path.display(), res.missing.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    }
+    if !res.unused.is_empty() {
+        bail!("{}: unexpected tensors {:?} (another architecture?)", path.display(), res.unused);
+    }
+    Ok(model)
+}
+
+/// What to write into a checkpoint.
+pub struct SaveRequest<'a, M: Module> {
+    pub dir: &'a Path,
+    pub model: &'a M,
+    pub config: &'a CheckpointConfig,
+    pub tok: &'a Tok,
+    pub optim: Option<&'a ModuleOptimizer>,
+    pub state: &'a TrainState,
+}
+
+/// Writes `dir/ckpt/` atomically.
+pub fn save<M: Module>(req: SaveRequest<'_, M>) -> Result<PathBuf> {
+    let final_dir = req.dir.join("ckpt");
+    let tmp = req.dir.join("ckpt.tmp");
+    let old = req.dir.join("ckpt.old");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("clearing {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    save_weights(req.model, &tmp.join("model.safetensors"))?;
+    save_json(req.config, &tmp.join("config.json"))?;
+    req.tok.save(&tmp.join("tokenizer.json"))?;
+    if let Some(o) = req.optim {
+        o.save(tmp.join("optimizer.bpk")).map_err(|e| anyhow!("writing optimizer state: {e:?}"))?;
+        save_json(&param_ids(req.model), &tmp.join("param_ids.json"))?;
+    }
+    save_json(req.state, &tmp.join("train_state.json"))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    if final_dir.exists() {
+        std::fs::rename(&final_dir, &old)?;
+    }
+    std::fs::rename(&tmp, &final_dir)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).ok();
+    }
+    Ok(final_dir)
+}
+
+/// A language model loaded from a checkpoint.
+pub struct Loaded {
+    pub dir: PathBuf,
+    pub model: Gpt,
+    pub config: CheckpointConfig,
+    pub tok: Tok,
+}
+
+/// Loads a language-model checkpoint onto `device`, checking the tokenizer matches the model.
+pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
+    let dir = resolve(path)?;
+    let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
+    config.model.validate().with_context(|| format!("{}", dir.join("config.json").display()))?;
+    let tok = Tok::load(&dir.join("tokenizer.json"))?;
+    if tok.vocab_size() != config.model.vocab_size {
+        bail!(
+            "{}: tokenizer has {} tokens but the model's vocabulary is {}",
+            dir.display(),
+            tok.vocab_size(),
+            config.model.vocab_size
+        );
+    }
+    let model = load_weights(Gpt::new(&config.model, device), &dir.join("model.safetensors"))?;
+    Ok(Loaded { dir, model, config, tok })
+}
+
+/// Restores the training state of a checkpoint: train state, and the optimizer record matched
+/// to `model`'s parameters. Returns the model with its ParamIds set as when it was saved.
+pub fn load_resume<M: Module>(dir: &Path, model: M, optim: ModuleOptimizer) -> Result<(M, ModuleOptimizer, TrainState)> {
+    let state: TrainState = load_json(&dir.join("train_state.json"))?;
+    let opt_path = dir.join("optimizer.bpk");
+    if !opt_path.is_file() {
+        return Ok((model, optim, state));
+    }
+    let ids: Vec<u64> = load_json(&dir.join("param_ids.json"))?;
+    let model = model.map(&mut SetIds(ids, 0));
+    let optim = optim.load(&opt_path).map_err(|e| anyhow!("reading {}: {e:?}", opt_path.display()))?;
+    Ok((model, optim, state))
+}

@@ -1,0 +1,297 @@
+//! Command-line interface (clap derive): one struct per subcommand, every flag documented.
+
+use crate::config::ModelOverrides;
+use crate::device::DeviceChoice;
+use crate::model::generate::SampleConfig;
+use crate::stages::lm_train::TrainConfig;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "rlhf", version, about = "InstructGPT end to end — pretrain, SFT, reward model, PPO — on any GPU through wgpu, or on the CPU", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the main job on the bundled assets: tokenizer → pretrain → SFT → sample.
+    Pipeline(PipelineArgs),
+    /// List the GPU adapters wgpu sees and which one `--device auto` picks.
+    Devices,
+    /// Tokenizer commands.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCmd),
+    /// Pretrain a GPT-2 model from scratch on raw text.
+    Pretrain(PretrainArgs),
+    /// Supervised fine-tuning on prompt → response demonstrations (loss on response tokens only).
+    Sft(SftArgs),
+    /// Sample K responses per prompt from a checkpoint.
+    Sample(SampleArgs),
+    /// Talk to a checkpoint interactively.
+    Chat(ChatArgs),
+    /// Print throughput figures.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArg {
+    /// Where to compute: a hardware GPU when there is one (auto), any wgpu adapter, one graphics
+    /// API, or the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model preset: tiny (2×64, ctx 64), small (4×128, ctx 128), base (6×384, ctx 256), or a
+    /// path to a preset .toml.
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    /// Override the preset's number of layers.
+    #[arg(long)]
+    pub n_layer: Option<usize>,
+    /// Override the preset's width.
+    #[arg(long)]
+    pub n_embd: Option<usize>,
+    /// Override the preset's number of heads.
+    #[arg(long)]
+    pub n_head: Option<usize>,
+    /// Override the preset's context length.
+    #[arg(long)]
+    pub n_ctx: Option<usize>,
+    /// Override the preset's dropout.
+    #[arg(long)]
+    pub dropout: Option<f64>,
+}
+
+impl ModelArgs {
+    pub fn overrides(&self) -> ModelOverrides {
+        ModelOverrides { n_layer: self.n_layer, n_embd: self.n_embd, n_head: self.n_head, n_ctx: self.n_ctx, dropout: self.dropout }
+    }
+}
+
+/// Optimisation flags; unset ones keep the stage's documented default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OptimArgs {
+    /// Optimizer steps (pretrain default 600, SFT 300).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Sequences per batch (default 16).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate (pretrain 2e-3, SFT 5e-4), warmup then cosine decay to 10%.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Warmup steps (pretrain 40, SFT 20).
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// AdamW weight decay (pretrain 0.1, SFT 0).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Clip gradients to this global norm; 0 disables (default 1.0).
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Held-out evaluation every N steps.
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Resumable checkpoint every N steps.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl OptimArgs {
+    pub fn apply(&self, mut c: TrainConfig) -> TrainConfig {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        set!(steps, batch_size, lr, warmup, weight_decay, grad_clip, eval_every, checkpoint_every, seed);
+        c
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Softmax temperature; 0 is greedy.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Maximum tokens per response.
+    #[arg(long, default_value_t = 48)]
+    pub max_new_tokens: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn config(&self) -> SampleConfig {
+        SampleConfig { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, max_new_tokens: self.max_new_tokens }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PipelineArgs {
+    /// Model preset (tiny finishes in minutes on a laptop CPU; small is the default job).
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    /// Run directory (default runs/<UTC timestamp>); rerun on it to skip finished stages and
+    /// resume an interrupted one.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The assets directory (default ./assets, or the one the binary was built from).
+    #[arg(long)]
+    pub assets: Option<PathBuf>,
+    /// Responses per prompt to sample for labeling (4 to 9).
+    #[arg(short = 'k', long)]
+    pub k: Option<usize>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenizerCmd {
+    /// Train a byte-level BPE tokenizer with an <|endoftext|> special token.
+    Train {
+        /// Text files to learn merges from.
+        #[arg(long, num_args = 1.., required = true)]
+        corpus: Vec<PathBuf>,
+        /// Vocabulary size including the 256 byte tokens and <|endoftext|>.
+        #[arg(long, default_value_t = 2048)]
+        vocab_size: usize,
+        /// Where to write tokenizer.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Text files to train on.
+    #[arg(long, num_args = 1.., required = true)]
+    pub corpus: Vec<PathBuf>,
+    /// tokenizer.json to use (see `rlhf tokenizer train`).
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// Output directory: metrics.csv, stage.json and the checkpoint in ckpt/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fraction of each file (its end) held out for evaluation.
+    #[arg(long, default_value_t = 0.05)]
+    pub val_fraction: f64,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct SftArgs {
+    /// Checkpoint to start from (a stage directory or its ckpt/).
+    #[arg(long)]
+    pub init: PathBuf,
+    /// Demonstrations: JSONL of {"prompt","response"} or Alpaca {"instruction","input","output"}.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fraction of demonstrations held out for evaluation.
+    #[arg(long, default_value_t = 0.05)]
+    pub val_fraction: f64,
+    /// Override the checkpoint's dropout.
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Checkpoint to sample from.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// Prompts: JSONL of {"prompt"}.
+    #[arg(long)]
+    pub prompts: PathBuf,
+    /// Responses per prompt.
+    #[arg(short = 'k', long, default_value_t = 4)]
+    pub k: usize,
+    /// Output JSONL of {"prompt","responses":[...]}.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Sequences decoded together.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Use only the first N prompts (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// Checkpoint to talk to.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Train tokens/s and peak memory for a preset on random tokens.
+    Train {
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// Vocabulary size of the random model.
+        #[arg(long, default_value_t = 2048)]
+        vocab_size: usize,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Timed steps (after 3 warm-up steps).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Generated tokens/s with and without the KV cache.
+    Generate {
+        #[arg(long, default_value = "small")]
+        preset: String,
+        #[arg(long, default_value_t = 2048)]
+        vocab_size: usize,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Tokens generated per row.
+        #[arg(long, default_value_t = 48)]
+        new_tokens: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+}

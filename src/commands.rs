@@ -1,0 +1,142 @@
+//! Dispatch from parsed command-line arguments to the stages.
+
+use crate::cli::{BenchCmd, Cli, Command, TokenizerCmd};
+use crate::config::ModelConfig;
+use crate::data::tokenizer::Tok;
+use crate::device::{self, DeviceChoice};
+use crate::stages::{bench, chat, pipeline, pretrain, sample, sft, tokenizer};
+use anyhow::Result;
+use std::path::PathBuf;
+
+fn open(choice: DeviceChoice) -> Result<device::Selected> {
+    let s = device::select(choice)?;
+    eprintln!("device: {}", s.description);
+    Ok(s)
+}
+
+/// `runs/<UTC timestamp>` for a new pipeline run.
+pub fn default_run_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    PathBuf::from("runs").join(format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    ))
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devices => {
+            let rows = device::list_adapters();
+            if rows.is_empty() {
+                println!("no wgpu adapters found");
+            }
+            for (i, r) in rows.iter().enumerate() {
+                println!("{i}: {} — {:?}, {:?}", r.name, r.device_type, r.backend);
+            }
+            match device::pick(DeviceChoice::Auto, &rows) {
+                Some(i) => println!("--device auto picks: {} ({:?})", rows[i].name, rows[i].backend),
+                None => println!("--device auto picks: the CPU backend (no hardware GPU adapter)"),
+            }
+            Ok(())
+        }
+        Command::Tokenizer(TokenizerCmd::Train { corpus, vocab_size, out }) => tokenizer::train(&corpus, vocab_size, &out),
+        Command::Pretrain(a) => {
+            let dev = open(a.device.device)?;
+            let tok = Tok::load(&a.tokenizer)?;
+            let model = ModelConfig::preset(&a.model.preset)?.with_overrides(&a.model.overrides())?;
+            let s = pretrain::run(
+                pretrain::PretrainJob {
+                    corpus: a.corpus,
+                    tok,
+                    model,
+                    train: a.optim.apply(pretrain::default_config()),
+                    val_fraction: a.val_fraction,
+                    out: a.out.clone(),
+                    resume: a.resume,
+                },
+                &dev.device,
+            )?;
+            eprintln!("pretrain: held-out loss {:.3} -> {:.3}; checkpoint in {}", s.first_eval_loss, s.final_eval_loss, a.out.join("ckpt").display());
+            Ok(())
+        }
+        Command::Sft(a) => {
+            let dev = open(a.device.device)?;
+            let s = sft::run(
+                sft::SftJob {
+                    init: a.init,
+                    data: a.data,
+                    train: a.optim.apply(sft::default_config()),
+                    val_fraction: a.val_fraction,
+                    dropout: a.dropout,
+                    out: a.out.clone(),
+                    resume: a.resume,
+                },
+                &dev.device,
+            )?;
+            eprintln!("sft: held-out loss {:.3} -> {:.3}; checkpoint in {}", s.first_eval_loss, s.final_eval_loss, a.out.join("ckpt").display());
+            Ok(())
+        }
+        Command::Sample(a) => {
+            let dev = open(a.device.device)?;
+            sample::run(
+                &sample::SampleJob {
+                    ckpt: a.ckpt,
+                    prompts: a.prompts,
+                    k: a.k,
+                    out: a.out,
+                    sampling: a.sampling.config(),
+                    seed: a.sampling.seed,
+                    batch_size: a.batch_size,
+                    limit: a.limit,
+                },
+                &dev.device,
+            )?;
+            Ok(())
+        }
+        Command::Chat(a) => {
+            let dev = open(a.device.device)?;
+            chat::run(&a.ckpt, &a.sampling.config(), a.sampling.seed, &dev.device)
+        }
+        Command::Pipeline(a) => {
+            let dev = open(a.device.device)?;
+            let mut cfg = pipeline::PipelineConfig::for_preset(&a.preset, &Default::default())?;
+            if let Some(k) = a.k {
+                anyhow::ensure!((2..=9).contains(&k), "-k must be between 2 and 9, got {k}");
+                cfg.k = k;
+            }
+            let out = a.out.unwrap_or_else(default_run_dir);
+            pipeline::run(&cfg, &out, a.assets.as_deref(), &dev.device)?;
+            Ok(())
+        }
+        Command::Bench(b) => match b {
+            BenchCmd::Train { preset, vocab_size, batch_size, steps, device } => {
+                let dev = open(device.device)?;
+                let mut cfg = ModelConfig::preset(&preset)?;
+                cfg.vocab_size = vocab_size;
+                bench::train(&cfg, batch_size, steps, &dev.device, &dev.description)
+            }
+            BenchCmd::Generate { preset, vocab_size, batch_size, new_tokens, device } => {
+                let dev = open(device.device)?;
+                let mut cfg = ModelConfig::preset(&preset)?;
+                cfg.vocab_size = vocab_size;
+                bench::generate_bench(&cfg, batch_size, new_tokens, &dev.device, &dev.description)
+            }
+        },
+    }
+}

@@ -1,0 +1,182 @@
+//! Model configuration: GPT-2 hyper-parameters, the bundled presets and command-line overrides.
+//!
+//! The resolved configuration is saved as `config.json` into every checkpoint, so a checkpoint
+//! is self-describing: nothing about its shape is guessed when it is loaded again.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// GPT-2 architecture hyper-parameters (the names follow Hugging Face's `GPT2Config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Number of transformer blocks. Default 4.
+    pub n_layer: usize,
+    /// Width of the residual stream (embedding size). Default 128.
+    pub n_embd: usize,
+    /// Number of attention heads; must divide `n_embd`. Default 4.
+    pub n_head: usize,
+    /// Context length in tokens (size of the learned position table). Default 128.
+    pub n_ctx: usize,
+    /// Vocabulary size; taken from the tokenizer when the model is created. Default 0 (unset).
+    #[serde(default)]
+    pub vocab_size: usize,
+    /// Dropout probability on embeddings and residual branches, during training only. Default 0.1.
+    #[serde(default)]
+    pub dropout: f64,
+    /// LayerNorm epsilon. Default 1e-5 (as GPT-2).
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            n_layer: 4,
+            n_embd: 128,
+            n_head: 4,
+            n_ctx: 128,
+            vocab_size: 0,
+            dropout: 0.1,
+            layer_norm_epsilon: default_eps(),
+        }
+    }
+}
+
+/// The presets bundled in `assets/presets/`, compiled into the binary so it runs from anywhere.
+const PRESETS: &[(&str, &str)] = &[
+    ("tiny", include_str!("../assets/presets/tiny.toml")),
+    ("small", include_str!("../assets/presets/small.toml")),
+    ("base", include_str!("../assets/presets/base.toml")),
+];
+
+/// Names of the bundled presets, for `--help` texts and error messages.
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|(n, _)| *n).collect()
+}
+
+/// Command-line overrides of single fields (`--n-layer 3` etc.); `None` keeps the preset's value.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOverrides {
+    pub n_layer: Option<usize>,
+    pub n_embd: Option<usize>,
+    pub n_head: Option<usize>,
+    pub n_ctx: Option<usize>,
+    pub dropout: Option<f64>,
+}
+
+impl ModelConfig {
+    /// Loads a preset by bundled name (`tiny`, `small`, `base`) or from a TOML file path.
+    pub fn preset(name_or_path: &str) -> Result<Self> {
+        let text = match PRESETS.iter().find(|(n, _)| *n == name_or_path) {
+            Some((_, t)) => t.to_string(),
+            None => {
+                let p = Path::new(name_or_path);
+                if !p.exists() {
+                    bail!(
+                        "unknown preset '{name_or_path}': expected one of {} or a path to a .toml file",
+                        preset_names().join(", ")
+                    );
+                }
+                std::fs::read_to_string(p).with_context(|| format!("reading preset {}", p.display()))?
+            }
+        };
+        let cfg: ModelConfig =
+            toml::from_str(&text).with_context(|| format!("parsing preset '{name_or_path}'"))?;
+        Ok(cfg)
+    }
+
+    /// Applies command-line overrides, then checks the result.
+    pub fn with_overrides(mut self, o: &ModelOverrides) -> Result<Self> {
+        if let Some(v) = o.n_layer {
+            self.n_layer = v;
+        }
+        if let Some(v) = o.n_embd {
+            self.n_embd = v;
+        }
+        if let Some(v) = o.n_head {
+            self.n_head = v;
+        }
+        if let Some(v) = o.n_ctx {
+            self.n_ctx = v;
+        }
+        if let Some(v) = o.dropout {
+            self.dropout = v;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks the invariants the model relies on.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_layer == 0 || self.n_embd == 0 || self.n_head == 0 || self.n_ctx == 0 {
+            bail!("model config: n_layer, n_embd, n_head and n_ctx must be positive: {self:?}");
+        }
+        if self.n_embd % self.n_head != 0 {
+            bail!(
+                "model config: n_embd ({}) must be divisible by n_head ({})",
+                self.n_embd,
+                self.n_head
+            );
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("model config: dropout must be in [0, 1), got {}", self.dropout);
+        }
+        Ok(())
+    }
+
+    /// Head size `hs = n_embd / n_head`.
+    pub fn head_size(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Number of parameters (tied embeddings counted once).
+    pub fn num_params(&self) -> usize {
+        let (c, l) = (self.n_embd, self.n_layer);
+        let emb = self.vocab_size * c + self.n_ctx * c;
+        let block = 2 * 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);
+        emb + l * block + 2 * c
+    }
+}
+
+/// Writes any serializable config as pretty JSON, atomically.
+pub fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    crate::util::fs::write_atomic(path, text.as_bytes())
+}
+
+/// Reads a JSON file into `T`, naming the file on error.
+pub fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_load_and_validate() {
+        let t = ModelConfig::preset("tiny").unwrap();
+        assert_eq!((t.n_layer, t.n_embd, t.n_head, t.n_ctx), (2, 64, 4, 64));
+        let s = ModelConfig::preset("small").unwrap();
+        assert_eq!((s.n_layer, s.n_embd, s.n_head, s.n_ctx), (4, 128, 4, 128));
+        let b = ModelConfig::preset("base").unwrap();
+        assert_eq!((b.n_layer, b.n_embd, b.n_head, b.n_ctx), (6, 384, 6, 256));
+        assert!(ModelConfig::preset("nope").is_err());
+    }
+
+    #[test]
+    fn overrides_apply_and_are_checked() {
+        let o = ModelOverrides { n_layer: Some(3), ..Default::default() };
+        let c = ModelConfig::preset("tiny").unwrap().with_overrides(&o).unwrap();
+        assert_eq!(c.n_layer, 3);
+        let bad = ModelOverrides { n_head: Some(5), ..Default::default() };
+        assert!(ModelConfig::preset("tiny").unwrap().with_overrides(&bad).is_err());
+    }
+}

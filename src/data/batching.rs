@@ -1,0 +1,139 @@
+//! Turning tokens into training batches.
+//!
+//! - Pretraining: one long token stream; a batch is B random windows of T+1 tokens (nanoGPT),
+//!   so the data position is fully described by the RNG state.
+//! - SFT: each example is `prompt + response + <|endoftext|>`; batches are right-padded and carry
+//!   a weight per target position: 1 on response tokens, 0 on prompt and padding.
+
+use crate::data::formats::SftRecord;
+use crate::data::template::{render_prompt, render_response};
+use crate::data::tokenizer::Tok;
+use crate::util::rng::Rng;
+use anyhow::{bail, Result};
+
+/// Token ids of `x` (inputs), `y` (targets) and per-target weights, row-major (B, T).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub b: usize,
+    pub t: usize,
+    pub x: Vec<i64>,
+    pub y: Vec<i64>,
+    pub w: Vec<f32>,
+}
+
+impl Batch {
+    /// Number of target positions with weight > 0.
+    pub fn n_targets(&self) -> usize {
+        self.w.iter().filter(|&&w| w > 0.0).count()
+    }
+}
+
+/// A batch of `b` random windows of `t + 1` tokens from `stream`.
+pub fn random_windows(stream: &[u32], b: usize, t: usize, rng: &mut Rng) -> Result<Batch> {
+    if stream.len() < t + 2 {
+        bail!("token stream of {} tokens is shorter than one window of {} tokens", stream.len(), t + 1);
+    }
+    let mut batch = Batch { b, t, x: Vec::with_capacity(b * t), y: Vec::with_capacity(b * t), w: vec![1.0; b * t] };
+    for _ in 0..b {
+        let start = rng.below(stream.len() - t - 1);
+        batch.x.extend(stream[start..start + t].iter().map(|&v| v as i64));
+        batch.y.extend(stream[start + 1..start + t + 1].iter().map(|&v| v as i64));
+    }
+    Ok(batch)
+}
+
+/// Consecutive non-overlapping windows covering `stream` (for held-out loss), at most `max` batches.
+pub fn sequential_windows(stream: &[u32], b: usize, t: usize, max: usize) -> Vec<Batch> {
+    let n_win = stream.len().saturating_sub(1) / t;
+    let mut out = Vec::new();
+    let mut w = 0;
+    while w + b <= n_win && out.len() < max {
+        let mut batch = Batch { b, t, x: Vec::new(), y: Vec::new(), w: vec![1.0; b * t] };
+        for k in 0..b {
+            let s = (w + k) * t;
+            batch.x.extend(stream[s..s + t].iter().map(|&v| v as i64));
+            batch.y.extend(stream[s + 1..s + t + 1].iter().map(|&v| v as i64));
+        }
+        out.push(batch);
+        w += b;
+    }
+    out
+}
+
+/// One tokenized demonstration: `tokens[..n_prompt]` is the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SftExample {
+    pub tokens: Vec<u32>,
+    pub n_prompt: usize,
+}
+
+/// Tokenizes demonstrations with the template. An example longer than `n_ctx + 1` tokens keeps
+/// the end of its prompt (cut from the left) and at most `n_ctx / 2` response tokens first; the
+/// number of examples cut is returned so the caller can report it.
+pub fn tokenize_sft(tok: &Tok, records: &[SftRecord], n_ctx: usize) -> Result<(Vec<SftExample>, usize)> {
+    let mut out = Vec::with_capacity(records.len());
+    let mut cut = 0;
+    let max_len = n_ctx + 1;
+    for r in records {
+        let mut p = tok.encode(&render_prompt(&r.prompt))?;
+        let mut resp = tok.encode(&render_response(&r.response))?;
+        resp.push(tok.eot);
+        if p.len() + resp.len() > max_len {
+            cut += 1;
+            let resp_keep = resp.len().min(max_len / 2).max(max_len.saturating_sub(p.len()));
+            resp.truncate(resp_keep.min(max_len - 1));
+            let p_keep = max_len - resp.len();
+            p = p[p.len() - p_keep.min(p.len())..].to_vec();
+        }
+        let n_prompt = p.len();
+        p.extend(resp);
+        out.push(SftExample { tokens: p, n_prompt });
+    }
+    Ok((out, cut))
+}
+
+/// Right-pads examples into a batch; weights are 1 exactly on targets that are response tokens.
+pub fn sft_batch(examples: &[&SftExample], pad_id: u32) -> Batch {
+    let t = examples.iter().map(|e| e.tokens.len() - 1).max().unwrap_or(1).max(1);
+    let b = examples.len();
+    let mut batch = Batch { b, t, x: vec![pad_id as i64; b * t], y: vec![pad_id as i64; b * t], w: vec![0.0; b * t] };
+    for (r, e) in examples.iter().enumerate() {
+        for j in 0..e.tokens.len() - 1 {
+            batch.x[r * t + j] = e.tokens[j] as i64;
+            batch.y[r * t + j] = e.tokens[j + 1] as i64;
+            // target j predicts tokens[j + 1]; it is a response token when j + 1 >= n_prompt
+            if j + 1 >= e.n_prompt {
+                batch.w[r * t + j] = 1.0;
+            }
+        }
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sft_weights_cover_response_only() {
+        let e = SftExample { tokens: vec![10, 11, 12, 20, 21, 0], n_prompt: 3 };
+        let b = sft_batch(&[&e], 0);
+        assert_eq!(b.t, 5);
+        assert_eq!(b.x, vec![10, 11, 12, 20, 21]);
+        assert_eq!(b.y, vec![11, 12, 20, 21, 0]);
+        assert_eq!(b.w, vec![0.0, 0.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn windows_are_shifted_by_one() {
+        let s: Vec<u32> = (0..100).collect();
+        let mut rng = Rng::new(3);
+        let b = random_windows(&s, 2, 8, &mut rng).unwrap();
+        for i in 0..16 {
+            assert_eq!(b.y[i], b.x[i] + 1);
+        }
+        let v = sequential_windows(&s, 2, 8, 100);
+        assert_eq!(v.len(), 6);
+        assert_eq!(v[1].x[0], 16);
+    }
+}

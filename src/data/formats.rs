@@ -1,0 +1,193 @@
+//! JSON Lines readers and writers for the project's formats. Every malformed line is an error
+//! naming the file, the 1-based line number and what is wrong; nothing is skipped silently.
+//!
+//! - SFT: `{"prompt","response"}`, or Alpaca `{"instruction","input","output"}`
+//! - Prompts: `{"prompt"}`
+//! - Samples: `{"prompt","responses":[...]}`
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+/// One demonstration: the model learns to produce `response` after `prompt`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SftRecord {
+    pub prompt: String,
+    pub response: String,
+}
+
+/// K responses to one prompt (what `rlhf sample` writes and `rlhf label` reads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    pub prompt: String,
+    pub responses: Vec<String>,
+}
+
+/// Reads a JSONL file line by line as JSON objects; blank lines are allowed and ignored.
+/// Calls `f(line_number, object)` for each record.
+pub fn read_objects(path: &Path, mut f: impl FnMut(usize, Map<String, Value>) -> Result<()>) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let n = i + 1;
+        let bytes = line.with_context(|| format!("{}:{n}: reading", path.display()))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}:{n}: not valid UTF-8 ({e})", path.display()))?;
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}:{n}: malformed JSON: {e}", path.display()))?;
+        match v {
+            Value::Object(m) => f(n, m).with_context(|| format!("{}:{n}", path.display()))?,
+            other => bail!("{}:{n}: expected a JSON object, found {}", path.display(), kind(&other)),
+        }
+    }
+    Ok(())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A required string field.
+pub fn get_str(m: &Map<String, Value>, key: &str) -> Result<String> {
+    match m.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => bail!("field \"{key}\" must be a string, found {}", kind(other)),
+        None => bail!("missing field \"{key}\""),
+    }
+}
+
+fn get_opt_str(m: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => get_str(m, key).map(Some),
+    }
+}
+
+/// Reads SFT demonstrations (either format, may be mixed). Empty responses are errors.
+pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
+    let mut out = Vec::new();
+    read_objects(path, |_, m| {
+        let rec = if m.contains_key("instruction") {
+            let instruction = get_str(&m, "instruction")?;
+            let input = get_opt_str(&m, "input")?.unwrap_or_default();
+            let prompt = if input.trim().is_empty() { instruction } else { format!("{instruction}\n{input}") };
+            SftRecord { prompt, response: get_str(&m, "output")? }
+        } else if m.contains_key("prompt") {
+            SftRecord { prompt: get_str(&m, "prompt")?, response: get_str(&m, "response")? }
+        } else {
+            bail!("expected {{\"prompt\",\"response\"}} or Alpaca {{\"instruction\",\"input\",\"output\"}}");
+        };
+        if rec.prompt.trim().is_empty() {
+            bail!("empty prompt");
+        }
+        if rec.response.trim().is_empty() {
+            bail!("empty response");
+        }
+        out.push(rec);
+        Ok(())
+    })?;
+    if out.is_empty() {
+        bail!("{}: no records", path.display());
+    }
+    Ok(out)
+}
+
+/// Reads prompts (`{"prompt"}`; a samples file also works, its responses are ignored).
+pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    read_objects(path, |_, m| {
+        let p = get_str(&m, "prompt")?;
+        if p.trim().is_empty() {
+            bail!("empty prompt");
+        }
+        out.push(p);
+        Ok(())
+    })?;
+    if out.is_empty() {
+        bail!("{}: no prompts", path.display());
+    }
+    Ok(out)
+}
+
+/// Reads a samples file.
+pub fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {
+    let mut out = Vec::new();
+    read_objects(path, |_, m| {
+        let prompt = get_str(&m, "prompt")?;
+        let responses = match m.get("responses") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => bail!("responses[{i}] must be a string, found {}", kind(other)),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            Some(other) => bail!("field \"responses\" must be an array, found {}", kind(other)),
+            None => bail!("missing field \"responses\""),
+        };
+        out.push(SampleRecord { prompt, responses });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Writes records as JSON Lines, atomically.
+pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<()> {
+    let mut buf = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut buf, r)?;
+        buf.write_all(b"\n")?;
+    }
+    crate::util::fs::write_atomic(path, &buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rlhf-formats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn sft_both_formats() {
+        let p = tmp(
+            "a.jsonl",
+            "{\"prompt\":\"Define: Cat\",\"response\":\"A soft machine.\"}\n\n{\"instruction\":\"Say\",\"input\":\"hi\",\"output\":\"hello\"}\n",
+        );
+        let r = read_sft(&p).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].prompt, "Say\nhi");
+        assert_eq!(r[1].response, "hello");
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let p = tmp("b.jsonl", "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"a\"}\n");
+        let e = format!("{:#}", read_sft(&p).unwrap_err());
+        assert!(e.contains("b.jsonl:2") && e.contains("missing field \"response\""), "{e}");
+        let p = tmp("c.jsonl", "{\"prompt\": 3, \"response\":\"b\"}\n");
+        let e = format!("{:#}", read_sft(&p).unwrap_err());
+        assert!(e.contains("c.jsonl:1") && e.contains("must be a string"), "{e}");
+        let p = tmp("d.jsonl", "{oops\n");
+        let e = format!("{:#}", read_prompts(&p).unwrap_err());
+        assert!(e.contains("d.jsonl:1") && e.contains("malformed JSON"), "{e}");
+    }
+}

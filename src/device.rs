@@ -1,0 +1,193 @@
+//! Device selection: wgpu adapters (Vulkan, Metal, DX12) or the CPU backend (burn Flex).
+//!
+//! We enumerate adapters with wgpu ourselves, so `rlhf devices` shows exactly what `auto` picks
+//! from, then hand the chosen adapter to burn as an existing wgpu setup. That keeps burn on its
+//! WGSL compiler (needed for our hand-written kernels) whatever graphics API the adapter uses.
+
+use anyhow::{anyhow, bail, Result};
+use burn::tensor::wgpu::{wgpu, WgpuSetup};
+use burn::tensor::Device;
+use std::sync::Mutex;
+
+/// What the user asked for with `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+pub enum DeviceChoice {
+    /// A hardware GPU through wgpu when there is one, otherwise the CPU backend.
+    Auto,
+    /// Any wgpu adapter, including software ones (e.g. Mesa lavapipe); hardware preferred.
+    Wgpu,
+    /// A wgpu adapter on Vulkan.
+    Vulkan,
+    /// A wgpu adapter on Metal.
+    Metal,
+    /// A wgpu adapter on DirectX 12.
+    Dx12,
+    /// The CPU backend (burn Flex), no wgpu.
+    Cpu,
+}
+
+/// The device a command runs on, with a human description.
+#[derive(Clone)]
+pub struct Selected {
+    pub device: Device,
+    pub description: String,
+    /// True when the device is a wgpu adapter (our WGSL kernels apply).
+    pub is_wgpu: bool,
+}
+
+/// One adapter as wgpu reports it.
+#[derive(Debug, Clone)]
+pub struct AdapterRow {
+    pub name: String,
+    pub device_type: wgpu::DeviceType,
+    pub backend: wgpu::Backend,
+}
+
+fn backends_for(choice: DeviceChoice) -> wgpu::Backends {
+    match choice {
+        DeviceChoice::Vulkan => wgpu::Backends::VULKAN,
+        DeviceChoice::Metal => wgpu::Backends::METAL,
+        DeviceChoice::Dx12 => wgpu::Backends::DX12,
+        _ => wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+    }
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn is_hardware(t: wgpu::DeviceType) -> bool {
+    rank(t) <= 2
+}
+
+/// Every adapter wgpu sees on Vulkan, Metal and DX12.
+pub fn list_adapters() -> Vec<AdapterRow> {
+    let inst = instance(backends_for(DeviceChoice::Wgpu));
+    pollster::block_on(inst.enumerate_adapters(backends_for(DeviceChoice::Wgpu)))
+        .into_iter()
+        .map(|a| {
+            let i = a.get_info();
+            AdapterRow { name: i.name, device_type: i.device_type, backend: i.backend }
+        })
+        .collect()
+}
+
+/// Picks the adapter for `choice` among the given rows (pure, for tests): best-ranked type first.
+pub fn pick(choice: DeviceChoice, rows: &[AdapterRow]) -> Option<usize> {
+    let ok = |r: &AdapterRow| match choice {
+        DeviceChoice::Auto => is_hardware(r.device_type),
+        DeviceChoice::Wgpu => true,
+        DeviceChoice::Vulkan => r.backend == wgpu::Backend::Vulkan,
+        DeviceChoice::Metal => r.backend == wgpu::Backend::Metal,
+        DeviceChoice::Dx12 => r.backend == wgpu::Backend::Dx12,
+        DeviceChoice::Cpu => false,
+    };
+    (0..rows.len()).filter(|&i| ok(&rows[i])).min_by_key(|&i| rank(rows[i].device_type))
+}
+
+/// Process-wide cache: a wgpu device is registered with burn once per choice.
+static CACHE: Mutex<Vec<(DeviceChoice, Selected)>> = Mutex::new(Vec::new());
+
+/// Resolves `--device` into a burn device. `auto` without a hardware GPU falls back to the CPU
+/// backend and says why on stderr.
+pub fn select(choice: DeviceChoice) -> Result<Selected> {
+    if let Ok(cache) = CACHE.lock() {
+        if let Some((_, s)) = cache.iter().find(|(c, _)| *c == choice) {
+            return Ok(s.clone());
+        }
+    }
+    let selected = select_uncached(choice)?;
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.push((choice, selected.clone()));
+    }
+    Ok(selected)
+}
+
+fn cpu() -> Selected {
+    Selected { device: Device::flex(), description: "CPU (burn Flex backend)".into(), is_wgpu: false }
+}
+
+fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
+    if choice == DeviceChoice::Cpu {
+        return Ok(cpu());
+    }
+    let backends = backends_for(choice);
+    let inst = instance(backends);
+    let adapters = pollster::block_on(inst.enumerate_adapters(backends));
+    let rows: Vec<AdapterRow> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            AdapterRow { name: i.name, device_type: i.device_type, backend: i.backend }
+        })
+        .collect();
+    let Some(i) = pick(choice, &rows) else {
+        let seen = if rows.is_empty() {
+            "no wgpu adapters at all".to_string()
+        } else {
+            rows.iter().map(|r| format!("{} ({:?}, {:?})", r.name, r.device_type, r.backend)).collect::<Vec<_>>().join("; ")
+        };
+        if choice == DeviceChoice::Auto {
+            eprintln!("note: no hardware GPU adapter found ({seen}); using the CPU backend");
+            return Ok(cpu());
+        }
+        bail!("no wgpu adapter matches --device {choice:?} ({seen}); try `rlhf devices`, or --device cpu");
+    };
+    let adapter = adapters.into_iter().nth(i).ok_or_else(|| anyhow!("adapter vanished"))?;
+    let row = &rows[i];
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("rlhf"),
+        required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+        required_limits: adapter.limits(),
+        memory_hints: wgpu::MemoryHints::MemoryUsage,
+        ..Default::default()
+    }))
+    .map_err(|e| anyhow!("opening {} ({:?}): {e}; try --device cpu", row.name, row.backend))?;
+    let setup = WgpuSetup { instance: inst, adapter, device, queue, backend: row.backend };
+    let device = Device::wgpu_options()
+        .setup(setup)
+        .init()
+        .map_err(|e| anyhow!("starting burn on {} ({:?}): {e:?}; try --device cpu", row.name, row.backend))?;
+    Ok(Selected {
+        device,
+        description: format!("{} ({:?}, {:?}, wgpu)", row.name, row.device_type, row.backend),
+        is_wgpu: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(t: wgpu::DeviceType, b: wgpu::Backend) -> AdapterRow {
+        AdapterRow { name: "x".into(), device_type: t, backend: b }
+    }
+
+    #[test]
+    fn auto_prefers_hardware_and_skips_software() {
+        let rows = vec![
+            row(wgpu::DeviceType::Cpu, wgpu::Backend::Vulkan),
+            row(wgpu::DeviceType::IntegratedGpu, wgpu::Backend::Vulkan),
+            row(wgpu::DeviceType::DiscreteGpu, wgpu::Backend::Dx12),
+        ];
+        assert_eq!(pick(DeviceChoice::Auto, &rows), Some(2));
+        assert_eq!(pick(DeviceChoice::Vulkan, &rows), Some(1));
+        assert_eq!(pick(DeviceChoice::Metal, &rows), None);
+        let soft = vec![row(wgpu::DeviceType::Cpu, wgpu::Backend::Vulkan)];
+        assert_eq!(pick(DeviceChoice::Auto, &soft), None);
+        assert_eq!(pick(DeviceChoice::Wgpu, &soft), Some(0));
+    }
+}

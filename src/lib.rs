@@ -1,0 +1,15 @@
+//! rlhf: the InstructGPT recipe (pretraining, SFT, a reward model on K-wise rankings, PPO-ptx)
+//! as one Rust library and binary, on any GPU through wgpu or on the CPU.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod labeler;
+pub mod model;
+pub mod rl;
+pub mod stages;
+pub mod train;
+pub mod util;

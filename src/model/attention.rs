@@ -1,0 +1,95 @@
+//! Causal multi-head self-attention (`attn.c_attn`, `attn.c_proj`), with an optional key-padding
+//! mask and an optional KV cache for generation.
+//!
+//! The score computation is the composed reference (matmul → mask → softmax → matmul). It keeps
+//! the (T × T) score matrix; the fused WGSL kernel (issue 5) replaces it on wgpu.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// Large finite negative used for masked scores: `-inf` before softmax gives NaN losses in
+/// burn 0.22.1 (see `shared/examples/burn-gpt-step`), a finite value trains normally.
+pub const MASK_VALUE: f32 = -1.0e9;
+
+#[derive(Module, Debug)]
+pub struct CausalSelfAttention {
+    /// Fused Q, K, V projection, weight (C, 3C) as GPT-2's Conv1D stores it.
+    pub c_attn: Linear,
+    /// Output projection, weight (C, C).
+    pub c_proj: Linear,
+    pub n_head: usize,
+}
+
+/// Cached keys and values of one layer: each (B, nh, T_past, hs).
+#[derive(Clone, Debug)]
+pub struct LayerKv {
+    pub k: Tensor<4>,
+    pub v: Tensor<4>,
+}
+
+impl CausalSelfAttention {
+    /// # Shapes
+    /// - x: (B, T, C) — the new tokens only when a cache is given
+    /// - key_pad: (B, T_past + T), true where the key is padding
+    /// - returns (B, T, C) and this layer's updated cache (B, nh, T_past + T, hs)
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        key_pad: Option<Tensor<2, Bool>>,
+        past: Option<LayerKv>,
+    ) -> (Tensor<3>, LayerKv) {
+        let [b, t, c] = x.dims();
+        let nh = self.n_head;
+        let hs = c / nh;
+        let qkv = self.c_attn.forward(x); // (B, T, 3C)
+        let split = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * c, c)
+                .reshape([b, t, nh, hs])
+                .swap_dims(1, 2) // (B, nh, T, hs)
+        };
+        let (q, mut k, mut v) = (split(0), split(1), split(2));
+        let t_past = match past {
+            Some(p) => {
+                let tp = p.k.dims()[2];
+                k = Tensor::cat(vec![p.k, k], 2); // (B, nh, T_past + T, hs)
+                v = Tensor::cat(vec![p.v, v], 2);
+                tp
+            }
+            None => 0,
+        };
+        let y = attention_reference(q, k.clone(), v.clone(), key_pad, t_past); // (B, nh, T, hs)
+        let y = y.swap_dims(1, 2).reshape([b, t, c]);
+        (self.c_proj.forward(y), LayerKv { k, v })
+    }
+}
+
+/// Composed causal attention: the reference twin of the fused kernel.
+///
+/// Query `i` (0-based among the new tokens) sits at absolute position `t_past + i` and may attend
+/// to keys `0..=t_past + i` that are not padding.
+/// # Shapes
+/// q: (B, nh, T, hs); k, v: (B, nh, Tk, hs) with Tk = t_past + T; key_pad: (B, Tk) → (B, nh, T, hs)
+pub fn attention_reference(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    key_pad: Option<Tensor<2, Bool>>,
+    t_past: usize,
+) -> Tensor<4> {
+    let [b, nh, t, hs] = q.dims();
+    let tk = k.dims()[2];
+    let device = q.device();
+    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt()); // (B, nh, T, Tk)
+    // causal: key j is masked for query i when j > t_past + i
+    let causal = Tensor::<2, Bool>::triu_mask([t, tk], 1 + t_past as i64, &device); // (T, Tk)
+    let mut mask = causal.reshape([1, 1, t, tk]).expand([b, nh, t, tk]);
+    if let Some(pad) = key_pad {
+        let pad = pad.reshape([b, 1, 1, tk]).expand([b, nh, t, tk]);
+        mask = mask.bool_or(pad);
+    }
+    let att = softmax(scores.mask_fill(mask, MASK_VALUE), 3);
+    att.matmul(v)
+}

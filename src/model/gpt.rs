@@ -1,0 +1,164 @@
+//! GPT-2: token and position embeddings, pre-LayerNorm blocks with a GELU MLP, a final LayerNorm,
+//! and an unembedding tied to `wte`. Field names are GPT-2's (`wte`, `wpe`, `h.{i}.attn.c_attn`,
+//! `h.{i}.mlp.c_fc`, `ln_f`), so the safetensors file uses Hugging Face's tensor names.
+
+use super::attention::{CausalSelfAttention, LayerKv};
+use super::layer_norm::LayerNorm;
+use crate::config::ModelConfig;
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
+use burn::prelude::*;
+use burn::tensor::activation::gelu_approximate;
+use burn::tensor::Distribution;
+
+/// GPT-2's MLP: `c_fc` (C → 4C), tanh-approximated GELU ("gelu_new"), `c_proj` (4C → C).
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub c_fc: Linear,
+    pub c_proj: Linear,
+}
+
+/// One pre-LN transformer block.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    pub attn: CausalSelfAttention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+    pub drop: Dropout,
+}
+
+/// The decoder. `forward` returns the final hidden states; `logits` applies the tied head.
+#[derive(Module, Debug)]
+pub struct Gpt {
+    /// Token embeddings (V, C); also the unembedding (tied, as GPT-2).
+    pub wte: Embedding,
+    /// Learned position embeddings (n_ctx, C).
+    pub wpe: Embedding,
+    pub drop: Dropout,
+    pub h: Vec<Block>,
+    pub ln_f: LayerNorm,
+}
+
+/// Per-layer keys and values of everything generated so far.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    pub layers: Vec<LayerKv>,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers.first().map(|l| l.k.dims()[2]).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A linear layer initialised as GPT-2: weights N(0, std), biases 0.
+fn linear(d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
+    Linear {
+        weight: Param::from_tensor(Tensor::random(
+            [d_in, d_out],
+            Distribution::Normal(0.0, std),
+            device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
+    }
+}
+
+fn embedding(n: usize, c: usize, std: f64, device: &Device) -> Embedding {
+    Embedding {
+        weight: Param::from_tensor(Tensor::random([n, c], Distribution::Normal(0.0, std), device)),
+    }
+}
+
+impl Gpt {
+    /// Creates a randomly initialised model (GPT-2 init: N(0, 0.02), residual projections scaled
+    /// by 1/sqrt(2·n_layer)). `cfg.vocab_size` must be set.
+    pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
+        let c = cfg.n_embd;
+        let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
+        let drop = || DropoutConfig::new(cfg.dropout).init();
+        let h = (0..cfg.n_layer)
+            .map(|_| Block {
+                ln_1: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
+                attn: CausalSelfAttention {
+                    c_attn: linear(c, 3 * c, 0.02, device),
+                    c_proj: linear(c, c, proj_std, device),
+                    n_head: cfg.n_head,
+                },
+                ln_2: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
+                mlp: Mlp { c_fc: linear(c, 4 * c, 0.02, device), c_proj: linear(4 * c, c, proj_std, device) },
+                drop: drop(),
+            })
+            .collect();
+        Self {
+            wte: embedding(cfg.vocab_size, c, 0.02, device),
+            wpe: embedding(cfg.n_ctx, c, 0.01, device),
+            drop: drop(),
+            h,
+            ln_f: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
+        }
+    }
+
+    /// Context length (rows of the position table).
+    pub fn n_ctx(&self) -> usize {
+        self.wpe.weight.dims()[0]
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.wte.weight.dims()[0]
+    }
+
+    /// Hidden states after `ln_f`.
+    /// # Shapes
+    /// - idx, pos: (B, T) token ids and absolute positions
+    /// - key_pad: (B, T_past + T), true at padding keys (None: no padding)
+    /// - returns (B, T, C) and the updated cache
+    pub fn forward_hidden(
+        &self,
+        idx: Tensor<2, Int>,
+        pos: Tensor<2, Int>,
+        key_pad: Option<Tensor<2, Bool>>,
+        cache: Option<KvCache>,
+    ) -> (Tensor<3>, KvCache) {
+        let mut x = self.drop.forward(self.wte.forward(idx) + self.wpe.forward(pos)); // (B, T, C)
+        let mut past = cache.map(|c| c.layers.into_iter().map(Some).collect::<Vec<_>>());
+        let mut layers = Vec::with_capacity(self.h.len());
+        for (i, block) in self.h.iter().enumerate() {
+            let p = past.as_mut().and_then(|v| v[i].take());
+            let (a, kv) = block.attn.forward(block.ln_1.forward(x.clone()), key_pad.clone(), p);
+            x = x + block.drop.forward(a);
+            let m = block.mlp.c_proj.forward(gelu_approximate(block.mlp.c_fc.forward(block.ln_2.forward(x.clone()))));
+            x = x + block.drop.forward(m);
+            layers.push(kv);
+        }
+        (self.ln_f.forward(x), KvCache { layers })
+    }
+
+    /// Tied unembedding. (B, T, C) → (B, T, V)
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let [b, t, c] = hidden.dims();
+        let w = self.wte.weight.val(); // (V, C)
+        let v = w.dims()[0];
+        hidden.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
+    }
+
+    /// Logits for unpadded sequences starting at position 0. (B, T) → (B, T, V)
+    pub fn forward(&self, idx: Tensor<2, Int>) -> Tensor<3> {
+        let [b, t] = idx.dims();
+        let pos = positions(b, t, 0, &idx.device());
+        let (h, _) = self.forward_hidden(idx, pos, None, None);
+        self.logits(h)
+    }
+}
+
+/// Positions `start..start+t` for every row. → (B, T)
+pub fn positions(b: usize, t: usize, start: usize, device: &Device) -> Tensor<2, Int> {
+    Tensor::<1, Int>::arange(start as i64..(start + t) as i64, device)
+        .reshape([1, t])
+        .expand([b, t])
+}

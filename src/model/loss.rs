@@ -1,0 +1,23 @@
+//! Language-modelling losses: token log-probabilities and masked cross-entropy.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+/// Log-probability of each target token. logits (B, T, V), targets (B, T) → (B, T)
+pub fn token_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    let [b, t, _] = logits.dims();
+    log_softmax(logits, 2)
+        .gather(2, targets.reshape([b, t, 1]))
+        .reshape([b, t])
+}
+
+/// Mean negative log-likelihood over positions where `weights` is 1 (0 elsewhere).
+/// logits (B, T, V), targets (B, T), weights (B, T) → scalar (1,)
+///
+/// This is how SFT counts response tokens only: prompt and padding positions get weight 0, so
+/// their targets cannot change the loss or its gradient.
+pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<1> {
+    let lp = token_logprobs(logits, targets); // (B, T)
+    let count = weights.clone().sum().clamp_min(1.0);
+    (lp * weights).sum().neg().div(count)
+}

@@ -1,0 +1,10 @@
+//! The GPT-2 model (names follow Hugging Face's GPT-2 so checkpoints map by name), its
+//! attention, and KV-cached generation.
+
+pub mod attention;
+pub mod generate;
+pub mod gpt;
+pub mod layer_norm;
+pub mod loss;
+
+pub use gpt::{Gpt, KvCache};

@@ -1,0 +1,32 @@
+//! Pure PPO / RLHF math on plain `f32` slices (no tensors, no dependencies).
+//!
+//! Everything here is a reference implementation of the scalar formulas used by
+//! InstructGPT-style PPO-ptx training, following TRL's `PPOTrainer` conventions:
+//!
+//! * [`kl`]: per-token KL penalty and the per-token reward vector
+//!   `r_t = -β·(log π_RL − log π_SFT)` plus the reward-model score on the last token.
+//! * [`whiten`]: mean/std (unbiased variance) and whitening with eps `1e-8`.
+//! * [`gae`]: generalized advantage estimation over one episode, terminal value 0.
+//! * [`losses`]: clipped PPO policy / value losses, their diagnostics, the policy-loss
+//!   gradient w.r.t. new log-probs, and a stable entropy from logits.
+//! * [`kl_controller`]: fixed and adaptive (Ziegler et al. 2019) KL coefficient.
+//!
+//! Conventions: all slices passed together to one function must have equal length
+//! (checked with `debug_assert!`); means are accumulated in `f64` and returned as `f32`.
+
+pub mod gae;
+pub mod kl;
+pub mod kl_controller;
+pub mod losses;
+pub mod whiten;
+
+pub use gae::gae;
+pub use kl::{clip_reward, kl_penalty, per_token_rewards};
+pub use kl_controller::{
+    adaptive_kl_multiplier, AdaptiveKlController, FixedKlController, KlController,
+};
+pub use losses::{
+    entropy_from_logits, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss, PolicyLossOut,
+    ValueLossOut,
+};
+pub use whiten::{mean_std, whiten};

@@ -1,0 +1,92 @@
+//! `rlhf bench train|generate`: throughput figures on random data (not timed tests).
+
+use crate::config::ModelConfig;
+use crate::data::batching::Batch;
+use crate::model::generate::{generate, SampleConfig};
+use crate::model::loss::masked_nll;
+use crate::model::Gpt;
+use crate::train::tensors::batch_tensors;
+use crate::util::rng::Rng;
+use anyhow::Result;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use std::time::Instant;
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Device memory in use by burn's pools (wgpu), in MiB.
+pub fn device_mem_mib(device: &Device) -> Option<f64> {
+    device.memory_pool_usage().map(|u| u.bytes_in_use as f64 / (1024.0 * 1024.0))
+}
+
+fn random_batch(b: usize, t: usize, vocab: usize, rng: &mut Rng) -> Batch {
+    let x: Vec<i64> = (0..b * t).map(|_| rng.below(vocab) as i64).collect();
+    let y: Vec<i64> = (0..b * t).map(|_| rng.below(vocab) as i64).collect();
+    Batch { b, t, x, y, w: vec![1.0; b * t] }
+}
+
+/// Train tokens/s of `cfg` with batch `b` at full context, after 3 warm-up steps.
+pub fn train(cfg: &ModelConfig, b: usize, steps: usize, device: &Device, label: &str) -> Result<()> {
+    let ad = device.clone().autodiff();
+    let mut model = Gpt::new(cfg, device).train();
+    let mut optim = AdamWConfig::new().init();
+    let mut rng = Rng::new(0);
+    let t = cfg.n_ctx;
+    let mut run = |model: Gpt, rng: &mut Rng| -> Gpt {
+        let batch = random_batch(b, t, cfg.vocab_size, rng);
+        let (x, y, w) = batch_tensors(&batch, &ad);
+        let loss = masked_nll(model.forward(x), y, w);
+        let _ = loss.clone().into_scalar::<f32>();
+        let g = GradientsParams::from_grads(loss.backward(), &model);
+        optim.step(1e-4, model, g)
+    };
+    for _ in 0..3 {
+        model = run(model, &mut rng);
+    }
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        model = run(model, &mut rng);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{{\"bench\":\"train\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},\"peak_rss_mib\":{:.0},\"device_mem_mib\":{}}}",
+        cfg.n_layer,
+        cfg.n_embd,
+        t,
+        (steps * b * t) as f64 / secs,
+        peak_rss_mib().unwrap_or(f64::NAN),
+        device_mem_mib(device).map(|m| format!("{m:.0}")).unwrap_or("null".into())
+    );
+    Ok(())
+}
+
+/// Generated tokens/s with and without the KV cache (greedy, `new_tokens` per row, no EOT stop).
+pub fn generate_bench(cfg: &ModelConfig, b: usize, new_tokens: usize, device: &Device, label: &str) -> Result<()> {
+    let model = Gpt::new(cfg, device).valid();
+    let prompt_len = 8.min(cfg.n_ctx / 2).max(1);
+    let mut rng = Rng::new(1);
+    let prompts: Vec<Vec<u32>> = (0..b).map(|_| (0..prompt_len).map(|_| rng.below(cfg.vocab_size) as u32).collect()).collect();
+    let sc = SampleConfig { temperature: 0.0, top_k: 0, top_p: 1.0, max_new_tokens: new_tokens };
+    // eot = vocab_size never matches, so every row generates exactly max_new_tokens
+    let eot = cfg.vocab_size as u32;
+    let mut figures = Vec::new();
+    for cached in [true, false] {
+        let _ = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?; // warm-up
+        let t0 = Instant::now();
+        let out = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?;
+        let n: usize = out.iter().map(|o| o.len()).sum();
+        figures.push(n as f64 / t0.elapsed().as_secs_f64());
+    }
+    println!(
+        "{{\"bench\":\"generate\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"batch\":{b},\"new_tokens\":{new_tokens},\"tokens_per_s_kv_cache\":{:.0},\"tokens_per_s_no_cache\":{:.0},\"speedup\":{:.2}}}",
+        cfg.n_layer, cfg.n_embd, figures[0], figures[1], figures[0] / figures[1]
+    );
+    Ok(())
+}

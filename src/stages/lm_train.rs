@@ -1,0 +1,205 @@
+//! The training loop shared by pretraining and SFT: masked next-token loss, AdamW with warmup +
+//! cosine LR, global-norm clipping, held-out evaluation, non-finite guard, metrics, progress bar
+//! and resumable checkpoints. The stages differ only in where batches come from.
+
+use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use crate::data::batching::Batch;
+use crate::data::tokenizer::Tok;
+use crate::model::loss::masked_nll;
+use crate::model::Gpt;
+use crate::train::clip::clip_global_norm;
+use crate::train::metrics::{progress_bar, MetricsWriter};
+use crate::train::schedule::LrSchedule;
+use crate::train::tensors::{batch_tensors, scalar};
+use crate::util::rng::Rng;
+use anyhow::{bail, Result};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Optimisation settings of a language-model stage (saved as `stage.json` in its directory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Sequences per batch.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Final learning rate as a fraction of `lr`.
+    pub min_lr_ratio: f64,
+    /// Linear warmup steps.
+    pub warmup: usize,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Adam β2 (InstructGPT used 0.95).
+    pub beta2: f64,
+    /// Clip gradients to this global L2 norm (0 disables).
+    pub grad_clip: f64,
+    /// Evaluate held-out loss every this many steps (and at the end).
+    pub eval_every: usize,
+    /// Held-out batches per evaluation.
+    pub eval_batches: usize,
+    /// Write a resumable checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+    /// Stop after this many consecutive non-finite losses or gradients.
+    pub max_bad_steps: usize,
+    /// Seed for initialisation, batch order and dropout.
+    pub seed: u64,
+}
+
+/// Where a stage's batches come from.
+pub trait BatchSource {
+    fn train_batch(&self, rng: &mut Rng) -> Result<Batch>;
+    fn eval_batches(&self) -> &[Batch];
+}
+
+/// One evaluation: mean loss over the held-out batches (weighted by target count).
+pub fn eval_loss(model: &Gpt, batches: &[Batch], device: &Device) -> Result<f64> {
+    let m = model.valid();
+    let (mut sum, mut n) = (0.0, 0.0);
+    for b in batches {
+        let (x, y, w) = batch_tensors(b, device);
+        let cnt = b.n_targets() as f64;
+        sum += scalar(masked_nll(m.forward(x), y, w)) * cnt;
+        n += cnt;
+    }
+    Ok(if n > 0.0 { sum / n } else { f64::NAN })
+}
+
+/// Runs (or resumes) a stage. `init` is the model to start from when not resuming.
+pub struct LmStage<'a> {
+    pub name: &'a str,
+    pub out: &'a Path,
+    pub cfg: &'a TrainConfig,
+    pub ckpt_config: CheckpointConfig,
+    pub tok: &'a Tok,
+    pub device: &'a Device,
+    pub resume: bool,
+}
+
+/// Summary of a finished stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageSummary {
+    pub steps: usize,
+    pub final_train_loss: f64,
+    pub first_eval_loss: f64,
+    pub final_eval_loss: f64,
+    pub tokens_per_s: f64,
+    pub skipped_steps: usize,
+    pub seconds: f64,
+}
+
+impl LmStage<'_> {
+    pub fn run(&self, init: Gpt, data: &dyn BatchSource) -> Result<(Gpt, StageSummary)> {
+        let cfg = self.cfg;
+        std::fs::create_dir_all(self.out)?;
+        crate::config::save_json(cfg, &self.out.join("stage.json"))?;
+        let ad = self.device.clone().autodiff();
+        let mut optim = AdamWConfig::new()
+            .with_beta_2(cfg.beta2 as f32)
+            .with_weight_decay(cfg.weight_decay as f32)
+            .with_epsilon(1e-8)
+            .init();
+        let mut model = init;
+        let mut state = TrainState { step: 0, rng: Rng::new(cfg.seed), finished: false, extra: serde_json::Value::Null };
+        let ckpt_dir = self.out.join("ckpt");
+        if self.resume && checkpoint::resolve(self.out).is_ok() {
+            let dir = checkpoint::resolve(self.out)?;
+            let loaded = checkpoint::load_lm(&dir, self.device)?;
+            let (m, o, s) = checkpoint::load_resume(&dir, loaded.model, optim)?;
+            (model, optim, state) = (m, o, s);
+            eprintln!("{}: resuming from {} at step {}", self.name, ckpt_dir.display(), state.step);
+        }
+        let sched = LrSchedule {
+            lr: cfg.lr,
+            min_lr: cfg.lr * cfg.min_lr_ratio,
+            warmup: cfg.warmup.min(cfg.steps),
+            total: cfg.steps,
+        };
+        let mut metrics = MetricsWriter::open(
+            self.out,
+            &["loss/train", "loss/eval", "ppl/eval", "lr", "grad_norm", "tokens_per_s"],
+            if state.step > 0 { Some(state.step) } else { None },
+        )?;
+        let first_eval = eval_loss(&model, data.eval_batches(), self.device)?;
+        let mut model = model.train();
+        let pb = progress_bar(cfg.steps as u64, self.name);
+        pb.set_position(state.step as u64);
+        let (mut last_loss, mut last_eval, mut bad, mut skipped) = (f64::NAN, first_eval, 0usize, 0usize);
+        let t0 = Instant::now();
+        let mut tokens = 0usize;
+        let start_step = state.step;
+        while state.step < cfg.steps {
+            let batch = data.train_batch(&mut state.rng)?;
+            let (x, y, w) = batch_tensors(&batch, &ad);
+            let loss = masked_nll(model.forward(x), y, w);
+            let loss_v = scalar(loss.clone());
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
+            let step = state.step;
+            if !loss_v.is_finite() || !norm.is_finite() {
+                bad += 1;
+                skipped += 1;
+                pb.println(format!("{}: step {step}: non-finite loss or gradient ({loss_v}, norm {norm}); update skipped", self.name));
+                if bad >= cfg.max_bad_steps {
+                    bail!("{}: {bad} consecutive non-finite steps at step {step}; the last good checkpoint is {}", self.name, ckpt_dir.display());
+                }
+            } else {
+                bad = 0;
+                model = optim.step(sched.at(step), model, grads);
+                last_loss = loss_v;
+            }
+            tokens += batch.b * batch.t;
+            state.step += 1;
+            let tps = tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            let is_last = state.step == cfg.steps;
+            let eval = if state.step % cfg.eval_every.max(1) == 0 || is_last {
+                last_eval = eval_loss(&model, data.eval_batches(), self.device)?;
+                last_eval
+            } else {
+                f64::NAN
+            };
+            metrics.row(state.step, &[loss_v, eval, eval.exp(), sched.at(step), norm, tps])?;
+            pb.set_message(format!("loss {last_loss:.3} eval {last_eval:.3} {tps:.0} tok/s"));
+            pb.inc(1);
+            state.finished = is_last;
+            if state.step % cfg.checkpoint_every.max(1) == 0 || is_last {
+                let valid = model.valid();
+                checkpoint::save(SaveRequest {
+                    dir: self.out,
+                    model: &valid,
+                    config: &self.ckpt_config,
+                    tok: self.tok,
+                    optim: Some(&optim),
+                    state: &state,
+                })?;
+            }
+        }
+        pb.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        let summary = StageSummary {
+            steps: state.step,
+            final_train_loss: last_loss,
+            first_eval_loss: first_eval,
+            final_eval_loss: last_eval,
+            tokens_per_s: if state.step > start_step { tokens as f64 / secs.max(1e-9) } else { f64::NAN },
+            skipped_steps: skipped,
+            seconds: secs,
+        };
+        crate::config::save_json(&summary, &self.out.join("summary.json"))?;
+        Ok((model.valid(), summary))
+    }
+}
+
+/// True when `out` holds a finished stage (its checkpoint says so).
+pub fn is_finished(out: &Path) -> bool {
+    checkpoint::resolve(out)
+        .ok()
+        .and_then(|d| crate::config::load_json::<TrainState>(&d.join("train_state.json")).ok())
+        .map(|s| s.finished)
+        .unwrap_or(false)
+}

@@ -1,0 +1,12 @@
+//! The commands' stages, thin over the library: each reads its inputs, runs, and writes its
+//! outputs into its own directory.
+
+pub mod assets;
+pub mod bench;
+pub mod chat;
+pub mod lm_train;
+pub mod pipeline;
+pub mod pretrain;
+pub mod sample;
+pub mod sft;
+pub mod tokenizer;

@@ -1,0 +1,7 @@
+//! Training plumbing shared by every stage: optimizer and LR schedule, global-norm gradient
+//! clipping, host/device tensor helpers, metrics CSV and progress bars.
+
+pub mod clip;
+pub mod metrics;
+pub mod schedule;
+pub mod tensors;

@@ -1,0 +1,166 @@
+//! Model tests: cross-device logits, KV cache vs full forward, SFT masking, checkpoints,
+//! tokenizer round trip.
+
+mod common;
+
+use burn::module::Module;
+use burn::prelude::*;
+use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use rlhf::config::ModelConfig;
+use rlhf::data::batching::{sft_batch, SftExample};
+use rlhf::model::generate::{generate, Decoder, SampleConfig};
+use rlhf::model::gpt::positions;
+use rlhf::model::loss::masked_nll;
+use rlhf::model::Gpt;
+use rlhf::train::tensors::{batch_tensors, ints, to_vec};
+use rlhf::util::rng::Rng;
+
+fn tiny(vocab: usize) -> ModelConfig {
+    let mut c = ModelConfig::preset("tiny").unwrap();
+    c.vocab_size = vocab;
+    c
+}
+
+fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<i64> {
+    let mut r = Rng::new(seed);
+    (0..n).map(|_| r.below(vocab) as i64).collect()
+}
+
+#[test]
+fn same_weights_same_logits_on_wgpu_and_cpu() {
+    let Some(gpu) = common::wgpu_device() else { return };
+    let cpu = Device::flex();
+    let cfg = tiny(300);
+    let model = Gpt::new(&cfg, &cpu);
+    let d = common::tmp_dir("xdev");
+    let f = d.join("m.safetensors");
+    checkpoint::save_weights(&model, &f).unwrap();
+    let on_gpu = checkpoint::load_weights(Gpt::new(&cfg, &gpu), &f).unwrap();
+    let idx = tokens(2 * 40, 300, 1);
+    let a = to_vec(model.forward(ints(&idx, [2, 40], &cpu))).unwrap();
+    let b = to_vec(on_gpu.forward(ints(&idx, [2, 40], &gpu))).unwrap();
+    let rel = common::max_rel_diff(&a, &b);
+    assert!(rel <= 1e-4, "wgpu vs CPU logits differ: max rel {rel}");
+    assert!(a.iter().any(|v| v.abs() > 1e-3), "logits are all ~0; the test would be vacuous");
+}
+
+#[test]
+fn kv_cache_matches_full_forward() {
+    let dev = Device::flex();
+    let cfg = tiny(200);
+    let model = Gpt::new(&cfg, &dev);
+    // two prompts of different lengths: the short one is left-padded
+    let prompts = vec![vec![5u32, 6, 7, 8, 9], vec![11u32, 12]];
+    let extra = [[20u32, 21, 22], [30u32, 31, 32]];
+    let (mut dec, mut logits) = Decoder::prefill(&model, &prompts, true, &dev).unwrap();
+    let mut all = vec![logits.clone()];
+    for s in 0..3 {
+        logits = dec.step(&[extra[0][s], extra[1][s]]).unwrap();
+        all.push(logits.clone());
+    }
+    // reference: each row alone, unpadded, full forward over its whole sequence
+    for (r, p) in prompts.iter().enumerate() {
+        let mut seq: Vec<i64> = p.iter().map(|&t| t as i64).collect();
+        seq.extend(extra[r].iter().map(|&t| t as i64));
+        let n = seq.len();
+        let full = to_vec(model.forward(ints(&seq, [1, n], &dev))).unwrap(); // (1, n, V)
+        for (s, step_logits) in all.iter().enumerate() {
+            let pos = p.len() - 1 + s;
+            let want = &full[pos * 200..(pos + 1) * 200];
+            let rel = common::max_rel_diff(want, &step_logits[r]);
+            assert!(rel < 1e-4, "row {r} step {s}: cached logits differ (rel {rel})");
+        }
+    }
+    // and generation gives the same tokens with and without the cache
+    let sc = SampleConfig { temperature: 0.0, top_k: 0, top_p: 1.0, max_new_tokens: 10 };
+    let a = generate(&model, &prompts, &sc, 9999, &mut Rng::new(0), true, &dev).unwrap();
+    let b = generate(&model, &prompts, &sc, 9999, &mut Rng::new(0), false, &dev).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a[0].len(), 10);
+}
+
+#[test]
+fn sft_loss_ignores_prompt_tokens() {
+    let dev = Device::flex().autodiff();
+    let cfg = tiny(100);
+    let model = Gpt::new(&cfg, &dev).train();
+    let e = SftExample { tokens: vec![1, 2, 3, 4, 50, 51, 52, 0], n_prompt: 4 };
+    let batch = sft_batch(&[&e], 0);
+    let mut changed = batch.clone();
+    // target positions 0..2 predict prompt tokens 2, 3, 4: change them
+    assert_eq!(changed.w[..3], [0.0, 0.0, 0.0]);
+    changed.y[0] = 77;
+    changed.y[2] = 78;
+    let run = |b: &rlhf::data::batching::Batch| {
+        let (x, y, w) = batch_tensors(b, &dev);
+        let loss = masked_nll(model.forward(x), y, w);
+        let v = loss.clone().into_scalar::<f32>();
+        let grads = loss.backward();
+        let g = model.wte.weight.grad(&grads).unwrap();
+        (v, to_vec(g).unwrap())
+    };
+    let (l1, g1) = run(&batch);
+    let (l2, g2) = run(&changed);
+    assert_eq!(l1, l2, "loss depends on prompt targets");
+    assert_eq!(g1, g2, "gradient depends on prompt targets");
+    // but changing a response target does change it
+    let mut resp = batch.clone();
+    resp.y[4] = 77;
+    let (l3, _) = run(&resp);
+    assert!((l3 - l1).abs() > 1e-6);
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_logits() {
+    let dev = Device::flex();
+    let tok = common::tok();
+    let cfg = tiny(tok.vocab_size());
+    let model = Gpt::new(&cfg, &dev);
+    let d = common::tmp_dir("ckpt");
+    let cc = CheckpointConfig { kind: "lm".into(), stage: "test".into(), model: cfg.clone() };
+    let state = TrainState { step: 3, rng: Rng::new(1), finished: true, extra: serde_json::Value::Null };
+    checkpoint::save(SaveRequest { dir: &d, model: &model, config: &cc, tok: &tok, optim: None, state: &state }).unwrap();
+    let loaded = checkpoint::load_lm(&d, &dev).unwrap();
+    let idx = tokens(30, cfg.vocab_size, 2);
+    let a = to_vec(model.forward(ints(&idx, [1, 30], &dev))).unwrap();
+    let b = to_vec(loaded.model.forward(ints(&idx, [1, 30], &dev))).unwrap();
+    assert_eq!(a, b);
+    // the safetensors file uses GPT-2 names
+    let bytes = std::fs::read(d.join("ckpt/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
+    names.sort();
+    for want in ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.bias", "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.weight", "ln_f.bias"] {
+        assert!(names.iter().any(|n| n == want), "missing {want} in {names:?}");
+    }
+    let w = st.tensor("h.0.attn.c_attn.weight").unwrap();
+    assert_eq!(w.shape(), &[64, 192], "Conv1D layout [in, out]");
+    // a vocabulary mismatch is refused
+    let mut bad = cc.clone();
+    bad.model.vocab_size += 1;
+    rlhf::config::save_json(&bad, &d.join("ckpt/config.json")).unwrap();
+    let err = checkpoint::load_lm(&d, &dev).err().unwrap();
+    assert!(format!("{err:#}").contains("tokenizer has"), "{err:#}");
+}
+
+#[test]
+fn tokenizer_round_trip_on_austen() {
+    let tok = common::tok();
+    let text = std::fs::read_to_string(common::assets().join("austen/persuasion.txt")).unwrap();
+    let sample: String = text.chars().skip(10_000).take(20_000).collect();
+    let ids = tok.encode(&sample).unwrap();
+    assert!(ids.len() < sample.len() / 2, "BPE should compress: {} ids for {} chars", ids.len(), sample.len());
+    assert_eq!(tok.decode(&ids).unwrap(), sample);
+    let with_eot = format!("Hello.{}", rlhf::data::tokenizer::EOT);
+    let ids = tok.encode(&with_eot).unwrap();
+    assert_eq!(*ids.last().unwrap(), tok.eot);
+}
+
+#[test]
+fn positions_helper() {
+    let dev = Device::flex();
+    let p = positions(2, 3, 5, &dev);
+    let v: Vec<i64> = p.into_data().convert::<i64>().to_vec().unwrap();
+    assert_eq!(v, vec![5, 6, 7, 5, 6, 7]);
+    let _ = Gpt::new(&tiny(10), &dev).valid();
+}
