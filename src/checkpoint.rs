@@ -56,7 +56,10 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     if !path.exists() {
         bail!("checkpoint {} does not exist", path.display());
     }
-    bail!("{} is not a checkpoint (no model.safetensors in it or in its ckpt/)", path.display())
+    bail!(
+        "{} is not a checkpoint (no model.safetensors in it or in its ckpt/)",
+        path.display()
+    )
 }
 
 /// The ParamIds of a module in visiting order (stable for a given architecture).
@@ -88,22 +91,34 @@ pub fn param_ids<M: Module>(m: &M) -> Vec<u64> {
 /// Writes the model's weights to `path` (safetensors, GPT-2 names).
 pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_file(path).overwrite(true);
-    model.save_into(&mut store).map_err(|e| anyhow!("writing {}: {e:?}", path.display()))
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow!("writing {}: {e:?}", path.display()))
 }
 
 /// Loads weights into `model`; every tensor must be present with the right shape, and the file
 /// must have no extra tensors.
 pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
     let mut store = SafetensorsStore::from_file(path);
-    let res = model.load_from(&mut store).map_err(|e| anyhow!("reading {}: {e:?}", path.display()))?;
+    let res = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow!("reading {}: {e:?}", path.display()))?;
     if !res.errors.is_empty() {
         bail!("{}: {:?}", path.display(), res.errors);
     }
     if !res.missing.is_empty() {
-        bail!("{}: missing tensors {:?}", path.display(), res.missing.iter().map(|(n, _)| n).collect::<Vec<_>>());
+        bail!(
+            "{}: missing tensors {:?}",
+            path.display(),
+            res.missing.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        );
     }
     if !res.unused.is_empty() {
-        bail!("{}: unexpected tensors {:?} (another architecture?)", path.display(), res.unused);
+        bail!(
+            "{}: unexpected tensors {:?} (another architecture?)",
+            path.display(),
+            res.unused
+        );
     }
     Ok(model)
 }
@@ -131,7 +146,8 @@ pub fn save<M: Module>(req: SaveRequest<'_, M>) -> Result<PathBuf> {
     save_json(req.config, &tmp.join("config.json"))?;
     req.tok.save(&tmp.join("tokenizer.json"))?;
     if let Some(o) = req.optim {
-        o.save(tmp.join("optimizer.bpk")).map_err(|e| anyhow!("writing optimizer state: {e:?}"))?;
+        o.save(tmp.join("optimizer.bpk"))
+            .map_err(|e| anyhow!("writing optimizer state: {e:?}"))?;
         save_json(&param_ids(req.model), &tmp.join("param_ids.json"))?;
     }
     save_json(req.state, &tmp.join("train_state.json"))?;
@@ -160,7 +176,10 @@ pub struct Loaded {
 pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
     let dir = resolve(path)?;
     let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
-    config.model.validate().with_context(|| format!("{}", dir.join("config.json").display()))?;
+    config
+        .model
+        .validate()
+        .with_context(|| format!("{}", dir.join("config.json").display()))?;
     let tok = Tok::load(&dir.join("tokenizer.json"))?;
     if tok.vocab_size() != config.model.vocab_size {
         bail!(
@@ -170,13 +189,25 @@ pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
             config.model.vocab_size
         );
     }
-    let model = load_weights(Gpt::new(&config.model, device), &dir.join("model.safetensors"))?;
-    Ok(Loaded { dir, model, config, tok })
+    let model = load_weights(
+        Gpt::new(&config.model, device),
+        &dir.join("model.safetensors"),
+    )?;
+    Ok(Loaded {
+        dir,
+        model,
+        config,
+        tok,
+    })
 }
 
 /// Restores the training state of a checkpoint: train state, and the optimizer record matched
 /// to `model`'s parameters. Returns the model with its ParamIds set as when it was saved.
-pub fn load_resume<M: Module>(dir: &Path, model: M, optim: ModuleOptimizer) -> Result<(M, ModuleOptimizer, TrainState)> {
+pub fn load_resume<M: Module>(
+    dir: &Path,
+    model: M,
+    optim: ModuleOptimizer,
+) -> Result<(M, ModuleOptimizer, TrainState)> {
     let state: TrainState = load_json(&dir.join("train_state.json"))?;
     let opt_path = dir.join("optimizer.bpk");
     if !opt_path.is_file() {
@@ -184,6 +215,8 @@ pub fn load_resume<M: Module>(dir: &Path, model: M, optim: ModuleOptimizer) -> R
     }
     let ids: Vec<u64> = load_json(&dir.join("param_ids.json"))?;
     let model = model.map(&mut SetIds(ids, 0));
-    let optim = optim.load(&opt_path).map_err(|e| anyhow!("reading {}: {e:?}", opt_path.display()))?;
+    let optim = optim
+        .load(&opt_path)
+        .map_err(|e| anyhow!("reading {}: {e:?}", opt_path.display()))?;
     Ok((model, optim, state))
 }

@@ -69,7 +69,13 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn overrides(&self) -> ModelOverrides {
-        ModelOverrides { n_layer: self.n_layer, n_embd: self.n_embd, n_head: self.n_head, n_ctx: self.n_ctx, dropout: self.dropout }
+        ModelOverrides {
+            n_layer: self.n_layer,
+            n_embd: self.n_embd,
+            n_head: self.n_head,
+            n_ctx: self.n_ctx,
+            dropout: self.dropout,
+        }
     }
 }
 
@@ -110,7 +116,17 @@ impl OptimArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
-        set!(steps, batch_size, lr, warmup, weight_decay, grad_clip, eval_every, checkpoint_every, seed);
+        set!(
+            steps,
+            batch_size,
+            lr,
+            warmup,
+            weight_decay,
+            grad_clip,
+            eval_every,
+            checkpoint_every,
+            seed
+        );
         c
     }
 }
@@ -136,7 +152,12 @@ pub struct SamplingArgs {
 
 impl SamplingArgs {
     pub fn config(&self) -> SampleConfig {
-        SampleConfig { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, max_new_tokens: self.max_new_tokens }
+        SampleConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            max_new_tokens: self.max_new_tokens,
+        }
     }
 }
 

@@ -50,16 +50,24 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 println!("{i}: {} — {:?}, {:?}", r.name, r.device_type, r.backend);
             }
             match device::pick(DeviceChoice::Auto, &rows) {
-                Some(i) => println!("--device auto picks: {} ({:?})", rows[i].name, rows[i].backend),
+                Some(i) => println!(
+                    "--device auto picks: {} ({:?})",
+                    rows[i].name, rows[i].backend
+                ),
                 None => println!("--device auto picks: the CPU backend (no hardware GPU adapter)"),
             }
             Ok(())
         }
-        Command::Tokenizer(TokenizerCmd::Train { corpus, vocab_size, out }) => tokenizer::train(&corpus, vocab_size, &out),
+        Command::Tokenizer(TokenizerCmd::Train {
+            corpus,
+            vocab_size,
+            out,
+        }) => tokenizer::train(&corpus, vocab_size, &out),
         Command::Pretrain(a) => {
             let dev = open(a.device.device)?;
             let tok = Tok::load(&a.tokenizer)?;
-            let model = ModelConfig::preset(&a.model.preset)?.with_overrides(&a.model.overrides())?;
+            let model =
+                ModelConfig::preset(&a.model.preset)?.with_overrides(&a.model.overrides())?;
             let s = pretrain::run(
                 pretrain::PretrainJob {
                     corpus: a.corpus,
@@ -72,7 +80,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 },
                 &dev.device,
             )?;
-            eprintln!("pretrain: held-out loss {:.3} -> {:.3}; checkpoint in {}", s.first_eval_loss, s.final_eval_loss, a.out.join("ckpt").display());
+            eprintln!(
+                "pretrain: held-out loss {:.3} -> {:.3}; checkpoint in {}",
+                s.first_eval_loss,
+                s.final_eval_loss,
+                a.out.join("ckpt").display()
+            );
             Ok(())
         }
         Command::Sft(a) => {
@@ -89,7 +102,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 },
                 &dev.device,
             )?;
-            eprintln!("sft: held-out loss {:.3} -> {:.3}; checkpoint in {}", s.first_eval_loss, s.final_eval_loss, a.out.join("ckpt").display());
+            eprintln!(
+                "sft: held-out loss {:.3} -> {:.3}; checkpoint in {}",
+                s.first_eval_loss,
+                s.final_eval_loss,
+                a.out.join("ckpt").display()
+            );
             Ok(())
         }
         Command::Sample(a) => {
@@ -125,13 +143,25 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(b) => match b {
-            BenchCmd::Train { preset, vocab_size, batch_size, steps, device } => {
+            BenchCmd::Train {
+                preset,
+                vocab_size,
+                batch_size,
+                steps,
+                device,
+            } => {
                 let dev = open(device.device)?;
                 let mut cfg = ModelConfig::preset(&preset)?;
                 cfg.vocab_size = vocab_size;
                 bench::train(&cfg, batch_size, steps, &dev.device, &dev.description)
             }
-            BenchCmd::Generate { preset, vocab_size, batch_size, new_tokens, device } => {
+            BenchCmd::Generate {
+                preset,
+                vocab_size,
+                batch_size,
+                new_tokens,
+                device,
+            } => {
                 let dev = open(device.device)?;
                 let mut cfg = ModelConfig::preset(&preset)?;
                 cfg.vocab_size = vocab_size;

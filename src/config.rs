@@ -82,7 +82,8 @@ impl ModelConfig {
                         preset_names().join(", ")
                     );
                 }
-                std::fs::read_to_string(p).with_context(|| format!("reading preset {}", p.display()))?
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading preset {}", p.display()))?
             }
         };
         let cfg: ModelConfig =
@@ -124,7 +125,10 @@ impl ModelConfig {
             );
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            bail!("model config: dropout must be in [0, 1), got {}", self.dropout);
+            bail!(
+                "model config: dropout must be in [0, 1), got {}",
+                self.dropout
+            );
         }
         Ok(())
     }
@@ -138,7 +142,8 @@ impl ModelConfig {
     pub fn num_params(&self) -> usize {
         let (c, l) = (self.n_embd, self.n_layer);
         let emb = self.vocab_size * c + self.n_ctx * c;
-        let block = 2 * 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);
+        let block =
+            2 * 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);
         emb + l * block + 2 * c
     }
 }
@@ -173,10 +178,22 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_are_checked() {
-        let o = ModelOverrides { n_layer: Some(3), ..Default::default() };
-        let c = ModelConfig::preset("tiny").unwrap().with_overrides(&o).unwrap();
+        let o = ModelOverrides {
+            n_layer: Some(3),
+            ..Default::default()
+        };
+        let c = ModelConfig::preset("tiny")
+            .unwrap()
+            .with_overrides(&o)
+            .unwrap();
         assert_eq!(c.n_layer, 3);
-        let bad = ModelOverrides { n_head: Some(5), ..Default::default() };
-        assert!(ModelConfig::preset("tiny").unwrap().with_overrides(&bad).is_err());
+        let bad = ModelOverrides {
+            n_head: Some(5),
+            ..Default::default()
+        };
+        assert!(ModelConfig::preset("tiny")
+            .unwrap()
+            .with_overrides(&bad)
+            .is_err());
     }
 }

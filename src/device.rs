@@ -10,7 +10,9 @@ use burn::tensor::Device;
 use std::sync::Mutex;
 
 /// What the user asked for with `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum DeviceChoice {
     /// A hardware GPU through wgpu when there is one, otherwise the CPU backend.
     Auto,
@@ -80,7 +82,11 @@ pub fn list_adapters() -> Vec<AdapterRow> {
         .into_iter()
         .map(|a| {
             let i = a.get_info();
-            AdapterRow { name: i.name, device_type: i.device_type, backend: i.backend }
+            AdapterRow {
+                name: i.name,
+                device_type: i.device_type,
+                backend: i.backend,
+            }
         })
         .collect()
 }
@@ -95,7 +101,9 @@ pub fn pick(choice: DeviceChoice, rows: &[AdapterRow]) -> Option<usize> {
         DeviceChoice::Dx12 => r.backend == wgpu::Backend::Dx12,
         DeviceChoice::Cpu => false,
     };
-    (0..rows.len()).filter(|&i| ok(&rows[i])).min_by_key(|&i| rank(rows[i].device_type))
+    (0..rows.len())
+        .filter(|&i| ok(&rows[i]))
+        .min_by_key(|&i| rank(rows[i].device_type))
 }
 
 /// Process-wide cache: a wgpu device is registered with burn once per choice.
@@ -117,7 +125,11 @@ pub fn select(choice: DeviceChoice) -> Result<Selected> {
 }
 
 fn cpu() -> Selected {
-    Selected { device: Device::flex(), description: "CPU (burn Flex backend)".into(), is_wgpu: false }
+    Selected {
+        device: Device::flex(),
+        description: "CPU (burn Flex backend)".into(),
+        is_wgpu: false,
+    }
 }
 
 fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
@@ -131,14 +143,21 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         .iter()
         .map(|a| {
             let i = a.get_info();
-            AdapterRow { name: i.name, device_type: i.device_type, backend: i.backend }
+            AdapterRow {
+                name: i.name,
+                device_type: i.device_type,
+                backend: i.backend,
+            }
         })
         .collect();
     let Some(i) = pick(choice, &rows) else {
         let seen = if rows.is_empty() {
             "no wgpu adapters at all".to_string()
         } else {
-            rows.iter().map(|r| format!("{} ({:?}, {:?})", r.name, r.device_type, r.backend)).collect::<Vec<_>>().join("; ")
+            rows.iter()
+                .map(|r| format!("{} ({:?}, {:?})", r.name, r.device_type, r.backend))
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         if choice == DeviceChoice::Auto {
             eprintln!("note: no hardware GPU adapter found ({seen}); using the CPU backend");
@@ -146,24 +165,49 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         }
         bail!("no wgpu adapter matches --device {choice:?} ({seen}); try `rlhf devices`, or --device cpu");
     };
-    let adapter = adapters.into_iter().nth(i).ok_or_else(|| anyhow!("adapter vanished"))?;
+    let adapter = adapters
+        .into_iter()
+        .nth(i)
+        .ok_or_else(|| anyhow!("adapter vanished"))?;
     let row = &rows[i];
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("rlhf"),
-        required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
-        required_limits: adapter.limits(),
-        memory_hints: wgpu::MemoryHints::MemoryUsage,
-        ..Default::default()
-    }))
-    .map_err(|e| anyhow!("opening {} ({:?}): {e}; try --device cpu", row.name, row.backend))?;
-    let setup = WgpuSetup { instance: inst, adapter, device, queue, backend: row.backend };
-    let device = Device::wgpu_options()
-        .setup(setup)
-        .init()
-        .map_err(|e| anyhow!("starting burn on {} ({:?}): {e:?}; try --device cpu", row.name, row.backend))?;
+    let (device, queue) = pollster::block_on(
+        adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("rlhf"),
+            required_features: adapter
+                .features()
+                .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+            required_limits: adapter.limits(),
+            memory_hints: wgpu::MemoryHints::MemoryUsage,
+            ..Default::default()
+        }),
+    )
+    .map_err(|e| {
+        anyhow!(
+            "opening {} ({:?}): {e}; try --device cpu",
+            row.name,
+            row.backend
+        )
+    })?;
+    let setup = WgpuSetup {
+        instance: inst,
+        adapter,
+        device,
+        queue,
+        backend: row.backend,
+    };
+    let device = Device::wgpu_options().setup(setup).init().map_err(|e| {
+        anyhow!(
+            "starting burn on {} ({:?}): {e:?}; try --device cpu",
+            row.name,
+            row.backend
+        )
+    })?;
     Ok(Selected {
         device,
-        description: format!("{} ({:?}, {:?}, wgpu)", row.name, row.device_type, row.backend),
+        description: format!(
+            "{} ({:?}, {:?}, wgpu)",
+            row.name, row.device_type, row.backend
+        ),
         is_wgpu: true,
     })
 }
@@ -173,7 +217,11 @@ mod tests {
     use super::*;
 
     fn row(t: wgpu::DeviceType, b: wgpu::Backend) -> AdapterRow {
-        AdapterRow { name: "x".into(), device_type: t, backend: b }
+        AdapterRow {
+            name: "x".into(),
+            device_type: t,
+            backend: b,
+        }
     }
 
     #[test]

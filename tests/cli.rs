@@ -15,17 +15,36 @@ fn rlhf() -> Command {
 fn pipeline_tiny_end_to_end_and_rerun_skips() {
     let d = common::tmp_dir("pipeline");
     let out = d.join("run");
-    let o = rlhf().args(["pipeline", "--preset", "tiny", "--device", "cpu", "--out"]).arg(&out).output().unwrap();
+    let o = rlhf()
+        .args(["pipeline", "--preset", "tiny", "--device", "cpu", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "pipeline failed:\n{err}");
-    for f in ["tokenizer.json", "pipeline.json", "pretrain/ckpt/model.safetensors", "pretrain/metrics.csv", "sft/ckpt/model.safetensors", "sft/metrics.csv", "samples.jsonl"] {
+    for f in [
+        "tokenizer.json",
+        "pipeline.json",
+        "pretrain/ckpt/model.safetensors",
+        "pretrain/metrics.csv",
+        "sft/ckpt/model.safetensors",
+        "sft/metrics.csv",
+        "samples.jsonl",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let samples = rlhf::data::formats::read_samples(&out.join("samples.jsonl")).unwrap();
     assert_eq!(samples.len(), 16);
     assert!(samples.iter().all(|s| s.responses.len() == 4));
-    assert!(samples.iter().flat_map(|s| &s.responses).any(|r| !r.is_empty()));
-    let o = rlhf().args(["pipeline", "--preset", "tiny", "--device", "cpu", "--out"]).arg(&out).output().unwrap();
+    assert!(samples
+        .iter()
+        .flat_map(|s| &s.responses)
+        .any(|r| !r.is_empty()));
+    let o = rlhf()
+        .args(["pipeline", "--preset", "tiny", "--device", "cpu", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert_eq!(err.matches("already done, skipped").count(), 4, "{err}");
@@ -35,17 +54,40 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
 fn bad_input_gives_file_and_line() {
     let d = common::tmp_dir("badinput");
     let f = d.join("bad.jsonl");
-    std::fs::write(&f, "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"a\",\"response\":17}\n").unwrap();
+    std::fs::write(
+        &f,
+        "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"a\",\"response\":17}\n",
+    )
+    .unwrap();
     // a missing checkpoint is reported before the data
-    let o = rlhf().args(["sft", "--device", "cpu", "--init"]).arg(d.join("nope")).arg("--data").arg(&f).arg("--out").arg(d.join("o")).output().unwrap();
+    let o = rlhf()
+        .args(["sft", "--device", "cpu", "--init"])
+        .arg(d.join("nope"))
+        .arg("--data")
+        .arg(&f)
+        .arg("--out")
+        .arg(d.join("o"))
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("does not exist"), "{err}");
-    let o = rlhf().args(["sample", "--device", "cpu", "--ckpt", "x", "--prompts"]).arg(&f).args(["--out", "y", "-k", "0"]).output().unwrap();
+    let o = rlhf()
+        .args(["sample", "--device", "cpu", "--ckpt", "x", "--prompts"])
+        .arg(&f)
+        .args(["--out", "y", "-k", "0"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
-    let o = rlhf().args(["pipeline", "--preset", "huge", "--device", "cpu"]).output().unwrap();
+    let o = rlhf()
+        .args(["pipeline", "--preset", "huge", "--device", "cpu"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("unknown preset 'huge'"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("unknown preset 'huge'"),
+        "{err}"
+    );
     let o = rlhf().args(["--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("pipeline"));
 }

@@ -28,7 +28,9 @@ fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<i64> {
 
 #[test]
 fn same_weights_same_logits_on_wgpu_and_cpu() {
-    let Some(gpu) = common::wgpu_device() else { return };
+    let Some(gpu) = common::wgpu_device() else {
+        return;
+    };
     let cpu = Device::flex();
     let cfg = tiny(300);
     let model = Gpt::new(&cfg, &cpu);
@@ -41,7 +43,10 @@ fn same_weights_same_logits_on_wgpu_and_cpu() {
     let b = to_vec(on_gpu.forward(ints(&idx, [2, 40], &gpu))).unwrap();
     let rel = common::max_rel_diff(&a, &b);
     assert!(rel <= 1e-4, "wgpu vs CPU logits differ: max rel {rel}");
-    assert!(a.iter().any(|v| v.abs() > 1e-3), "logits are all ~0; the test would be vacuous");
+    assert!(
+        a.iter().any(|v| v.abs() > 1e-3),
+        "logits are all ~0; the test would be vacuous"
+    );
 }
 
 #[test]
@@ -68,11 +73,19 @@ fn kv_cache_matches_full_forward() {
             let pos = p.len() - 1 + s;
             let want = &full[pos * 200..(pos + 1) * 200];
             let rel = common::max_rel_diff(want, &step_logits[r]);
-            assert!(rel < 1e-4, "row {r} step {s}: cached logits differ (rel {rel})");
+            assert!(
+                rel < 1e-4,
+                "row {r} step {s}: cached logits differ (rel {rel})"
+            );
         }
     }
     // and generation gives the same tokens with and without the cache
-    let sc = SampleConfig { temperature: 0.0, top_k: 0, top_p: 1.0, max_new_tokens: 10 };
+    let sc = SampleConfig {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        max_new_tokens: 10,
+    };
     let a = generate(&model, &prompts, &sc, 9999, &mut Rng::new(0), true, &dev).unwrap();
     let b = generate(&model, &prompts, &sc, 9999, &mut Rng::new(0), false, &dev).unwrap();
     assert_eq!(a, b);
@@ -84,7 +97,10 @@ fn sft_loss_ignores_prompt_tokens() {
     let dev = Device::flex().autodiff();
     let cfg = tiny(100);
     let model = Gpt::new(&cfg, &dev).train();
-    let e = SftExample { tokens: vec![1, 2, 3, 4, 50, 51, 52, 0], n_prompt: 4 };
+    let e = SftExample {
+        tokens: vec![1, 2, 3, 4, 50, 51, 52, 0],
+        n_prompt: 4,
+    };
     let batch = sft_batch(&[&e], 0);
     let mut changed = batch.clone();
     // target positions 0..2 predict prompt tokens 2, 3, 4: change them
@@ -117,9 +133,26 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let cfg = tiny(tok.vocab_size());
     let model = Gpt::new(&cfg, &dev);
     let d = common::tmp_dir("ckpt");
-    let cc = CheckpointConfig { kind: "lm".into(), stage: "test".into(), model: cfg.clone() };
-    let state = TrainState { step: 3, rng: Rng::new(1), finished: true, extra: serde_json::Value::Null };
-    checkpoint::save(SaveRequest { dir: &d, model: &model, config: &cc, tok: &tok, optim: None, state: &state }).unwrap();
+    let cc = CheckpointConfig {
+        kind: "lm".into(),
+        stage: "test".into(),
+        model: cfg.clone(),
+    };
+    let state = TrainState {
+        step: 3,
+        rng: Rng::new(1),
+        finished: true,
+        extra: serde_json::Value::Null,
+    };
+    checkpoint::save(SaveRequest {
+        dir: &d,
+        model: &model,
+        config: &cc,
+        tok: &tok,
+        optim: None,
+        state: &state,
+    })
+    .unwrap();
     let loaded = checkpoint::load_lm(&d, &dev).unwrap();
     let idx = tokens(30, cfg.vocab_size, 2);
     let a = to_vec(model.forward(ints(&idx, [1, 30], &dev))).unwrap();
@@ -130,8 +163,20 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     names.sort();
-    for want in ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.bias", "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.weight", "ln_f.bias"] {
-        assert!(names.iter().any(|n| n == want), "missing {want} in {names:?}");
+    for want in [
+        "wte.weight",
+        "wpe.weight",
+        "h.0.ln_1.weight",
+        "h.0.attn.c_attn.weight",
+        "h.0.attn.c_proj.bias",
+        "h.1.mlp.c_fc.weight",
+        "h.1.mlp.c_proj.weight",
+        "ln_f.bias",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "missing {want} in {names:?}"
+        );
     }
     let w = st.tensor("h.0.attn.c_attn.weight").unwrap();
     assert_eq!(w.shape(), &[64, 192], "Conv1D layout [in, out]");
@@ -149,7 +194,12 @@ fn tokenizer_round_trip_on_austen() {
     let text = std::fs::read_to_string(common::assets().join("austen/persuasion.txt")).unwrap();
     let sample: String = text.chars().skip(10_000).take(20_000).collect();
     let ids = tok.encode(&sample).unwrap();
-    assert!(ids.len() < sample.len() / 2, "BPE should compress: {} ids for {} chars", ids.len(), sample.len());
+    assert!(
+        ids.len() < sample.len() / 2,
+        "BPE should compress: {} ids for {} chars",
+        ids.len(),
+        sample.len()
+    );
     assert_eq!(tok.decode(&ids).unwrap(), sample);
     let with_eot = format!("Hello.{}", rlhf::data::tokenizer::EOT);
     let ids = tok.encode(&with_eot).unwrap();
@@ -160,7 +210,25 @@ fn tokenizer_round_trip_on_austen() {
 fn positions_helper() {
     let dev = Device::flex();
     let p = positions(2, 3, 5, &dev);
-    let v: Vec<i64> = p.into_data().convert::<i64>().to_vec().unwrap();
+    let v: Vec<i64> = p.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
     assert_eq!(v, vec![5, 6, 7, 5, 6, 7]);
     let _ = Gpt::new(&tiny(10), &dev).valid();
+}
+
+#[test]
+fn attention_is_causal() {
+    // changing token 5 must leave the logits of positions 0..5 unchanged and change position 5's
+    let dev = Device::flex();
+    let model = Gpt::new(&tiny(60), &dev);
+    let a: Vec<i64> = (0..10).map(|i| (i * 7 % 60) as i64).collect();
+    let mut b = a.clone();
+    b[5] = 59;
+    let la = to_vec(model.forward(ints(&a, [1, 10], &dev))).unwrap();
+    let lb = to_vec(model.forward(ints(&b, [1, 10], &dev))).unwrap();
+    assert_eq!(
+        la[..5 * 60],
+        lb[..5 * 60],
+        "a future token changed past logits"
+    );
+    assert!(la[5 * 60..6 * 60] != lb[5 * 60..6 * 60]);
 }

@@ -30,8 +30,17 @@ fn tiny_pretraining_lowers_held_out_loss() {
         resume: false,
     };
     let s = pretrain::run(job, &Device::flex()).unwrap();
-    assert!(s.first_eval_loss > 5.5, "random init should be near ln(512)=6.24, got {}", s.first_eval_loss);
-    assert!(s.final_eval_loss < s.first_eval_loss - 0.8, "held-out loss {} -> {}", s.first_eval_loss, s.final_eval_loss);
+    assert!(
+        s.first_eval_loss > 5.5,
+        "random init should be near ln(512)=6.24, got {}",
+        s.first_eval_loss
+    );
+    assert!(
+        s.final_eval_loss < s.first_eval_loss - 0.8,
+        "held-out loss {} -> {}",
+        s.first_eval_loss,
+        s.final_eval_loss
+    );
     assert!(d.join("out/ckpt/model.safetensors").is_file());
     assert!(d.join("out/ckpt/optimizer.bpk").is_file());
     let (header, rows) = rlhf::train::metrics::read(&d.join("out/metrics.csv")).unwrap();

@@ -31,13 +31,27 @@ impl Batch {
 /// A batch of `b` random windows of `t + 1` tokens from `stream`.
 pub fn random_windows(stream: &[u32], b: usize, t: usize, rng: &mut Rng) -> Result<Batch> {
     if stream.len() < t + 2 {
-        bail!("token stream of {} tokens is shorter than one window of {} tokens", stream.len(), t + 1);
+        bail!(
+            "token stream of {} tokens is shorter than one window of {} tokens",
+            stream.len(),
+            t + 1
+        );
     }
-    let mut batch = Batch { b, t, x: Vec::with_capacity(b * t), y: Vec::with_capacity(b * t), w: vec![1.0; b * t] };
+    let mut batch = Batch {
+        b,
+        t,
+        x: Vec::with_capacity(b * t),
+        y: Vec::with_capacity(b * t),
+        w: vec![1.0; b * t],
+    };
     for _ in 0..b {
         let start = rng.below(stream.len() - t - 1);
-        batch.x.extend(stream[start..start + t].iter().map(|&v| v as i64));
-        batch.y.extend(stream[start + 1..start + t + 1].iter().map(|&v| v as i64));
+        batch
+            .x
+            .extend(stream[start..start + t].iter().map(|&v| v as i64));
+        batch
+            .y
+            .extend(stream[start + 1..start + t + 1].iter().map(|&v| v as i64));
     }
     Ok(batch)
 }
@@ -48,11 +62,19 @@ pub fn sequential_windows(stream: &[u32], b: usize, t: usize, max: usize) -> Vec
     let mut out = Vec::new();
     let mut w = 0;
     while w + b <= n_win && out.len() < max {
-        let mut batch = Batch { b, t, x: Vec::new(), y: Vec::new(), w: vec![1.0; b * t] };
+        let mut batch = Batch {
+            b,
+            t,
+            x: Vec::new(),
+            y: Vec::new(),
+            w: vec![1.0; b * t],
+        };
         for k in 0..b {
             let s = (w + k) * t;
             batch.x.extend(stream[s..s + t].iter().map(|&v| v as i64));
-            batch.y.extend(stream[s + 1..s + t + 1].iter().map(|&v| v as i64));
+            batch
+                .y
+                .extend(stream[s + 1..s + t + 1].iter().map(|&v| v as i64));
         }
         out.push(batch);
         w += b;
@@ -70,7 +92,11 @@ pub struct SftExample {
 /// Tokenizes demonstrations with the template. An example longer than `n_ctx + 1` tokens keeps
 /// the end of its prompt (cut from the left) and at most `n_ctx / 2` response tokens first; the
 /// number of examples cut is returned so the caller can report it.
-pub fn tokenize_sft(tok: &Tok, records: &[SftRecord], n_ctx: usize) -> Result<(Vec<SftExample>, usize)> {
+pub fn tokenize_sft(
+    tok: &Tok,
+    records: &[SftRecord],
+    n_ctx: usize,
+) -> Result<(Vec<SftExample>, usize)> {
     let mut out = Vec::with_capacity(records.len());
     let mut cut = 0;
     let max_len = n_ctx + 1;
@@ -80,23 +106,40 @@ pub fn tokenize_sft(tok: &Tok, records: &[SftRecord], n_ctx: usize) -> Result<(V
         resp.push(tok.eot);
         if p.len() + resp.len() > max_len {
             cut += 1;
-            let resp_keep = resp.len().min(max_len / 2).max(max_len.saturating_sub(p.len()));
+            let resp_keep = resp
+                .len()
+                .min(max_len / 2)
+                .max(max_len.saturating_sub(p.len()));
             resp.truncate(resp_keep.min(max_len - 1));
             let p_keep = max_len - resp.len();
             p = p[p.len() - p_keep.min(p.len())..].to_vec();
         }
         let n_prompt = p.len();
         p.extend(resp);
-        out.push(SftExample { tokens: p, n_prompt });
+        out.push(SftExample {
+            tokens: p,
+            n_prompt,
+        });
     }
     Ok((out, cut))
 }
 
 /// Right-pads examples into a batch; weights are 1 exactly on targets that are response tokens.
 pub fn sft_batch(examples: &[&SftExample], pad_id: u32) -> Batch {
-    let t = examples.iter().map(|e| e.tokens.len() - 1).max().unwrap_or(1).max(1);
+    let t = examples
+        .iter()
+        .map(|e| e.tokens.len() - 1)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let b = examples.len();
-    let mut batch = Batch { b, t, x: vec![pad_id as i64; b * t], y: vec![pad_id as i64; b * t], w: vec![0.0; b * t] };
+    let mut batch = Batch {
+        b,
+        t,
+        x: vec![pad_id as i64; b * t],
+        y: vec![pad_id as i64; b * t],
+        w: vec![0.0; b * t],
+    };
     for (r, e) in examples.iter().enumerate() {
         for j in 0..e.tokens.len() - 1 {
             batch.x[r * t + j] = e.tokens[j] as i64;
@@ -116,7 +159,10 @@ mod tests {
 
     #[test]
     fn sft_weights_cover_response_only() {
-        let e = SftExample { tokens: vec![10, 11, 12, 20, 21, 0], n_prompt: 3 };
+        let e = SftExample {
+            tokens: vec![10, 11, 12, 20, 21, 0],
+            n_prompt: 3,
+        };
         let b = sft_batch(&[&e], 0);
         assert_eq!(b.t, 5);
         assert_eq!(b.x, vec![10, 11, 12, 20, 21]);

@@ -27,7 +27,10 @@ pub struct SampleRecord {
 
 /// Reads a JSONL file line by line as JSON objects; blank lines are allowed and ignored.
 /// Calls `f(line_number, object)` for each record.
-pub fn read_objects(path: &Path, mut f: impl FnMut(usize, Map<String, Value>) -> Result<()>) -> Result<()> {
+pub fn read_objects(
+    path: &Path,
+    mut f: impl FnMut(usize, Map<String, Value>) -> Result<()>,
+) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let n = i + 1;
@@ -42,7 +45,11 @@ pub fn read_objects(path: &Path, mut f: impl FnMut(usize, Map<String, Value>) ->
             .map_err(|e| anyhow::anyhow!("{}:{n}: malformed JSON: {e}", path.display()))?;
         match v {
             Value::Object(m) => f(n, m).with_context(|| format!("{}:{n}", path.display()))?,
-            other => bail!("{}:{n}: expected a JSON object, found {}", path.display(), kind(&other)),
+            other => bail!(
+                "{}:{n}: expected a JSON object, found {}",
+                path.display(),
+                kind(&other)
+            ),
         }
     }
     Ok(())
@@ -82,10 +89,20 @@ pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
         let rec = if m.contains_key("instruction") {
             let instruction = get_str(&m, "instruction")?;
             let input = get_opt_str(&m, "input")?.unwrap_or_default();
-            let prompt = if input.trim().is_empty() { instruction } else { format!("{instruction}\n{input}") };
-            SftRecord { prompt, response: get_str(&m, "output")? }
+            let prompt = if input.trim().is_empty() {
+                instruction
+            } else {
+                format!("{instruction}\n{input}")
+            };
+            SftRecord {
+                prompt,
+                response: get_str(&m, "output")?,
+            }
         } else if m.contains_key("prompt") {
-            SftRecord { prompt: get_str(&m, "prompt")?, response: get_str(&m, "response")? }
+            SftRecord {
+                prompt: get_str(&m, "prompt")?,
+                response: get_str(&m, "response")?,
+            }
         } else {
             bail!("expected {{\"prompt\",\"response\"}} or Alpaca {{\"instruction\",\"input\",\"output\"}}");
         };
@@ -135,7 +152,10 @@ pub fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {
                     other => bail!("responses[{i}] must be a string, found {}", kind(other)),
                 })
                 .collect::<Result<Vec<_>>>()?,
-            Some(other) => bail!("field \"responses\" must be an array, found {}", kind(other)),
+            Some(other) => bail!(
+                "field \"responses\" must be an array, found {}",
+                kind(other)
+            ),
             None => bail!("missing field \"responses\""),
         };
         out.push(SampleRecord { prompt, responses });
@@ -180,14 +200,26 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let p = tmp("b.jsonl", "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"a\"}\n");
+        let p = tmp(
+            "b.jsonl",
+            "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"a\"}\n",
+        );
         let e = format!("{:#}", read_sft(&p).unwrap_err());
-        assert!(e.contains("b.jsonl:2") && e.contains("missing field \"response\""), "{e}");
+        assert!(
+            e.contains("b.jsonl:2") && e.contains("missing field \"response\""),
+            "{e}"
+        );
         let p = tmp("c.jsonl", "{\"prompt\": 3, \"response\":\"b\"}\n");
         let e = format!("{:#}", read_sft(&p).unwrap_err());
-        assert!(e.contains("c.jsonl:1") && e.contains("must be a string"), "{e}");
+        assert!(
+            e.contains("c.jsonl:1") && e.contains("must be a string"),
+            "{e}"
+        );
         let p = tmp("d.jsonl", "{oops\n");
         let e = format!("{:#}", read_prompts(&p).unwrap_err());
-        assert!(e.contains("d.jsonl:1") && e.contains("malformed JSON"), "{e}");
+        assert!(
+            e.contains("d.jsonl:1") && e.contains("malformed JSON"),
+            "{e}"
+        );
     }
 }

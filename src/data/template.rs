@@ -20,7 +20,10 @@ pub fn render_response(response: &str) -> String {
 mod tests {
     #[test]
     fn template_shape() {
-        assert_eq!(super::render_prompt("Define: Cat "), "Define: Cat\nResponse:");
+        assert_eq!(
+            super::render_prompt("Define: Cat "),
+            "Define: Cat\nResponse:"
+        );
         assert_eq!(super::render_response(" A cat."), " A cat.");
     }
 }

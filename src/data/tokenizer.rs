@@ -41,13 +41,18 @@ impl Tok {
     /// Token ids of `text` (no special tokens added; `<|endoftext|>` written in the text is kept
     /// as the special token).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| anyhow!("tokenizing: {e}"))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| anyhow!("tokenizing: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of `ids`, special tokens dropped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| anyhow!("decoding: {e}"))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| anyhow!("decoding: {e}"))
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -87,10 +92,15 @@ pub fn train(files: &[PathBuf], vocab_size: usize) -> Result<Tok> {
     > = TokenizerImpl::new(BPE::default().into());
     tk.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tk.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
-    let names: Vec<String> = files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     tk.train_from_files(&mut trainer, names)
         .map_err(|e| anyhow!("training the tokenizer: {e}"))?;
     let inner = tokenizers::Tokenizer::from(tk);
-    let eot = inner.token_to_id(EOT).context("trained tokenizer lacks <|endoftext|>")?;
+    let eot = inner
+        .token_to_id(EOT)
+        .context("trained tokenizer lacks <|endoftext|>")?;
     Ok(Tok { inner, eot })
 }

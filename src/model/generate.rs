@@ -28,7 +28,12 @@ pub struct SampleConfig {
 
 impl Default for SampleConfig {
     fn default() -> Self {
-        Self { temperature: 1.0, top_k: 0, top_p: 1.0, max_new_tokens: 48 }
+        Self {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_new_tokens: 48,
+        }
     }
 }
 
@@ -48,7 +53,12 @@ pub struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     /// Runs the prompts (each non-empty) and returns the next-token logits, (B, V) on the host.
-    pub fn prefill(model: &'a Gpt, prompts: &[Vec<u32>], use_cache: bool, device: &Device) -> Result<(Self, Vec<Vec<f32>>)> {
+    pub fn prefill(
+        model: &'a Gpt,
+        prompts: &[Vec<u32>],
+        use_cache: bool,
+        device: &Device,
+    ) -> Result<(Self, Vec<Vec<f32>>)> {
         if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) {
             bail!("generation needs at least one prompt, each with at least one token");
         }
@@ -63,7 +73,15 @@ impl<'a> Decoder<'a> {
             tokens.push(row);
         }
         let next_pos = prompts.iter().map(|p| p.len() as i64).collect();
-        let mut d = Self { model, device: device.clone(), pad, next_pos, cache: None, tokens, use_cache };
+        let mut d = Self {
+            model,
+            device: device.clone(),
+            pad,
+            next_pos,
+            cache: None,
+            tokens,
+            use_cache,
+        };
         let logits = d.run_full()?;
         Ok((d, logits))
     }
@@ -90,13 +108,19 @@ impl<'a> Decoder<'a> {
             return self.run_full();
         }
         let b = next.len();
-        let idx = int_tensor(next.iter().map(|&t| t as i64).collect(), [b, 1], &self.device);
+        let idx = int_tensor(
+            next.iter().map(|&t| t as i64).collect(),
+            [b, 1],
+            &self.device,
+        );
         let pos = int_tensor(self.next_pos.clone(), [b, 1], &self.device);
         for p in self.next_pos.iter_mut() {
             *p += 1;
         }
         let key_pad = self.key_pad();
-        let (h, cache) = self.model.forward_hidden(idx, pos, key_pad, self.cache.take());
+        let (h, cache) = self
+            .model
+            .forward_hidden(idx, pos, key_pad, self.cache.take());
         self.cache = Some(cache);
         last_logits(self.model, h)
     }
@@ -107,7 +131,10 @@ impl<'a> Decoder<'a> {
         }
         let (b, t) = (self.pad.len(), self.len());
         let flat: Vec<bool> = self.pad.iter().flatten().copied().collect();
-        Some(Tensor::<2, Bool>::from_data(TensorData::new(flat, [b, t]), &self.device))
+        Some(Tensor::<2, Bool>::from_data(
+            TensorData::new(flat, [b, t]),
+            &self.device,
+        ))
     }
 
     /// Forward over every position so far; fills the cache.
@@ -158,7 +185,10 @@ pub fn sample_token(logits: &[f32], cfg: &SampleConfig, rng: &mut Rng) -> u32 {
         idx.truncate(cfg.top_k);
     }
     let m = logits[idx[0]];
-    let mut probs: Vec<f64> = idx.iter().map(|&i| (((logits[i] - m) / cfg.temperature) as f64).exp()).collect();
+    let mut probs: Vec<f64> = idx
+        .iter()
+        .map(|&i| (((logits[i] - m) / cfg.temperature) as f64).exp())
+        .collect();
     let z: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= z);
     if cfg.top_p < 1.0 {
@@ -210,8 +240,10 @@ pub fn generate(
     let n_ctx = model.n_ctx();
     let max_new = cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1);
     let keep = n_ctx - max_new;
-    let prompts: Vec<Vec<u32>> =
-        prompts.iter().map(|p| p[p.len().saturating_sub(keep)..].to_vec()).collect();
+    let prompts: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| p[p.len().saturating_sub(keep)..].to_vec())
+        .collect();
     let (mut dec, mut logits) = Decoder::prefill(model, &prompts, use_cache, device)?;
     let mut out = vec![Vec::new(); prompts.len()];
     let mut done = vec![false; prompts.len()];

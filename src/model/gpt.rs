@@ -71,7 +71,11 @@ fn linear(d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
 
 fn embedding(n: usize, c: usize, std: f64, device: &Device) -> Embedding {
     Embedding {
-        weight: Param::from_tensor(Tensor::random([n, c], Distribution::Normal(0.0, std), device)),
+        weight: Param::from_tensor(Tensor::random(
+            [n, c],
+            Distribution::Normal(0.0, std),
+            device,
+        )),
     }
 }
 
@@ -91,7 +95,10 @@ impl Gpt {
                     n_head: cfg.n_head,
                 },
                 ln_2: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
-                mlp: Mlp { c_fc: linear(c, 4 * c, 0.02, device), c_proj: linear(4 * c, c, proj_std, device) },
+                mlp: Mlp {
+                    c_fc: linear(c, 4 * c, 0.02, device),
+                    c_proj: linear(4 * c, c, proj_std, device),
+                },
                 drop: drop(),
             })
             .collect();
@@ -125,14 +132,20 @@ impl Gpt {
         key_pad: Option<Tensor<2, Bool>>,
         cache: Option<KvCache>,
     ) -> (Tensor<3>, KvCache) {
-        let mut x = self.drop.forward(self.wte.forward(idx) + self.wpe.forward(pos)); // (B, T, C)
+        let mut x = self
+            .drop
+            .forward(self.wte.forward(idx) + self.wpe.forward(pos)); // (B, T, C)
         let mut past = cache.map(|c| c.layers.into_iter().map(Some).collect::<Vec<_>>());
         let mut layers = Vec::with_capacity(self.h.len());
         for (i, block) in self.h.iter().enumerate() {
             let p = past.as_mut().and_then(|v| v[i].take());
-            let (a, kv) = block.attn.forward(block.ln_1.forward(x.clone()), key_pad.clone(), p);
+            let (a, kv) = block
+                .attn
+                .forward(block.ln_1.forward(x.clone()), key_pad.clone(), p);
             x = x + block.drop.forward(a);
-            let m = block.mlp.c_proj.forward(gelu_approximate(block.mlp.c_fc.forward(block.ln_2.forward(x.clone()))));
+            let m = block.mlp.c_proj.forward(gelu_approximate(
+                block.mlp.c_fc.forward(block.ln_2.forward(x.clone())),
+            ));
             x = x + block.drop.forward(m);
             layers.push(kv);
         }
@@ -144,7 +157,10 @@ impl Gpt {
         let [b, t, c] = hidden.dims();
         let w = self.wte.weight.val(); // (V, C)
         let v = w.dims()[0];
-        hidden.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
+        hidden
+            .reshape([b * t, c])
+            .matmul(w.transpose())
+            .reshape([b, t, v])
     }
 
     /// Logits for unpadded sequences starting at position 0. (B, T) → (B, T, V)

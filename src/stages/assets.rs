@@ -8,11 +8,17 @@ use std::path::{Path, PathBuf};
 pub fn dir(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         if !p.join("sft.jsonl").is_file() {
-            bail!("{} does not look like an assets directory (no sft.jsonl)", p.display());
+            bail!(
+                "{} does not look like an assets directory (no sft.jsonl)",
+                p.display()
+            );
         }
         return Ok(p.to_path_buf());
     }
-    let candidates = [PathBuf::from("assets"), Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")];
+    let candidates = [
+        PathBuf::from("assets"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"),
+    ];
     for c in candidates {
         if c.join("sft.jsonl").is_file() {
             return Ok(c);

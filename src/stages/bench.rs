@@ -23,17 +23,31 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Device memory in use by burn's pools (wgpu), in MiB.
 pub fn device_mem_mib(device: &Device) -> Option<f64> {
-    device.memory_pool_usage().map(|u| u.bytes_in_use as f64 / (1024.0 * 1024.0))
+    device
+        .memory_pool_usage()
+        .map(|u| u.bytes_in_use as f64 / (1024.0 * 1024.0))
 }
 
 fn random_batch(b: usize, t: usize, vocab: usize, rng: &mut Rng) -> Batch {
     let x: Vec<i64> = (0..b * t).map(|_| rng.below(vocab) as i64).collect();
     let y: Vec<i64> = (0..b * t).map(|_| rng.below(vocab) as i64).collect();
-    Batch { b, t, x, y, w: vec![1.0; b * t] }
+    Batch {
+        b,
+        t,
+        x,
+        y,
+        w: vec![1.0; b * t],
+    }
 }
 
 /// Train tokens/s of `cfg` with batch `b` at full context, after 3 warm-up steps.
-pub fn train(cfg: &ModelConfig, b: usize, steps: usize, device: &Device, label: &str) -> Result<()> {
+pub fn train(
+    cfg: &ModelConfig,
+    b: usize,
+    steps: usize,
+    device: &Device,
+    label: &str,
+) -> Result<()> {
     let ad = device.clone().autodiff();
     let mut model = Gpt::new(cfg, device).train();
     let mut optim = AdamWConfig::new().init();
@@ -68,12 +82,29 @@ pub fn train(cfg: &ModelConfig, b: usize, steps: usize, device: &Device, label: 
 }
 
 /// Generated tokens/s with and without the KV cache (greedy, `new_tokens` per row, no EOT stop).
-pub fn generate_bench(cfg: &ModelConfig, b: usize, new_tokens: usize, device: &Device, label: &str) -> Result<()> {
+pub fn generate_bench(
+    cfg: &ModelConfig,
+    b: usize,
+    new_tokens: usize,
+    device: &Device,
+    label: &str,
+) -> Result<()> {
     let model = Gpt::new(cfg, device).valid();
     let prompt_len = 8.min(cfg.n_ctx / 2).max(1);
     let mut rng = Rng::new(1);
-    let prompts: Vec<Vec<u32>> = (0..b).map(|_| (0..prompt_len).map(|_| rng.below(cfg.vocab_size) as u32).collect()).collect();
-    let sc = SampleConfig { temperature: 0.0, top_k: 0, top_p: 1.0, max_new_tokens: new_tokens };
+    let prompts: Vec<Vec<u32>> = (0..b)
+        .map(|_| {
+            (0..prompt_len)
+                .map(|_| rng.below(cfg.vocab_size) as u32)
+                .collect()
+        })
+        .collect();
+    let sc = SampleConfig {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        max_new_tokens: new_tokens,
+    };
     // eot = vocab_size never matches, so every row generates exactly max_new_tokens
     let eot = cfg.vocab_size as u32;
     let mut figures = Vec::new();

@@ -14,7 +14,10 @@ pub fn run(ckpt: &Path, sampling: &SampleConfig, seed: u64, device: &Device) -> 
     let model = loaded.model.valid();
     let mut rng = Rng::new(seed);
     let stdin = std::io::stdin();
-    eprintln!("chat with {} (empty line or Ctrl-D quits)", loaded.dir.display());
+    eprintln!(
+        "chat with {} (empty line or Ctrl-D quits)",
+        loaded.dir.display()
+    );
     loop {
         eprint!("> ");
         std::io::stderr().flush().ok();
@@ -23,7 +26,15 @@ pub fn run(ckpt: &Path, sampling: &SampleConfig, seed: u64, device: &Device) -> 
             return Ok(());
         }
         let ids = loaded.tok.encode(&render_prompt(line.trim()))?;
-        let out = generate(&model, &[ids], sampling, loaded.tok.eot, &mut rng, true, device)?;
+        let out = generate(
+            &model,
+            &[ids],
+            sampling,
+            loaded.tok.eot,
+            &mut rng,
+            true,
+            device,
+        )?;
         println!("{}", loaded.tok.decode(&out[0])?.trim());
     }
 }

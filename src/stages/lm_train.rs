@@ -105,14 +105,24 @@ impl LmStage<'_> {
             .with_epsilon(1e-8)
             .init();
         let mut model = init;
-        let mut state = TrainState { step: 0, rng: Rng::new(cfg.seed), finished: false, extra: serde_json::Value::Null };
+        let mut state = TrainState {
+            step: 0,
+            rng: Rng::new(cfg.seed),
+            finished: false,
+            extra: serde_json::Value::Null,
+        };
         let ckpt_dir = self.out.join("ckpt");
         if self.resume && checkpoint::resolve(self.out).is_ok() {
             let dir = checkpoint::resolve(self.out)?;
             let loaded = checkpoint::load_lm(&dir, self.device)?;
             let (m, o, s) = checkpoint::load_resume(&dir, loaded.model, optim)?;
             (model, optim, state) = (m, o, s);
-            eprintln!("{}: resuming from {} at step {}", self.name, ckpt_dir.display(), state.step);
+            eprintln!(
+                "{}: resuming from {} at step {}",
+                self.name,
+                ckpt_dir.display(),
+                state.step
+            );
         }
         let sched = LrSchedule {
             lr: cfg.lr,
@@ -122,14 +132,26 @@ impl LmStage<'_> {
         };
         let mut metrics = MetricsWriter::open(
             self.out,
-            &["loss/train", "loss/eval", "ppl/eval", "lr", "grad_norm", "tokens_per_s"],
-            if state.step > 0 { Some(state.step) } else { None },
+            &[
+                "loss/train",
+                "loss/eval",
+                "ppl/eval",
+                "lr",
+                "grad_norm",
+                "tokens_per_s",
+            ],
+            if state.step > 0 {
+                Some(state.step)
+            } else {
+                None
+            },
         )?;
         let first_eval = eval_loss(&model, data.eval_batches(), self.device)?;
         let mut model = model.train();
         let pb = progress_bar(cfg.steps as u64, self.name);
         pb.set_position(state.step as u64);
-        let (mut last_loss, mut last_eval, mut bad, mut skipped) = (f64::NAN, first_eval, 0usize, 0usize);
+        let (mut last_loss, mut last_eval, mut bad, mut skipped) =
+            (f64::NAN, first_eval, 0usize, 0usize);
         let t0 = Instant::now();
         let mut tokens = 0usize;
         let start_step = state.step;
@@ -163,8 +185,13 @@ impl LmStage<'_> {
             } else {
                 f64::NAN
             };
-            metrics.row(state.step, &[loss_v, eval, eval.exp(), sched.at(step), norm, tps])?;
-            pb.set_message(format!("loss {last_loss:.3} eval {last_eval:.3} {tps:.0} tok/s"));
+            metrics.row(
+                state.step,
+                &[loss_v, eval, eval.exp(), sched.at(step), norm, tps],
+            )?;
+            pb.set_message(format!(
+                "loss {last_loss:.3} eval {last_eval:.3} {tps:.0} tok/s"
+            ));
             pb.inc(1);
             state.finished = is_last;
             if state.step % cfg.checkpoint_every.max(1) == 0 || is_last {
@@ -186,7 +213,11 @@ impl LmStage<'_> {
             final_train_loss: last_loss,
             first_eval_loss: first_eval,
             final_eval_loss: last_eval,
-            tokens_per_s: if state.step > start_step { tokens as f64 / secs.max(1e-9) } else { f64::NAN },
+            tokens_per_s: if state.step > start_step {
+                tokens as f64 / secs.max(1e-9)
+            } else {
+                f64::NAN
+            },
             skipped_steps: skipped,
             seconds: secs,
         };

@@ -54,7 +54,10 @@ impl PipelineConfig {
             sft: st,
             k: 4,
             sample_prompts,
-            sampling: SampleConfig { max_new_tokens: max_new, ..Default::default() },
+            sampling: SampleConfig {
+                max_new_tokens: max_new,
+                ..Default::default()
+            },
             seed: 7,
         })
     }
@@ -65,7 +68,12 @@ fn stage_line(i: usize, n: usize, name: &str, what: &str) {
 }
 
 /// Runs the pipeline; returns the run directory.
-pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: &Device) -> Result<PathBuf> {
+pub fn run(
+    cfg: &PipelineConfig,
+    out: &Path,
+    assets_dir: Option<&Path>,
+    device: &Device,
+) -> Result<PathBuf> {
     let assets = assets::dir(assets_dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::config::save_json(cfg, &out.join("pipeline.json"))?;
@@ -79,9 +87,23 @@ pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: 
         stage_line(1, n, "tokenizer", "already done, skipped");
     } else {
         let t0 = Instant::now();
-        stage_line(1, n, "tokenizer", &format!("training a {}-token byte-level BPE on {} novels", cfg.vocab_size, corpus.len()));
+        stage_line(
+            1,
+            n,
+            "tokenizer",
+            &format!(
+                "training a {}-token byte-level BPE on {} novels",
+                cfg.vocab_size,
+                corpus.len()
+            ),
+        );
         tokenizer::train(&corpus, cfg.vocab_size, &tok_path)?;
-        stage_line(1, n, "tokenizer", &format!("done in {:.1}s", t0.elapsed().as_secs_f64()));
+        stage_line(
+            1,
+            n,
+            "tokenizer",
+            &format!("done in {:.1}s", t0.elapsed().as_secs_f64()),
+        );
     }
     let tok = Tok::load(&tok_path)?;
 
@@ -91,7 +113,15 @@ pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: 
         stage_line(2, n, "pretrain", "already done, skipped");
     } else {
         let t0 = Instant::now();
-        stage_line(2, n, "pretrain", &format!("{} steps of {}×{} tokens", cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.model.n_ctx));
+        stage_line(
+            2,
+            n,
+            "pretrain",
+            &format!(
+                "{} steps of {}×{} tokens",
+                cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.model.n_ctx
+            ),
+        );
         let s = pretrain::run(
             pretrain::PretrainJob {
                 corpus: corpus.clone(),
@@ -104,10 +134,19 @@ pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: 
             },
             device,
         )?;
-        stage_line(2, n, "pretrain", &format!(
-            "done in {:.1}s: held-out loss {:.3} -> {:.3} (ppl {:.1}), {:.0} tokens/s",
-            t0.elapsed().as_secs_f64(), s.first_eval_loss, s.final_eval_loss, s.final_eval_loss.exp(), s.tokens_per_s
-        ));
+        stage_line(
+            2,
+            n,
+            "pretrain",
+            &format!(
+                "done in {:.1}s: held-out loss {:.3} -> {:.3} (ppl {:.1}), {:.0} tokens/s",
+                t0.elapsed().as_secs_f64(),
+                s.first_eval_loss,
+                s.final_eval_loss,
+                s.final_eval_loss.exp(),
+                s.tokens_per_s
+            ),
+        );
     }
 
     // 3. SFT
@@ -116,7 +155,16 @@ pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: 
         stage_line(3, n, "sft", "already done, skipped");
     } else {
         let t0 = Instant::now();
-        stage_line(3, n, "sft", &format!("{} steps on {}", cfg.sft.steps, assets.join("sft.jsonl").display()));
+        stage_line(
+            3,
+            n,
+            "sft",
+            &format!(
+                "{} steps on {}",
+                cfg.sft.steps,
+                assets.join("sft.jsonl").display()
+            ),
+        );
         let s = sft::run(
             sft::SftJob {
                 init: pre_dir.clone(),
@@ -129,10 +177,17 @@ pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: 
             },
             device,
         )?;
-        stage_line(3, n, "sft", &format!(
-            "done in {:.1}s: held-out response loss {:.3} -> {:.3}",
-            t0.elapsed().as_secs_f64(), s.first_eval_loss, s.final_eval_loss
-        ));
+        stage_line(
+            3,
+            n,
+            "sft",
+            &format!(
+                "done in {:.1}s: held-out response loss {:.3} -> {:.3}",
+                t0.elapsed().as_secs_f64(),
+                s.first_eval_loss,
+                s.final_eval_loss
+            ),
+        );
     }
 
     // 4. sample K responses per prompt
@@ -141,7 +196,15 @@ pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: 
         stage_line(4, n, "sample", "already done, skipped");
     } else {
         let t0 = Instant::now();
-        stage_line(4, n, "sample", &format!("{} responses for each of {} prompts", cfg.k, cfg.sample_prompts));
+        stage_line(
+            4,
+            n,
+            "sample",
+            &format!(
+                "{} responses for each of {} prompts",
+                cfg.k, cfg.sample_prompts
+            ),
+        );
         sample::run(
             &sample::SampleJob {
                 ckpt: sft_dir.clone(),
@@ -155,8 +218,21 @@ pub fn run(cfg: &PipelineConfig, out: &Path, assets_dir: Option<&Path>, device: 
             },
             device,
         )?;
-        stage_line(4, n, "sample", &format!("done in {:.1}s -> {}", t0.elapsed().as_secs_f64(), samples.display()));
+        stage_line(
+            4,
+            n,
+            "sample",
+            &format!(
+                "done in {:.1}s -> {}",
+                t0.elapsed().as_secs_f64(),
+                samples.display()
+            ),
+        );
     }
-    eprintln!("pipeline finished in {:.1}s: {}", t_all.elapsed().as_secs_f64(), out.display());
+    eprintln!(
+        "pipeline finished in {:.1}s: {}",
+        t_all.elapsed().as_secs_f64(),
+        out.display()
+    );
     Ok(out.to_path_buf())
 }

@@ -41,7 +41,8 @@ pub struct Streams {
 pub fn tokenize_corpus(tok: &Tok, files: &[PathBuf], val_fraction: f64) -> Result<Streams> {
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading corpus file {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading corpus file {}", f.display()))?;
         let mut ids = Vec::new();
         // encode paragraph groups so the regex pre-tokenizer never sees one huge string
         for chunk in text.split("\n\n").collect::<Vec<_>>().chunks(64) {
@@ -93,9 +94,19 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
     mcfg.validate()?;
     let streams = tokenize_corpus(&job.tok, &job.corpus, job.val_fraction)?;
     let t = mcfg.n_ctx;
-    let eval = sequential_windows(&streams.val, job.train.batch_size, t, job.train.eval_batches);
+    let eval = sequential_windows(
+        &streams.val,
+        job.train.batch_size,
+        t,
+        job.train.eval_batches,
+    );
     if eval.is_empty() {
-        bail!("held-out split has {} tokens: too few for one batch of {}×{}; raise --val-fraction", streams.val.len(), job.train.batch_size, t);
+        bail!(
+            "held-out split has {} tokens: too few for one batch of {}×{}; raise --val-fraction",
+            streams.val.len(),
+            job.train.batch_size,
+            t
+        );
     }
     eprintln!(
         "pretrain: {} train / {} held-out tokens, model {} params ({} layers, {} wide)",
@@ -107,12 +118,21 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
     );
     device.seed(job.train.seed);
     let init = Gpt::new(&mcfg, device);
-    let data = Windows { stream: streams.train, b: job.train.batch_size, t, eval };
+    let data = Windows {
+        stream: streams.train,
+        b: job.train.batch_size,
+        t,
+        eval,
+    };
     let stage = LmStage {
         name: "pretrain",
         out: &job.out,
         cfg: &job.train,
-        ckpt_config: CheckpointConfig { kind: "lm".into(), stage: "pretrain".into(), model: mcfg },
+        ckpt_config: CheckpointConfig {
+            kind: "lm".into(),
+            stage: "pretrain".into(),
+            model: mcfg,
+        },
         tok: &job.tok,
         device,
         resume: job.resume,
@@ -122,7 +142,13 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
 }
 
 /// Held-out perplexity of `model` on a text file (used for the alignment tax).
-pub fn file_perplexity(model: &Gpt, tok: &Tok, file: &Path, max_batches: usize, device: &Device) -> Result<f64> {
+pub fn file_perplexity(
+    model: &Gpt,
+    tok: &Tok,
+    file: &Path,
+    max_batches: usize,
+    device: &Device,
+) -> Result<f64> {
     let s = tokenize_corpus(tok, &[file.to_path_buf()], 0.0)?;
     let batches = sequential_windows(&s.train, 8, model.n_ctx(), max_batches);
     Ok(super::lm_train::eval_loss(model, &batches, device)?.exp())

@@ -45,20 +45,38 @@ pub fn run(job: &SampleJob, device: &Device) -> Result<Vec<SampleRecord>> {
         .into_iter()
         .flat_map(|(i, ids)| std::iter::repeat_n((i, ids), job.k))
         .collect();
-    let mut out: Vec<SampleRecord> =
-        prompts.iter().map(|p| SampleRecord { prompt: p.clone(), responses: Vec::new() }).collect();
+    let mut out: Vec<SampleRecord> = prompts
+        .iter()
+        .map(|p| SampleRecord {
+            prompt: p.clone(),
+            responses: Vec::new(),
+        })
+        .collect();
     let pb = progress_bar(rows.len() as u64, "sample");
     let t0 = Instant::now();
     let mut n_tokens = 0usize;
     for chunk in rows.chunks(job.batch_size.max(1)) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, ids)| ids.clone()).collect();
-        let gens = generate(&model, &ids, &job.sampling, loaded.tok.eot, &mut rng, true, device)?;
+        let gens = generate(
+            &model,
+            &ids,
+            &job.sampling,
+            loaded.tok.eot,
+            &mut rng,
+            true,
+            device,
+        )?;
         for ((i, _), g) in chunk.iter().zip(gens) {
             n_tokens += g.len();
-            out[*i].responses.push(loaded.tok.decode(&g)?.trim().to_string());
+            out[*i]
+                .responses
+                .push(loaded.tok.decode(&g)?.trim().to_string());
         }
         pb.inc(chunk.len() as u64);
-        pb.set_message(format!("{:.0} tok/s", n_tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)));
+        pb.set_message(format!(
+            "{:.0} tok/s",
+            n_tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+        ));
     }
     pb.finish_and_clear();
     if let Some(parent) = job.out.parent() {

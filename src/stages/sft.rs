@@ -38,7 +38,9 @@ struct Demos {
 
 impl BatchSource for Demos {
     fn train_batch(&self, rng: &mut Rng) -> Result<Batch> {
-        let picks: Vec<&SftExample> = (0..self.b).map(|_| &self.train[rng.below(self.train.len())]).collect();
+        let picks: Vec<&SftExample> = (0..self.b)
+            .map(|_| &self.train[rng.below(self.train.len())])
+            .collect();
         Ok(sft_batch(&picks, self.pad))
     }
     fn eval_batches(&self) -> &[Batch] {
@@ -65,13 +67,22 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
     let records = read_sft(&job.data)?;
     let (mut examples, cut) = tokenize_sft(&loaded.tok, &records, mcfg.n_ctx)?;
     if cut > 0 {
-        eprintln!("sft: {cut} of {} demonstrations were longer than the context ({} tokens) and were cut", examples.len(), mcfg.n_ctx);
+        eprintln!(
+            "sft: {cut} of {} demonstrations were longer than the context ({} tokens) and were cut",
+            examples.len(),
+            mcfg.n_ctx
+        );
     }
     let mut rng = Rng::new(job.train.seed ^ 0x5f7);
     rng.shuffle(&mut examples);
     let n_val = ((examples.len() as f64 * job.val_fraction) as usize).max(1);
     if examples.len() <= n_val {
-        bail!("{}: {} demonstrations are too few to hold {} out", job.data.display(), examples.len(), n_val);
+        bail!(
+            "{}: {} demonstrations are too few to hold {} out",
+            job.data.display(),
+            examples.len(),
+            n_val
+        );
     }
     let val: Vec<SftExample> = examples.split_off(examples.len() - n_val);
     let eval: Vec<Batch> = val
@@ -79,7 +90,12 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
         .take(job.train.eval_batches)
         .map(|c| sft_batch(&c.iter().collect::<Vec<_>>(), loaded.tok.eot))
         .collect();
-    eprintln!("sft: {} train / {} held-out demonstrations from {}", examples.len(), val.len(), job.data.display());
+    eprintln!(
+        "sft: {} train / {} held-out demonstrations from {}",
+        examples.len(),
+        val.len(),
+        job.data.display()
+    );
     let model = if job.dropout.is_some() {
         // rebuild with the new dropout, then copy the weights over
         let fresh = crate::model::Gpt::new(&mcfg, device);
@@ -88,12 +104,21 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
         loaded.model
     };
     device.seed(job.train.seed);
-    let data = Demos { train: examples, b: job.train.batch_size, pad: loaded.tok.eot, eval };
+    let data = Demos {
+        train: examples,
+        b: job.train.batch_size,
+        pad: loaded.tok.eot,
+        eval,
+    };
     let stage = LmStage {
         name: "sft",
         out: &job.out,
         cfg: &job.train,
-        ckpt_config: CheckpointConfig { kind: "lm".into(), stage: "sft".into(), model: mcfg },
+        ckpt_config: CheckpointConfig {
+            kind: "lm".into(),
+            stage: "sft".into(),
+            model: mcfg,
+        },
         tok: &loaded.tok,
         device,
         resume: job.resume,

@@ -31,7 +31,8 @@ struct Scale<'a> {
 impl ModuleVisitor for Scale<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.remove::<D>(param.id) {
-            self.grads.register::<D>(param.id, g.mul_scalar(self.factor));
+            self.grads
+                .register::<D>(param.id, g.mul_scalar(self.factor));
         }
     }
 }
@@ -51,7 +52,10 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
 pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
     let norm = global_norm(module, grads);
     if norm.is_finite() && max_norm > 0.0 && norm > max_norm {
-        let mut s = Scale { grads, factor: max_norm / (norm + 1e-6) };
+        let mut s = Scale {
+            grads,
+            factor: max_norm / (norm + 1e-6),
+        };
         module.visit(&mut s);
     }
     norm

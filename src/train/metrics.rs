@@ -24,7 +24,11 @@ impl MetricsWriter {
         if let (Some(s), true) = (resume_from, path.exists()) {
             let text = std::fs::read_to_string(&path)?;
             for line in text.lines().skip(1) {
-                let step: usize = line.split(',').next().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+                let step: usize = line
+                    .split(',')
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(usize::MAX);
                 if step <= s {
                     kept.push(line.to_string());
                 }
@@ -37,7 +41,11 @@ impl MetricsWriter {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Self { path, columns, file })
+        Ok(Self {
+            path,
+            columns,
+            file,
+        })
     }
 
     /// Appends a row; `values` follow the columns given to `open` (NaN written as empty).
@@ -64,11 +72,21 @@ impl MetricsWriter {
 
 /// Reads a metrics CSV into (header, rows); empty cells become NaN.
 pub fn read(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or("").split(',').map(|s| s.to_string()).collect();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(|s| s.to_string())
+        .collect();
     let rows = lines
-        .map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
         .collect();
     Ok((header, rows))
 }

@@ -37,7 +37,12 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine() {
-        let s = LrSchedule { lr: 1.0, min_lr: 0.1, warmup: 10, total: 110 };
+        let s = LrSchedule {
+            lr: 1.0,
+            min_lr: 0.1,
+            warmup: 10,
+            total: 110,
+        };
         assert!((s.at(0) - 0.1).abs() < 1e-12);
         assert!((s.at(9) - 1.0).abs() < 1e-12);
         assert!((s.at(10) - 1.0).abs() < 1e-12);

@@ -14,12 +14,18 @@ pub fn floats<const D: usize>(v: &[f32], shape: [usize; D], device: &Device) -> 
 
 /// A batch on the device: inputs (B, T), targets (B, T), weights (B, T).
 pub fn batch_tensors(b: &Batch, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
-    (ints(&b.x, [b.b, b.t], device), ints(&b.y, [b.b, b.t], device), floats(&b.w, [b.b, b.t], device))
+    (
+        ints(&b.x, [b.b, b.t], device),
+        ints(&b.y, [b.b, b.t], device),
+        floats(&b.w, [b.b, b.t], device),
+    )
 }
 
 /// All values of a float tensor, on the host.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("reading a tensor from the device: {e:?}"))
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("reading a tensor from the device: {e:?}"))
 }
 
 /// A one-element tensor as f64.
