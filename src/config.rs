@@ -117,7 +117,7 @@ impl ModelConfig {
         if self.n_layer == 0 || self.n_embd == 0 || self.n_head == 0 || self.n_ctx == 0 {
             bail!("model config: n_layer, n_embd, n_head and n_ctx must be positive: {self:?}");
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             bail!(
                 "model config: n_embd ({}) must be divisible by n_head ({})",
                 self.n_embd,

@@ -59,8 +59,8 @@ fn kv_cache_matches_full_forward() {
     let extra = [[20u32, 21, 22], [30u32, 31, 32]];
     let (mut dec, mut logits) = Decoder::prefill(&model, &prompts, true, &dev).unwrap();
     let mut all = vec![logits.clone()];
-    for s in 0..3 {
-        logits = dec.step(&[extra[0][s], extra[1][s]]).unwrap();
+    for (a, b) in extra[0].iter().zip(extra[1].iter()) {
+        logits = dec.step(&[*a, *b]).unwrap();
         all.push(logits.clone());
     }
     // reference: each row alone, unpadded, full forward over its whole sequence

@@ -179,7 +179,7 @@ impl LmStage<'_> {
             state.step += 1;
             let tps = tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             let is_last = state.step == cfg.steps;
-            let eval = if state.step % cfg.eval_every.max(1) == 0 || is_last {
+            let eval = if state.step.is_multiple_of(cfg.eval_every.max(1)) || is_last {
                 last_eval = eval_loss(&model, data.eval_batches(), self.device)?;
                 last_eval
             } else {
@@ -194,7 +194,7 @@ impl LmStage<'_> {
             ));
             pb.inc(1);
             state.finished = is_last;
-            if state.step % cfg.checkpoint_every.max(1) == 0 || is_last {
+            if state.step.is_multiple_of(cfg.checkpoint_every.max(1)) || is_last {
                 let valid = model.valid();
                 checkpoint::save(SaveRequest {
                     dir: self.out,
