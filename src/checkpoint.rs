@@ -25,6 +25,10 @@ pub struct CheckpointConfig {
     /// The stage that wrote it (`pretrain`, `sft`, ...).
     pub stage: String,
     pub model: ModelConfig,
+    /// Reward models only: added to the head's output so that the mean score of the
+    /// normalisation responses is 0 (InstructGPT normalised its RM this way before PPO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_bias: Option<f64>,
 }
 
 /// Everything a stage needs to continue exactly where it stopped.
@@ -189,6 +193,13 @@ pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
             config.model.vocab_size
         );
     }
+    if config.kind != "lm" {
+        bail!(
+            "{} is a '{}' checkpoint, not a language model",
+            dir.display(),
+            config.kind
+        );
+    }
     let model = load_weights(
         Gpt::new(&config.model, device),
         &dir.join("model.safetensors"),
@@ -219,4 +230,42 @@ pub fn load_resume<M: Module>(
         .load(&opt_path)
         .map_err(|e| anyhow!("reading {}: {e:?}", opt_path.display()))?;
     Ok((model, optim, state))
+}
+
+/// A reward model loaded from a checkpoint.
+pub struct LoadedRm {
+    pub dir: PathBuf,
+    pub model: crate::model::RewardModel,
+    pub config: CheckpointConfig,
+    pub tok: Tok,
+}
+
+/// Loads a reward-model checkpoint (`kind = "rm"`), checking the tokenizer matches.
+pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
+    let dir = resolve(path)?;
+    let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
+    if config.kind != "rm" {
+        bail!(
+            "{} is a '{}' checkpoint, not a reward model (train one with `rlhf rm`)",
+            dir.display(),
+            config.kind
+        );
+    }
+    let tok = Tok::load(&dir.join("tokenizer.json"))?;
+    if tok.vocab_size() != config.model.vocab_size {
+        bail!(
+            "{}: tokenizer has {} tokens but the model's vocabulary is {}",
+            dir.display(),
+            tok.vocab_size(),
+            config.model.vocab_size
+        );
+    }
+    let fresh = crate::model::RewardModel::new(&config.model, device);
+    let model = load_weights(fresh, &dir.join("model.safetensors"))?;
+    Ok(LoadedRm {
+        dir,
+        model,
+        config,
+        tok,
+    })
 }

@@ -27,6 +27,10 @@ pub enum Command {
     Pretrain(PretrainArgs),
     /// Supervised fine-tuning on prompt → response demonstrations (loss on response tokens only).
     Sft(SftArgs),
+    /// Train a reward model on K-wise rankings (InstructGPT eq. 1).
+    Rm(RmArgs),
+    /// Print a reward for every response of a samples file (JSONL).
+    Score(ScoreArgs),
     /// Sample K responses per prompt from a checkpoint.
     Sample(SampleArgs),
     /// Talk to a checkpoint interactively.
@@ -315,4 +319,51 @@ pub enum BenchCmd {
         #[command(flatten)]
         device: DeviceArg,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// SFT checkpoint to initialise the trunk from (its unembedding is dropped).
+    #[arg(long)]
+    pub init: PathBuf,
+    /// Rankings: {"prompt","responses":[best,...]} (2 ≤ K ≤ 9), {"prompt","chosen","rejected"},
+    /// or Anthropic HH {"chosen","rejected"}.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fraction of prompts held out (a prompt's pairs never straddle the split).
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Skip (and count) invalid records instead of stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Samples file whose responses define reward 0 after training (default: the training
+    /// responses). InstructGPT used the SFT model's samples.
+    #[arg(long)]
+    pub norm_samples: Option<PathBuf>,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Optimisation flags (--batch-size counts prompts; default 8 prompts, 300 steps, lr 3e-4).
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Reward-model checkpoint.
+    #[arg(long)]
+    pub rm: PathBuf,
+    /// Samples: {"prompt","responses":[...]} per line.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Write JSONL here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }

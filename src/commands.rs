@@ -4,7 +4,7 @@ use crate::cli::{BenchCmd, Cli, Command, TokenizerCmd};
 use crate::config::ModelConfig;
 use crate::data::tokenizer::Tok;
 use crate::device::{self, DeviceChoice};
-use crate::stages::{bench, chat, pipeline, pretrain, sample, sft, tokenizer};
+use crate::stages::{bench, chat, pipeline, pretrain, rm, sample, sft, tokenizer};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -108,6 +108,40 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 s.final_eval_loss,
                 a.out.join("ckpt").display()
             );
+            Ok(())
+        }
+        Command::Rm(a) => {
+            let dev = open(a.device.device)?;
+            let s = rm::run(
+                rm::RmJob {
+                    init: a.init,
+                    data: a.data,
+                    out: a.out.clone(),
+                    train: a.optim.apply(rm::default_config()),
+                    val_fraction: a.val_fraction,
+                    skip_invalid: a.skip_invalid,
+                    norm_samples: a.norm_samples,
+                    resume: a.resume,
+                },
+                &dev.device,
+            )?;
+            eprintln!(
+                "rm: held-out pairwise accuracy {:.3} -> {:.3}, loss {:.3} -> {:.3}, reward bias {:+.3}; checkpoint in {}",
+                s.first_eval.accuracy, s.final_eval.accuracy, s.first_eval.loss, s.final_eval.loss, s.reward_bias, a.out.join("ckpt").display()
+            );
+            Ok(())
+        }
+        Command::Score(a) => {
+            let dev = open(a.device.device)?;
+            let rows = rm::score_file(&a.rm, &a.data, &dev.device)?;
+            match a.out {
+                Some(p) => crate::data::formats::write_jsonl(&p, &rows)?,
+                None => {
+                    for r in rows {
+                        println!("{r}");
+                    }
+                }
+            }
             Ok(())
         }
         Command::Sample(a) => {

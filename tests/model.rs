@@ -137,6 +137,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
         kind: "lm".into(),
         stage: "test".into(),
         model: cfg.clone(),
+        reward_bias: None,
     };
     let state = TrainState {
         step: 3,

@@ -2,5 +2,6 @@
 
 pub mod batching;
 pub mod formats;
+pub mod rankings;
 pub mod template;
 pub mod tokenizer;

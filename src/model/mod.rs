@@ -4,7 +4,9 @@
 pub mod attention;
 pub mod generate;
 pub mod gpt;
+pub mod heads;
 pub mod layer_norm;
 pub mod loss;
 
 pub use gpt::{Gpt, KvCache};
+pub use heads::RewardModel;

@@ -7,6 +7,8 @@ pub mod chat;
 pub mod lm_train;
 pub mod pipeline;
 pub mod pretrain;
+pub mod rm;
+pub mod rm_loss;
 pub mod sample;
 pub mod sft;
 pub mod tokenizer;

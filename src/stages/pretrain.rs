@@ -132,6 +132,7 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
             kind: "lm".into(),
             stage: "pretrain".into(),
             model: mcfg,
+            reward_bias: None,
         },
         tok: &job.tok,
         device,

@@ -118,6 +118,7 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
             kind: "lm".into(),
             stage: "sft".into(),
             model: mcfg,
+            reward_bias: None,
         },
         tok: &loaded.tok,
         device,

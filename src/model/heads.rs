@@ -1,0 +1,71 @@
+//! The reward model: the GPT-2 trunk without its unembedding, plus a scalar head read at the
+//! last real (non-padding) token of `prompt + response`. Tensor names follow Hugging Face's
+//! `GPT2ForSequenceClassification`: `transformer.*` for the trunk, `score.weight` (C, 1) for the
+//! head. The normalisation bias (InstructGPT shifts rewards so SFT samples score 0 on average) is
+//! not a weight: it lives in the checkpoint's `config.json` and is added when scoring.
+
+use super::gpt::{positions, Gpt};
+use crate::config::ModelConfig;
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Sequences run through any reward model since the process started (tests count forwards).
+static SEQUENCES_FORWARDED: AtomicUsize = AtomicUsize::new(0);
+
+pub fn sequences_forwarded() -> usize {
+    SEQUENCES_FORWARDED.load(Ordering::Relaxed)
+}
+
+#[derive(Module, Debug)]
+pub struct RewardModel {
+    pub transformer: Gpt,
+    /// Scalar head, weight (C, 1), no bias.
+    pub score: Linear,
+}
+
+impl RewardModel {
+    /// A reward model on a given trunk with a freshly initialised head (N(0, 1/sqrt(C+1)) as
+    /// DeepSpeed-Chat / InstructGPT's small-init head).
+    pub fn from_trunk(transformer: Gpt, device: &Device) -> Self {
+        let c = transformer.wte.weight.dims()[1];
+        let std = 1.0 / ((c + 1) as f64).sqrt();
+        let score = Linear {
+            weight: Param::from_tensor(Tensor::random(
+                [c, 1],
+                Distribution::Normal(0.0, std),
+                device,
+            )),
+            bias: None,
+        };
+        Self { transformer, score }
+    }
+
+    pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
+        Self::from_trunk(Gpt::new(cfg, device), device)
+    }
+
+    /// Rewards of right-padded sequences.
+    /// # Shapes
+    /// - idx: (B, T) token ids, padding after each sequence's end
+    /// - lens: real length of each row (≥ 1, ≤ T)
+    /// - returns (B,)
+    pub fn forward(&self, idx: Tensor<2, Int>, lens: &[usize]) -> Tensor<1> {
+        let [b, t] = idx.dims();
+        let device = idx.device();
+        SEQUENCES_FORWARDED.fetch_add(b, Ordering::Relaxed);
+        // right padding needs no key mask: causal attention never looks past a real token
+        let (h, _) = self
+            .transformer
+            .forward_hidden(idx, positions(b, t, 0, &device), None, None); // (B, T, C)
+        let c = h.dims()[2];
+        let last: Vec<i64> = lens.iter().map(|&l| (l.clamp(1, t) - 1) as i64).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(last, [b]), &device)
+            .reshape([b, 1, 1])
+            .expand([b, 1, c]);
+        let h_last = h.gather(1, index).reshape([b, c]); // (B, C)
+        self.score.forward(h_last).reshape([b])
+    }
+}

@@ -1,0 +1,473 @@
+//! `rlhf rm`: the reward model on K-wise rankings (InstructGPT eq. 1), and `rlhf score`.
+//!
+//! As in the paper, all C(K,2) pairs of a prompt belong to ONE batch and each response runs
+//! through the model once per step: a batch of P prompts is Σ K_p sequences in one forward,
+//! and the loss `−1/C(K,2) Σ_pairs log σ(r_w − r_l)`, averaged over prompts, is computed from
+//! those Σ K_p rewards by the ranking-loss kernel (WGSL on wgpu, its burn-ops twin on the CPU).
+
+use super::lm_train::TrainConfig;
+use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use crate::data::rankings::{read_rankings, Ranking};
+use crate::data::template::{render_prompt, render_response};
+use crate::data::tokenizer::Tok;
+use crate::model::RewardModel;
+use crate::train::clip::clip_global_norm;
+use crate::train::metrics::{progress_bar, MetricsWriter};
+use crate::train::schedule::LrSchedule;
+use crate::train::tensors::{ints, to_vec};
+use crate::util::rng::Rng;
+use anyhow::{bail, Result};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Defaults of the reward-model stage (batch_size counts prompts).
+pub fn default_config() -> TrainConfig {
+    TrainConfig {
+        steps: 300,
+        batch_size: 8,
+        lr: 3e-4,
+        min_lr_ratio: 0.1,
+        warmup: 20,
+        weight_decay: 0.0,
+        beta2: 0.95,
+        grad_clip: 1.0,
+        eval_every: 50,
+        eval_batches: 64,
+        checkpoint_every: 100,
+        max_bad_steps: 10,
+        seed: 31,
+    }
+}
+
+/// One ranking, tokenized: `seqs[i]` is `prompt + response_i + <|endoftext|>`, best first.
+#[derive(Debug, Clone)]
+pub struct TokRanking {
+    pub seqs: Vec<Vec<u32>>,
+}
+
+/// Tokenizes `prompt + response + <|endoftext|>`, cut to `n_ctx` (prompt cut from the left,
+/// then the response from the right; the closing token is kept).
+pub fn tokenize_pair(tok: &Tok, prompt: &str, response: &str, n_ctx: usize) -> Result<Vec<u32>> {
+    let p = tok.encode(&render_prompt(prompt))?;
+    let mut r = tok.encode(&render_response(response))?;
+    r.truncate(n_ctx.saturating_sub(2).max(1));
+    let keep_p = (n_ctx - 1 - r.len()).min(p.len());
+    let mut s = p[p.len() - keep_p..].to_vec();
+    s.extend(r);
+    s.push(tok.eot);
+    Ok(s)
+}
+
+pub fn tokenize_rankings(tok: &Tok, rs: &[Ranking], n_ctx: usize) -> Result<Vec<TokRanking>> {
+    rs.iter()
+        .map(|r| {
+            Ok(TokRanking {
+                seqs: r
+                    .responses
+                    .iter()
+                    .map(|x| tokenize_pair(tok, &r.prompt, x, n_ctx))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect()
+}
+
+/// Right-pads sequences into (ids, lens); `pad` fills the tail.
+pub fn pad_batch(seqs: &[&Vec<u32>], pad: u32) -> (Vec<i64>, usize, Vec<usize>) {
+    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
+    let mut ids = vec![pad as i64; seqs.len() * t];
+    for (r, s) in seqs.iter().enumerate() {
+        for (j, &x) in s.iter().enumerate() {
+            ids[r * t + j] = x as i64;
+        }
+    }
+    (ids, t, seqs.iter().map(|s| s.len()).collect())
+}
+
+/// Rewards of every response of `group` (prompt-major), in one forward. → (N,), ks
+pub fn group_rewards(
+    model: &RewardModel,
+    group: &[&TokRanking],
+    pad: u32,
+    device: &Device,
+) -> (Tensor<1>, Vec<usize>) {
+    let seqs: Vec<&Vec<u32>> = group.iter().flat_map(|r| r.seqs.iter()).collect();
+    let (ids, t, lens) = pad_batch(&seqs, pad);
+    let ks = group.iter().map(|r| r.seqs.len()).collect();
+    (
+        model.forward(ints(&ids, [seqs.len(), t], device), &lens),
+        ks,
+    )
+}
+
+/// Ranking statistics of host rewards (prompt-major, best first within a prompt).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RankStats {
+    /// Mean over prompts of −1/C(K,2) Σ log σ(r_w − r_l).
+    pub loss: f64,
+    /// Fraction of ordered pairs with r_w > r_l.
+    pub accuracy: f64,
+    /// Mean r_w − r_l over pairs.
+    pub margin: f64,
+    pub reward_mean: f64,
+    pub reward_std: f64,
+}
+
+pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
+    let (mut loss, mut correct, mut pairs, mut margin) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut off = 0;
+    for &k in ks {
+        let r = &rewards[off..off + k];
+        let mut l = 0.0;
+        for i in 0..k {
+            for j in i + 1..k {
+                let d = (r[i] - r[j]) as f64;
+                l += (-d).max(0.0) + (-d.abs()).exp().ln_1p(); // softplus(−d) = −log σ(d)
+                correct += if d > 0.0 { 1.0 } else { 0.0 };
+                margin += d;
+                pairs += 1.0;
+            }
+        }
+        loss += l / (k * (k - 1) / 2) as f64;
+        off += k;
+    }
+    let n = rewards.len().max(1) as f64;
+    let mean = rewards.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = rewards
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    RankStats {
+        loss: loss / ks.len().max(1) as f64,
+        accuracy: correct / pairs.max(1.0),
+        margin: margin / pairs.max(1.0),
+        reward_mean: mean,
+        reward_std: var.sqrt(),
+    }
+}
+
+/// Scores groups in chunks of `prompts_per_batch`; returns host rewards and ks.
+pub fn score_groups(
+    model: &RewardModel,
+    groups: &[TokRanking],
+    pad: u32,
+    per_batch: usize,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let (mut all, mut ks) = (Vec::new(), Vec::new());
+    for chunk in groups.chunks(per_batch.max(1)) {
+        let refs: Vec<&TokRanking> = chunk.iter().collect();
+        let (r, k) = group_rewards(model, &refs, pad, device);
+        all.extend(to_vec(r)?);
+        ks.extend(k);
+    }
+    Ok((all, ks))
+}
+
+pub struct RmJob {
+    pub init: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub train: TrainConfig,
+    /// Fraction of PROMPTS held out (all of a prompt's pairs stay on one side).
+    pub val_fraction: f64,
+    pub skip_invalid: bool,
+    /// Responses whose mean score is shifted to 0 after training (default: the training responses).
+    pub norm_samples: Option<PathBuf>,
+    pub resume: bool,
+}
+
+/// Summary written as `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RmSummary {
+    pub steps: usize,
+    pub train_prompts: usize,
+    pub heldout_prompts: usize,
+    pub skipped_records: usize,
+    pub first_eval: RankStats,
+    pub final_eval: RankStats,
+    pub reward_bias: f64,
+    /// Sequences run through the model per training step (= Σ K of a batch: one forward each).
+    pub sequences_per_step: f64,
+    pub seconds: f64,
+}
+
+pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
+    let t0 = std::time::Instant::now();
+    let (rankings, report) = read_rankings(&job.data, job.skip_invalid)?;
+    if !report.skipped.is_empty() {
+        eprintln!(
+            "rm: skipped {} invalid records of {}: {}",
+            report.skipped.len(),
+            job.data.display(),
+            report
+                .skipped
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let sft = checkpoint::load_lm(&job.init, device)?;
+    let mut mcfg = sft.config.model.clone();
+    mcfg.dropout = 0.0; // a reward must not depend on a dropout mask
+    let tok = sft.tok.clone();
+    let mut groups = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
+    let mut rng = Rng::new(job.train.seed ^ 0xa11ce);
+    rng.shuffle(&mut groups);
+    let n_val = ((groups.len() as f64 * job.val_fraction).round() as usize).max(1);
+    if groups.len() <= n_val {
+        bail!(
+            "{}: {} prompts are too few to hold {n_val} out",
+            job.data.display(),
+            groups.len()
+        );
+    }
+    let val = groups.split_off(groups.len() - n_val);
+    eprintln!(
+        "rm: {} train / {} held-out prompts (K = {}..{})",
+        groups.len(),
+        val.len(),
+        rankings
+            .iter()
+            .map(|r| r.responses.len())
+            .min()
+            .unwrap_or(0),
+        rankings
+            .iter()
+            .map(|r| r.responses.len())
+            .max()
+            .unwrap_or(0)
+    );
+    std::fs::create_dir_all(&job.out)?;
+    crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
+    let cfg = &job.train;
+    device.seed(cfg.seed);
+    let trunk = checkpoint::load_weights(
+        crate::model::Gpt::new(&mcfg, device),
+        &sft.dir.join("model.safetensors"),
+    )?;
+    let mut model = RewardModel::from_trunk(trunk, device);
+    let mut optim = AdamWConfig::new()
+        .with_beta_2(cfg.beta2 as f32)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_epsilon(1e-8)
+        .init();
+    let mut state = TrainState {
+        step: 0,
+        rng: Rng::new(cfg.seed),
+        finished: false,
+        extra: serde_json::Value::Null,
+    };
+    let ckpt_cfg = CheckpointConfig {
+        kind: "rm".into(),
+        stage: "rm".into(),
+        model: mcfg.clone(),
+        reward_bias: None,
+    };
+    if job.resume {
+        if let Ok(dir) = checkpoint::resolve(&job.out) {
+            let loaded = checkpoint::load_rm(&dir, device)?;
+            (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
+            eprintln!("rm: resuming from {} at step {}", dir.display(), state.step);
+        }
+    }
+    let sched = LrSchedule {
+        lr: cfg.lr,
+        min_lr: cfg.lr * cfg.min_lr_ratio,
+        warmup: cfg.warmup.min(cfg.steps),
+        total: cfg.steps,
+    };
+    let cols = [
+        "loss/train",
+        "rm/accuracy_train",
+        "loss/eval",
+        "rm/accuracy",
+        "rm/margin",
+        "rm/reward_mean",
+        "rm/reward_std",
+        "lr",
+        "grad_norm",
+    ];
+    let mut metrics = MetricsWriter::open(
+        &job.out,
+        &cols,
+        if state.step > 0 {
+            Some(state.step)
+        } else {
+            None
+        },
+    )?;
+    let pad = tok.eot;
+    let eval = |m: &RewardModel| -> Result<RankStats> {
+        let (r, ks) = score_groups(
+            &m.valid(),
+            &val[..val.len().min(cfg.eval_batches * cfg.batch_size)],
+            pad,
+            cfg.batch_size,
+            device,
+        )?;
+        Ok(rank_stats(&r, &ks))
+    };
+    let first_eval = eval(&model)?;
+    let ad = device.clone().autodiff();
+    let mut model = model.train();
+    let pb = progress_bar(cfg.steps as u64, "rm");
+    pb.set_position(state.step as u64);
+    let (mut last_eval, mut bad, mut seqs, mut n_steps) =
+        (first_eval.clone(), 0usize, 0usize, 0usize);
+    while state.step < cfg.steps {
+        let group: Vec<&TokRanking> = (0..cfg.batch_size.min(groups.len()))
+            .map(|_| &groups[state.rng.below(groups.len())])
+            .collect();
+        let (rewards, ks) = group_rewards(&model, &group, pad, &ad);
+        seqs += rewards.dims()[0];
+        n_steps += 1;
+        let host = to_vec(rewards.clone().detach())?;
+        let train_stats = rank_stats(&host, &ks);
+        let loss = crate::stages::rm_loss::ranking_loss(rewards, &ks)?;
+        let loss_v = loss.clone().into_scalar::<f32>() as f64;
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
+        let step = state.step;
+        if !loss_v.is_finite() || !norm.is_finite() {
+            bad += 1;
+            pb.println(format!(
+                "rm: step {step}: non-finite loss or gradient; update skipped"
+            ));
+            if bad >= cfg.max_bad_steps {
+                bail!("rm: {bad} consecutive non-finite steps at step {step}; the last good checkpoint is {}", job.out.join("ckpt").display());
+            }
+        } else {
+            bad = 0;
+            model = optim.step(sched.at(step), model, grads);
+        }
+        state.step += 1;
+        let is_last = state.step == cfg.steps;
+        let ev = if state.step.is_multiple_of(cfg.eval_every.max(1)) || is_last {
+            last_eval = eval(&model)?;
+            Some(last_eval.clone())
+        } else {
+            None
+        };
+        let e = ev.unwrap_or(RankStats {
+            loss: f64::NAN,
+            accuracy: f64::NAN,
+            margin: f64::NAN,
+            reward_mean: f64::NAN,
+            reward_std: f64::NAN,
+        });
+        metrics.row(
+            state.step,
+            &[
+                loss_v,
+                train_stats.accuracy,
+                e.loss,
+                e.accuracy,
+                e.margin,
+                e.reward_mean,
+                e.reward_std,
+                sched.at(step),
+                norm,
+            ],
+        )?;
+        pb.set_message(format!(
+            "loss {loss_v:.3} held-out acc {:.3}",
+            last_eval.accuracy
+        ));
+        pb.inc(1);
+        state.finished = is_last;
+        if state.step.is_multiple_of(cfg.checkpoint_every.max(1)) && !is_last {
+            let v = model.valid();
+            checkpoint::save(SaveRequest {
+                dir: &job.out,
+                model: &v,
+                config: &ckpt_cfg,
+                tok: &tok,
+                optim: Some(&optim),
+                state: &state,
+            })?;
+        }
+    }
+    pb.finish_and_clear();
+    // normalise: shift rewards so the normalisation responses score 0 on average
+    let model = model.valid();
+    let norm_groups = match &job.norm_samples {
+        Some(p) => {
+            let samples = crate::data::formats::read_samples(p)?;
+            let rs: Vec<Ranking> = samples
+                .into_iter()
+                .filter(|s| !s.responses.is_empty())
+                .map(|s| Ranking {
+                    prompt: s.prompt,
+                    responses: s.responses,
+                })
+                .collect();
+            tokenize_rankings(&tok, &rs, mcfg.n_ctx)?
+        }
+        None => groups.clone(),
+    };
+    let (r, _) = score_groups(&model, &norm_groups, pad, cfg.batch_size, device)?;
+    let bias = -(r.iter().map(|&x| x as f64).sum::<f64>() / r.len().max(1) as f64);
+    let final_cfg = CheckpointConfig {
+        reward_bias: Some(bias),
+        ..ckpt_cfg
+    };
+    checkpoint::save(SaveRequest {
+        dir: &job.out,
+        model: &model,
+        config: &final_cfg,
+        tok: &tok,
+        optim: Some(&optim),
+        state: &state,
+    })?;
+    let summary = RmSummary {
+        steps: state.step,
+        train_prompts: groups.len(),
+        heldout_prompts: val.len(),
+        skipped_records: report.skipped.len(),
+        first_eval,
+        final_eval: last_eval,
+        reward_bias: bias,
+        sequences_per_step: if n_steps > 0 {
+            seqs as f64 / n_steps as f64
+        } else {
+            f64::NAN
+        },
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    crate::config::save_json(&summary, &job.out.join("summary.json"))?;
+    Ok(summary)
+}
+
+/// `rlhf score`: a reward (normalisation bias included) for every response of a samples file.
+pub fn score_file(rm: &Path, data: &Path, device: &Device) -> Result<Vec<serde_json::Value>> {
+    let loaded = checkpoint::load_rm(rm, device)?;
+    let bias = loaded.config.reward_bias.unwrap_or(0.0);
+    let samples = crate::data::formats::read_samples(data)?;
+    let model = loaded.model.valid();
+    let mut out = Vec::new();
+    for s in samples {
+        let seqs = s
+            .responses
+            .iter()
+            .map(|x| tokenize_pair(&loaded.tok, &s.prompt, x, loaded.config.model.n_ctx))
+            .collect::<Result<Vec<_>>>()?;
+        let rewards: Vec<f64> = if seqs.is_empty() {
+            Vec::new()
+        } else {
+            let g = TokRanking { seqs };
+            let (r, _) = group_rewards(&model, &[&g], loaded.tok.eot, device);
+            to_vec(r)?.into_iter().map(|x| x as f64 + bias).collect()
+        };
+        out.push(
+            serde_json::json!({"prompt": s.prompt, "responses": s.responses, "rewards": rewards}),
+        );
+    }
+    Ok(out)
+}
