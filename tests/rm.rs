@@ -82,8 +82,8 @@ fn happy_rankings(path: &Path, n: usize, k: usize) {
         let mut w: Vec<String> = words.iter().map(|s| s.to_string()).collect();
         w.insert(at, "happy".into());
         resp[0] = w.join(" ");
-        for j in 1..k {
-            resp[j] = format!("{} ({i}.{j})", resp[j]); // keep responses distinct
+        for (j, r) in resp.iter_mut().enumerate().skip(1) {
+            *r = format!("{r} ({i}.{j})"); // keep responses distinct
         }
         out.push(rlhf::data::rankings::Ranking {
             prompt: format!("Continue: story {i}"),
