@@ -27,6 +27,8 @@ pub enum Command {
     Pretrain(PretrainArgs),
     /// Supervised fine-tuning on prompt → response demonstrations (loss on response tokens only).
     Sft(SftArgs),
+    /// Rank sampled responses with a labeler and write rankings for `rlhf rm`.
+    Label(LabelArgs),
     /// Train a reward model on K-wise rankings (InstructGPT eq. 1).
     Rm(RmArgs),
     /// Print a reward for every response of a samples file (JSONL).
@@ -366,4 +368,33 @@ pub struct ScoreArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArg,
+}
+
+/// Who ranks the responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabelerKind {
+    /// Simulated: VADER sentiment from its human-rated lexicon, most positive first.
+    Sentiment,
+}
+
+#[derive(Args, Debug)]
+pub struct LabelArgs {
+    /// Samples to rank: {"prompt","responses":[...]} per line (what `rlhf sample` writes).
+    #[arg(long)]
+    pub samples: PathBuf,
+    /// Rankings to write: {"prompt","responses":[best,...]} per line.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The labeler.
+    #[arg(long, value_enum, default_value_t = LabelerKind::Sentiment)]
+    pub labeler: LabelerKind,
+    /// Bradley–Terry temperature: 0 ranks exactly by sentiment; larger values disagree more.
+    #[arg(long, default_value_t = 0.0)]
+    pub labeler_noise: f64,
+    /// VADER lexicon (default: the bundled assets/vader/vader_lexicon.txt).
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+    /// Seed of the labeler noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }

@@ -4,7 +4,7 @@ use crate::cli::{BenchCmd, Cli, Command, TokenizerCmd};
 use crate::config::ModelConfig;
 use crate::data::tokenizer::Tok;
 use crate::device::{self, DeviceChoice};
-use crate::stages::{bench, chat, pipeline, pretrain, rm, sample, sft, tokenizer};
+use crate::stages::{assets, bench, chat, label, pipeline, pretrain, rm, sample, sft, tokenizer};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -107,6 +107,18 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 s.first_eval_loss,
                 s.final_eval_loss,
                 a.out.join("ckpt").display()
+            );
+            Ok(())
+        }
+        Command::Label(a) => {
+            let lexicon = match a.lexicon {
+                Some(p) => p,
+                None => assets::dir(None)?.join("vader/vader_lexicon.txt"),
+            };
+            let r = label::label_sentiment(&a.samples, &a.out, &lexicon, a.labeler_noise, a.seed)?;
+            eprintln!(
+                "label: ranked {} of {} prompts ({} with fewer than 2 distinct responses skipped); agreement with the noiseless labeler {:.3} -> {}",
+                r.ranked, r.prompts, r.skipped, r.agreement, a.out.display()
             );
             Ok(())
         }

@@ -47,7 +47,7 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert_eq!(err.matches("already done, skipped").count(), 4, "{err}");
+    assert_eq!(err.matches("already done, skipped").count(), 6, "{err}");
 }
 
 #[test]

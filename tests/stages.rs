@@ -47,3 +47,43 @@ fn tiny_pretraining_lowers_held_out_loss() {
     assert_eq!(header[1], "loss/train");
     assert_eq!(rows.len(), 40);
 }
+
+#[test]
+fn sentiment_labeler_ranks_most_positive_first_and_reports_agreement() {
+    let d = common::tmp_dir("label");
+    let s = d.join("samples.jsonl");
+    std::fs::write(
+        &s,
+        "{\"prompt\":\"p1\",\"responses\":[\"It was a terrible day.\",\"It was a good day.\",\"It was a day.\",\"It was a wonderful, happy day!\"]}\n\
+         {\"prompt\":\"p2\",\"responses\":[\"same\",\"same\"]}\n",
+    )
+    .unwrap();
+    let lex = common::assets().join("vader/vader_lexicon.txt");
+    let out = d.join("rankings.jsonl");
+    let rep = rlhf::stages::label::label_sentiment(&s, &out, &lex, 0.0, 1).unwrap();
+    assert_eq!((rep.prompts, rep.ranked, rep.skipped), (2, 1, 1));
+    assert_eq!(rep.agreement, 1.0);
+    let (r, _) = rlhf::data::rankings::read_rankings(&out, false).unwrap();
+    assert_eq!(
+        r[0].responses,
+        vec![
+            "It was a wonderful, happy day!",
+            "It was a good day.",
+            "It was a day.",
+            "It was a terrible day."
+        ]
+    );
+    // with noise the agreement drops below 1 on many prompts
+    let many: String = (0..200)
+        .map(|i| {
+            format!("{{\"prompt\":\"p{i}\",\"responses\":[\"bad\",\"good\",\"great\",\"okay\"]}}\n")
+        })
+        .collect();
+    std::fs::write(&s, many).unwrap();
+    let rep = rlhf::stages::label::label_sentiment(&s, &out, &lex, 0.5, 1).unwrap();
+    assert!(
+        rep.agreement > 0.55 && rep.agreement < 0.95,
+        "agreement {}",
+        rep.agreement
+    );
+}

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod bench;
 pub mod chat;
+pub mod label;
 pub mod lm_train;
 pub mod pipeline;
 pub mod pretrain;

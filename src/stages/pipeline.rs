@@ -1,9 +1,9 @@
 //! `rlhf pipeline`: the main job on the bundled assets — tokenizer → pretrain → SFT → sample K
-//! responses per prompt — each stage in its own subdirectory of `--out`. Rerun on the same
+//! responses per prompt → label them (simulated sentiment labeler) → reward model — each stage in its own subdirectory of `--out`. Rerun on the same
 //! directory, finished stages are skipped and an interrupted one resumes from its checkpoint.
 
 use super::lm_train::{is_finished, TrainConfig};
-use super::{assets, pretrain, sample, sft, tokenizer};
+use super::{assets, label, pretrain, rm, sample, sft, tokenizer};
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::data::tokenizer::Tok;
 use crate::model::generate::SampleConfig;
@@ -22,6 +22,9 @@ pub struct PipelineConfig {
     pub vocab_size: usize,
     pub pretrain: TrainConfig,
     pub sft: TrainConfig,
+    pub rm: TrainConfig,
+    /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
+    pub labeler_noise: f64,
     /// Responses sampled per prompt for labeling (InstructGPT: 4 to 9).
     pub k: usize,
     /// Prompts sampled from `assets/prompts.jsonl` (0: all).
@@ -35,12 +38,17 @@ impl PipelineConfig {
     /// the default job.
     pub fn for_preset(preset: &str, overrides: &ModelOverrides) -> Result<Self> {
         let model = ModelConfig::preset(preset)?.with_overrides(overrides)?;
-        let (mut pt, mut st) = (pretrain::default_config(), sft::default_config());
+        let (mut pt, mut st, mut rt) = (
+            pretrain::default_config(),
+            sft::default_config(),
+            rm::default_config(),
+        );
         let (vocab_size, sample_prompts, max_new) = match preset {
             "tiny" => {
                 (pt.steps, pt.batch_size, pt.eval_every, pt.checkpoint_every) = (120, 8, 40, 40);
                 (st.steps, st.batch_size, st.eval_every, st.checkpoint_every) = (60, 8, 20, 20);
                 (pt.eval_batches, st.eval_batches) = (4, 4);
+                (rt.steps, rt.eval_every, rt.checkpoint_every) = (30, 10, 10);
                 (512, 16, 24)
             }
             "small" => (2048, 300, 48),
@@ -52,6 +60,8 @@ impl PipelineConfig {
             vocab_size,
             pretrain: pt,
             sft: st,
+            rm: rt,
+            labeler_noise: 0.0,
             k: 4,
             sample_prompts,
             sampling: SampleConfig {
@@ -77,7 +87,7 @@ pub fn run(
     let assets = assets::dir(assets_dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::config::save_json(cfg, &out.join("pipeline.json"))?;
-    let n = 4;
+    let n = 6;
     let t_all = Instant::now();
 
     // 1. tokenizer
@@ -226,6 +236,56 @@ pub fn run(
                 "done in {:.1}s -> {}",
                 t0.elapsed().as_secs_f64(),
                 samples.display()
+            ),
+        );
+    }
+    // 5. label with the simulated sentiment labeler
+    let rankings = out.join("rankings.jsonl");
+    if rankings.is_file() {
+        stage_line(5, n, "label", "already done, skipped");
+    } else {
+        let lexicon = assets.join("vader/vader_lexicon.txt");
+        let r = label::label_sentiment(&samples, &rankings, &lexicon, cfg.labeler_noise, cfg.seed)?;
+        stage_line(5, n, "label", &format!(
+            "sentiment labeler ranked {} prompts ({} skipped), agreement with the noiseless order {:.3}",
+            r.ranked, r.skipped, r.agreement
+        ));
+    }
+
+    // 6. reward model, normalised so the SFT samples score 0 on average (as the paper)
+    let rm_dir = out.join("rm");
+    if is_finished(&rm_dir) {
+        stage_line(6, n, "rm", "already done, skipped");
+    } else {
+        let t0 = Instant::now();
+        stage_line(
+            6,
+            n,
+            "rm",
+            &format!("{} steps of {} prompts", cfg.rm.steps, cfg.rm.batch_size),
+        );
+        let s = rm::run(
+            rm::RmJob {
+                init: sft_dir.clone(),
+                data: rankings.clone(),
+                out: rm_dir.clone(),
+                train: cfg.rm.clone(),
+                val_fraction: 0.1,
+                skip_invalid: false,
+                norm_samples: Some(samples.clone()),
+                resume: true,
+            },
+            device,
+        )?;
+        stage_line(
+            6,
+            n,
+            "rm",
+            &format!(
+                "done in {:.1}s: held-out pairwise accuracy {:.3} -> {:.3}",
+                t0.elapsed().as_secs_f64(),
+                s.first_eval.accuracy,
+                s.final_eval.accuracy
             ),
         );
     }
