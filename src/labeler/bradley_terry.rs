@@ -6,36 +6,11 @@
 //! drawn from those remaining with probability ∝ `exp(score / T)`. `T = 0`
 //! gives the exact sort; `T → ∞` gives a uniformly random order.
 //! [`pairwise_agreement`] measures how far a noisy ranking strayed from the
-//! noiseless one. Randomness comes from [`SplitMix64`], a tiny seeded
-//! generator written here so the crate needs no `rand` dependency.
+//! noiseless one. Randomness comes from [`SplitMix64`], the project's seeded
+//! generator (`crate::util::rng::Rng`), so the crate needs no `rand` dependency.
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a small, fast, seedable 64-bit
-/// generator; good enough for simulation noise, not for cryptography.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator whose whole output stream is fixed by `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// Next 64 uniformly distributed bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform `f64` in `[0, 1)` with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
+/// The project's seedable SplitMix64 generator (one `u64` of state, saved in checkpoints).
+pub use crate::util::rng::Rng as SplitMix64;
 
 /// Indices of `scores` sorted best (highest) first; ties keep the earlier
 /// index first. NaN scores sort as by [`f64::total_cmp`].
