@@ -315,4 +315,9 @@ pub enum BenchCmd {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// Reward-model ranking loss (64 prompts × K=9, forward + backward): WGSL kernel vs burn ops.
+    RankLoss {
+        #[command(flatten)]
+        device: DeviceArg,
+    },
 }
