@@ -321,6 +321,11 @@ pub enum BenchCmd {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// Reward-model ranking loss (64 prompts × K=9, forward + backward): WGSL kernel vs burn ops.
+    RankLoss {
+        #[command(flatten)]
+        device: DeviceArg,
+    },
 }
 
 #[derive(Args, Debug)]

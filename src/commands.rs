@@ -213,6 +213,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 cfg.vocab_size = vocab_size;
                 bench::generate_bench(&cfg, batch_size, new_tokens, &dev.device, &dev.description)
             }
+            BenchCmd::RankLoss { device } => {
+                crate::kernels::bench_rank_loss(&open(device.device)?.device)
+            }
         },
     }
 }
