@@ -21,17 +21,18 @@ fn ranking_loss_hand_computed() {
     // python3 -c "import math;f=lambda d:math.log1p(math.exp(-d));print(((2*f(1)+f(2))/3+f(-1))/2)"
     let dev = Device::flex();
     let r = Tensor::<1>::from_floats([2.0, 1.0, 0.0, 0.0, 1.0], &dev);
-    let l = rlhf::stages::rm_loss::ranking_loss(r, &[3, 2])
+    let l = rlhf::kernels::ranking_loss::ranking_loss(r, &[3, 2])
         .unwrap()
         .into_scalar::<f32>();
     assert!((l - 0.782_206_1).abs() < 1e-6, "{l}");
     let s = rank_stats(&[2.0, 1.0, 0.0, 0.0, 1.0], &[3, 2]);
     assert!((s.loss - 0.782_206_1).abs() < 1e-6);
     assert!((s.accuracy - 0.75).abs() < 1e-12); // 3 of 4 pairs ordered right
-    assert!(
-        rlhf::stages::rm_loss::ranking_loss(Tensor::<1>::from_floats([1.0, 2.0], &dev), &[3])
-            .is_err()
-    );
+    assert!(rlhf::kernels::ranking_loss::ranking_loss(
+        Tensor::<1>::from_floats([1.0, 2.0], &dev),
+        &[3]
+    )
+    .is_err());
 }
 
 /// A random tiny LM checkpoint with the shared test tokenizer, standing in for SFT.

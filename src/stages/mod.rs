@@ -9,7 +9,6 @@ pub mod lm_train;
 pub mod pipeline;
 pub mod pretrain;
 pub mod rm;
-pub mod rm_loss;
 pub mod sample;
 pub mod sft;
 pub mod tokenizer;

@@ -3,7 +3,8 @@
 //! As in the paper, all C(K,2) pairs of a prompt belong to ONE batch and each response runs
 //! through the model once per step: a batch of P prompts is Σ K_p sequences in one forward,
 //! and the loss `−1/C(K,2) Σ_pairs log σ(r_w − r_l)`, averaged over prompts, is computed from
-//! those Σ K_p rewards by the ranking-loss kernel (WGSL on wgpu, its burn-ops twin on the CPU).
+//! those Σ K_p rewards by the ranking-loss kernel (`src/kernels/ranking_loss.rs`: WGSL on wgpu,
+//! its burn-ops twin on the CPU).
 
 use super::lm_train::TrainConfig;
 use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
@@ -330,7 +331,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         n_steps += 1;
         let host = to_vec(rewards.clone().detach())?;
         let train_stats = rank_stats(&host, &ks);
-        let loss = crate::stages::rm_loss::ranking_loss(rewards, &ks)?;
+        let loss = crate::kernels::ranking_loss::ranking_loss(rewards, &ks)?;
         let loss_v = loss.clone().into_scalar::<f32>() as f64;
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
