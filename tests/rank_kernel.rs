@@ -110,7 +110,7 @@ fn kernel_matches_reference_on_wgpu() {
 ///
 /// dL/dr (σ = sigmoid; prompt 1 scaled by 1/(2·3), prompt 2 by 1/(2·1)):
 ///   prompt 1: [-(σ(-1)+σ(-2))/6, (σ(-1)-σ(-1))/6, (σ(-2)+σ(-1))/6] = [-0.06469072, 0, 0.06469072]
-///   prompt 2: [-σ(1)/2, σ(1)/2] = [-0.36552929, 0.36552929]
+///   prompt 2: [-σ(1)/2, σ(1)/2] = [-0.365_529_3, 0.365_529_3]
 ///
 /// Cross-check:
 /// python3 -c "import math;sp=lambda x:math.log1p(math.exp(x));print(((2*sp(-1)+sp(-2))/3+sp(1))/2)"
@@ -119,7 +119,7 @@ fn kernel_matches_reference_on_wgpu() {
 fn hand_computed_small_case() {
     let r = [2.0, 1.0, 0.0, 0.0, 1.0];
     let ks = [3, 2];
-    let want_g = [-0.06469072, 0.0, 0.06469072, -0.36552929, 0.36552929];
+    let want_g = [-0.06469072, 0.0, 0.06469072, -0.365_529_3, 0.365_529_3];
     let mut runs: Vec<(&str, LossFn, Device)> = vec![
         ("cpu kernel-path", ranking_loss as LossFn, Device::flex()),
         (
