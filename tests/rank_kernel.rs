@@ -110,7 +110,7 @@ fn kernel_matches_reference_on_wgpu() {
 ///
 /// dL/dr (σ = sigmoid; prompt 1 scaled by 1/(2·3), prompt 2 by 1/(2·1)):
 ///   prompt 1: [-(σ(-1)+σ(-2))/6, (σ(-1)-σ(-1))/6, (σ(-2)+σ(-1))/6] = [-0.06469072, 0, 0.06469072]
-///   prompt 2: [-σ(1)/2, σ(1)/2] = [-0.365_529_3, 0.365_529_3]
+///   prompt 2: [-σ(1)/2, σ(1)/2] = [-0.36552929, 0.36552929]
 ///
 /// Cross-check:
 /// python3 -c "import math;sp=lambda x:math.log1p(math.exp(x));print(((2*sp(-1)+sp(-2))/3+sp(1))/2)"
