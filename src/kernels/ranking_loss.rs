@@ -111,35 +111,27 @@ pub fn ranking_loss_reference(rewards: Tensor<1>, ks: &[usize]) -> Result<Tensor
     Ok((stable_softplus(margin.neg()) * weight).sum()) // (1,)
 }
 
-/// Seconds per forward + backward of `f` on random rewards (64 prompts × K = 9 by the caller).
-fn time_fwd_bwd(
-    device: &Device,
-    ks: &[usize],
-    iters: usize,
-    f: fn(Tensor<1>, &[usize]) -> Result<Tensor<1>>,
-) -> Result<f64> {
-    let n: usize = ks.iter().sum();
-    let device = device.clone().autodiff();
-    let run = || -> Result<()> {
-        let r = Tensor::<1>::random([n], Distribution::Normal(0.0, 3.0), &device).require_grad();
-        let loss = f(r.clone(), ks)?;
-        let grads = loss.backward();
-        let g = r.grad(&grads).context("no gradient reached the rewards")?;
-        crate::train::tensors::to_vec(g)?; // waits for the device
-        Ok(())
-    };
-    for _ in 0..5 {
-        run()?;
-    }
+type LossFn = fn(Tensor<1>, &[usize]) -> Result<Tensor<1>>;
+
+/// Seconds per forward + backward of `f` (mean of `iters`), rewards (N,) fixed and requiring
+/// grad; each step reads the reward gradient back, which waits for the device.
+fn time_fwd_bwd(rewards: &Tensor<1>, ks: &[usize], iters: usize, f: LossFn) -> Result<f64> {
     let t = Instant::now();
     for _ in 0..iters {
-        run()?;
+        let loss = f(rewards.clone(), ks)?; // (1,)
+        let grads = loss.backward();
+        let g = rewards
+            .grad(&grads)
+            .context("no gradient reached the rewards")?; // (N,)
+        crate::train::tensors::to_vec(g)?;
     }
     Ok(t.elapsed().as_secs_f64() / iters as f64)
 }
 
 /// `rlhf bench rank-loss`: 64 prompts × K = 9, forward + backward, WGSL kernel vs the reference
-/// twin in burn ops on the same device (autodiff on). Needs a wgpu device.
+/// twin in burn ops on the same device (autodiff on). Needs a wgpu device. Rounds alternate
+/// between the two and the best round of each is reported, which keeps lavapipe's jitter and
+/// one-off pipeline compilation out of the ratio.
 pub fn bench_rank_loss(device: &Device) -> Result<()> {
     ensure!(
         is_kernel_device(device),
@@ -147,15 +139,26 @@ pub fn bench_rank_loss(device: &Device) -> Result<()> {
          try --device wgpu"
     );
     let ks = vec![9usize; 64];
-    let iters = 50;
+    let n: usize = ks.iter().sum();
+    let (rounds, iters) = (5, 40);
+    let device = device.clone().autodiff();
+    let rewards = Tensor::<1>::random([n], Distribution::Normal(0.0, 3.0), &device).require_grad();
     let before = super::kernel_launches();
-    let kernel = time_fwd_bwd(device, &ks, iters, ranking_loss)?;
+    time_fwd_bwd(&rewards, &ks, 5, ranking_loss)?; // warm-up
     ensure!(
         super::kernel_launches() > before,
         "the kernel path did not launch the WGSL kernel"
     );
-    let reference = time_fwd_bwd(device, &ks, iters, ranking_loss_reference)?;
-    println!("rank-loss, 64 prompts x K=9 (N=576, 2304 pairs), forward+backward, mean of {iters}:");
+    time_fwd_bwd(&rewards, &ks, 5, ranking_loss_reference)?; // warm-up
+    let (mut kernel, mut reference) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..rounds {
+        kernel = kernel.min(time_fwd_bwd(&rewards, &ks, iters, ranking_loss)?);
+        reference = reference.min(time_fwd_bwd(&rewards, &ks, iters, ranking_loss_reference)?);
+    }
+    println!(
+        "rank-loss, 64 prompts x K=9 (N={n}, 2304 pairs), forward+backward+readback, \
+         best of {rounds} rounds x {iters}:"
+    );
     println!("  WGSL kernel     {:9.3} ms", kernel * 1e3);
     println!("  burn reference  {:9.3} ms", reference * 1e3);
     println!("  ratio (reference / kernel) {:.2}x", reference / kernel);
