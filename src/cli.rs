@@ -307,6 +307,23 @@ pub enum BenchCmd {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// Fused WGSL attention vs burn's composed attention, forward + backward under autodiff.
+    Attention {
+        /// Batch size.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Attention heads.
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        /// Longest sequence length to run among 128, 256, 512, 1024 (keep it low on lavapipe).
+        #[arg(long, default_value_t = 1024)]
+        max_t: usize,
+        /// Timed steps per configuration (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
     /// Generated tokens/s with and without the KV cache.
     Generate {
         #[arg(long, default_value = "small")]

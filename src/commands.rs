@@ -4,7 +4,9 @@ use crate::cli::{BenchCmd, Cli, Command, TokenizerCmd};
 use crate::config::ModelConfig;
 use crate::data::tokenizer::Tok;
 use crate::device::{self, DeviceChoice};
-use crate::stages::{assets, bench, chat, label, pipeline, pretrain, rm, sample, sft, tokenizer};
+use crate::stages::{
+    assets, bench, bench_attention, chat, label, pipeline, pretrain, rm, sample, sft, tokenizer,
+};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -200,6 +202,26 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 let mut cfg = ModelConfig::preset(&preset)?;
                 cfg.vocab_size = vocab_size;
                 bench::train(&cfg, batch_size, steps, &dev.device, &dev.description)
+            }
+            BenchCmd::Attention {
+                batch_size,
+                heads,
+                max_t,
+                steps,
+                device,
+            } => {
+                let dev = open(device.device)?;
+                let cfg = bench_attention::AttentionBench {
+                    batch: batch_size,
+                    heads,
+                    head_sizes: vec![32, 64],
+                    lengths: [128, 256, 512, 1024]
+                        .into_iter()
+                        .filter(|&t| t <= max_t)
+                        .collect(),
+                    steps,
+                };
+                bench_attention::run(&cfg, &dev.device, &dev.description)
             }
             BenchCmd::Generate {
                 preset,

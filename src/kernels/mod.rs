@@ -1,6 +1,8 @@
 //! Hand-written WGSL kernels wired into burn (backend extensions with Autodiff backward steps),
 //! each with a reference twin in plain burn ops that the tests compare against.
 
+pub mod attention;
+mod attention_launch;
 mod rank_ext;
 pub mod ranking_loss;
 

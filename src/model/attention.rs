@@ -1,9 +1,11 @@
 //! Causal multi-head self-attention (`attn.c_attn`, `attn.c_proj`), with an optional key-padding
 //! mask and an optional KV cache for generation.
 //!
-//! The score computation is the composed reference (matmul → mask → softmax → matmul). It keeps
-//! the (T × T) score matrix; the fused WGSL kernel (issue 5) replaces it on wgpu.
+//! `forward` calls [`crate::kernels::attention::causal_attention`]: the fused WGSL kernel on wgpu,
+//! and on the CPU the composed reference below (matmul → mask → softmax → matmul), which keeps
+//! the (T × Tk) score matrix and is the kernel's reference twin in the tests.
 
+use crate::kernels::attention::causal_attention;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -60,7 +62,7 @@ impl CausalSelfAttention {
             }
             None => 0,
         };
-        let y = attention_reference(q, k.clone(), v.clone(), key_pad, t_past); // (B, nh, T, hs)
+        let y = causal_attention(q, k.clone(), v.clone(), key_pad, t_past); // (B, nh, T, hs)
         let y = y.swap_dims(1, 2).reshape([b, t, c]);
         (self.c_proj.forward(y), LayerKv { k, v })
     }

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod bench;
+pub mod bench_attention;
 pub mod chat;
 pub mod label;
 pub mod lm_train;

@@ -1,0 +1,242 @@
+//! Fused causal multi-head attention (FlashAttention-2 style) as a burn backend extension.
+//!
+//! `causal_attention` is what the model calls. On a wgpu (cubecl) device it runs the WGSL kernels
+//! in `shaders/` — forward writes O and the row log-sum-exp L; under autodiff a `Backward` step
+//! recomputes the scores tile by tile to get dQ, dK, dV — so no (T × Tk) matrix is ever stored.
+//! Elsewhere (Flex CPU), or when forced, it is the reference twin
+//! [`crate::model::attention::attention_reference`], which the tests compare against.
+
+use crate::model::attention::attention_reference;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::fusion::custom::TensorSpec;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, DispatchDevice};
+use burn::prelude::*;
+use burn::tensor::DType;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static FORCE_REFERENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Number of fused attention kernels launched so far in this process (forward and backward
+/// kernels each count one). Lets tests prove that the kernel path is taken.
+pub fn attention_kernel_launches() -> usize {
+    LAUNCHES.load(Ordering::Relaxed)
+}
+
+pub(super) fn count_launch() {
+    LAUNCHES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Forces the composed reference on this thread (tests and `rlhf bench attention` only).
+pub fn set_force_reference(force: bool) {
+    FORCE_REFERENCE.with(|f| f.set(force));
+}
+
+fn force_reference() -> bool {
+    FORCE_REFERENCE.with(|f| f.get())
+}
+
+/// Fused attention kernels; implemented for cubecl (wgpu) in `attention_launch.rs`, generated for
+/// Fusion, and differentiable through the `Autodiff` implementation below.
+#[backend_extension(Autodiff, Cube, Fusion)]
+pub trait AttentionExt: Backend {
+    /// q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) 1.0 at padding keys
+    /// → (O (B, nh, T, hs), L (B, nh, T) log-sum-exp of each row's scaled scores).
+    #[fusion(meta = fwd_meta)]
+    fn flash_attention_fwd(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        t_past: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The forward's inputs, O, L and dO (B, nh, T, hs) → (dQ, dK, dV), shaped like q, k, v.
+    #[allow(clippy::too_many_arguments)]
+    #[fusion(meta = bwd_meta)]
+    fn flash_attention_bwd(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        t_past: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+fn fwd_meta(
+    q: &TensorSpec,
+    _k: &TensorSpec,
+    _v: &TensorSpec,
+    _pad: &TensorSpec,
+    _t_past: &usize,
+) -> (TensorSpec, TensorSpec) {
+    let [b, nh, t, _hs] = q.shape.dims::<4>();
+    let lse = TensorSpec::new([b, nh, t].into_iter().collect(), q.dtype);
+    (q.clone(), lse)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bwd_meta(
+    q: &TensorSpec,
+    k: &TensorSpec,
+    v: &TensorSpec,
+    _pad: &TensorSpec,
+    _out: &TensorSpec,
+    _lse: &TensorSpec,
+    _d_out: &TensorSpec,
+    _t_past: &usize,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    (q.clone(), k.clone(), v.clone())
+}
+
+/// Saved for backward: q, k, v, pad, O, L, t_past.
+type FlashState<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    usize,
+);
+
+#[derive(Debug)]
+struct FlashBackward;
+
+impl<B: AttentionExt> Backward<B, 3> for FlashBackward {
+    type State = FlashState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _c: &mut Checkpointer) {
+        let (q, k, v, pad, out, lse, t_past) = ops.state;
+        let d_out = grads.consume::<B>(&ops.node); // (B, nh, T, hs)
+        let (dq, dk, dv) = B::flash_attention_bwd(q, k, v, pad, out, lse, d_out, t_past);
+        let [pq, pk, pv] = ops.parents;
+        for (parent, grad) in [(pq, dq), (pk, dk), (pv, dv)] {
+            if let Some(p) = parent {
+                grads.register::<B>(p.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: AttentionExt, C: CheckpointStrategy> AttentionExt for Autodiff<B, C> {
+    fn flash_attention_fwd(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        t_past: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let prep = <FlashBackward as Backward<B, 3>>::prepare::<C>(
+            FlashBackward,
+            [q.node(), k.node(), v.node()],
+        )
+        .compute_bound()
+        .stateful();
+        let (q, k, v, pad) = (
+            q.into_primitive(),
+            k.into_primitive(),
+            v.into_primitive(),
+            pad.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (o, lse) =
+                    B::flash_attention_fwd(q.clone(), k.clone(), v.clone(), pad.clone(), t_past);
+                let state = (q, k, v, pad, o.clone(), lse.clone(), t_past);
+                (prep.finish(state, o), FloatTensor::<Self>::new(lse))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (o, lse) = B::flash_attention_fwd(q, k, v, pad, t_past);
+                (prep.finish(o), FloatTensor::<Self>::new(lse))
+            }
+        }
+    }
+
+    fn flash_attention_bwd(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        t_past: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // not differentiable itself: plain values in, untracked values out
+        let (dq, dk, dv) = B::flash_attention_bwd(
+            q.into_primitive(),
+            k.into_primitive(),
+            v.into_primitive(),
+            pad.into_primitive(),
+            out.into_primitive(),
+            lse.into_primitive(),
+            d_out.into_primitive(),
+            t_past,
+        );
+        (
+            FloatTensor::<Self>::new(dq),
+            FloatTensor::<Self>::new(dk),
+            FloatTensor::<Self>::new(dv),
+        )
+    }
+}
+
+/// True when the WGSL kernels can serve these inputs: a cubecl (wgpu) device, f32, and a head
+/// size that is a multiple of 4 up to 128 (the kernels keep per-row vectors in registers).
+pub fn kernel_applies(q: &Tensor<4>) -> bool {
+    let [b, nh, t, hs] = q.dims();
+    let cube = matches!(
+        q.device().without_autodiff().as_dispatch(),
+        DispatchDevice::Cube(_)
+    );
+    cube && q.dtype() == DType::F32
+        && hs % 4 == 0
+        && (4..=128).contains(&hs)
+        && t > 0
+        && b * nh <= 65_535
+}
+
+/// Causal multi-head attention with an optional key-padding mask and KV-cache offset.
+///
+/// Query `i` sits at absolute position `t_past + i` and attends to keys `0..=t_past + i` that are
+/// not padding; same semantics (including fully padded rows) as `attention_reference`.
+/// # Shapes
+/// q: (B, nh, T, hs); k, v: (B, nh, Tk, hs) with Tk = t_past + T; key_pad: (B, Tk), true at
+/// padding → (B, nh, T, hs)
+pub fn causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    key_pad: Option<Tensor<2, Bool>>,
+    t_past: usize,
+) -> Tensor<4> {
+    if force_reference() || !kernel_applies(&q) {
+        return attention_reference(q, k, v, key_pad, t_past);
+    }
+    let [b, _nh, _t, _hs] = q.dims();
+    let tk = k.dims()[2];
+    let pad = match key_pad {
+        Some(p) => p.float(), // (B, Tk) 1.0 at padding
+        None => Tensor::<2>::zeros([b, tk], &q.device()),
+    };
+    let (out, _lse) = <Dispatch as AttentionExt>::flash_attention_fwd(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        pad.into_dispatch(),
+        t_past,
+    );
+    Tensor::from_dispatch(out) // (B, nh, T, hs)
+}

@@ -1,0 +1,205 @@
+//! Launching the fused attention WGSL kernels (`shaders/attention_*.wgsl`) on a cubecl (wgpu)
+//! tensor: tile sizes per adapter, `SourceTemplate` placeholders, buffers and workgroup counts.
+//!
+//! Kernels: forward (O, L), backward dK/dV, backward dQ. All expect contiguous f32 tensors
+//! q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) with 1.0 at padding keys.
+
+use super::attention::{count_launch, AttentionExt};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::wgpu::{
+    into_contiguous, kernel_source, CubeBackend, CubeTensor, KernelSource, SourceKernel,
+    SourceTemplate,
+};
+use burn::cubecl::{prelude::KernelId, server::KernelArguments, CubeCount, CubeDim};
+use burn::tensor::DType;
+use burn::tensor::Shape;
+use derive_new::new;
+
+kernel_source!(FwdRaw, "../../shaders/attention_fwd.wgsl");
+kernel_source!(DkvRaw, "../../shaders/attention_bwd_dkv.wgsl");
+kernel_source!(DqRaw, "../../shaders/attention_bwd_dq.wgsl");
+
+/// Which of the three kernels, with its compile-time constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Pass {
+    Forward,
+    BackwardDkv,
+    BackwardDq,
+}
+
+/// One kernel specialisation: head size `hs`, `wg` rows (or keys) per workgroup = workgroup size,
+/// `tile` rows (or keys) per workgroup-memory tile.
+#[derive(Debug, Clone, Copy)]
+struct AttnKernel {
+    pass: Pass,
+    hs: usize,
+    wg: usize,
+    tile: usize,
+}
+
+impl KernelSource for AttnKernel {
+    fn source(&self) -> SourceTemplate {
+        let (hs, wg, tile) = (
+            self.hs.to_string(),
+            self.wg.to_string(),
+            self.tile.to_string(),
+        );
+        match self.pass {
+            Pass::Forward => FwdRaw.source().register("br", wg).register("bc", tile),
+            Pass::BackwardDkv => DkvRaw.source().register("bk", wg).register("bq", tile),
+            Pass::BackwardDq => DqRaw.source().register("br", wg).register("bc", tile),
+        }
+        .register("hs", hs)
+    }
+    fn id(&self) -> KernelId {
+        KernelId::new::<Self>().info((self.pass, self.hs, self.wg, self.tile))
+    }
+    fn lang(&self) -> &'static str {
+        "wgsl"
+    }
+}
+
+/// Largest tile in {64, 32, 16, 8} such that two (tile × hs) f32 tiles plus two f32 vectors fit
+/// the adapter's workgroup memory, and the workgroup (one invocation per row) fits its limits.
+/// lavapipe: 64 for hs ≤ 32, 32 for hs 64, 16 for hs 128 (32 KiB of workgroup memory).
+fn pick_tile(t: &CubeTensor, hs: usize) -> usize {
+    let hw = &t.client.properties().hardware;
+    let shared = hw.max_shared_memory_size.max(16 * 1024);
+    let units = hw.max_units_per_cube.max(64) as usize;
+    [64usize, 32, 16, 8]
+        .into_iter()
+        .find(|&b| 2 * b * hs * 4 + 2 * b * 4 + 64 <= shared && b <= units)
+        .unwrap_or(8)
+}
+
+fn empty(like: &CubeTensor, dims: Vec<usize>) -> CubeTensor {
+    let shape: Shape = dims.into_iter().collect();
+    let n = shape.num_elements();
+    CubeTensor::new_contiguous(
+        like.client.clone(),
+        like.device.clone(),
+        shape,
+        like.client.empty(n * DType::F32.size()),
+        DType::F32,
+    )
+}
+
+/// [B, nh, T, Tk, t_past, bits(1/sqrt(hs))] as the kernels' `info` buffer.
+fn info(q: &CubeTensor, k: &CubeTensor, t_past: usize) -> (Vec<u32>, [usize; 5]) {
+    let [b, nh, t, hs] = q.meta.shape().dims::<4>();
+    let tk = k.meta.shape().dims::<4>()[2];
+    let scale = 1.0f32 / (hs as f32).sqrt();
+    let v = vec![
+        b as u32,
+        nh as u32,
+        t as u32,
+        tk as u32,
+        t_past as u32,
+        scale.to_bits(),
+    ];
+    (v, [b, nh, t, tk, hs])
+}
+
+fn launch(
+    kernel: AttnKernel,
+    groups: (u32, u32),
+    like: &CubeTensor,
+    buffers: Vec<&CubeTensor>,
+    info: &[u32],
+) {
+    let info_h = like.client.create_from_slice(bytemuck::cast_slice(info));
+    let mut bindings: Vec<_> = buffers.iter().map(|t| t.handle.clone().binding()).collect();
+    bindings.push(info_h.binding());
+    let cube_dim = CubeDim::new_3d(kernel.wg as u32, 1, 1);
+    like.client.launch(
+        Box::new(SourceKernel::new(kernel, cube_dim)),
+        CubeCount::Static(groups.0, groups.1, 1),
+        KernelArguments::new().with_buffers(bindings),
+    );
+    count_launch();
+}
+
+impl AttentionExt for CubeBackend {
+    fn flash_attention_fwd(
+        q: CubeTensor,
+        k: CubeTensor,
+        v: CubeTensor,
+        pad: CubeTensor,
+        t_past: usize,
+    ) -> (CubeTensor, CubeTensor) {
+        let (q, k, v, pad) = (
+            into_contiguous(q),
+            into_contiguous(k),
+            into_contiguous(v),
+            into_contiguous(pad),
+        );
+        let (inf, [b, nh, t, _tk, hs]) = info(&q, &k, t_past);
+        let out = empty(&q, vec![b, nh, t, hs]); // (B, nh, T, hs)
+        let lse = empty(&q, vec![b, nh, t]); // (B, nh, T)
+        let tile = pick_tile(&q, hs);
+        let kernel = AttnKernel {
+            pass: Pass::Forward,
+            hs,
+            wg: tile,
+            tile,
+        };
+        let groups = (t.div_ceil(tile) as u32, (b * nh) as u32);
+        launch(kernel, groups, &q, vec![&q, &k, &v, &pad, &out, &lse], &inf);
+        (out, lse)
+    }
+
+    fn flash_attention_bwd(
+        q: CubeTensor,
+        k: CubeTensor,
+        v: CubeTensor,
+        pad: CubeTensor,
+        out: CubeTensor,
+        lse: CubeTensor,
+        d_out: CubeTensor,
+        t_past: usize,
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
+        let (q, k, v, pad) = (
+            into_contiguous(q),
+            into_contiguous(k),
+            into_contiguous(v),
+            into_contiguous(pad),
+        );
+        let (lse, d_out) = (into_contiguous(lse), into_contiguous(d_out));
+        // D_i = rowsum(dO ∘ O): (B, nh, T, 1), read as (B, nh, T)
+        let dd = into_contiguous(Self::float_sum_dim(Self::float_mul(d_out.clone(), out), 3));
+        let (inf, [b, nh, t, tk, hs]) = info(&q, &k, t_past);
+        let dq = empty(&q, vec![b, nh, t, hs]);
+        let dk = empty(&q, vec![b, nh, tk, hs]);
+        let dv = empty(&q, vec![b, nh, tk, hs]);
+        let tile = pick_tile(&q, hs);
+        let dkv = AttnKernel {
+            pass: Pass::BackwardDkv,
+            hs,
+            wg: tile,
+            tile,
+        };
+        let groups = (tk.div_ceil(tile) as u32, (b * nh) as u32);
+        launch(
+            dkv,
+            groups,
+            &q,
+            vec![&q, &k, &v, &pad, &d_out, &lse, &dd, &dk, &dv],
+            &inf,
+        );
+        let dqk = AttnKernel {
+            pass: Pass::BackwardDq,
+            hs,
+            wg: tile,
+            tile,
+        };
+        let groups = (t.div_ceil(tile) as u32, (b * nh) as u32);
+        launch(
+            dqk,
+            groups,
+            &q,
+            vec![&q, &k, &v, &pad, &d_out, &lse, &dd, &dq],
+            &inf,
+        );
+        (dq, dk, dv)
+    }
+}
