@@ -177,13 +177,22 @@ pub struct Loaded {
 }
 
 /// Loads a language-model checkpoint onto `device`, checking the tokenizer matches the model.
-pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
+/// Reads a checkpoint's `config.json` and `tokenizer.json`, checking the config, its kind and
+/// that the tokenizer matches the model's vocabulary.
+fn load_header(path: &Path, kind: &str, what: &str) -> Result<(PathBuf, CheckpointConfig, Tok)> {
     let dir = resolve(path)?;
     let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
     config
         .model
         .validate()
         .with_context(|| format!("{}", dir.join("config.json").display()))?;
+    if config.kind != kind {
+        bail!(
+            "{} is a '{}' checkpoint, not {what}",
+            dir.display(),
+            config.kind
+        );
+    }
     let tok = Tok::load(&dir.join("tokenizer.json"))?;
     if tok.vocab_size() != config.model.vocab_size {
         bail!(
@@ -193,13 +202,12 @@ pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
             config.model.vocab_size
         );
     }
-    if config.kind != "lm" {
-        bail!(
-            "{} is a '{}' checkpoint, not a language model",
-            dir.display(),
-            config.kind
-        );
-    }
+    Ok((dir, config, tok))
+}
+
+/// Loads a language-model checkpoint onto `device`, checking the tokenizer matches the model.
+pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
+    let (dir, config, tok) = load_header(path, "lm", "a language model")?;
     let model = load_weights(
         Gpt::new(&config.model, device),
         &dir.join("model.safetensors"),
@@ -242,24 +250,7 @@ pub struct LoadedRm {
 
 /// Loads a reward-model checkpoint (`kind = "rm"`), checking the tokenizer matches.
 pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
-    let dir = resolve(path)?;
-    let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
-    if config.kind != "rm" {
-        bail!(
-            "{} is a '{}' checkpoint, not a reward model (train one with `rlhf rm`)",
-            dir.display(),
-            config.kind
-        );
-    }
-    let tok = Tok::load(&dir.join("tokenizer.json"))?;
-    if tok.vocab_size() != config.model.vocab_size {
-        bail!(
-            "{}: tokenizer has {} tokens but the model's vocabulary is {}",
-            dir.display(),
-            tok.vocab_size(),
-            config.model.vocab_size
-        );
-    }
+    let (dir, config, tok) = load_header(path, "rm", "a reward model (train one with `rlhf rm`)")?;
     let fresh = crate::model::RewardModel::new(&config.model, device);
     let model = load_weights(fresh, &dir.join("model.safetensors"))?;
     Ok(LoadedRm {

@@ -79,16 +79,18 @@ fn is_hardware(t: wgpu::DeviceType) -> bool {
 pub fn list_adapters() -> Vec<AdapterRow> {
     let inst = instance(backends_for(DeviceChoice::Wgpu));
     pollster::block_on(inst.enumerate_adapters(backends_for(DeviceChoice::Wgpu)))
-        .into_iter()
-        .map(|a| {
-            let i = a.get_info();
-            AdapterRow {
-                name: i.name,
-                device_type: i.device_type,
-                backend: i.backend,
-            }
-        })
+        .iter()
+        .map(row_of)
         .collect()
+}
+
+fn row_of(a: &wgpu::Adapter) -> AdapterRow {
+    let i = a.get_info();
+    AdapterRow {
+        name: i.name,
+        device_type: i.device_type,
+        backend: i.backend,
+    }
 }
 
 /// Picks the adapter for `choice` among the given rows (pure, for tests): best-ranked type first.
@@ -139,17 +141,7 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
     let backends = backends_for(choice);
     let inst = instance(backends);
     let adapters = pollster::block_on(inst.enumerate_adapters(backends));
-    let rows: Vec<AdapterRow> = adapters
-        .iter()
-        .map(|a| {
-            let i = a.get_info();
-            AdapterRow {
-                name: i.name,
-                device_type: i.device_type,
-                backend: i.backend,
-            }
-        })
-        .collect();
+    let rows: Vec<AdapterRow> = adapters.iter().map(row_of).collect();
     let Some(i) = pick(choice, &rows) else {
         let seen = if rows.is_empty() {
             "no wgpu adapters at all".to_string()

@@ -13,7 +13,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, DispatchDevice};
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch};
 use burn::prelude::*;
 use burn::tensor::DType;
 use std::cell::Cell;
@@ -197,11 +197,8 @@ impl<B: AttentionExt, C: CheckpointStrategy> AttentionExt for Autodiff<B, C> {
 /// size that is a multiple of 4 up to 128 (the kernels keep per-row vectors in registers).
 pub fn kernel_applies(q: &Tensor<4>) -> bool {
     let [b, nh, t, hs] = q.dims();
-    let cube = matches!(
-        q.device().without_autodiff().as_dispatch(),
-        DispatchDevice::Cube(_)
-    );
-    cube && q.dtype() == DType::F32
+    super::is_kernel_device(&q.device())
+        && q.dtype() == DType::F32
         && hs % 4 == 0
         && (4..=128).contains(&hs)
         && t > 0

@@ -9,7 +9,7 @@
 
 use super::rank_ext::RankLossExt;
 use anyhow::{bail, ensure, Context, Result};
-use burn::backend::{Dispatch, DispatchDevice};
+use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::{DType, Distribution};
@@ -36,13 +36,7 @@ pub fn validate(n: usize, ks: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// True when `device` (with or without autodiff) runs on CubeCL, i.e. wgpu in this build.
-pub fn is_kernel_device(device: &Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        DispatchDevice::Cube(_)
-    )
-}
+pub use super::is_kernel_device;
 
 /// The ranking loss. rewards (N,) prompt-major, best first within a prompt; ks: K of each
 /// prompt (Σ ks = N, each in 2..=9). Returns the scalar loss as shape (1,).

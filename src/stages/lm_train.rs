@@ -14,7 +14,7 @@ use crate::train::tensors::{batch_tensors, scalar};
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -49,6 +49,37 @@ pub struct TrainConfig {
     pub max_bad_steps: usize,
     /// Seed for initialisation, batch order and dropout.
     pub seed: u64,
+}
+
+impl TrainConfig {
+    /// AdamW with this stage's β2 and weight decay (ε 1e-8, as PyTorch).
+    pub fn optimizer(&self) -> ModuleOptimizer {
+        AdamWConfig::new()
+            .with_beta_2(self.beta2 as f32)
+            .with_weight_decay(self.weight_decay as f32)
+            .with_epsilon(1e-8)
+            .init()
+    }
+
+    /// Warmup + cosine decay to `lr · min_lr_ratio` over `steps`.
+    pub fn schedule(&self) -> LrSchedule {
+        LrSchedule {
+            lr: self.lr,
+            min_lr: self.lr * self.min_lr_ratio,
+            warmup: self.warmup.min(self.steps),
+            total: self.steps,
+        }
+    }
+
+    /// The training state of a stage that has not run yet.
+    pub fn initial_state(&self) -> TrainState {
+        TrainState {
+            step: 0,
+            rng: Rng::new(self.seed),
+            finished: false,
+            extra: serde_json::Value::Null,
+        }
+    }
 }
 
 /// Where a stage's batches come from.
@@ -99,18 +130,9 @@ impl LmStage<'_> {
         std::fs::create_dir_all(self.out)?;
         crate::config::save_json(cfg, &self.out.join("stage.json"))?;
         let ad = self.device.clone().autodiff();
-        let mut optim = AdamWConfig::new()
-            .with_beta_2(cfg.beta2 as f32)
-            .with_weight_decay(cfg.weight_decay as f32)
-            .with_epsilon(1e-8)
-            .init();
+        let mut optim = cfg.optimizer();
         let mut model = init;
-        let mut state = TrainState {
-            step: 0,
-            rng: Rng::new(cfg.seed),
-            finished: false,
-            extra: serde_json::Value::Null,
-        };
+        let mut state = cfg.initial_state();
         let ckpt_dir = self.out.join("ckpt");
         if self.resume && checkpoint::resolve(self.out).is_ok() {
             let dir = checkpoint::resolve(self.out)?;
@@ -124,12 +146,7 @@ impl LmStage<'_> {
                 state.step
             );
         }
-        let sched = LrSchedule {
-            lr: cfg.lr,
-            min_lr: cfg.lr * cfg.min_lr_ratio,
-            warmup: cfg.warmup.min(cfg.steps),
-            total: cfg.steps,
-        };
+        let sched = cfg.schedule();
         let mut metrics = MetricsWriter::open(
             self.out,
             &[

@@ -7,19 +7,18 @@
 //! its burn-ops twin on the CPU).
 
 use super::lm_train::TrainConfig;
-use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use crate::checkpoint::{self, CheckpointConfig, SaveRequest};
 use crate::data::rankings::{read_rankings, Ranking};
 use crate::data::template::{render_prompt, render_response};
 use crate::data::tokenizer::Tok;
 use crate::model::RewardModel;
 use crate::train::clip::clip_global_norm;
 use crate::train::metrics::{progress_bar, MetricsWriter};
-use crate::train::schedule::LrSchedule;
 use crate::train::tensors::{ints, to_vec};
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -254,17 +253,8 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         &sft.dir.join("model.safetensors"),
     )?;
     let mut model = RewardModel::from_trunk(trunk, device);
-    let mut optim = AdamWConfig::new()
-        .with_beta_2(cfg.beta2 as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .with_epsilon(1e-8)
-        .init();
-    let mut state = TrainState {
-        step: 0,
-        rng: Rng::new(cfg.seed),
-        finished: false,
-        extra: serde_json::Value::Null,
-    };
+    let mut optim = cfg.optimizer();
+    let mut state = cfg.initial_state();
     let ckpt_cfg = CheckpointConfig {
         kind: "rm".into(),
         stage: "rm".into(),
@@ -278,12 +268,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
             eprintln!("rm: resuming from {} at step {}", dir.display(), state.step);
         }
     }
-    let sched = LrSchedule {
-        lr: cfg.lr,
-        min_lr: cfg.lr * cfg.min_lr_ratio,
-        warmup: cfg.warmup.min(cfg.steps),
-        total: cfg.steps,
-    };
+    let sched = cfg.schedule();
     let cols = [
         "loss/train",
         "rm/accuracy_train",
