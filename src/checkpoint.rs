@@ -139,22 +139,23 @@ pub struct SaveRequest<'a, M: Module> {
 
 /// Writes `dir/ckpt/` atomically.
 pub fn save<M: Module>(req: SaveRequest<'_, M>) -> Result<PathBuf> {
+    save_with(req, |_| Ok(()))
+}
+
+/// Writes `dir/ckpt/` atomically; `extra` adds files (e.g. PPO's value model) to the new
+/// checkpoint directory before it is moved into place, so they are part of the same commit.
+pub fn save_with<M: Module>(
+    req: SaveRequest<'_, M>,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
     let final_dir = req.dir.join("ckpt");
     let tmp = req.dir.join("ckpt.tmp");
     let old = req.dir.join("ckpt.old");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("clearing {}", tmp.display()))?;
     }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    save_weights(req.model, &tmp.join("model.safetensors"))?;
-    save_json(req.config, &tmp.join("config.json"))?;
-    req.tok.save(&tmp.join("tokenizer.json"))?;
-    if let Some(o) = req.optim {
-        o.save(tmp.join("optimizer.bpk"))
-            .map_err(|e| anyhow!("writing optimizer state: {e:?}"))?;
-        save_json(&param_ids(req.model), &tmp.join("param_ids.json"))?;
-    }
-    save_json(req.state, &tmp.join("train_state.json"))?;
+    write_parts(&tmp, &req)?;
+    extra(&tmp)?;
     if old.exists() {
         std::fs::remove_dir_all(&old)?;
     }
@@ -166,6 +167,22 @@ pub fn save<M: Module>(req: SaveRequest<'_, M>) -> Result<PathBuf> {
         std::fs::remove_dir_all(&old).ok();
     }
     Ok(final_dir)
+}
+
+/// Writes the files of one checkpoint (weights, config, tokenizer, optimizer, state) into
+/// `dir`, which is created; `req.dir` is not used. Not atomic by itself: `save_with` calls it
+/// inside the directory it renames into place.
+pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    save_weights(req.model, &dir.join("model.safetensors"))?;
+    save_json(req.config, &dir.join("config.json"))?;
+    req.tok.save(&dir.join("tokenizer.json"))?;
+    if let Some(o) = req.optim {
+        o.save(dir.join("optimizer.bpk"))
+            .map_err(|e| anyhow!("writing optimizer state: {e:?}"))?;
+        save_json(&param_ids(req.model), &dir.join("param_ids.json"))?;
+    }
+    save_json(req.state, &dir.join("train_state.json"))
 }
 
 /// A language model loaded from a checkpoint.

@@ -145,6 +145,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Ppo(a) => ppo_command(*a),
         Command::Score(a) => {
             let dev = open(a.device.device)?;
             let rows = rm::score_file(&a.rm, &a.data, &dev.device)?;
@@ -240,4 +241,51 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
         },
     }
+}
+
+fn ppo_command(a: crate::cli::PpoArgs) -> Result<()> {
+    use crate::stages::{assets, ppo};
+    let dev = open(a.device.device)?;
+    let cfg = a.config();
+    let need_assets = a.prompts.is_none() || (cfg.ptx_coef > 0.0 && a.ptx_corpus.is_empty());
+    let assets_dir = if need_assets {
+        Some(assets::dir(a.assets.as_deref())?)
+    } else {
+        None
+    };
+    let ptx_corpus = match (&assets_dir, a.ptx_corpus.is_empty() && cfg.ptx_coef > 0.0) {
+        (Some(d), true) => assets::training_corpus(d)?,
+        _ => a.ptx_corpus.clone(),
+    };
+    let reward = match (&a.rm, &a.reward_token) {
+        (Some(p), _) => ppo::RewardSource::Model(p.clone()),
+        (None, Some(t)) => ppo::RewardSource::TokenCount {
+            text: t.clone(),
+            scale: 1.0,
+        },
+        (None, None) => anyhow::bail!("give --rm CKPT (or --reward-token TEXT)"),
+    };
+    let prompts = match (&a.prompts, &assets_dir) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => d.join("prompts.jsonl"),
+        (None, None) => anyhow::bail!("give --prompts FILE"),
+    };
+    let s = ppo::run(
+        ppo::PpoJob {
+            policy: a.policy,
+            reward,
+            value_init: a.value_init,
+            prompts,
+            ptx_corpus,
+            out: a.out.clone(),
+            cfg,
+            resume: a.resume,
+        },
+        &dev.device,
+    )?;
+    eprintln!(
+        "ppo: {} iterations ({} episodes) in {:.1}s: RM score {:.3} -> {:.3}, KL {:.2} -> {:.2} nats/response, ptx loss {:.3}; policy in {}",
+        s.steps, s.episodes, s.seconds, s.first.rm_score, s.last.rm_score, s.first.kl, s.last.kl, s.last.ptx_loss, a.out.join("ckpt").display()
+    );
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod device;
 pub mod kernels;
 pub mod labeler;
 pub mod model;
+pub mod ppo;
 pub mod rl;
 pub mod stages;
 pub mod train;

@@ -111,6 +111,16 @@ impl Gpt {
         }
     }
 
+    /// The same model with every dropout set to `prob` (PPO trains with dropout 0, so that the
+    /// policy's log-probabilities at update time match those recorded at rollout time).
+    pub fn with_dropout(mut self, prob: f64) -> Self {
+        self.drop.prob = prob;
+        for b in self.h.iter_mut() {
+            b.drop.prob = prob;
+        }
+        self
+    }
+
     /// Context length (rows of the position table).
     pub fn n_ctx(&self) -> usize {
         self.wpe.weight.dims()[0]

@@ -43,6 +43,25 @@ impl RewardModel {
         Self { transformer, score }
     }
 
+    /// A value model on a policy's trunk: the head starts at zero, so every initial value is 0
+    /// and the start does not depend on any random state (a resumed run matches a straight one).
+    pub fn value_from_trunk(transformer: Gpt, device: &Device) -> Self {
+        let c = transformer.wte.weight.dims()[1];
+        let score = Linear {
+            weight: Param::from_tensor(Tensor::zeros([c, 1], device)),
+            bias: None,
+        };
+        Self { transformer, score }
+    }
+
+    /// The same model with every dropout of the trunk set to `prob`.
+    pub fn with_dropout(self, prob: f64) -> Self {
+        Self {
+            transformer: self.transformer.with_dropout(prob),
+            score: self.score,
+        }
+    }
+
     pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
         Self::from_trunk(Gpt::new(cfg, device), device)
     }
@@ -67,5 +86,20 @@ impl RewardModel {
             .expand([b, 1, c]);
         let h_last = h.gather(1, index).reshape([b, c]); // (B, C)
         self.score.forward(h_last).reshape([b])
+    }
+
+    /// The head at every position: PPO's value model, `V(s_t)` read at the position of the
+    /// last token of state `s_t`.
+    /// # Shapes
+    /// - idx: (B, T) token ids from position 0, right-padded
+    /// - returns (B, T)
+    pub fn values(&self, idx: Tensor<2, Int>) -> Tensor<2> {
+        let [b, t] = idx.dims();
+        let device = idx.device();
+        let (h, _) = self
+            .transformer
+            .forward_hidden(idx, positions(b, t, 0, &device), None, None); // (B, T, C)
+        let c = h.dims()[2];
+        self.score.forward(h.reshape([b * t, c])).reshape([b, t])
     }
 }

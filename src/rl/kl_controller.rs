@@ -1,7 +1,7 @@
 //! KL-coefficient controllers: fixed β, or the adaptive controller of Ziegler et al.
 //! 2019 ("Fine-Tuning Language Models from Human Preferences"), as in TRL.
 //!
-//! Plain fields only, so the main crate can derive `serde` on them later.
+//! Plain fields with `serde`, so a PPO checkpoint can carry the controller's state.
 
 /// Multiplier applied to β by the adaptive controller for one update.
 ///
@@ -18,7 +18,7 @@ pub fn adaptive_kl_multiplier(current_kl: f32, target: f32, horizon: usize, n_st
 }
 
 /// Constant KL coefficient β.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FixedKlController {
     /// β.
     pub value: f32,
@@ -35,7 +35,7 @@ impl FixedKlController {
 }
 
 /// Adaptive KL coefficient that steers the measured KL towards `target`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdaptiveKlController {
     /// Current β (initialised to the initial KL coefficient).
     pub value: f32,
@@ -62,7 +62,7 @@ impl AdaptiveKlController {
 
 /// Either controller, chosen by configuration. Match as `KlController::Fixed { .. }` /
 /// `KlController::Adaptive { .. }`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum KlController {
     /// Constant β.
     Fixed(FixedKlController),

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod label;
 pub mod lm_train;
 pub mod pipeline;
+pub mod ppo;
 pub mod pretrain;
 pub mod rm;
 pub mod sample;

@@ -1,0 +1,142 @@
+//! PPO settings, saved as `stage.json` in the PPO directory. The defaults are the bundled job's
+//! (the `small` preset); `PpoConfig::for_preset("tiny")` shrinks them for tests.
+
+use crate::rl::KlController;
+use serde::{Deserialize, Serialize};
+
+/// Everything that shapes a PPO run. Token counts are per response; β is per token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PpoConfig {
+    /// PPO iterations; each samples `rollout_batch` episodes and trains on them. Default 60.
+    pub steps: usize,
+    /// Prompts (one response each) sampled per iteration. Default 32.
+    pub rollout_batch: usize,
+    /// Episodes per gradient step. Default 16.
+    pub minibatch: usize,
+    /// Passes over each rollout batch. Default 2.
+    pub ppo_epochs: usize,
+    /// Policy learning rate (AdamW, constant after warmup). Default 3e-5.
+    pub policy_lr: f64,
+    /// Value-model learning rate. Default 1e-4.
+    pub value_lr: f64,
+    /// Linear warmup iterations for both learning rates. Default 2.
+    pub warmup: usize,
+    /// Adam β2 (InstructGPT: 0.95). Default 0.95.
+    pub beta2: f64,
+    /// Clip each model's gradients to this global L2 norm (0 disables). Default 1.0.
+    pub grad_clip: f64,
+    /// PPO ratio clip ε. Default 0.2.
+    pub clip_eps: f32,
+    /// Value clip: new values stay within this distance of the rollout's. Default 0.2.
+    pub value_clip: f32,
+    /// GAE discount γ. Default 1.0 (the paper's).
+    pub gamma: f32,
+    /// GAE λ. Default 0.95.
+    pub lambda: f32,
+    /// Initial KL coefficient β in `r = r_θ − β·(log π_RL − log π_SFT)`. Default 0.02.
+    pub kl_coef: f32,
+    /// With a target (nats per response), β adapts towards it (Ziegler et al. 2019). Default none.
+    pub kl_target: Option<f32>,
+    /// Adaptive-KL horizon in episodes. Default 10,000.
+    pub kl_horizon: usize,
+    /// Pretraining-mix coefficient γ_ptx; 0 is plain PPO and reads no pretraining data.
+    /// Default 1.0 (the paper's 27.8 diverges at this size, as DeepSpeed-Chat also reports).
+    pub ptx_coef: f64,
+    /// Pretraining windows (of n_ctx tokens) per gradient step when `ptx_coef > 0`. Default 4.
+    pub ptx_batch: usize,
+    /// Clip RM scores to ±this before they enter the reward (none: no clipping). Default none.
+    pub reward_clip: Option<f32>,
+    /// Whiten RM scores across each rollout batch (shift kept). Default false.
+    pub whiten_rewards: bool,
+    /// Sampling temperature of rollouts. Default 1.0 (log-probs are of the unscaled policy).
+    pub temperature: f32,
+    /// Maximum response tokens per episode. Default 48.
+    pub max_new_tokens: usize,
+    /// Write a resumable checkpoint every this many iterations (and at the end). Default 10.
+    pub checkpoint_every: usize,
+    /// Stop after this many consecutive iterations with non-finite losses. Default 5.
+    pub max_bad_steps: usize,
+    /// Seed for prompt order and sampling. Default 11.
+    pub seed: u64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            steps: 60,
+            rollout_batch: 32,
+            minibatch: 16,
+            ppo_epochs: 2,
+            policy_lr: 3e-5,
+            value_lr: 1e-4,
+            warmup: 2,
+            beta2: 0.95,
+            grad_clip: 1.0,
+            clip_eps: 0.2,
+            value_clip: 0.2,
+            gamma: 1.0,
+            lambda: 0.95,
+            kl_coef: 0.02,
+            kl_target: None,
+            kl_horizon: 10_000,
+            ptx_coef: 1.0,
+            ptx_batch: 4,
+            reward_clip: None,
+            whiten_rewards: false,
+            temperature: 1.0,
+            max_new_tokens: 48,
+            checkpoint_every: 10,
+            max_bad_steps: 5,
+            seed: 11,
+        }
+    }
+}
+
+impl PpoConfig {
+    /// Defaults for a model preset: `tiny` is sized for tests (a few seconds per iteration on
+    /// two CPU cores).
+    pub fn for_preset(preset: &str) -> Self {
+        let mut c = Self::default();
+        if preset == "tiny" {
+            c.steps = 12;
+            c.rollout_batch = 16;
+            c.minibatch = 8;
+            c.max_new_tokens = 16;
+            c.ptx_batch = 2;
+            c.checkpoint_every = 4;
+        }
+        c
+    }
+
+    /// The KL controller these settings describe.
+    pub fn kl_controller(&self) -> KlController {
+        match self.kl_target {
+            Some(t) => KlController::adaptive(self.kl_coef, t, self.kl_horizon),
+            None => KlController::fixed(self.kl_coef),
+        }
+    }
+
+    /// Checks the settings make sense before any work starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.rollout_batch > 0, "rollout batch must be at least 1");
+        anyhow::ensure!(
+            self.minibatch > 0 && self.minibatch <= self.rollout_batch,
+            "minibatch ({}) must be between 1 and the rollout batch ({})",
+            self.minibatch,
+            self.rollout_batch
+        );
+        anyhow::ensure!(self.ppo_epochs > 0, "PPO epochs must be at least 1");
+        anyhow::ensure!(self.max_new_tokens > 0, "max new tokens must be at least 1");
+        anyhow::ensure!(
+            self.ptx_coef >= 0.0 && self.ptx_coef.is_finite(),
+            "ptx coefficient must be ≥ 0"
+        );
+        anyhow::ensure!(self.kl_coef >= 0.0, "KL coefficient must be ≥ 0");
+        anyhow::ensure!(self.clip_eps > 0.0, "clip ε must be > 0");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.gamma) && (0.0..=1.0).contains(&self.lambda),
+            "γ and λ must lie in [0, 1]"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! PPO-ptx on tensors: episodes and their padded grid, rollouts (sampling, log-probs, values,
+//! scores), the tensor losses and one learner step. The scalar math lives in `crate::rl`; the
+//! stage that drives iterations, metrics and checkpoints is `crate::stages::ppo`.
+
+pub mod config;
+pub mod episode;
+pub mod learner;
+pub mod loss;
+pub mod rollout;
+
+pub use config::PpoConfig;
+pub use episode::{assign_rewards, Episode, Grid};
+pub use learner::{Learner, StepStats};
+pub use rollout::{fit_prompt, rollout, RolloutModels, Scorer};

@@ -1,0 +1,526 @@
+//! `rlhf ppo`: PPO-ptx (InstructGPT eq. 2). Four models: the policy (from SFT, trained), the
+//! reference (a frozen copy of SFT), the value model (from the RM, trained) and the reward model
+//! (frozen). Each iteration samples one response per prompt for a batch of prompts, scores it,
+//! turns score and per-token KL into rewards, computes GAE advantages and trains both models
+//! for a few epochs of minibatches, mixing in pretraining batches when `ptx_coef > 0`.
+//!
+//! The checkpoint (`ckpt/`) is the policy, a language model every other command reads, with the
+//! value model and its optimizer in `ckpt/value/`, written in the same atomic commit; the KL
+//! controller and RNG ride in `train_state.json`, so `--resume` continues exactly.
+
+use super::pretrain::tokenize_corpus;
+use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use crate::data::batching::{random_windows, Batch};
+use crate::data::formats::read_prompts;
+use crate::data::template::render_prompt;
+use crate::data::tokenizer::Tok;
+use crate::model::generate::SampleConfig;
+use crate::model::{Gpt, RewardModel};
+use crate::ppo::{
+    assign_rewards, fit_prompt, rollout, Episode, Learner, PpoConfig, RolloutModels, Scorer,
+    StepStats,
+};
+use crate::rl::{clip_reward, whiten, KlController};
+use crate::train::metrics::{progress_bar, MetricsWriter};
+use crate::train::schedule::LrSchedule;
+use crate::util::rng::Rng;
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where rewards come from.
+#[derive(Debug, Clone)]
+pub enum RewardSource {
+    /// A reward-model checkpoint (`rlhf rm`).
+    Model(PathBuf),
+    /// Count of a token (given as text that encodes to one token) in the response, times a scale.
+    TokenCount { text: String, scale: f32 },
+}
+
+/// Everything `rlhf ppo` needs.
+pub struct PpoJob {
+    /// SFT checkpoint: the policy's start and the frozen reference.
+    pub policy: PathBuf,
+    pub reward: RewardSource,
+    /// Value-model start (an RM checkpoint). None: the reward model, or with a token-count
+    /// reward the policy's trunk with a fresh head.
+    pub value_init: Option<PathBuf>,
+    /// Prompts (`{"prompt": ...}` per line).
+    pub prompts: PathBuf,
+    /// Pretraining text files for ptx (read only when `ptx_coef > 0`).
+    pub ptx_corpus: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub cfg: PpoConfig,
+    pub resume: bool,
+}
+
+/// One iteration's numbers, as written to `metrics.csv`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct IterStats {
+    /// Mean RM score of the rollout responses.
+    pub rm_score: f64,
+    /// Mean KL to the reference, nats per response.
+    pub kl: f64,
+    /// Mean total reward per response: score − β·KL.
+    pub reward: f64,
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub ptx_loss: f64,
+    pub clip_frac: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    /// Mean response length in tokens (closing token excluded).
+    pub response_len: f64,
+    /// β used this iteration.
+    pub kl_coef: f64,
+}
+
+const COLUMNS: [&str; 11] = [
+    "ppo/rm_score",
+    "ppo/kl",
+    "ppo/reward",
+    "loss/policy",
+    "loss/value",
+    "loss/ptx",
+    "ppo/clip_frac",
+    "ppo/entropy",
+    "ppo/approx_kl",
+    "ppo/response_len",
+    "ppo/kl_coef",
+];
+
+impl IterStats {
+    fn row(&self) -> [f64; 11] {
+        [
+            self.rm_score,
+            self.kl,
+            self.reward,
+            self.policy_loss,
+            self.value_loss,
+            self.ptx_loss,
+            self.clip_frac,
+            self.entropy,
+            self.approx_kl,
+            self.response_len,
+            self.kl_coef,
+        ]
+    }
+}
+
+/// What a finished (or resumed-and-finished) run reports; saved as `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PpoSummary {
+    pub steps: usize,
+    pub episodes: usize,
+    /// Stats of the first and last iteration run by this invocation.
+    pub first: IterStats,
+    pub last: IterStats,
+    /// Pretraining batches read (0 when `ptx_coef` is 0).
+    pub ptx_batches: usize,
+    /// Iterations whose updates were skipped for non-finite numbers.
+    pub skipped_steps: usize,
+    pub seconds: f64,
+}
+
+/// Mutable state carried across iterations and saved in `train_state.json` (`extra`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Extra {
+    kl: KlController,
+    episodes: usize,
+}
+
+/// The frozen parts and data of a run.
+struct Fixed {
+    tok: Tok,
+    reference: Gpt,
+    scorer: Scorer,
+    prompts: Vec<Vec<u32>>,
+    ptx: Option<Vec<u32>>,
+    model_cfg: crate::config::ModelConfig,
+}
+
+fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
+    let cfg = &job.cfg;
+    let sft = checkpoint::load_lm(&job.policy, device)
+        .with_context(|| format!("loading the policy from {}", job.policy.display()))?;
+    let tok = sft.tok.clone();
+    let n_ctx = sft.config.model.n_ctx;
+    if cfg.max_new_tokens + 2 > n_ctx {
+        bail!(
+            "--max-new-tokens {} leaves no room for a prompt in a context of {n_ctx}",
+            cfg.max_new_tokens
+        );
+    }
+    let scorer = match &job.reward {
+        RewardSource::Model(p) => {
+            let rm = checkpoint::load_rm(p, device)?;
+            if rm.tok.vocab_size() != tok.vocab_size() || rm.config.model.n_ctx < n_ctx {
+                bail!(
+                    "the reward model {} does not match the policy's tokenizer or context",
+                    p.display()
+                );
+            }
+            let bias = rm.config.reward_bias.unwrap_or(0.0) as f32;
+            Scorer::Model {
+                rm: Box::new(rm.model.valid()),
+                bias,
+            }
+        }
+        RewardSource::TokenCount { text, scale } => {
+            let ids = tok.encode(text)?;
+            if ids.len() != 1 {
+                bail!("reward token {text:?} is {} tokens, not one", ids.len());
+            }
+            Scorer::TokenCount {
+                token: ids[0],
+                scale: *scale,
+            }
+        }
+    };
+    let prompts = read_prompts(&job.prompts)?
+        .iter()
+        .map(|p| {
+            let ids = tok.encode(&render_prompt(p))?;
+            Ok(fit_prompt(&ids, cfg.max_new_tokens, n_ctx))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if prompts.is_empty() {
+        bail!("{}: no prompts", job.prompts.display());
+    }
+    let ptx = if cfg.ptx_coef > 0.0 {
+        if job.ptx_corpus.is_empty() {
+            bail!(
+                "--ptx-coef {} needs --ptx-corpus files (or use --ptx-coef 0 for plain PPO)",
+                cfg.ptx_coef
+            );
+        }
+        Some(tokenize_corpus(&tok, &job.ptx_corpus, 0.0)?.train)
+    } else {
+        None
+    };
+    Ok(Fixed {
+        model_cfg: sft.config.model.clone(),
+        tok,
+        reference: sft.model.valid(),
+        scorer,
+        prompts,
+        ptx,
+    })
+}
+
+/// The learner and state at the start: fresh from SFT/RM, or from `out/ckpt` when resuming.
+fn initial_learner(
+    job: &PpoJob,
+    fixed: &Fixed,
+    device: &Device,
+) -> Result<(Learner, TrainState, Extra)> {
+    let cfg = &job.cfg;
+    let optim = || {
+        burn::optim::AdamWConfig::new()
+            .with_beta_2(cfg.beta2 as f32)
+            .with_weight_decay(0.0)
+            .with_epsilon(1e-8)
+            .init()
+    };
+    let ckpt = job.out.join("ckpt");
+    if job.resume && checkpoint::resolve(&job.out).is_ok() {
+        let dir = checkpoint::resolve(&job.out)?;
+        let p = checkpoint::load_lm(&dir, device)?;
+        let v = checkpoint::load_rm(&dir.join("value"), device)?;
+        let (policy, popt, state) = checkpoint::load_resume(&dir, p.model, optim())?;
+        let (value, vopt, _) = checkpoint::load_resume(&dir.join("value"), v.model, optim())?;
+        let extra: Extra = serde_json::from_value(state.extra.clone())
+            .with_context(|| format!("{}: PPO state", dir.join("train_state.json").display()))?;
+        eprintln!(
+            "ppo: resuming from {} at iteration {}",
+            ckpt.display(),
+            state.step
+        );
+        let l = Learner {
+            policy: policy.with_dropout(0.0),
+            value: value.with_dropout(0.0),
+            policy_optim: popt,
+            value_optim: vopt,
+        };
+        return Ok((l, state, extra));
+    }
+    let policy = fixed.reference.clone();
+    let value = match (&job.value_init, &job.reward) {
+        (Some(p), _) | (None, RewardSource::Model(p)) => checkpoint::load_rm(p, device)?.model,
+        (None, RewardSource::TokenCount { .. }) => {
+            RewardModel::value_from_trunk(fixed.reference.clone(), device)
+        }
+    };
+    let state = TrainState {
+        step: 0,
+        rng: Rng::new(cfg.seed),
+        finished: false,
+        extra: serde_json::Value::Null,
+    };
+    let extra = Extra {
+        kl: cfg.kl_controller(),
+        episodes: 0,
+    };
+    let l = Learner {
+        policy: policy.with_dropout(0.0),
+        value: value.with_dropout(0.0),
+        policy_optim: optim(),
+        value_optim: optim(),
+    };
+    Ok((l, state, extra))
+}
+
+/// Mean of the finite values (NaN when there are none).
+fn finite_mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs
+        .filter(|x| x.is_finite())
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        s / n as f64
+    }
+}
+
+/// Scores, KL-penalised rewards and advantages of a fresh rollout; returns the raw scores.
+fn reward_episodes(
+    eps: &mut [Episode],
+    fixed: &Fixed,
+    cfg: &PpoConfig,
+    beta: f32,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let raw = fixed
+        .scorer
+        .score(eps, fixed.tok.eot, cfg.minibatch, device)?;
+    let mut scores: Vec<f32> = raw
+        .iter()
+        .map(|&s| clip_reward(s, cfg.reward_clip))
+        .collect();
+    if cfg.whiten_rewards {
+        scores = whiten(&scores, false);
+    }
+    for (e, &s) in eps.iter_mut().zip(&raw) {
+        e.score = s;
+    }
+    assign_rewards(eps, &scores, beta, cfg.gamma, cfg.lambda);
+    Ok(raw)
+}
+
+/// One PPO iteration: rollout, rewards, then `ppo_epochs` passes of minibatch steps.
+fn iteration(
+    learner: Learner,
+    fixed: &Fixed,
+    cfg: &PpoConfig,
+    state: &mut TrainState,
+    extra: &mut Extra,
+    ptx_read: &mut usize,
+    device: &Device,
+) -> Result<(Learner, IterStats, bool)> {
+    let ad = device.clone().autodiff();
+    let eot = fixed.tok.eot;
+    let prompts: Vec<Vec<u32>> = (0..cfg.rollout_batch)
+        .map(|_| fixed.prompts[state.rng.below(fixed.prompts.len())].clone())
+        .collect();
+    let sampling = SampleConfig {
+        temperature: cfg.temperature,
+        top_k: 0,
+        top_p: 1.0,
+        max_new_tokens: cfg.max_new_tokens,
+    };
+    let (policy_now, value_now) = (learner.policy.valid(), learner.value.valid());
+    let models = RolloutModels {
+        policy: &policy_now,
+        reference: &fixed.reference,
+        value: &value_now,
+    };
+    let mut eps = rollout(
+        &models,
+        &prompts,
+        &sampling,
+        eot,
+        cfg.minibatch,
+        &mut state.rng,
+        device,
+    )?;
+    let beta = extra.kl.value();
+    let raw = reward_episodes(&mut eps, fixed, cfg, beta, device)?;
+    let n = eps.len() as f64;
+    let kl = eps.iter().map(|e| e.kl() as f64).sum::<f64>() / n;
+    let rm_score = raw.iter().map(|&s| s as f64).sum::<f64>() / n;
+    let schedule = |lr: f64| LrSchedule {
+        lr,
+        min_lr: lr,
+        warmup: cfg.warmup,
+        total: cfg.steps,
+    };
+    let lrs = (
+        schedule(cfg.policy_lr).at(state.step),
+        schedule(cfg.value_lr).at(state.step),
+    );
+    let mut learner = learner;
+    let mut steps: Vec<StepStats> = Vec::new();
+    for _ in 0..cfg.ppo_epochs {
+        let mut order: Vec<usize> = (0..eps.len()).collect();
+        state.rng.shuffle(&mut order);
+        for mb in order.chunks(cfg.minibatch) {
+            let batch: Vec<&Episode> = mb.iter().map(|&i| &eps[i]).collect();
+            let ptx: Option<Batch> = match &fixed.ptx {
+                Some(stream) => {
+                    *ptx_read += 1;
+                    Some(random_windows(
+                        stream,
+                        cfg.ptx_batch,
+                        fixed.model_cfg.n_ctx,
+                        &mut state.rng,
+                    )?)
+                }
+                None => None,
+            };
+            let (l, s) = learner.step(&batch, ptx.as_ref(), lrs, cfg, eot, &ad)?;
+            learner = l;
+            steps.push(s);
+        }
+    }
+    extra.kl.update(kl as f32, eps.len());
+    extra.episodes += eps.len();
+    let mean = |f: fn(&StepStats) -> f64| finite_mean(steps.iter().map(f));
+    let stats = IterStats {
+        rm_score,
+        kl,
+        reward: rm_score - beta as f64 * kl,
+        policy_loss: mean(|s| s.policy_loss),
+        value_loss: mean(|s| s.value_loss),
+        ptx_loss: mean(|s| s.ptx_loss),
+        clip_frac: mean(|s| s.clip_frac),
+        entropy: mean(|s| s.entropy),
+        approx_kl: mean(|s| s.approx_kl),
+        response_len: eps.iter().map(|e| e.response().len() as f64).sum::<f64>() / n,
+        kl_coef: beta as f64,
+    };
+    let all_applied = steps.iter().all(|s| s.applied);
+    Ok((learner, stats, all_applied))
+}
+
+/// Writes `out/ckpt/` (policy) with `out/ckpt/value/` (value model) in one atomic commit.
+fn save(job: &PpoJob, fixed: &Fixed, learner: &Learner, state: &TrainState) -> Result<()> {
+    let policy = learner.policy.valid();
+    let value = learner.value.valid();
+    let pcfg = CheckpointConfig {
+        kind: "lm".into(),
+        stage: "ppo".into(),
+        model: fixed.model_cfg.clone(),
+        reward_bias: None,
+    };
+    let vcfg = CheckpointConfig {
+        kind: "rm".into(),
+        stage: "ppo-value".into(),
+        model: fixed.model_cfg.clone(),
+        reward_bias: None,
+    };
+    checkpoint::save_with(
+        SaveRequest {
+            dir: &job.out,
+            model: &policy,
+            config: &pcfg,
+            tok: &fixed.tok,
+            optim: Some(&learner.policy_optim),
+            state,
+        },
+        |tmp| {
+            checkpoint::write_parts(
+                &tmp.join("value"),
+                &SaveRequest {
+                    dir: &job.out,
+                    model: &value,
+                    config: &vcfg,
+                    tok: &fixed.tok,
+                    optim: Some(&learner.value_optim),
+                    state,
+                },
+            )
+        },
+    )?;
+    Ok(())
+}
+
+/// Runs (or resumes) PPO.
+pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
+    let cfg = &job.cfg;
+    cfg.validate()?;
+    std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
+    crate::config::save_json(cfg, &job.out.join("stage.json"))?;
+    let fixed = load_fixed(&job, device)?;
+    let (learner, mut state, mut extra) = initial_learner(&job, &fixed, device)?;
+    let mut learner = Learner {
+        policy: learner.policy.train(),
+        value: learner.value.train(),
+        ..learner
+    };
+    let resumed_at = (state.step > 0).then_some(state.step);
+    let mut metrics = MetricsWriter::open(&job.out, &COLUMNS, resumed_at)?;
+    let pb = progress_bar(cfg.steps as u64, "ppo");
+    pb.set_position(state.step as u64);
+    let t0 = Instant::now();
+    let (mut first, mut last) = (None, IterStats::default());
+    let (mut ptx_read, mut bad, mut skipped) = (0usize, 0usize, 0usize);
+    while state.step < cfg.steps {
+        let (l, s, applied) = iteration(
+            learner,
+            &fixed,
+            cfg,
+            &mut state,
+            &mut extra,
+            &mut ptx_read,
+            device,
+        )?;
+        learner = l;
+        if applied {
+            bad = 0;
+        } else {
+            bad += 1;
+            skipped += 1;
+            pb.println(format!(
+                "ppo: iteration {}: non-finite loss or gradient; updates skipped",
+                state.step
+            ));
+            if bad >= cfg.max_bad_steps {
+                bail!("ppo: {bad} consecutive iterations with non-finite numbers at iteration {}; the last good checkpoint is {}", state.step, job.out.join("ckpt").display());
+            }
+        }
+        state.step += 1;
+        metrics.row(state.step, &s.row())?;
+        pb.set_message(format!(
+            "score {:.3} kl {:.2} len {:.1}",
+            s.rm_score, s.kl, s.response_len
+        ));
+        pb.inc(1);
+        first.get_or_insert(s);
+        last = s;
+        state.finished = state.step == cfg.steps;
+        if state.step.is_multiple_of(cfg.checkpoint_every.max(1)) || state.finished {
+            state.extra = serde_json::to_value(&extra)?;
+            save(&job, &fixed, &learner, &state)?;
+        }
+    }
+    pb.finish_and_clear();
+    let summary = PpoSummary {
+        steps: state.step,
+        episodes: extra.episodes,
+        first: first.unwrap_or(last),
+        last,
+        ptx_batches: ptx_read,
+        skipped_steps: skipped,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    crate::config::save_json(&summary, &job.out.join("summary.json"))?;
+    Ok(summary)
+}
+
+/// True when `out` holds a finished PPO run.
+pub fn is_finished(out: &Path) -> bool {
+    super::lm_train::is_finished(out)
+}
