@@ -30,6 +30,12 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         "sft/ckpt/model.safetensors",
         "sft/metrics.csv",
         "samples.jsonl",
+        "rankings.jsonl",
+        "rm/ckpt/model.safetensors",
+        "ppo/ckpt/model.safetensors",
+        "ppo/ckpt/value/model.safetensors",
+        "ppo/metrics.csv",
+        "timings.json",
     ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
@@ -47,7 +53,13 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert_eq!(err.matches("already done, skipped").count(), 6, "{err}");
+    assert_eq!(err.matches("already done, skipped").count(), 7, "{err}");
+    // the PPO metrics have one row per iteration with a finite KL and RM score
+    let (header, rows) = rlhf::train::metrics::read(&out.join("ppo/metrics.csv")).unwrap();
+    let kl = header.iter().position(|h| h == "ppo/kl").unwrap();
+    let score = header.iter().position(|h| h == "ppo/rm_score").unwrap();
+    assert_eq!(rows.len(), rlhf::ppo::PpoConfig::for_preset("tiny").steps);
+    assert!(rows.iter().all(|r| r[kl].is_finite() && r[score].is_finite()));
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! `rlhf pipeline`: the main job on the bundled assets — tokenizer → pretrain → SFT → sample K
-//! responses per prompt → label them (simulated sentiment labeler) → reward model — each stage in its own subdirectory of `--out`. Rerun on the same
-//! directory, finished stages are skipped and an interrupted one resumes from its checkpoint.
+//! responses per prompt → label them (simulated sentiment labeler) → reward model → PPO-ptx —
+//! each stage in its own subdirectory of `--out`. Rerun on the same directory, finished stages
+//! are skipped and an interrupted one resumes from its checkpoint. Each stage's wall time goes
+//! to `timings.json`.
 
 use super::lm_train::{is_finished, TrainConfig};
-use super::{assets, label, pretrain, rm, sample, sft, tokenizer};
+use super::{assets, label, ppo, pretrain, rm, sample, sft, tokenizer};
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::data::tokenizer::Tok;
 use crate::model::generate::SampleConfig;
@@ -23,6 +25,7 @@ pub struct PipelineConfig {
     pub pretrain: TrainConfig,
     pub sft: TrainConfig,
     pub rm: TrainConfig,
+    pub ppo: crate::ppo::PpoConfig,
     /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
     pub labeler_noise: f64,
     /// Responses sampled per prompt for labeling (InstructGPT: 4 to 9).
@@ -61,6 +64,7 @@ impl PipelineConfig {
             pretrain: pt,
             sft: st,
             rm: rt,
+            ppo: crate::ppo::PpoConfig::for_preset(preset),
             labeler_noise: 0.0,
             k: 4,
             sample_prompts,
@@ -73,8 +77,59 @@ impl PipelineConfig {
     }
 }
 
-fn stage_line(i: usize, n: usize, name: &str, what: &str) {
-    eprintln!("[{i}/{n}] {name}: {what}");
+/// Wall time of one stage, as recorded in `timings.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageTime {
+    pub name: String,
+    pub seconds: f64,
+    /// True when the stage was already finished and this run skipped it.
+    pub skipped: bool,
+}
+
+/// `timings.json`: the stages of the last run on this directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub stages: Vec<StageTime>,
+}
+
+/// Prints the stage lines and records timings.
+struct Runner {
+    out: PathBuf,
+    n: usize,
+    i: usize,
+    timings: Timings,
+}
+
+impl Runner {
+    /// Runs stage `name` unless `done`; `what` says what it will do, `f` does it and returns the
+    /// closing line.
+    fn stage(
+        &mut self,
+        name: &str,
+        done: bool,
+        what: String,
+        f: impl FnOnce() -> Result<String>,
+    ) -> Result<()> {
+        self.i += 1;
+        let (i, n) = (self.i, self.n);
+        let t0 = Instant::now();
+        if done {
+            eprintln!("[{i}/{n}] {name}: already done, skipped");
+        } else {
+            eprintln!("[{i}/{n}] {name}: {what}");
+            let line = f().with_context(|| format!("pipeline stage {name}"))?;
+            eprintln!(
+                "[{i}/{n}] {name}: done in {:.1}s{line}",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        self.timings.stages.push(StageTime {
+            name: name.to_string(),
+            seconds: t0.elapsed().as_secs_f64(),
+            skipped: done,
+        });
+        crate::config::save_json(&self.timings, &self.out.join("timings.json"))
+    }
 }
 
 /// Runs the pipeline; returns the run directory.
@@ -87,208 +142,190 @@ pub fn run(
     let assets = assets::dir(assets_dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::config::save_json(cfg, &out.join("pipeline.json"))?;
-    let n = 6;
     let t_all = Instant::now();
+    let mut r = Runner {
+        out: out.to_path_buf(),
+        n: 7,
+        i: 0,
+        timings: Timings::default(),
+    };
 
-    // 1. tokenizer
     let tok_path = out.join("tokenizer.json");
     let corpus = assets::training_corpus(&assets)?;
-    if tok_path.is_file() {
-        stage_line(1, n, "tokenizer", "already done, skipped");
-    } else {
-        let t0 = Instant::now();
-        stage_line(
-            1,
-            n,
-            "tokenizer",
-            &format!(
-                "training a {}-token byte-level BPE on {} novels",
-                cfg.vocab_size,
-                corpus.len()
-            ),
-        );
-        tokenizer::train(&corpus, cfg.vocab_size, &tok_path)?;
-        stage_line(
-            1,
-            n,
-            "tokenizer",
-            &format!("done in {:.1}s", t0.elapsed().as_secs_f64()),
-        );
-    }
+    r.stage(
+        "tokenizer",
+        tok_path.is_file(),
+        format!(
+            "training a {}-token byte-level BPE on {} novels",
+            cfg.vocab_size,
+            corpus.len()
+        ),
+        || {
+            tokenizer::train(&corpus, cfg.vocab_size, &tok_path)?;
+            Ok(String::new())
+        },
+    )?;
     let tok = Tok::load(&tok_path)?;
 
-    // 2. pretrain
     let pre_dir = out.join("pretrain");
-    if is_finished(&pre_dir) {
-        stage_line(2, n, "pretrain", "already done, skipped");
-    } else {
-        let t0 = Instant::now();
-        stage_line(
-            2,
-            n,
-            "pretrain",
-            &format!(
-                "{} steps of {}×{} tokens",
-                cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.model.n_ctx
-            ),
-        );
-        let s = pretrain::run(
-            pretrain::PretrainJob {
-                corpus: corpus.clone(),
-                tok: tok.clone(),
-                model: cfg.model.clone(),
-                train: cfg.pretrain.clone(),
-                val_fraction: 0.05,
-                out: pre_dir.clone(),
-                resume: true,
-            },
-            device,
-        )?;
-        stage_line(
-            2,
-            n,
-            "pretrain",
-            &format!(
-                "done in {:.1}s: held-out loss {:.3} -> {:.3} (ppl {:.1}), {:.0} tokens/s",
-                t0.elapsed().as_secs_f64(),
+    r.stage(
+        "pretrain",
+        is_finished(&pre_dir),
+        format!(
+            "{} steps of {}×{} tokens",
+            cfg.pretrain.steps, cfg.pretrain.batch_size, cfg.model.n_ctx
+        ),
+        || {
+            let s = pretrain::run(
+                pretrain::PretrainJob {
+                    corpus: corpus.clone(),
+                    tok: tok.clone(),
+                    model: cfg.model.clone(),
+                    train: cfg.pretrain.clone(),
+                    val_fraction: 0.05,
+                    out: pre_dir.clone(),
+                    resume: true,
+                },
+                device,
+            )?;
+            Ok(format!(
+                ": held-out loss {:.3} -> {:.3} (ppl {:.1}), {:.0} tokens/s",
                 s.first_eval_loss,
                 s.final_eval_loss,
                 s.final_eval_loss.exp(),
                 s.tokens_per_s
-            ),
-        );
-    }
+            ))
+        },
+    )?;
 
-    // 3. SFT
     let sft_dir = out.join("sft");
-    if is_finished(&sft_dir) {
-        stage_line(3, n, "sft", "already done, skipped");
-    } else {
-        let t0 = Instant::now();
-        stage_line(
-            3,
-            n,
-            "sft",
-            &format!(
-                "{} steps on {}",
-                cfg.sft.steps,
-                assets.join("sft.jsonl").display()
-            ),
-        );
-        let s = sft::run(
-            sft::SftJob {
-                init: pre_dir.clone(),
-                data: assets.join("sft.jsonl"),
-                train: cfg.sft.clone(),
-                val_fraction: 0.05,
-                dropout: None,
-                out: sft_dir.clone(),
-                resume: true,
-            },
-            device,
-        )?;
-        stage_line(
-            3,
-            n,
-            "sft",
-            &format!(
-                "done in {:.1}s: held-out response loss {:.3} -> {:.3}",
-                t0.elapsed().as_secs_f64(),
-                s.first_eval_loss,
-                s.final_eval_loss
-            ),
-        );
-    }
+    r.stage(
+        "sft",
+        is_finished(&sft_dir),
+        format!(
+            "{} steps on {}",
+            cfg.sft.steps,
+            assets.join("sft.jsonl").display()
+        ),
+        || {
+            let s = sft::run(
+                sft::SftJob {
+                    init: pre_dir.clone(),
+                    data: assets.join("sft.jsonl"),
+                    train: cfg.sft.clone(),
+                    val_fraction: 0.05,
+                    dropout: None,
+                    out: sft_dir.clone(),
+                    resume: true,
+                },
+                device,
+            )?;
+            Ok(format!(
+                ": held-out response loss {:.3} -> {:.3}",
+                s.first_eval_loss, s.final_eval_loss
+            ))
+        },
+    )?;
 
-    // 4. sample K responses per prompt
     let samples = out.join("samples.jsonl");
-    if samples.is_file() {
-        stage_line(4, n, "sample", "already done, skipped");
-    } else {
-        let t0 = Instant::now();
-        stage_line(
-            4,
-            n,
-            "sample",
-            &format!(
-                "{} responses for each of {} prompts",
-                cfg.k, cfg.sample_prompts
-            ),
-        );
-        sample::run(
-            &sample::SampleJob {
-                ckpt: sft_dir.clone(),
-                prompts: assets.join("prompts.jsonl"),
-                k: cfg.k,
-                out: samples.clone(),
-                sampling: cfg.sampling.clone(),
-                seed: cfg.seed,
-                batch_size: 64,
-                limit: cfg.sample_prompts,
-            },
-            device,
-        )?;
-        stage_line(
-            4,
-            n,
-            "sample",
-            &format!(
-                "done in {:.1}s -> {}",
-                t0.elapsed().as_secs_f64(),
-                samples.display()
-            ),
-        );
-    }
-    // 5. label with the simulated sentiment labeler
-    let rankings = out.join("rankings.jsonl");
-    if rankings.is_file() {
-        stage_line(5, n, "label", "already done, skipped");
-    } else {
-        let lexicon = assets.join("vader/vader_lexicon.txt");
-        let r = label::label_sentiment(&samples, &rankings, &lexicon, cfg.labeler_noise, cfg.seed)?;
-        stage_line(5, n, "label", &format!(
-            "sentiment labeler ranked {} prompts ({} skipped), agreement with the noiseless order {:.3}",
-            r.ranked, r.skipped, r.agreement
-        ));
-    }
+    r.stage(
+        "sample",
+        samples.is_file(),
+        format!(
+            "{} responses for each of {} prompts",
+            cfg.k, cfg.sample_prompts
+        ),
+        || {
+            sample::run(
+                &sample::SampleJob {
+                    ckpt: sft_dir.clone(),
+                    prompts: assets.join("prompts.jsonl"),
+                    k: cfg.k,
+                    out: samples.clone(),
+                    sampling: cfg.sampling.clone(),
+                    seed: cfg.seed,
+                    batch_size: 64,
+                    limit: cfg.sample_prompts,
+                },
+                device,
+            )?;
+            Ok(format!(" -> {}", samples.display()))
+        },
+    )?;
 
-    // 6. reward model, normalised so the SFT samples score 0 on average (as the paper)
+    let rankings = out.join("rankings.jsonl");
+    r.stage(
+        "label",
+        rankings.is_file(),
+        "simulated sentiment labeler (VADER lexicon)".into(),
+        || {
+            let lexicon = assets.join("vader/vader_lexicon.txt");
+            let l =
+                label::label_sentiment(&samples, &rankings, &lexicon, cfg.labeler_noise, cfg.seed)?;
+            Ok(format!(
+                ": ranked {} prompts ({} skipped), agreement with the noiseless order {:.3}",
+                l.ranked, l.skipped, l.agreement
+            ))
+        },
+    )?;
+
+    // the RM is normalised so the SFT samples score 0 on average (as the paper)
     let rm_dir = out.join("rm");
-    if is_finished(&rm_dir) {
-        stage_line(6, n, "rm", "already done, skipped");
-    } else {
-        let t0 = Instant::now();
-        stage_line(
-            6,
-            n,
-            "rm",
-            &format!("{} steps of {} prompts", cfg.rm.steps, cfg.rm.batch_size),
-        );
-        let s = rm::run(
-            rm::RmJob {
-                init: sft_dir.clone(),
-                data: rankings.clone(),
-                out: rm_dir.clone(),
-                train: cfg.rm.clone(),
-                val_fraction: 0.1,
-                skip_invalid: false,
-                norm_samples: Some(samples.clone()),
-                resume: true,
-            },
-            device,
-        )?;
-        stage_line(
-            6,
-            n,
-            "rm",
-            &format!(
-                "done in {:.1}s: held-out pairwise accuracy {:.3} -> {:.3}",
-                t0.elapsed().as_secs_f64(),
-                s.first_eval.accuracy,
-                s.final_eval.accuracy
-            ),
-        );
-    }
+    r.stage(
+        "rm",
+        is_finished(&rm_dir),
+        format!("{} steps of {} prompts", cfg.rm.steps, cfg.rm.batch_size),
+        || {
+            let s = rm::run(
+                rm::RmJob {
+                    init: sft_dir.clone(),
+                    data: rankings.clone(),
+                    out: rm_dir.clone(),
+                    train: cfg.rm.clone(),
+                    val_fraction: 0.1,
+                    skip_invalid: false,
+                    norm_samples: Some(samples.clone()),
+                    resume: true,
+                },
+                device,
+            )?;
+            Ok(format!(
+                ": held-out pairwise accuracy {:.3} -> {:.3}",
+                s.first_eval.accuracy, s.final_eval.accuracy
+            ))
+        },
+    )?;
+
+    let ppo_dir = out.join("ppo");
+    let p = &cfg.ppo;
+    r.stage(
+        "ppo",
+        ppo::is_finished(&ppo_dir),
+        format!(
+            "{} iterations of {} episodes, β {}, ptx {}",
+            p.steps, p.rollout_batch, p.kl_coef, p.ptx_coef
+        ),
+        || {
+            let s = ppo::run(
+                ppo::PpoJob {
+                    policy: sft_dir.clone(),
+                    reward: ppo::RewardSource::Model(rm_dir.clone()),
+                    value_init: None,
+                    prompts: assets.join("prompts.jsonl"),
+                    ptx_corpus: corpus.clone(),
+                    out: ppo_dir.clone(),
+                    cfg: p.clone(),
+                    resume: true,
+                },
+                device,
+            )?;
+            Ok(format!(
+                ": RM score {:.3} -> {:.3}, KL {:.2} nats/response",
+                s.first.rm_score, s.last.rm_score, s.last.kl
+            ))
+        },
+    )?;
+
     eprintln!(
         "pipeline finished in {:.1}s: {}",
         t_all.elapsed().as_secs_f64(),
