@@ -16,7 +16,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the main job on the bundled assets: tokenizer → pretrain → SFT → sample.
+    /// Run the main job on the bundled assets: tokenizer → pretrain → SFT → sample → label → RM → PPO.
     Pipeline(PipelineArgs),
     /// List the GPU adapters wgpu sees and which one `--device auto` picks.
     Devices,
