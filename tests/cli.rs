@@ -59,7 +59,9 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
     let kl = header.iter().position(|h| h == "ppo/kl").unwrap();
     let score = header.iter().position(|h| h == "ppo/rm_score").unwrap();
     assert_eq!(rows.len(), rlhf::ppo::PpoConfig::for_preset("tiny").steps);
-    assert!(rows.iter().all(|r| r[kl].is_finite() && r[score].is_finite()));
+    assert!(rows
+        .iter()
+        .all(|r| r[kl].is_finite() && r[score].is_finite()));
 }
 
 #[test]
