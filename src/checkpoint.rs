@@ -66,6 +66,13 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     )
 }
 
+/// The `kind` of a checkpoint (`"lm"` or `"rm"`), read from its `config.json`.
+pub fn kind_of(path: &Path) -> Result<String> {
+    let dir = resolve(path)?;
+    let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
+    Ok(config.kind)
+}
+
 /// The ParamIds of a module in visiting order (stable for a given architecture).
 struct Ids(Vec<u64>);
 impl ModuleVisitor for Ids {

@@ -184,6 +184,22 @@ pub struct PipelineArgs {
     /// Responses per prompt to sample for labeling (4 to 9).
     #[arg(short = 'k', long)]
     pub k: Option<usize>,
+    /// Rounds of sample → label → RM → PPO; round r ≥ 2 samples from round r−1's policy,
+    /// retrains its reward model and runs PPO again from its policy (in `round<r>/`).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
+    #[arg(long)]
+    pub labeler_noise: Option<f64>,
+    /// PPO pretraining-mix coefficient (0: plain PPO) [default: 1.0].
+    #[arg(long)]
+    pub ptx_coef: Option<f64>,
+    /// PPO KL coefficient β [default: 0.02].
+    #[arg(long)]
+    pub kl_coef: Option<f32>,
+    /// PPO iterations [default: per preset].
+    #[arg(long)]
+    pub ppo_steps: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -349,7 +365,8 @@ pub enum BenchCmd {
 
 #[derive(Args, Debug)]
 pub struct RmArgs {
-    /// SFT checkpoint to initialise the trunk from (its unembedding is dropped).
+    /// SFT checkpoint to initialise the trunk from (its unembedding is dropped), or a reward
+    /// model to train further on new rankings.
     #[arg(long)]
     pub init: PathBuf,
     /// Rankings: {"prompt","responses":[best,...]} (2 ≤ K ≤ 9), {"prompt","chosen","rejected"},
@@ -384,6 +401,9 @@ pub struct PpoArgs {
     /// SFT checkpoint: the policy starts from it and a frozen copy is the KL reference.
     #[arg(long)]
     pub policy: PathBuf,
+    /// A different KL reference (e.g. the SFT model when --policy is an earlier PPO policy).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
     /// Reward-model checkpoint (`rlhf rm`); also the value model's start.
     #[arg(long, required_unless_present = "reward_token")]
     pub rm: Option<PathBuf>,

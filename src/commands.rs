@@ -187,6 +187,20 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 anyhow::ensure!((2..=9).contains(&k), "-k must be between 2 and 9, got {k}");
                 cfg.k = k;
             }
+            anyhow::ensure!(a.rounds >= 1, "--rounds must be at least 1");
+            cfg.rounds = a.rounds;
+            if let Some(v) = a.labeler_noise {
+                cfg.labeler_noise = v;
+            }
+            if let Some(v) = a.ptx_coef {
+                cfg.ppo.ptx_coef = v;
+            }
+            if let Some(v) = a.kl_coef {
+                cfg.ppo.kl_coef = v;
+            }
+            if let Some(v) = a.ppo_steps {
+                cfg.ppo.steps = v;
+            }
             let out = a.out.unwrap_or_else(default_run_dir);
             pipeline::run(&cfg, &out, a.assets.as_deref(), &dev.device)?;
             Ok(())
@@ -273,6 +287,7 @@ fn ppo_command(a: crate::cli::PpoArgs) -> Result<()> {
     let s = ppo::run(
         ppo::PpoJob {
             policy: a.policy,
+            reference: a.reference,
             reward,
             value_init: a.value_init,
             prompts,

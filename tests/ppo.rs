@@ -83,6 +83,7 @@ fn run(name: &str, cfg: PpoConfig, resume: bool) -> (PpoSummary, PathBuf) {
     }
     let job = PpoJob {
         policy: base.clone(),
+        reference: None,
         reward: RewardSource::TokenCount {
             text: ",".into(),
             scale: 1.0,

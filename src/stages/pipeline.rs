@@ -33,6 +33,8 @@ pub struct PipelineConfig {
     /// Prompts sampled from `assets/prompts.jsonl` (0: all).
     pub sample_prompts: usize,
     pub sampling: SampleConfig,
+    /// Rounds of sample → label → RM → PPO (InstructGPT iterated stages 2 and 3). Default 1.
+    pub rounds: usize,
     pub seed: u64,
 }
 
@@ -72,6 +74,7 @@ impl PipelineConfig {
                 max_new_tokens: max_new,
                 ..Default::default()
             },
+            rounds: 1,
             seed: 7,
         })
     }
@@ -145,7 +148,7 @@ pub fn run(
     let t_all = Instant::now();
     let mut r = Runner {
         out: out.to_path_buf(),
-        n: 7,
+        n: 3 + 4 * cfg.rounds.max(1),
         i: 0,
         timings: Timings::default(),
     };
@@ -227,104 +230,29 @@ pub fn run(
         },
     )?;
 
-    let samples = out.join("samples.jsonl");
-    r.stage(
-        "sample",
-        samples.is_file(),
-        format!(
-            "{} responses for each of {} prompts",
-            cfg.k, cfg.sample_prompts
-        ),
-        || {
-            sample::run(
-                &sample::SampleJob {
-                    ckpt: sft_dir.clone(),
-                    prompts: assets.join("prompts.jsonl"),
-                    k: cfg.k,
-                    out: samples.clone(),
-                    sampling: cfg.sampling.clone(),
-                    seed: cfg.seed,
-                    batch_size: 64,
-                    limit: cfg.sample_prompts,
-                },
-                device,
-            )?;
-            Ok(format!(" -> {}", samples.display()))
-        },
-    )?;
-
-    let rankings = out.join("rankings.jsonl");
-    r.stage(
-        "label",
-        rankings.is_file(),
-        "simulated sentiment labeler (VADER lexicon)".into(),
-        || {
-            let lexicon = assets.join("vader/vader_lexicon.txt");
-            let l =
-                label::label_sentiment(&samples, &rankings, &lexicon, cfg.labeler_noise, cfg.seed)?;
-            Ok(format!(
-                ": ranked {} prompts ({} skipped), agreement with the noiseless order {:.3}",
-                l.ranked, l.skipped, l.agreement
-            ))
-        },
-    )?;
-
-    // the RM is normalised so the SFT samples score 0 on average (as the paper)
-    let rm_dir = out.join("rm");
-    r.stage(
-        "rm",
-        is_finished(&rm_dir),
-        format!("{} steps of {} prompts", cfg.rm.steps, cfg.rm.batch_size),
-        || {
-            let s = rm::run(
-                rm::RmJob {
-                    init: sft_dir.clone(),
-                    data: rankings.clone(),
-                    out: rm_dir.clone(),
-                    train: cfg.rm.clone(),
-                    val_fraction: 0.1,
-                    skip_invalid: false,
-                    norm_samples: Some(samples.clone()),
-                    resume: true,
-                },
-                device,
-            )?;
-            Ok(format!(
-                ": held-out pairwise accuracy {:.3} -> {:.3}",
-                s.first_eval.accuracy, s.final_eval.accuracy
-            ))
-        },
-    )?;
-
-    let ppo_dir = out.join("ppo");
-    let p = &cfg.ppo;
-    r.stage(
-        "ppo",
-        ppo::is_finished(&ppo_dir),
-        format!(
-            "{} iterations of {} episodes, β {}, ptx {}",
-            p.steps, p.rollout_batch, p.kl_coef, p.ptx_coef
-        ),
-        || {
-            let s = ppo::run(
-                ppo::PpoJob {
-                    policy: sft_dir.clone(),
-                    reward: ppo::RewardSource::Model(rm_dir.clone()),
-                    value_init: None,
-                    prompts: assets.join("prompts.jsonl"),
-                    ptx_corpus: corpus.clone(),
-                    out: ppo_dir.clone(),
-                    cfg: p.clone(),
-                    resume: true,
-                },
-                device,
-            )?;
-            Ok(format!(
-                ": RM score {:.3} -> {:.3}, KL {:.2} nats/response",
-                s.first.rm_score, s.last.rm_score, s.last.kl
-            ))
-        },
-    )?;
+    // stages 4-7, then `rounds - 1` more rounds of them, each from the previous round's policy
+    // and reward model (the KL reference stays the SFT model, as in the paper)
+    let mut prev = RoundPaths {
+        policy: sft_dir.clone(),
+        rm: None,
+    };
+    for round in 1..=cfg.rounds.max(1) {
+        let dir = if round == 1 {
+            out.to_path_buf()
+        } else {
+            out.join(format!("round{round}"))
+        };
+        std::fs::create_dir_all(&dir)?;
+        let ctx = RoundCtx {
+            cfg,
+            assets: &assets,
+            corpus: &corpus,
+            sft: &sft_dir,
+            device,
+            round,
+        };
+        prev = ctx.run(&mut r, &dir, &prev)?;
+    }
 
     eprintln!(
         "pipeline finished in {:.1}s: {}",
@@ -332,4 +260,149 @@ pub fn run(
         out.display()
     );
     Ok(out.to_path_buf())
+}
+
+/// What one round produced: the policy and the reward model the next one starts from.
+struct RoundPaths {
+    policy: PathBuf,
+    rm: Option<PathBuf>,
+}
+
+/// What every round shares.
+struct RoundCtx<'a> {
+    cfg: &'a PipelineConfig,
+    assets: &'a Path,
+    corpus: &'a [PathBuf],
+    sft: &'a Path,
+    device: &'a Device,
+    round: usize,
+}
+
+impl RoundCtx<'_> {
+    /// Sample → label → RM → PPO in `dir`.
+    fn run(&self, r: &mut Runner, dir: &Path, prev: &RoundPaths) -> Result<RoundPaths> {
+        let cfg = self.cfg;
+        let tag = |name: &str| {
+            if self.round == 1 {
+                name.to_string()
+            } else {
+                format!("{name} (round {})", self.round)
+            }
+        };
+        let samples = dir.join("samples.jsonl");
+        r.stage(
+            &tag("sample"),
+            samples.is_file(),
+            format!(
+                "{} responses for each of {} prompts",
+                cfg.k, cfg.sample_prompts
+            ),
+            || self.sample(&prev.policy, &samples),
+        )?;
+        let rankings = dir.join("rankings.jsonl");
+        r.stage(
+            &tag("label"),
+            rankings.is_file(),
+            "simulated sentiment labeler (VADER lexicon)".into(),
+            || self.label(&samples, &rankings),
+        )?;
+        let rm_dir = dir.join("rm");
+        let rm_init = prev.rm.clone().unwrap_or_else(|| self.sft.to_path_buf());
+        r.stage(
+            &tag("rm"),
+            is_finished(&rm_dir),
+            format!("{} steps of {} prompts", cfg.rm.steps, cfg.rm.batch_size),
+            || self.rm(&rm_init, &rankings, &samples, &rm_dir),
+        )?;
+        let ppo_dir = dir.join("ppo");
+        let p = &cfg.ppo;
+        r.stage(
+            &tag("ppo"),
+            ppo::is_finished(&ppo_dir),
+            format!(
+                "{} iterations of {} episodes, β {}, ptx {}",
+                p.steps, p.rollout_batch, p.kl_coef, p.ptx_coef
+            ),
+            || self.ppo(&prev.policy, &rm_dir, &ppo_dir),
+        )?;
+        Ok(RoundPaths {
+            policy: ppo_dir,
+            rm: Some(rm_dir),
+        })
+    }
+
+    fn sample(&self, policy: &Path, samples: &Path) -> Result<String> {
+        let cfg = self.cfg;
+        sample::run(
+            &sample::SampleJob {
+                ckpt: policy.to_path_buf(),
+                prompts: self.assets.join("prompts.jsonl"),
+                k: cfg.k,
+                out: samples.to_path_buf(),
+                sampling: cfg.sampling.clone(),
+                seed: cfg.seed + self.round as u64 - 1,
+                batch_size: 64,
+                limit: cfg.sample_prompts,
+            },
+            self.device,
+        )?;
+        Ok(format!(" -> {}", samples.display()))
+    }
+
+    fn label(&self, samples: &Path, rankings: &Path) -> Result<String> {
+        let lexicon = self.assets.join("vader/vader_lexicon.txt");
+        let l = label::label_sentiment(
+            samples,
+            rankings,
+            &lexicon,
+            self.cfg.labeler_noise,
+            self.cfg.seed,
+        )?;
+        Ok(format!(
+            ": ranked {} prompts ({} skipped), agreement with the noiseless order {:.3}",
+            l.ranked, l.skipped, l.agreement
+        ))
+    }
+
+    /// The RM is normalised so this round's samples score 0 on average (as the paper).
+    fn rm(&self, init: &Path, rankings: &Path, samples: &Path, out: &Path) -> Result<String> {
+        let s = rm::run(
+            rm::RmJob {
+                init: init.to_path_buf(),
+                data: rankings.to_path_buf(),
+                out: out.to_path_buf(),
+                train: self.cfg.rm.clone(),
+                val_fraction: 0.1,
+                skip_invalid: false,
+                norm_samples: Some(samples.to_path_buf()),
+                resume: true,
+            },
+            self.device,
+        )?;
+        Ok(format!(
+            ": held-out pairwise accuracy {:.3} -> {:.3}",
+            s.first_eval.accuracy, s.final_eval.accuracy
+        ))
+    }
+
+    fn ppo(&self, policy: &Path, rm_dir: &Path, out: &Path) -> Result<String> {
+        let s = ppo::run(
+            ppo::PpoJob {
+                policy: policy.to_path_buf(),
+                reference: Some(self.sft.to_path_buf()),
+                reward: ppo::RewardSource::Model(rm_dir.to_path_buf()),
+                value_init: None,
+                prompts: self.assets.join("prompts.jsonl"),
+                ptx_corpus: self.corpus.to_vec(),
+                out: out.to_path_buf(),
+                cfg: self.cfg.ppo.clone(),
+                resume: true,
+            },
+            self.device,
+        )?;
+        Ok(format!(
+            ": RM score {:.3} -> {:.3}, KL {:.2} nats/response",
+            s.first.rm_score, s.last.rm_score, s.last.kl
+        ))
+    }
 }

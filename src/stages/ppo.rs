@@ -42,8 +42,11 @@ pub enum RewardSource {
 
 /// Everything `rlhf ppo` needs.
 pub struct PpoJob {
-    /// SFT checkpoint: the policy's start and the frozen reference.
+    /// The policy's start (an SFT checkpoint, or an earlier PPO policy).
     pub policy: PathBuf,
+    /// The frozen KL reference; None: the same checkpoint as `policy` (InstructGPT keeps the
+    /// SFT model as the reference in every round).
+    pub reference: Option<PathBuf>,
     pub reward: RewardSource,
     /// Value-model start (an RM checkpoint). None: the reward model, or with a token-count
     /// reward the policy's trunk with a fresh head.
@@ -135,6 +138,8 @@ struct Extra {
 /// The frozen parts and data of a run.
 struct Fixed {
     tok: Tok,
+    /// The policy's start when it is not the reference.
+    start: Option<Gpt>,
     reference: Gpt,
     scorer: Scorer,
     prompts: Vec<Vec<u32>>,
@@ -144,8 +149,9 @@ struct Fixed {
 
 fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
     let cfg = &job.cfg;
-    let sft = checkpoint::load_lm(&job.policy, device)
-        .with_context(|| format!("loading the policy from {}", job.policy.display()))?;
+    let ref_path = job.reference.as_ref().unwrap_or(&job.policy);
+    let sft = checkpoint::load_lm(ref_path, device)
+        .with_context(|| format!("loading the reference from {}", ref_path.display()))?;
     let tok = sft.tok.clone();
     let n_ctx = sft.config.model.n_ctx;
     if cfg.max_new_tokens + 2 > n_ctx {
@@ -201,7 +207,22 @@ fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
     } else {
         None
     };
+    let start = match &job.reference {
+        Some(_) => {
+            let p = checkpoint::load_lm(&job.policy, device)?;
+            if p.config.model != sft.config.model || p.tok.vocab_size() != tok.vocab_size() {
+                bail!(
+                    "the policy {} and the reference {} have different architectures",
+                    job.policy.display(),
+                    ref_path.display()
+                );
+            }
+            Some(p.model)
+        }
+        None => None,
+    };
     Ok(Fixed {
+        start,
         model_cfg: sft.config.model.clone(),
         tok,
         reference: sft.model.valid(),
@@ -247,7 +268,10 @@ fn initial_learner(
         };
         return Ok((l, state, extra));
     }
-    let policy = fixed.reference.clone();
+    let policy = fixed
+        .start
+        .clone()
+        .unwrap_or_else(|| fixed.reference.clone());
     let value = match (&job.value_init, &job.reward) {
         (Some(p), _) | (None, RewardSource::Model(p)) => checkpoint::load_rm(p, device)?.model,
         (None, RewardSource::TokenCount { .. }) => {

@@ -213,7 +213,20 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
                 .join("; ")
         );
     }
-    let sft = checkpoint::load_lm(&job.init, device)?;
+    // a language model gives the trunk (fresh head); a reward model is trained further (later
+    // rounds of the pipeline retrain the previous RM on new rankings)
+    let from_rm = checkpoint::kind_of(&job.init)? == "rm";
+    let sft = if from_rm {
+        let r = checkpoint::load_rm(&job.init, device)?;
+        checkpoint::Loaded {
+            dir: r.dir,
+            model: r.model.transformer,
+            config: r.config,
+            tok: r.tok,
+        }
+    } else {
+        checkpoint::load_lm(&job.init, device)?
+    };
     let mut mcfg = sft.config.model.clone();
     mcfg.dropout = 0.0; // a reward must not depend on a dropout mask
     let tok = sft.tok.clone();
@@ -248,11 +261,18 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
     let cfg = &job.train;
     device.seed(cfg.seed);
-    let trunk = checkpoint::load_weights(
-        crate::model::Gpt::new(&mcfg, device),
-        &sft.dir.join("model.safetensors"),
-    )?;
-    let mut model = RewardModel::from_trunk(trunk, device);
+    let mut model = if from_rm {
+        checkpoint::load_weights(
+            RewardModel::new(&mcfg, device),
+            &sft.dir.join("model.safetensors"),
+        )?
+    } else {
+        let trunk = checkpoint::load_weights(
+            crate::model::Gpt::new(&mcfg, device),
+            &sft.dir.join("model.safetensors"),
+        )?;
+        RewardModel::from_trunk(trunk, device)
+    };
     let mut optim = cfg.optimizer();
     let mut state = cfg.initial_state();
     let ckpt_cfg = CheckpointConfig {
