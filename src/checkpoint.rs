@@ -101,7 +101,7 @@ pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
 }
 
 /// Loads weights into `model`; every tensor must be present with the right shape, and the file
-/// must have no extra tensors.
+/// must have no extra tensors, and no value may be NaN or ±inf.
 pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
     let mut store = SafetensorsStore::from_file(path);
     let res = model
@@ -124,6 +124,8 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
             res.unused
         );
     }
+    crate::train::guard::check_finite(&model)
+        .with_context(|| format!("{}: not loading it", path.display()))?;
     Ok(model)
 }
 
@@ -137,8 +139,18 @@ pub struct SaveRequest<'a, M: Module> {
     pub state: &'a TrainState,
 }
 
-/// Writes `dir/ckpt/` atomically.
+/// Writes `dir/ckpt/` atomically, refusing weights that hold a NaN or ±inf.
+///
+/// Order: everything into `ckpt.tmp/` (each file fsynced), then `ckpt/` → `ckpt.old/`,
+/// `ckpt.tmp/` → `ckpt/`, and only then `ckpt.old/` is removed. At every instant `ckpt/` or
+/// `ckpt.old/` is complete, and [`resolve`] finds whichever exists.
 pub fn save<M: Module>(req: SaveRequest<'_, M>) -> Result<PathBuf> {
+    crate::train::guard::check_finite(req.model).with_context(|| {
+        format!(
+            "refusing to save a checkpoint into {} (the previous one is kept)",
+            req.dir.display()
+        )
+    })?;
     let final_dir = req.dir.join("ckpt");
     let tmp = req.dir.join("ckpt.tmp");
     let old = req.dir.join("ckpt.old");
@@ -155,17 +167,50 @@ pub fn save<M: Module>(req: SaveRequest<'_, M>) -> Result<PathBuf> {
         save_json(&param_ids(req.model), &tmp.join("param_ids.json"))?;
     }
     save_json(req.state, &tmp.join("train_state.json"))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
+    sync_dir_files(&tmp)?;
+    let swap = |from: &Path, to: &Path| {
+        std::fs::rename(from, to)
+            .with_context(|| format!("renaming {} to {}", from.display(), to.display()))
+    };
     if final_dir.exists() {
-        std::fs::rename(&final_dir, &old)?;
+        // `ckpt/` is complete, so a leftover `ckpt.old/` is not needed any more
+        if old.exists() {
+            std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        }
+        swap(&final_dir, &old)?;
     }
-    std::fs::rename(&tmp, &final_dir)?;
+    swap(&tmp, &final_dir)?;
     if old.exists() {
         std::fs::remove_dir_all(&old).ok();
     }
     Ok(final_dir)
+}
+
+/// Flushes every file of `dir` to disk, so a power loss right after the rename cannot leave a
+/// checkpoint whose files are empty.
+fn sync_dir_files(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_file() {
+            std::fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("syncing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Errs unless a checkpoint found in a stage's `--out` (to resume from) was made for the model
+/// this run builds: resuming onto another architecture would silently train the old one.
+pub fn check_resumable(dir: &Path, saved: &ModelConfig, expected: &ModelConfig) -> Result<()> {
+    if saved != expected {
+        bail!(
+            "cannot resume from {}: it holds a different model ({saved:?}) from the one this run \
+             builds ({expected:?}); use a new --out, or rerun with the checkpoint's settings",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// A language model loaded from a checkpoint.

@@ -11,5 +11,6 @@ pub mod pipeline;
 pub mod pretrain;
 pub mod rm;
 pub mod sample;
+pub mod score;
 pub mod sft;
 pub mod tokenizer;
