@@ -103,16 +103,32 @@ pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
 /// Loads weights into `model`; every tensor must be present with the right shape, and the file
 /// must have no extra tensors, and no value may be NaN or ±inf.
 pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
-    let mut store = SafetensorsStore::from_file(path);
-    let res = model
-        .load_from(&mut store)
-        .map_err(|e| anyhow!("reading {}: {e:?}", path.display()))?;
+    if !path.is_file() {
+        bail!("{} does not exist", path.display());
+    }
+    // partial + unvalidated: burn reports what is wrong in `res`, and the messages are ours
+    let mut store = SafetensorsStore::from_file(path)
+        .allow_partial(true)
+        .validate(false);
+    let res = model.load_from(&mut store).map_err(|e| {
+        anyhow!(
+            "reading {}: not a readable safetensors file ({e:?}); the checkpoint is corrupt or \
+             truncated",
+            path.display()
+        )
+    })?;
     if !res.errors.is_empty() {
-        bail!("{}: {:?}", path.display(), res.errors);
+        let errs: Vec<String> = res.errors.iter().map(|e| e.to_string()).collect();
+        bail!(
+            "{}: {} (a checkpoint of another architecture, or a config.json that does not \
+             match its weights?)",
+            path.display(),
+            errs.join("; ")
+        );
     }
     if !res.missing.is_empty() {
         bail!(
-            "{}: missing tensors {:?}",
+            "{}: missing tensors {:?} (a checkpoint of another architecture?)",
             path.display(),
             res.missing.iter().map(|(n, _)| n).collect::<Vec<_>>()
         );

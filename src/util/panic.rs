@@ -32,12 +32,7 @@ pub fn hint(message: &str) -> &'static str {
     ]) {
         "the device could not satisfy a memory allocation: try a smaller --batch-size (or a \
          smaller --preset / --n-ctx), or --device cpu"
-    } else if any(&[
-        "device lost",
-        "devicelost",
-        "lost device",
-        "device was lost",
-    ]) {
+    } else if m.contains("lost") && any(&["device", "gpu", "adapter"]) {
         "the GPU device was lost (a driver reset or crash): rerun the command with --resume to \
          continue from the last checkpoint, or use --device cpu"
     } else if any(&["adapter", "no suitable", "request_device", "requestdevice"]) {
