@@ -163,7 +163,7 @@ fn broken_checkpoints(good: &Path, ck: &Path) {
         let text = std::fs::read_to_string(common::assets().join("austen/emma.txt")).unwrap();
         let f = p.join("corpus.txt");
         std::fs::write(&f, text.chars().take(50_000).collect::<String>()).unwrap();
-        let t = rlhf::data::tokenizer::train(&[f.clone()], 300).unwrap();
+        let t = rlhf::data::tokenizer::train(std::slice::from_ref(&f), 300).unwrap();
         t.save(&p.join("tokenizer.json")).unwrap();
         std::fs::remove_file(f).unwrap();
     });
