@@ -108,18 +108,34 @@ pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
 }
 
 /// Loads weights into `model`; every tensor must be present with the right shape, and the file
-/// must have no extra tensors.
+/// must have no extra tensors, and no value may be NaN or ±inf.
 pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
-    let mut store = SafetensorsStore::from_file(path);
-    let res = model
-        .load_from(&mut store)
-        .map_err(|e| anyhow!("reading {}: {e:?}", path.display()))?;
+    if !path.is_file() {
+        bail!("{} does not exist", path.display());
+    }
+    // partial + unvalidated: burn reports what is wrong in `res`, and the messages are ours
+    let mut store = SafetensorsStore::from_file(path)
+        .allow_partial(true)
+        .validate(false);
+    let res = model.load_from(&mut store).map_err(|e| {
+        anyhow!(
+            "reading {}: not a readable safetensors file ({e:?}); the checkpoint is corrupt or \
+             truncated",
+            path.display()
+        )
+    })?;
     if !res.errors.is_empty() {
-        bail!("{}: {:?}", path.display(), res.errors);
+        let errs: Vec<String> = res.errors.iter().map(|e| e.to_string()).collect();
+        bail!(
+            "{}: {} (a checkpoint of another architecture, or a config.json that does not \
+             match its weights?)",
+            path.display(),
+            errs.join("; ")
+        );
     }
     if !res.missing.is_empty() {
         bail!(
-            "{}: missing tensors {:?}",
+            "{}: missing tensors {:?} (a checkpoint of another architecture?)",
             path.display(),
             res.missing.iter().map(|(n, _)| n).collect::<Vec<_>>()
         );
@@ -131,6 +147,8 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
             res.unused
         );
     }
+    crate::train::guard::check_finite(&model)
+        .with_context(|| format!("{}: not loading it", path.display()))?;
     Ok(model)
 }
 
@@ -144,13 +162,17 @@ pub struct SaveRequest<'a, M: Module> {
     pub state: &'a TrainState,
 }
 
-/// Writes `dir/ckpt/` atomically.
+/// Writes `dir/ckpt/` atomically, refusing weights that hold a NaN or ±inf.
+///
+/// Order: everything into `ckpt.tmp/` (each file fsynced), then `ckpt/` → `ckpt.old/`,
+/// `ckpt.tmp/` → `ckpt/`, and only then `ckpt.old/` is removed. At every instant `ckpt/` or
+/// `ckpt.old/` is complete, and [`resolve`] finds whichever exists.
 pub fn save<M: Module>(req: SaveRequest<'_, M>) -> Result<PathBuf> {
     save_with(req, |_| Ok(()))
 }
 
-/// Writes `dir/ckpt/` atomically; `extra` adds files (e.g. PPO's value model) to the new
-/// checkpoint directory before it is moved into place, so they are part of the same commit.
+/// [`save`], with `extra` adding files (e.g. PPO's value model) to the new checkpoint
+/// directory before it is moved into place, so they are part of the same commit.
 pub fn save_with<M: Module>(
     req: SaveRequest<'_, M>,
     extra: impl FnOnce(&Path) -> Result<()>,
@@ -163,13 +185,19 @@ pub fn save_with<M: Module>(
     }
     write_parts(&tmp, &req)?;
     extra(&tmp)?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
+    sync_dir_files(&tmp)?;
+    let swap = |from: &Path, to: &Path| {
+        std::fs::rename(from, to)
+            .with_context(|| format!("renaming {} to {}", from.display(), to.display()))
+    };
     if final_dir.exists() {
-        std::fs::rename(&final_dir, &old)?;
+        // `ckpt/` is complete, so a leftover `ckpt.old/` is not needed any more
+        if old.exists() {
+            std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        }
+        swap(&final_dir, &old)?;
     }
-    std::fs::rename(&tmp, &final_dir)?;
+    swap(&tmp, &final_dir)?;
     if old.exists() {
         std::fs::remove_dir_all(&old).ok();
     }
@@ -177,9 +205,16 @@ pub fn save_with<M: Module>(
 }
 
 /// Writes the files of one checkpoint (weights, config, tokenizer, optimizer, state) into
-/// `dir`, which is created; `req.dir` is not used. Not atomic by itself: `save_with` calls it
-/// inside the directory it renames into place.
+/// `dir`, which is created; `req.dir` only names the stage in errors. Refuses non-finite
+/// weights. Not atomic by itself: `save_with` calls it inside the directory it renames into
+/// place.
 pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()> {
+    crate::train::guard::check_finite(req.model).with_context(|| {
+        format!(
+            "refusing to save a checkpoint into {} (the previous one is kept)",
+            req.dir.display()
+        )
+    })?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     save_weights(req.model, &dir.join("model.safetensors"))?;
     save_json(req.config, &dir.join("config.json"))?;
@@ -190,6 +225,35 @@ pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()
         save_json(&param_ids(req.model), &dir.join("param_ids.json"))?;
     }
     save_json(req.state, &dir.join("train_state.json"))
+}
+
+/// Flushes every file of `dir` (and its subdirectories) to disk, so a power loss right after
+/// the rename cannot leave a checkpoint whose files are empty.
+fn sync_dir_files(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            sync_dir_files(&p)?;
+        } else if p.is_file() {
+            std::fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("syncing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Errs unless a checkpoint found in a stage's `--out` (to resume from) was made for the model
+/// this run builds: resuming onto another architecture would silently train the old one.
+pub fn check_resumable(dir: &Path, saved: &ModelConfig, expected: &ModelConfig) -> Result<()> {
+    if saved != expected {
+        bail!(
+            "cannot resume from {}: it holds a different model ({saved:?}) from the one this run \
+             builds ({expected:?}); use a new --out, or rerun with the checkpoint's settings",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// A language model loaded from a checkpoint.

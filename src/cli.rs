@@ -117,6 +117,9 @@ pub struct OptimArgs {
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Stop after this many consecutive non-finite losses or gradients (each is skipped; default 10).
+    #[arg(long)]
+    pub max_bad_steps: Option<usize>,
 }
 
 impl OptimArgs {
@@ -133,7 +136,8 @@ impl OptimArgs {
             grad_clip,
             eval_every,
             checkpoint_every,
-            seed
+            seed,
+            max_bad_steps
         );
         c
     }

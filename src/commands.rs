@@ -42,6 +42,7 @@ pub fn default_run_dir() -> PathBuf {
 }
 
 pub fn dispatch(cli: Cli) -> Result<()> {
+    crate::util::panic::inject();
     match cli.command {
         Command::Devices => {
             let rows = device::list_adapters();

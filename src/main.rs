@@ -1,8 +1,10 @@
-//! `rlhf`: parse the command line, dispatch, map errors to an exit code.
+//! `rlhf`: parse the command line, dispatch, map errors to an exit code (1: an error, 2: bad
+//! usage (clap), 3: a panic, e.g. of the compute backend, turned into a message with a hint).
 
 use clap::Parser;
 
 fn main() {
+    rlhf::util::panic::install();
     let cli = rlhf::cli::Cli::parse();
     if let Err(e) = rlhf::commands::dispatch(cli) {
         eprintln!("error: {e:#}");

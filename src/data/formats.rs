@@ -164,6 +164,24 @@ pub fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {
     Ok(out)
 }
 
+/// Reads a UTF-8 text file (a corpus). Invalid UTF-8 is an error naming the file, the line and
+/// the byte offset of the first bad byte; so is a file with nothing but whitespace.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        anyhow::anyhow!(
+            "{}:{line}: not valid UTF-8 (byte offset {at}); text files must be UTF-8",
+            path.display()
+        )
+    })?;
+    if text.trim().is_empty() {
+        bail!("{}: the file is empty", path.display());
+    }
+    Ok(text)
+}
+
 /// Writes records as JSON Lines, atomically.
 pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<()> {
     let mut buf = Vec::new();

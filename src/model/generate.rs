@@ -226,6 +226,12 @@ pub fn argmax(xs: &[f32]) -> usize {
     best
 }
 
+/// Prompt tokens kept by [`generate`]: the context less the room for the response (at least 1
+/// token); longer prompts are cut from the left.
+pub fn prompt_room(n_ctx: usize, cfg: &SampleConfig) -> usize {
+    n_ctx - cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1)
+}
+
 /// Generates a response for each prompt; a response ends at `eot` (not included) or after
 /// `max_new_tokens`. Prompts longer than the context minus `max_new_tokens` are cut from the left.
 pub fn generate(
@@ -239,7 +245,7 @@ pub fn generate(
 ) -> Result<Vec<Vec<u32>>> {
     let n_ctx = model.n_ctx();
     let max_new = cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1);
-    let keep = n_ctx - max_new;
+    let keep = prompt_room(n_ctx, cfg);
     let prompts: Vec<Vec<u32>> = prompts
         .iter()
         .map(|p| p[p.len().saturating_sub(keep)..].to_vec())

@@ -54,7 +54,7 @@ pub struct PpoConfig {
     pub max_new_tokens: usize,
     /// Write a resumable checkpoint every this many iterations (and at the end). Default 10.
     pub checkpoint_every: usize,
-    /// Stop after this many consecutive iterations with non-finite losses. Default 5.
+    /// Stop after this many consecutive gradient steps with non-finite losses. Default 8.
     pub max_bad_steps: usize,
     /// Seed for prompt order and sampling. Default 11.
     pub seed: u64,
@@ -86,7 +86,7 @@ impl Default for PpoConfig {
             temperature: 1.0,
             max_new_tokens: 48,
             checkpoint_every: 10,
-            max_bad_steps: 5,
+            max_bad_steps: 8,
             seed: 11,
         }
     }

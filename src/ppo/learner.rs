@@ -1,7 +1,7 @@
 //! One PPO gradient step on a minibatch of episodes: the clipped surrogate (plus γ_ptx times
 //! the pretraining loss) for the policy, the clipped value loss for the value model, each with
 //! its own AdamW, learning rate and global-norm clipping. A non-finite loss or gradient skips
-//! both updates.
+//! both updates (the stage's [`Guard`] counts it and stops the run after too many in a row).
 
 use super::config::PpoConfig;
 use super::episode::{Episode, Grid};
@@ -11,6 +11,7 @@ use crate::model::loss::{masked_nll, token_logprobs};
 use crate::model::{Gpt, RewardModel};
 use crate::rl::ppo_policy_loss;
 use crate::train::clip::clip_global_norm;
+use crate::train::guard::{Guard, Verdict};
 use crate::train::tensors::{batch_tensors, floats, ints, scalar, to_vec};
 use anyhow::Result;
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -42,7 +43,10 @@ pub struct StepStats {
 
 impl Learner {
     /// One gradient step of both models on `eps`; `ptx` is a pretraining batch when
-    /// `cfg.ptx_coef > 0`. Learning rates are `(policy, value)`.
+    /// `cfg.ptx_coef > 0`. Learning rates are `(policy, value)`. `update` numbers this step
+    /// among all of the run's (for the guard's log and its NaN-injection test hook); the
+    /// returned message says why an update was skipped.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         mut self,
         eps: &[&Episode],
@@ -50,8 +54,9 @@ impl Learner {
         lrs: (f64, f64),
         cfg: &PpoConfig,
         pad: u32,
+        (guard, update): (&mut Guard, usize),
         ad: &Device,
-    ) -> Result<(Self, StepStats)> {
+    ) -> Result<(Self, StepStats, Option<String>)> {
         let g = Grid::new(eps, pad);
         let shape = [g.b, g.t];
         let x = ints(&g.x, shape, ad);
@@ -86,6 +91,8 @@ impl Learner {
             stats.ptx_loss = scalar(l.clone());
             total = total + l.mul_scalar(cfg.ptx_coef);
         }
+        let total = guard.poison(update, total);
+        let total_v = scalar(total.clone());
         let mut pgrads = GradientsParams::from_grads(total.backward(), &self.policy);
         stats.policy_grad_norm = clip_global_norm(&self.policy, &mut pgrads, cfg.grad_clip);
 
@@ -97,19 +104,20 @@ impl Learner {
         let mut vgrads = GradientsParams::from_grads(vl.backward(), &self.value);
         stats.value_grad_norm = clip_global_norm(&self.value, &mut vgrads, cfg.grad_clip);
 
-        stats.applied = [
-            stats.policy_loss,
-            stats.value_loss,
-            stats.policy_grad_norm,
-            stats.value_grad_norm,
-            if ptx.is_some() { stats.ptx_loss } else { 0.0 },
-        ]
-        .iter()
-        .all(|v| v.is_finite());
+        let verdict = guard.check(
+            update,
+            total_v + stats.value_loss,
+            stats.policy_grad_norm + stats.value_grad_norm,
+        )?;
+        stats.applied = verdict == Verdict::Apply;
         if stats.applied {
             self.policy = self.policy_optim.step(lrs.0, self.policy, pgrads);
             self.value = self.value_optim.step(lrs.1, self.value, vgrads);
         }
-        Ok((self, stats))
+        let skipped = match verdict {
+            Verdict::Skip(msg) => Some(msg),
+            Verdict::Apply => None,
+        };
+        Ok((self, stats, skipped))
     }
 }

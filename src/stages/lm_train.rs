@@ -8,11 +8,12 @@ use crate::data::tokenizer::Tok;
 use crate::model::loss::masked_nll;
 use crate::model::Gpt;
 use crate::train::clip::clip_global_norm;
-use crate::train::metrics::{progress_bar, MetricsWriter};
+use crate::train::guard::{Guard, Verdict};
+use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::train::schedule::LrSchedule;
 use crate::train::tensors::{batch_tensors, scalar};
-use crate::util::rng::Rng;
-use anyhow::{bail, Result};
+use crate::util::rng::{seed_backend_for_step, Rng};
+use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -45,7 +46,7 @@ pub struct TrainConfig {
     pub eval_batches: usize,
     /// Write a resumable checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
-    /// Stop after this many consecutive non-finite losses or gradients.
+    /// Stop after this many consecutive non-finite losses or gradients (each one is skipped).
     pub max_bad_steps: usize,
     /// Seed for initialisation, batch order and dropout.
     pub seed: u64,
@@ -133,16 +134,18 @@ impl LmStage<'_> {
         let mut optim = cfg.optimizer();
         let mut model = init;
         let mut state = cfg.initial_state();
-        let ckpt_dir = self.out.join("ckpt");
+        let mut guard = Guard::new(self.name, cfg.max_bad_steps)?;
         if self.resume && checkpoint::resolve(self.out).is_ok() {
             let dir = checkpoint::resolve(self.out)?;
             let loaded = checkpoint::load_lm(&dir, self.device)?;
+            checkpoint::check_resumable(&dir, &loaded.config.model, &self.ckpt_config.model)?;
             let (m, o, s) = checkpoint::load_resume(&dir, loaded.model, optim)?;
             (model, optim, state) = (m, o, s);
+            guard.saved(&dir, state.step);
             eprintln!(
                 "{}: resuming from {} at step {}",
                 self.name,
-                ckpt_dir.display(),
+                dir.display(),
                 state.step
             );
         }
@@ -167,30 +170,25 @@ impl LmStage<'_> {
         let mut model = model.train();
         let pb = progress_bar(cfg.steps as u64, self.name);
         pb.set_position(state.step as u64);
-        let (mut last_loss, mut last_eval, mut bad, mut skipped) =
-            (f64::NAN, first_eval, 0usize, 0usize);
+        let (mut last_loss, mut last_eval) = (f64::NAN, first_eval);
         let t0 = Instant::now();
         let mut tokens = 0usize;
         let start_step = state.step;
         while state.step < cfg.steps {
+            let step = state.step;
+            seed_backend_for_step(self.device, cfg.seed, step);
             let batch = data.train_batch(&mut state.rng)?;
             let (x, y, w) = batch_tensors(&batch, &ad);
-            let loss = masked_nll(model.forward(x), y, w);
+            let loss = guard.poison(step, masked_nll(model.forward(x), y, w));
             let loss_v = scalar(loss.clone());
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
-            let step = state.step;
-            if !loss_v.is_finite() || !norm.is_finite() {
-                bad += 1;
-                skipped += 1;
-                pb.println(format!("{}: step {step}: non-finite loss or gradient ({loss_v}, norm {norm}); update skipped", self.name));
-                if bad >= cfg.max_bad_steps {
-                    bail!("{}: {bad} consecutive non-finite steps at step {step}; the last good checkpoint is {}", self.name, ckpt_dir.display());
+            match guard.check(step, loss_v, norm)? {
+                Verdict::Apply => {
+                    model = optim.step(sched.at(step), model, grads);
+                    last_loss = loss_v;
                 }
-            } else {
-                bad = 0;
-                model = optim.step(sched.at(step), model, grads);
-                last_loss = loss_v;
+                Verdict::Skip(msg) => log_line(&pb, msg),
             }
             tokens += batch.b * batch.t;
             state.step += 1;
@@ -213,7 +211,7 @@ impl LmStage<'_> {
             state.finished = is_last;
             if state.step.is_multiple_of(cfg.checkpoint_every.max(1)) || is_last {
                 let valid = model.valid();
-                checkpoint::save(SaveRequest {
+                let dir = checkpoint::save(SaveRequest {
                     dir: self.out,
                     model: &valid,
                     config: &self.ckpt_config,
@@ -221,6 +219,7 @@ impl LmStage<'_> {
                     optim: Some(&optim),
                     state: &state,
                 })?;
+                guard.saved(&dir, state.step);
             }
         }
         pb.finish_and_clear();
@@ -235,7 +234,7 @@ impl LmStage<'_> {
             } else {
                 f64::NAN
             },
-            skipped_steps: skipped,
+            skipped_steps: guard.skipped(),
             seconds: secs,
         };
         crate::config::save_json(&summary, &self.out.join("summary.json"))?;

@@ -12,5 +12,6 @@ pub mod ppo;
 pub mod pretrain;
 pub mod rm;
 pub mod sample;
+pub mod score;
 pub mod sft;
 pub mod tokenizer;

@@ -21,7 +21,8 @@ use crate::ppo::{
     StepStats,
 };
 use crate::rl::{clip_reward, whiten, KlController};
-use crate::train::metrics::{progress_bar, MetricsWriter};
+use crate::train::guard::Guard;
+use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::train::schedule::LrSchedule;
 use crate::util::rng::Rng;
 use anyhow::{bail, Context, Result};
@@ -123,7 +124,7 @@ pub struct PpoSummary {
     pub last: IterStats,
     /// Pretraining batches read (0 when `ptx_coef` is 0).
     pub ptx_batches: usize,
-    /// Iterations whose updates were skipped for non-finite numbers.
+    /// Gradient steps skipped for non-finite numbers.
     pub skipped_steps: usize,
     pub seconds: f64,
 }
@@ -297,6 +298,11 @@ fn initial_learner(
     Ok((l, state, extra))
 }
 
+/// Gradient steps per iteration: epochs × minibatches.
+fn updates_per_iteration(cfg: &PpoConfig) -> usize {
+    cfg.ppo_epochs * cfg.rollout_batch.div_ceil(cfg.minibatch.max(1))
+}
+
 /// Mean of the finite values (NaN when there are none).
 fn finite_mean(xs: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = xs
@@ -334,16 +340,24 @@ fn reward_episodes(
     Ok(raw)
 }
 
+/// What an iteration reads but does not change.
+struct Ctx<'a> {
+    fixed: &'a Fixed,
+    cfg: &'a PpoConfig,
+    pb: &'a indicatif::ProgressBar,
+    device: &'a Device,
+}
+
 /// One PPO iteration: rollout, rewards, then `ppo_epochs` passes of minibatch steps.
 fn iteration(
     learner: Learner,
-    fixed: &Fixed,
-    cfg: &PpoConfig,
+    ctx: &Ctx<'_>,
     state: &mut TrainState,
     extra: &mut Extra,
     ptx_read: &mut usize,
-    device: &Device,
-) -> Result<(Learner, IterStats, bool)> {
+    guard: &mut Guard,
+) -> Result<(Learner, IterStats)> {
+    let (fixed, cfg, pb, device) = (ctx.fixed, ctx.cfg, ctx.pb, ctx.device);
     let ad = device.clone().autodiff();
     let eot = fixed.tok.eot;
     let prompts: Vec<Vec<u32>> = (0..cfg.rollout_batch)
@@ -404,7 +418,12 @@ fn iteration(
                 }
                 None => None,
             };
-            let (l, s) = learner.step(&batch, ptx.as_ref(), lrs, cfg, eot, &ad)?;
+            let update = state.step * updates_per_iteration(cfg) + steps.len();
+            let (l, s, skipped) =
+                learner.step(&batch, ptx.as_ref(), lrs, cfg, eot, (guard, update), &ad)?;
+            if let Some(msg) = skipped {
+                log_line(pb, msg);
+            }
             learner = l;
             steps.push(s);
         }
@@ -425,8 +444,7 @@ fn iteration(
         response_len: eps.iter().map(|e| e.response().len() as f64).sum::<f64>() / n,
         kl_coef: beta as f64,
     };
-    let all_applied = steps.iter().all(|s| s.applied);
-    Ok((learner, stats, all_applied))
+    Ok((learner, stats))
 }
 
 /// Writes `out/ckpt/` (policy) with `out/ckpt/value/` (value model) in one atomic commit.
@@ -490,31 +508,27 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
     pb.set_position(state.step as u64);
     let t0 = Instant::now();
     let (mut first, mut last) = (None, IterStats::default());
-    let (mut ptx_read, mut bad, mut skipped) = (0usize, 0usize, 0usize);
+    let mut ptx_read = 0usize;
+    let mut guard = Guard::new("ppo", cfg.max_bad_steps)?;
+    if state.step > 0 {
+        guard.saved(&job.out.join("ckpt"), state.step);
+    }
+    let ctx = Ctx {
+        fixed: &fixed,
+        cfg,
+        pb: &pb,
+        device,
+    };
     while state.step < cfg.steps {
-        let (l, s, applied) = iteration(
+        let (l, s) = iteration(
             learner,
-            &fixed,
-            cfg,
+            &ctx,
             &mut state,
             &mut extra,
             &mut ptx_read,
-            device,
+            &mut guard,
         )?;
         learner = l;
-        if applied {
-            bad = 0;
-        } else {
-            bad += 1;
-            skipped += 1;
-            pb.println(format!(
-                "ppo: iteration {}: non-finite loss or gradient; updates skipped",
-                state.step
-            ));
-            if bad >= cfg.max_bad_steps {
-                bail!("ppo: {bad} consecutive iterations with non-finite numbers at iteration {}; the last good checkpoint is {}", state.step, job.out.join("ckpt").display());
-            }
-        }
         state.step += 1;
         metrics.row(state.step, &s.row())?;
         pb.set_message(format!(
@@ -528,6 +542,7 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
         if state.step.is_multiple_of(cfg.checkpoint_every.max(1)) || state.finished {
             state.extra = serde_json::to_value(&extra)?;
             save(&job, &fixed, &learner, &state)?;
+            guard.saved(&job.out.join("ckpt"), state.step);
         }
     }
     pb.finish_and_clear();
@@ -537,7 +552,7 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
         first: first.unwrap_or(last),
         last,
         ptx_batches: ptx_read,
-        skipped_steps: skipped,
+        skipped_steps: guard.skipped(),
         seconds: t0.elapsed().as_secs_f64(),
     };
     crate::config::save_json(&summary, &job.out.join("summary.json"))?;

@@ -41,8 +41,7 @@ pub struct Streams {
 pub fn tokenize_corpus(tok: &Tok, files: &[PathBuf], val_fraction: f64) -> Result<Streams> {
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading corpus file {}", f.display()))?;
+        let text = crate::data::formats::read_text(f).context("reading the corpus")?;
         let mut ids = Vec::new();
         // encode paragraph groups so the regex pre-tokenizer never sees one huge string
         for chunk in text.split("\n\n").collect::<Vec<_>>().chunks(64) {

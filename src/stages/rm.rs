@@ -13,15 +13,18 @@ use crate::data::template::{render_prompt, render_response};
 use crate::data::tokenizer::Tok;
 use crate::model::RewardModel;
 use crate::train::clip::clip_global_norm;
-use crate::train::metrics::{progress_bar, MetricsWriter};
+use crate::train::guard::{Guard, Verdict};
+use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::train::tensors::{ints, to_vec};
-use crate::util::rng::Rng;
+use crate::util::rng::{seed_backend_for_step, Rng};
 use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use super::score::score_file;
 
 /// Defaults of the reward-model stage (batch_size counts prompts).
 pub fn default_config() -> TrainConfig {
@@ -51,28 +54,56 @@ pub struct TokRanking {
 /// Tokenizes `prompt + response + <|endoftext|>`, cut to `n_ctx` (prompt cut from the left,
 /// then the response from the right; the closing token is kept).
 pub fn tokenize_pair(tok: &Tok, prompt: &str, response: &str, n_ctx: usize) -> Result<Vec<u32>> {
+    Ok(tokenize_pair_counted(tok, prompt, response, n_ctx)?.0)
+}
+
+/// As [`tokenize_pair`], also saying whether the sequence had to be cut.
+pub fn tokenize_pair_counted(
+    tok: &Tok,
+    prompt: &str,
+    response: &str,
+    n_ctx: usize,
+) -> Result<(Vec<u32>, bool)> {
     let p = tok.encode(&render_prompt(prompt))?;
     let mut r = tok.encode(&render_response(response))?;
+    let cut = p.len() + r.len() + 1 > n_ctx;
     r.truncate(n_ctx.saturating_sub(2).max(1));
     let keep_p = (n_ctx - 1 - r.len()).min(p.len());
     let mut s = p[p.len() - keep_p..].to_vec();
     s.extend(r);
     s.push(tok.eot);
-    Ok(s)
+    Ok((s, cut))
 }
 
-pub fn tokenize_rankings(tok: &Tok, rs: &[Ranking], n_ctx: usize) -> Result<Vec<TokRanking>> {
-    rs.iter()
-        .map(|r| {
-            Ok(TokRanking {
-                seqs: r
-                    .responses
-                    .iter()
-                    .map(|x| tokenize_pair(tok, &r.prompt, x, n_ctx))
-                    .collect::<Result<_>>()?,
-            })
-        })
-        .collect()
+/// Tokenizes every ranking; also returns how many sequences were longer than the context and
+/// cut (prompt from the left first), so the caller can warn with the count.
+pub fn tokenize_rankings(
+    tok: &Tok,
+    rs: &[Ranking],
+    n_ctx: usize,
+) -> Result<(Vec<TokRanking>, usize)> {
+    let mut cut = 0;
+    let mut out = Vec::with_capacity(rs.len());
+    for r in rs {
+        let mut seqs = Vec::with_capacity(r.responses.len());
+        for x in &r.responses {
+            let (s, c) = tokenize_pair_counted(tok, &r.prompt, x, n_ctx)?;
+            cut += usize::from(c);
+            seqs.push(s);
+        }
+        out.push(TokRanking { seqs });
+    }
+    Ok((out, cut))
+}
+
+/// The warning printed when sequences were cut to the context.
+pub fn warn_cut(stage: &str, cut: usize, total: usize, n_ctx: usize) {
+    if cut > 0 {
+        eprintln!(
+            "{stage}: warning: {cut} of {total} prompt + response sequences were longer than the \
+             context ({n_ctx} tokens) and were cut, the prompt from the left"
+        );
+    }
 }
 
 /// Right-pads sequences into (ids, lens); `pad` fills the tail.
@@ -191,6 +222,9 @@ pub struct RmSummary {
     pub first_eval: RankStats,
     pub final_eval: RankStats,
     pub reward_bias: f64,
+    /// Training steps skipped by the non-finite guard.
+    #[serde(default)]
+    pub skipped_steps: usize,
     /// Sequences run through the model per training step (= Σ K of a batch: one forward each).
     pub sequences_per_step: f64,
     pub seconds: f64,
@@ -230,7 +264,9 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let mut mcfg = sft.config.model.clone();
     mcfg.dropout = 0.0; // a reward must not depend on a dropout mask
     let tok = sft.tok.clone();
-    let mut groups = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
+    let (mut groups, cut) = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
+    let n_seqs = groups.iter().map(|g| g.seqs.len()).sum();
+    warn_cut("rm", cut, n_seqs, mcfg.n_ctx);
     let mut rng = Rng::new(job.train.seed ^ 0xa11ce);
     rng.shuffle(&mut groups);
     let n_val = ((groups.len() as f64 * job.val_fraction).round() as usize).max(1);
@@ -281,10 +317,13 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         model: mcfg.clone(),
         reward_bias: None,
     };
+    let mut guard = Guard::new("rm", cfg.max_bad_steps)?;
     if job.resume {
         if let Ok(dir) = checkpoint::resolve(&job.out) {
             let loaded = checkpoint::load_rm(&dir, device)?;
+            checkpoint::check_resumable(&dir, &loaded.config.model, &mcfg)?;
             (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
+            guard.saved(&dir, state.step);
             eprintln!("rm: resuming from {} at step {}", dir.display(), state.step);
         }
     }
@@ -325,9 +364,10 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let mut model = model.train();
     let pb = progress_bar(cfg.steps as u64, "rm");
     pb.set_position(state.step as u64);
-    let (mut last_eval, mut bad, mut seqs, mut n_steps) =
-        (first_eval.clone(), 0usize, 0usize, 0usize);
+    let (mut last_eval, mut seqs, mut n_steps) = (first_eval.clone(), 0usize, 0usize);
     while state.step < cfg.steps {
+        let step = state.step;
+        seed_backend_for_step(device, cfg.seed, step);
         let group: Vec<&TokRanking> = (0..cfg.batch_size.min(groups.len()))
             .map(|_| &groups[state.rng.below(groups.len())])
             .collect();
@@ -336,22 +376,16 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         n_steps += 1;
         let host = to_vec(rewards.clone().detach())?;
         let train_stats = rank_stats(&host, &ks);
-        let loss = crate::kernels::ranking_loss::ranking_loss(rewards, &ks)?;
+        let loss = guard.poison(
+            step,
+            crate::kernels::ranking_loss::ranking_loss(rewards, &ks)?,
+        );
         let loss_v = loss.clone().into_scalar::<f32>() as f64;
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
-        let step = state.step;
-        if !loss_v.is_finite() || !norm.is_finite() {
-            bad += 1;
-            pb.println(format!(
-                "rm: step {step}: non-finite loss or gradient; update skipped"
-            ));
-            if bad >= cfg.max_bad_steps {
-                bail!("rm: {bad} consecutive non-finite steps at step {step}; the last good checkpoint is {}", job.out.join("ckpt").display());
-            }
-        } else {
-            bad = 0;
-            model = optim.step(sched.at(step), model, grads);
+        match guard.check(step, loss_v, norm)? {
+            Verdict::Apply => model = optim.step(sched.at(step), model, grads),
+            Verdict::Skip(msg) => log_line(&pb, msg),
         }
         state.step += 1;
         let is_last = state.step == cfg.steps;
@@ -390,7 +424,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         state.finished = is_last;
         if state.step.is_multiple_of(cfg.checkpoint_every.max(1)) && !is_last {
             let v = model.valid();
-            checkpoint::save(SaveRequest {
+            let dir = checkpoint::save(SaveRequest {
                 dir: &job.out,
                 model: &v,
                 config: &ckpt_cfg,
@@ -398,6 +432,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
                 optim: Some(&optim),
                 state: &state,
             })?;
+            guard.saved(&dir, state.step);
         }
     }
     pb.finish_and_clear();
@@ -414,7 +449,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
                     responses: s.responses,
                 })
                 .collect();
-            tokenize_rankings(&tok, &rs, mcfg.n_ctx)?
+            tokenize_rankings(&tok, &rs, mcfg.n_ctx)?.0
         }
         None => groups.clone(),
     };
@@ -440,6 +475,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         first_eval,
         final_eval: last_eval,
         reward_bias: bias,
+        skipped_steps: guard.skipped(),
         sequences_per_step: if n_steps > 0 {
             seqs as f64 / n_steps as f64
         } else {
@@ -449,31 +485,4 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     };
     crate::config::save_json(&summary, &job.out.join("summary.json"))?;
     Ok(summary)
-}
-
-/// `rlhf score`: a reward (normalisation bias included) for every response of a samples file.
-pub fn score_file(rm: &Path, data: &Path, device: &Device) -> Result<Vec<serde_json::Value>> {
-    let loaded = checkpoint::load_rm(rm, device)?;
-    let bias = loaded.config.reward_bias.unwrap_or(0.0);
-    let samples = crate::data::formats::read_samples(data)?;
-    let model = loaded.model.valid();
-    let mut out = Vec::new();
-    for s in samples {
-        let seqs = s
-            .responses
-            .iter()
-            .map(|x| tokenize_pair(&loaded.tok, &s.prompt, x, loaded.config.model.n_ctx))
-            .collect::<Result<Vec<_>>>()?;
-        let rewards: Vec<f64> = if seqs.is_empty() {
-            Vec::new()
-        } else {
-            let g = TokRanking { seqs };
-            let (r, _) = group_rewards(&model, &[&g], loaded.tok.eot, device);
-            to_vec(r)?.into_iter().map(|x| x as f64 + bias).collect()
-        };
-        out.push(
-            serde_json::json!({"prompt": s.prompt, "responses": s.responses, "rewards": rewards}),
-        );
-    }
-    Ok(out)
 }

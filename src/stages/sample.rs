@@ -1,10 +1,11 @@
 //! `rlhf sample`: K responses per prompt from a checkpoint, batched with the KV cache, written
-//! as `{"prompt","responses":[K strings]}` per line.
+//! as `{"prompt","responses":[K strings]}` per line. Prompts longer than the context leaves
+//! beside the response are cut from the left, with a warning that counts them.
 
 use crate::checkpoint;
 use crate::data::formats::{read_prompts, write_jsonl, SampleRecord};
 use crate::data::template::render_prompt;
-use crate::model::generate::{generate, SampleConfig};
+use crate::model::generate::{generate, prompt_room, SampleConfig};
 use crate::train::metrics::progress_bar;
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
@@ -35,13 +36,24 @@ pub fn run(job: &SampleJob, device: &Device) -> Result<Vec<SampleRecord>> {
         prompts.truncate(job.limit);
     }
     let model = loaded.model.valid();
+    let room = prompt_room(model.n_ctx(), &job.sampling);
     let mut rng = Rng::new(job.seed);
     // every (prompt, k) pair is one row; rows are generated in batches
     let rows: Vec<(usize, Vec<u32>)> = prompts
         .iter()
         .enumerate()
         .map(|(i, p)| loaded.tok.encode(&render_prompt(p)).map(|ids| (i, ids)))
-        .collect::<Result<Vec<_>>>()?
+        .collect::<Result<Vec<_>>>()?;
+    let cut = rows.iter().filter(|(_, ids)| ids.len() > room).count();
+    if cut > 0 {
+        eprintln!(
+            "sample: warning: {cut} of {} prompts are longer than the {room} tokens the context \
+             leaves beside --max-new-tokens {} and were cut from the left",
+            prompts.len(),
+            job.sampling.max_new_tokens
+        );
+    }
+    let rows: Vec<(usize, Vec<u32>)> = rows
         .into_iter()
         .flat_map(|(i, ids)| std::iter::repeat_n((i, ids), job.k))
         .collect();

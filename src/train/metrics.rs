@@ -101,3 +101,13 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb.set_style(style);
     pb
 }
+
+/// Prints a line above the progress bar, or plainly on stderr when the bar is hidden (stderr not
+/// a terminal), where `ProgressBar::println` would print nothing.
+pub fn log_line(pb: &indicatif::ProgressBar, line: impl AsRef<str>) {
+    if pb.is_hidden() {
+        eprintln!("{}", line.as_ref());
+    } else {
+        pb.println(line.as_ref());
+    }
+}

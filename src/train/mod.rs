@@ -1,7 +1,8 @@
 //! Training plumbing shared by every stage: optimizer and LR schedule, global-norm gradient
-//! clipping, host/device tensor helpers, metrics CSV and progress bars.
+//! clipping, the non-finite guard, host/device tensor helpers, metrics CSV and progress bars.
 
 pub mod clip;
+pub mod guard;
 pub mod metrics;
 pub mod schedule;
 pub mod tensors;

@@ -1,4 +1,5 @@
-//! Small helpers shared by every stage: atomic file writes, a seedable RNG, timing.
+//! Small helpers shared by every stage: atomic file writes, a seedable RNG, the panic boundary.
 
 pub mod fs;
+pub mod panic;
 pub mod rng;
