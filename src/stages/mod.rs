@@ -9,6 +9,7 @@ pub mod label;
 pub mod lm_train;
 pub mod pipeline;
 pub mod ppo;
+mod ppo_setup;
 pub mod pretrain;
 pub mod rm;
 pub mod sample;
