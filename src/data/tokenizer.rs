@@ -49,8 +49,9 @@ impl Tok {
 
     /// A GPT-2-style tokenizer from Hugging Face's `vocab.json` + `merges.txt` files.
     pub fn from_vocab_merges_files(vocab: &Path, merges: &Path) -> Result<Self> {
-        let read =
-            |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
         from_vocab_merges(&read(vocab)?, &read(merges)?)
             .with_context(|| format!("building a tokenizer from {}", vocab.display()))
     }

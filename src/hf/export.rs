@@ -48,7 +48,12 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
             let mut t = gpt_tensors(&mut l.model.transformer, "transformer.")?;
             let score = Slot::Matrix(&mut l.model.score.weight).get()?; // (C, 1)
             t.push(("score.weight".into(), score.transposed()?)); // (1, C)
-            (t, l.tok, l.config.model, Some(l.config.reward_bias.unwrap_or(0.0)))
+            (
+                t,
+                l.tok,
+                l.config.model,
+                Some(l.config.reward_bias.unwrap_or(0.0)),
+            )
         }
         other => bail!("{}: unknown checkpoint kind '{other}'", dir.display()),
     };
@@ -80,10 +85,12 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
 /// `vocab.json` + `merges.txt` for the slow `GPT2Tokenizer`, and GPT-2's special-token settings.
 fn write_tokenizer(tok: &Tok, model: &ModelConfig, out: &Path) -> Result<()> {
     tok.save(&out.join("tokenizer.json"))?;
-    tok.inner
-        .get_model()
-        .save(out, None)
-        .map_err(|e| anyhow!("writing vocab.json and merges.txt to {}: {e}", out.display()))?;
+    tok.inner.get_model().save(out, None).map_err(|e| {
+        anyhow!(
+            "writing vocab.json and merges.txt to {}: {e}",
+            out.display()
+        )
+    })?;
     let config = json!({
         "tokenizer_class": "GPT2Tokenizer",
         "model_max_length": model.n_ctx,

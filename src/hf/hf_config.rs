@@ -114,22 +114,36 @@ fn parse(v: &Value) -> Result<HfModel> {
         );
     }
     if f.n_inner.is_some_and(|n| n != 4 * f.n_embd) {
-        bail!("n_inner {:?} is not supported (the MLP is 4 × n_embd)", f.n_inner);
+        bail!(
+            "n_inner {:?} is not supported (the MLP is 4 × n_embd)",
+            f.n_inner
+        );
     }
     let unsupported = [
         (!f.scale_attn_weights, "scale_attn_weights = false"),
-        (f.scale_attn_by_inverse_layer_idx, "scale_attn_by_inverse_layer_idx = true"),
+        (
+            f.scale_attn_by_inverse_layer_idx,
+            "scale_attn_by_inverse_layer_idx = true",
+        ),
         (f.add_cross_attention, "add_cross_attention = true"),
-        (!f.tie_word_embeddings, "tie_word_embeddings = false (an untied lm_head)"),
+        (
+            !f.tie_word_embeddings,
+            "tie_word_embeddings = false (an untied lm_head)",
+        ),
     ];
     if let Some((_, what)) = unsupported.iter().find(|(bad, _)| *bad) {
         bail!("{what} is not supported");
     }
     let reward_model = f.architectures.iter().any(|a| a == RM_ARCHITECTURE);
     if reward_model {
-        let labels = f.num_labels.or(f.id2label.as_ref().map(|m| m.len())).unwrap_or(2);
+        let labels = f
+            .num_labels
+            .or(f.id2label.as_ref().map(|m| m.len()))
+            .unwrap_or(2);
         if labels != 1 {
-            bail!("{RM_ARCHITECTURE} with {labels} labels: a reward model has one (num_labels = 1)");
+            bail!(
+                "{RM_ARCHITECTURE} with {labels} labels: a reward model has one (num_labels = 1)"
+            );
         }
     }
     let model = ModelConfig {

@@ -167,7 +167,10 @@ fn sort(raw: BTreeMap<String, HostTensor>, hf: &HfModel) -> Result<Sorted> {
             Role::Score if hf.reward_model => {
                 let want = vec![1, hf.model.n_embd];
                 if t.shape != want {
-                    bail!("tensor 'score.weight' has shape {:?}, expected {want:?}", t.shape);
+                    bail!(
+                        "tensor 'score.weight' has shape {:?}, expected {want:?}",
+                        t.shape
+                    );
                 }
                 score = Some(t);
             }
@@ -190,7 +193,10 @@ fn sort(raw: BTreeMap<String, HostTensor>, hf: &HfModel) -> Result<Sorted> {
         skipped.push(name);
     }
     if hf.reward_model && score.is_none() {
-        bail!("missing tensor 'score.weight' (config.json names {})", hf_config::RM_ARCHITECTURE);
+        bail!(
+            "missing tensor 'score.weight' (config.json names {})",
+            hf_config::RM_ARCHITECTURE
+        );
     }
     Ok(Sorted {
         trunk,
@@ -224,7 +230,12 @@ fn check_layout(trunk: &BTreeMap<String, HostTensor>, cfg: &ModelConfig) -> Resu
         0 => Ok(()),
         n => Err(anyhow!(
             "{n} problem(s) with the weights: {}{}",
-            problems.iter().take(8).cloned().collect::<Vec<_>>().join("; "),
+            problems
+                .iter()
+                .take(8)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
             if n > 8 { "; ..." } else { "" }
         )),
     }

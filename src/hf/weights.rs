@@ -107,7 +107,7 @@ impl Slot<'_> {
             Slot::Matrix(p) => (p.dims().to_vec(), p.val().into_data()),
         };
         let data = data
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .map_err(|e| anyhow!("reading a parameter: {e:?}"))?;
         Ok(HostTensor { shape, data })
     }
@@ -152,11 +152,17 @@ pub fn gpt_slots(m: &mut Gpt) -> Vec<(String, Slot<'_>)> {
         ("wpe.weight".to_string(), Slot::Matrix(&mut m.wpe.weight)),
     ];
     for (i, b) in m.h.iter_mut().enumerate() {
-        out.push((format!("h.{i}.ln_1.weight"), Slot::Vector(&mut b.ln_1.weight)));
+        out.push((
+            format!("h.{i}.ln_1.weight"),
+            Slot::Vector(&mut b.ln_1.weight),
+        ));
         out.push((format!("h.{i}.ln_1.bias"), Slot::Vector(&mut b.ln_1.bias)));
         linear_slots(&format!("h.{i}.attn.c_attn"), &mut b.attn.c_attn, &mut out);
         linear_slots(&format!("h.{i}.attn.c_proj"), &mut b.attn.c_proj, &mut out);
-        out.push((format!("h.{i}.ln_2.weight"), Slot::Vector(&mut b.ln_2.weight)));
+        out.push((
+            format!("h.{i}.ln_2.weight"),
+            Slot::Vector(&mut b.ln_2.weight),
+        ));
         out.push((format!("h.{i}.ln_2.bias"), Slot::Vector(&mut b.ln_2.bias)));
         linear_slots(&format!("h.{i}.mlp.c_fc"), &mut b.mlp.c_fc, &mut out);
         linear_slots(&format!("h.{i}.mlp.c_proj"), &mut b.mlp.c_proj, &mut out);
