@@ -158,7 +158,7 @@ fn read_json(p: &Path) -> serde_json::Value {
 
 #[test]
 fn gpt2_tokenizer_matches_tiktoken_r50k_base() {
-    let ours = Tok::gpt2().unwrap();
+    let ours = Tok::open("gpt2").unwrap(); // what `--tokenizer gpt2` loads
     assert_eq!(ours.vocab_size(), 50257);
     assert_eq!(ours.eot, 50256);
     assert_eq!(ours.encode("Hello world").unwrap(), vec![15496, 995]);
@@ -474,4 +474,38 @@ fn gpt2_preset_forward_and_backward() {
         "gpt2 preset: initial loss {l:.3}; build + forward + backward of {t} tokens in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
+}
+
+/// An imported checkpoint is an ordinary one: `rlhf sft --init` trains from it.
+#[test]
+fn imported_checkpoint_runs_sft() {
+    let (hf, _, _) = exported("hf-sft");
+    let ckpt = hf.with_file_name("imported");
+    rlhf::hf::import_hf(&hf, &ckpt).unwrap();
+    let mut train = rlhf::stages::sft::default_config();
+    train.steps = 3;
+    train.batch_size = 4;
+    train.warmup = 1;
+    train.eval_every = 3;
+    train.eval_batches = 2;
+    train.checkpoint_every = 3;
+    let out = hf.with_file_name("sft");
+    let job = rlhf::stages::sft::SftJob {
+        init: ckpt,
+        data: common::assets().join("sft.jsonl"),
+        train,
+        val_fraction: 0.05,
+        dropout: None,
+        out: out.clone(),
+        resume: false,
+    };
+    let s = rlhf::stages::sft::run(job, &Device::flex()).unwrap();
+    // a random 512-token model starts near ln(512) = 6.24
+    assert!(
+        (s.first_eval_loss - 6.24).abs() < 0.5,
+        "{}",
+        s.first_eval_loss
+    );
+    assert!(s.final_eval_loss.is_finite());
+    assert!(out.join("ckpt/model.safetensors").is_file());
 }
