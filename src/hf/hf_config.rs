@@ -164,7 +164,9 @@ fn parse(v: &Value) -> Result<HfModel> {
 }
 
 /// The `config.json` of an exported model. `eot` is the id of `<|endoftext|>` (bos and eos, as
-/// GPT-2). Our model has no attention dropout, so `attn_pdrop` is 0.
+/// GPT-2). `reward_bias` is `Some` for a reward model: the architecture becomes
+/// `GPT2ForSequenceClassification` with one label and the bias is stored under
+/// [`REWARD_BIAS_KEY`]. Our model has no attention dropout, so `attn_pdrop` is 0.
 pub fn to_json(m: &ModelConfig, eot: u32, reward_bias: Option<f64>) -> Value {
     let mut v = json!({
         "architectures": [if reward_bias.is_some() { RM_ARCHITECTURE } else { LM_ARCHITECTURE }],
