@@ -42,6 +42,33 @@ pub enum Command {
     /// Print throughput figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Convert a Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer) into a
+    /// checkpoint that `--init` accepts.
+    ImportHf(ImportHfArgs),
+    /// Write a checkpoint as a Hugging Face GPT-2 directory (`GPT2LMHeadModel`, or
+    /// `GPT2ForSequenceClassification` for a reward model) with its tokenizer.
+    ExportHf(ExportHfArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportHfArgs {
+    /// Hugging Face model directory: config.json (model_type gpt2), model.safetensors, and
+    /// tokenizer.json or vocab.json + merges.txt. Pickle files (pytorch_model.bin) are not read.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Checkpoint directory to create (must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportHfArgs {
+    /// Checkpoint to export (a stage directory or its ckpt/; language or reward model).
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// Directory to write (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -54,8 +81,8 @@ pub struct DeviceArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model preset: tiny (2×64, ctx 64), small (4×128, ctx 128), base (6×384, ctx 256), or a
-    /// path to a preset .toml.
+    /// Model preset: tiny (2×64, ctx 64), small (4×128, ctx 128), base (6×384, ctx 256), gpt2
+    /// (12×768, ctx 1024, GPT-2 small), or a path to a preset .toml.
     #[arg(long, default_value = "small")]
     pub preset: String,
     /// Override the preset's number of layers.
@@ -229,9 +256,10 @@ pub struct PretrainArgs {
     /// Text files to train on.
     #[arg(long, num_args = 1.., required = true)]
     pub corpus: Vec<PathBuf>,
-    /// tokenizer.json to use (see `rlhf tokenizer train`).
+    /// tokenizer.json to use (see `rlhf tokenizer train`), or `gpt2` for OpenAI's GPT-2 BPE
+    /// (bundled in assets/gpt2/).
     #[arg(long)]
-    pub tokenizer: PathBuf,
+    pub tokenizer: String,
     /// Output directory: metrics.csv, stage.json and the checkpoint in ckpt/.
     #[arg(long)]
     pub out: PathBuf,

@@ -68,7 +68,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }) => tokenizer::train(&corpus, vocab_size, &out),
         Command::Pretrain(a) => {
             let dev = open(a.device.device)?;
-            let tok = Tok::load(&a.tokenizer)?;
+            let tok = Tok::open(&a.tokenizer)?;
             let model =
                 ModelConfig::preset(&a.model.preset)?.with_overrides(&a.model.overrides())?;
             let s = pretrain::run(
@@ -204,6 +204,25 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             let out = a.out.unwrap_or_else(default_run_dir);
             pipeline::run(&cfg, &out, a.assets.as_deref(), &dev.device)?;
+            Ok(())
+        }
+        Command::ImportHf(a) => {
+            let s = crate::hf::import_hf(&a.dir, &a.out)?;
+            eprintln!(
+                "import-hf: {} tensors ({} layers, {} wide, {} heads, ctx {}, vocab {}) -> '{}' checkpoint {}; skipped {} (mask buffers, tied lm_head)",
+                s.tensors, s.model.n_layer, s.model.n_embd, s.model.n_head, s.model.n_ctx,
+                s.model.vocab_size, s.kind, s.out.display(), s.skipped.len()
+            );
+            Ok(())
+        }
+        Command::ExportHf(a) => {
+            let s = crate::hf::export_hf(&a.ckpt, &a.out)?;
+            eprintln!(
+                "export-hf: {} with {} tensors -> {}",
+                s.architecture,
+                s.tensors,
+                s.out.display()
+            );
             Ok(())
         }
         Command::Bench(b) => match b {

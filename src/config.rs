@@ -52,6 +52,7 @@ const PRESETS: &[(&str, &str)] = &[
     ("tiny", include_str!("../assets/presets/tiny.toml")),
     ("small", include_str!("../assets/presets/small.toml")),
     ("base", include_str!("../assets/presets/base.toml")),
+    ("gpt2", include_str!("../assets/presets/gpt2.toml")),
 ];
 
 /// Names of the bundled presets, for `--help` texts and error messages.
@@ -70,7 +71,7 @@ pub struct ModelOverrides {
 }
 
 impl ModelConfig {
-    /// Loads a preset by bundled name (`tiny`, `small`, `base`) or from a TOML file path.
+    /// Loads a preset by bundled name (`tiny`, `small`, `base`, `gpt2`) or from a TOML file path.
     pub fn preset(name_or_path: &str) -> Result<Self> {
         let text = match PRESETS.iter().find(|(n, _)| *n == name_or_path) {
             Some((_, t)) => t.to_string(),
@@ -173,6 +174,11 @@ mod tests {
         assert_eq!((s.n_layer, s.n_embd, s.n_head, s.n_ctx), (4, 128, 4, 128));
         let b = ModelConfig::preset("base").unwrap();
         assert_eq!((b.n_layer, b.n_embd, b.n_head, b.n_ctx), (6, 384, 6, 256));
+        let g = ModelConfig::preset("gpt2").unwrap();
+        assert_eq!(
+            (g.n_layer, g.n_embd, g.n_head, g.n_ctx, g.vocab_size),
+            (12, 768, 12, 1024, 50257)
+        );
         assert!(ModelConfig::preset("nope").is_err());
     }
 

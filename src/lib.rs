@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod hf;
 pub mod kernels;
 pub mod labeler;
 pub mod model;

@@ -1,11 +1,13 @@
 //! Byte-level BPE tokenizer (the `tokenizers` crate): training from a corpus, loading a
-//! `tokenizer.json`, and the `<|endoftext|>` special token that separates documents and ends
+//! `tokenizer.json`, building OpenAI's GPT-2 tokenizer from `vocab.json` + `merges.txt` (bundled
+//! in `assets/gpt2/`), and the `<|endoftext|>` special token that separates documents and ends
 //! every response.
 
 use anyhow::{anyhow, Context, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+use tokenizers::models::bpe::{BpeTrainerBuilder, Vocab, BPE};
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{
@@ -15,6 +17,11 @@ use tokenizers::{
 
 /// The end-of-text token, as GPT-2 names it.
 pub const EOT: &str = "<|endoftext|>";
+
+/// OpenAI's GPT-2 vocabulary (`encoder.json`, 50,257 tokens) and merges (`vocab.bpe`), bundled so
+/// `--tokenizer gpt2` works from anywhere (provenance in `assets/README.md`).
+const GPT2_VOCAB: &str = include_str!("../../assets/gpt2/vocab.json");
+const GPT2_MERGES: &str = include_str!("../../assets/gpt2/merges.txt");
 
 /// A loaded tokenizer plus the id of `<|endoftext|>`.
 #[derive(Clone)]
@@ -32,6 +39,30 @@ impl Tok {
             .token_to_id(EOT)
             .ok_or_else(|| anyhow!("tokenizer {} has no '{EOT}' token", path.display()))?;
         Ok(Self { inner, eot })
+    }
+
+    /// OpenAI's GPT-2 tokenizer (50,257 tokens, `<|endoftext|>` = 50256), from the bundled
+    /// `assets/gpt2/` files. Token for token the same as tiktoken's `r50k_base`.
+    pub fn gpt2() -> Result<Self> {
+        from_vocab_merges(GPT2_VOCAB, GPT2_MERGES).context("building the bundled GPT-2 tokenizer")
+    }
+
+    /// A GPT-2-style tokenizer from Hugging Face's `vocab.json` + `merges.txt` files.
+    pub fn from_vocab_merges_files(vocab: &Path, merges: &Path) -> Result<Self> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        from_vocab_merges(&read(vocab)?, &read(merges)?)
+            .with_context(|| format!("building a tokenizer from {}", vocab.display()))
+    }
+
+    /// `gpt2` for the bundled GPT-2 tokenizer, otherwise a path to a `tokenizer.json`.
+    pub fn open(spec: &str) -> Result<Self> {
+        let p = Path::new(spec);
+        if spec == "gpt2" && !p.exists() {
+            return Self::gpt2();
+        }
+        Self::load(p)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -62,6 +93,37 @@ impl Tok {
             .map_err(|e| anyhow!("saving tokenizer {}: {e}", tmp.display()))?;
         crate::util::fs::commit(&tmp, path)
     }
+}
+
+/// A byte-level BPE as GPT-2's: no prefix space, GPT-2's pre-tokenizing regex, `<|endoftext|>`
+/// (which must be in the vocabulary) as a special token. `merges` is `merges.txt`: an optional
+/// `#version` line, then one merge `a b` a line.
+fn from_vocab_merges(vocab_json: &str, merges: &str) -> Result<Tok> {
+    let vocab: HashMap<String, u32> =
+        serde_json::from_str(vocab_json).context("parsing vocab.json")?;
+    let eot = *vocab
+        .get(EOT)
+        .ok_or_else(|| anyhow!("vocab.json has no '{EOT}' token"))?;
+    let mut pairs = Vec::new();
+    for (i, line) in merges.lines().enumerate() {
+        if line.is_empty() || (i == 0 && line.starts_with("#version")) {
+            continue;
+        }
+        let (a, b) = line
+            .split_once(' ')
+            .ok_or_else(|| anyhow!("merges.txt line {}: expected 'a b', got {line:?}", i + 1))?;
+        pairs.push((a.to_string(), b.to_string()));
+    }
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), pairs)
+        .build()
+        .map_err(|e| anyhow!("building the BPE model: {e}"))?;
+    let mut inner = tokenizers::Tokenizer::new(bpe);
+    inner.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    inner.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
+    inner.with_post_processor(Some(ByteLevel::new(true, false, true)));
+    inner.add_special_tokens(&[AddedToken::from(EOT, true)]);
+    Ok(Tok { inner, eot })
 }
 
 /// Trains a byte-level BPE with `vocab_size` tokens (including the 256 byte tokens and

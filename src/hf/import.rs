@@ -1,0 +1,242 @@
+//! `rlhf import-hf`: a Hugging Face GPT-2 directory → a checkpoint every stage accepts.
+//!
+//! Reads `config.json` (`model_type` must be `gpt2`), the weights from `model.safetensors` (or
+//! the shards a `model.safetensors.index.json` lists; pickle files are never read) and the
+//! tokenizer from `tokenizer.json`, or else `vocab.json` + `merges.txt`. Tensor names may be bare
+//! (`h.0.attn.c_attn.weight`, as `GPT2Model` and the `gpt2` hub files) or `transformer.`-prefixed
+//! (`GPT2LMHeadModel`). Skipped: the `h.N.attn.bias` / `h.N.attn.masked_bias` mask buffers, and
+//! `lm_head.weight` when it equals `wte.weight` (GPT-2 ties them; our head is `wte`). Any other
+//! unknown tensor, a missing one, or a wrong shape is an error that names the tensor.
+//! `GPT2ForSequenceClassification` with one label (`score.weight` `[1, C]`) becomes a reward model.
+
+use super::hf_config::{self, HfModel};
+use super::layout::{self, Role};
+use super::weights::{read_safetensors, set_gpt, HostTensor, Slot};
+use crate::checkpoint::{self, CheckpointConfig};
+use crate::config::{load_json, save_json, ModelConfig};
+use crate::data::tokenizer::Tok;
+use crate::model::{Gpt, RewardModel};
+use anyhow::{anyhow, bail, Context, Result};
+use burn::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// What an import produced.
+#[derive(Debug)]
+pub struct ImportSummary {
+    pub out: PathBuf,
+    /// `"lm"` or `"rm"`.
+    pub kind: &'static str,
+    pub model: ModelConfig,
+    /// Tensors read into the model.
+    pub tensors: usize,
+    /// Tensors in the file that were skipped on purpose (mask buffers, the tied head).
+    pub skipped: Vec<String>,
+}
+
+/// The tensors of a file, sorted by what they are.
+struct Sorted {
+    trunk: BTreeMap<String, HostTensor>,
+    score: Option<HostTensor>,
+    skipped: Vec<String>,
+}
+
+/// Converts the Hugging Face GPT-2 directory `dir` into a checkpoint directory `out` (which must
+/// not exist yet, or be empty).
+pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
+    let hf = hf_config::read(&dir.join("config.json"))?;
+    let tok = read_tokenizer(dir)?;
+    if tok.vocab_size() != hf.model.vocab_size {
+        bail!(
+            "{}: the tokenizer has {} tokens but config.json says vocab_size = {}",
+            dir.display(),
+            tok.vocab_size(),
+            hf.model.vocab_size
+        );
+    }
+    let sorted = sort(read_weights(dir)?, &hf)?;
+    check_layout(&sorted.trunk, &hf.model).with_context(|| format!("{}", dir.display()))?;
+    let device = Device::flex();
+    let mut gpt = Gpt::new(&hf.model, &device);
+    set_gpt(&mut gpt, &sorted.trunk, &device)?;
+    let n = sorted.trunk.len() + usize::from(sorted.score.is_some());
+    let kind = if hf.reward_model { "rm" } else { "lm" };
+    let config = CheckpointConfig {
+        kind: kind.into(),
+        stage: "import-hf".into(),
+        model: hf.model.clone(),
+        reward_bias: hf.reward_bias,
+    };
+    let tmp = crate::util::fs::tmp_path(out);
+    prepare_out(out, &tmp)?;
+    let weights = tmp.join("model.safetensors");
+    match sorted.score {
+        Some(score) => {
+            let mut rm = RewardModel::from_trunk(gpt, &device);
+            Slot::Matrix(&mut rm.score.weight)
+                .set(&score.transposed()?, &device)
+                .context("tensor 'score.weight'")?;
+            checkpoint::save_weights(&rm, &weights)?;
+        }
+        None => checkpoint::save_weights(&gpt, &weights)?,
+    }
+    save_json(&config, &tmp.join("config.json"))?;
+    tok.save(&tmp.join("tokenizer.json"))?;
+    crate::util::fs::commit(&tmp, out)?;
+    Ok(ImportSummary {
+        out: out.to_path_buf(),
+        kind,
+        model: hf.model,
+        tensors: n,
+        skipped: sorted.skipped,
+    })
+}
+
+/// `out` must be absent or empty; `tmp` is cleared.
+fn prepare_out(out: &Path, tmp: &Path) -> Result<()> {
+    if out.exists() {
+        let mut entries =
+            std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} exists and is not empty: choose a new --out",
+                out.display()
+            );
+        }
+    }
+    if tmp.exists() {
+        std::fs::remove_dir_all(tmp).with_context(|| format!("clearing {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))
+}
+
+/// `tokenizer.json`, or else `vocab.json` + `merges.txt`.
+fn read_tokenizer(dir: &Path) -> Result<Tok> {
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        return Tok::load(&json);
+    }
+    let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+    if vocab.is_file() && merges.is_file() {
+        return Tok::from_vocab_merges_files(&vocab, &merges);
+    }
+    bail!(
+        "{} has no tokenizer: expected tokenizer.json, or vocab.json and merges.txt",
+        dir.display()
+    )
+}
+
+/// All tensors of `model.safetensors`, or of the shards named by `model.safetensors.index.json`.
+fn read_weights(dir: &Path) -> Result<BTreeMap<String, HostTensor>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return read_safetensors(&single);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        #[derive(serde::Deserialize)]
+        struct Index {
+            weight_map: HashMap<String, String>,
+        }
+        let idx: Index = load_json(&index)?;
+        let mut all = BTreeMap::new();
+        for shard in idx.weight_map.values().collect::<BTreeSet<_>>() {
+            all.extend(read_safetensors(&dir.join(shard))?);
+        }
+        return Ok(all);
+    }
+    let pickle = ["pytorch_model.bin", "model.bin"]
+        .iter()
+        .any(|f| dir.join(f).exists());
+    if pickle {
+        bail!(
+            "{} has pytorch_model.bin but no model.safetensors: pickle files are not read; convert \
+             with transformers: model.save_pretrained(dir, safe_serialization=True)",
+            dir.display()
+        );
+    }
+    bail!("{} has no model.safetensors", dir.display())
+}
+
+fn sort(raw: BTreeMap<String, HostTensor>, hf: &HfModel) -> Result<Sorted> {
+    let (mut trunk, mut score, mut head, mut skipped) = (BTreeMap::new(), None, None, Vec::new());
+    for (name, t) in raw {
+        match layout::classify(&name) {
+            Role::Buffer => skipped.push(name),
+            Role::TiedHead => head = Some((name, t)),
+            Role::Score if hf.reward_model => {
+                let want = vec![1, hf.model.n_embd];
+                if t.shape != want {
+                    bail!(
+                        "tensor 'score.weight' has shape {:?}, expected {want:?}",
+                        t.shape
+                    );
+                }
+                score = Some(t);
+            }
+            Role::Score => bail!(
+                "unknown tensor 'score.weight': config.json's architectures do not name {}",
+                hf_config::RM_ARCHITECTURE
+            ),
+            Role::Trunk(bare) => {
+                if trunk.contains_key(&bare) {
+                    bail!("tensor '{bare}' appears twice (with and without 'transformer.')");
+                }
+                trunk.insert(bare, t);
+            }
+        }
+    }
+    if let Some((name, t)) = head {
+        if trunk.get("wte.weight").is_some_and(|w| *w != t) {
+            bail!("'{name}' differs from 'wte.weight': only tied GPT-2 heads are supported");
+        }
+        skipped.push(name);
+    }
+    if hf.reward_model && score.is_none() {
+        bail!(
+            "missing tensor 'score.weight' (config.json names {})",
+            hf_config::RM_ARCHITECTURE
+        );
+    }
+    Ok(Sorted {
+        trunk,
+        score,
+        skipped,
+    })
+}
+
+/// Every GPT-2 tensor present with the shape `config.json` implies, and nothing else.
+fn check_layout(trunk: &BTreeMap<String, HostTensor>, cfg: &ModelConfig) -> Result<()> {
+    let want = layout::gpt2_tensors(cfg);
+    let mut problems = Vec::new();
+    for (name, shape) in &want {
+        match trunk.get(name) {
+            None => problems.push(format!("missing tensor '{name}' (shape {shape:?})")),
+            Some(t) if t.shape != *shape => problems.push(format!(
+                "tensor '{name}' has shape {:?}, expected {shape:?} from config.json",
+                t.shape
+            )),
+            Some(_) => {}
+        }
+    }
+    let known: BTreeSet<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
+    for name in trunk.keys().filter(|n| !known.contains(n.as_str())) {
+        problems.push(format!(
+            "unknown tensor '{name}' (not in GPT-2 with n_layer = {})",
+            cfg.n_layer
+        ));
+    }
+    match problems.len() {
+        0 => Ok(()),
+        n => Err(anyhow!(
+            "{n} problem(s) with the weights: {}{}",
+            problems
+                .iter()
+                .take(8)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            if n > 8 { "; ..." } else { "" }
+        )),
+    }
+}

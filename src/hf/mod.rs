@@ -1,0 +1,17 @@
+//! Hugging Face interop: GPT-2 directories (`config.json`, `model.safetensors`, a tokenizer) in,
+//! checkpoints out as `transformers` loads them (`GPT2LMHeadModel`,
+//! `GPT2ForSequenceClassification`, `AutoTokenizer`).
+//!
+//! Names and layouts are mapped explicitly (see [`layout`]): GPT-2's `Conv1D` stores its weight
+//! `[in, out]`, which is also burn's `Linear` layout, so trunk weights are copied as they are;
+//! only the reward head (a torch `nn.Linear`, `[out, in]`) is transposed. burn's PyTorch adapter
+//! is not used: it transposes every linear weight, which is wrong for `Conv1D`.
+
+pub mod export;
+pub mod hf_config;
+pub mod import;
+pub mod layout;
+pub mod weights;
+
+pub use export::export_hf;
+pub use import::import_hf;
