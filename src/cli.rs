@@ -7,6 +7,9 @@ use crate::stages::lm_train::TrainConfig;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod eval_report;
+pub use eval_report::{EvalArgs, EvalLabeler, ReportArgs};
+
 #[derive(Parser, Debug)]
 #[command(name = "rlhf", version, about = "InstructGPT end to end — pretrain, SFT, reward model, PPO — on any GPU through wgpu, or on the CPU", long_about = None)]
 pub struct Cli {
@@ -40,6 +43,11 @@ pub enum Command {
     /// Print throughput figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Compare a policy with a baseline on held-out prompts: win rate, scores, KL, perplexity,
+    /// fluency and reward-hacking guards.
+    Eval(EvalArgs),
+    /// (Re)write report.md and its plots for a run directory.
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -395,6 +403,9 @@ pub struct ScoreArgs {
 /// Who ranks the responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LabelerKind {
+    /// A person at the terminal: type the response numbers best first (e.g. `3 1 4 2`), `s` skip,
+    /// `u` undo, `q` quit, `?` help. Saves each ranking at once and resumes where it stopped.
+    Human,
     /// Simulated: VADER sentiment from its human-rated lexicon, most positive first.
     Sentiment,
 }
