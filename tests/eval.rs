@@ -232,3 +232,50 @@ fn eval_command_on_tiny_checkpoints() {
     assert!(r.top_word_growth.is_empty());
     assert!(r.policy.rm_score.is_none() && r.policy.fluency_ppl.is_none());
 }
+
+#[test]
+fn sequence_logprobs_match_a_direct_computation_alone_or_batched() {
+    use rlhf::eval::lm::{sequence_logprobs, ScoredSeq};
+    let dev = Device::flex();
+    let mut cfg = ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = 50;
+    let model = rlhf::model::Gpt::new(&cfg, &dev);
+    let a = ScoredSeq {
+        context: vec![3, 1, 4],
+        target: vec![1, 5, 9],
+    };
+    let b = ScoredSeq {
+        context: vec![2],
+        target: vec![7, 1, 8, 2, 8, 1, 8],
+    };
+    // direct: full logits of [3 1 4 1 5 9], log-softmax on the host, targets at inputs 2, 3, 4
+    let seq = [3i64, 1, 4, 1, 5, 9];
+    let x = Tensor::<2, Int>::from_data(TensorData::new(seq[..5].to_vec(), [1, 5]), &dev);
+    let logits: Vec<f32> = model.forward(x).into_data().try_to_vec::<f32>().unwrap(); // (1, 5, 50)
+    let mut direct = 0.0f64;
+    for j in 2..5 {
+        let row = &logits[j * 50..(j + 1) * 50];
+        let m = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        direct += row[seq[j + 1] as usize] as f64 - lse;
+    }
+    let alone = sequence_logprobs(&model, std::slice::from_ref(&a), 8, 0, &dev).unwrap();
+    let batched = sequence_logprobs(&model, &[b.clone(), a.clone(), b], 8, 0, &dev).unwrap();
+    assert_eq!(
+        (alone[0].tokens, batched[1].tokens, batched[0].tokens),
+        (3, 3, 7)
+    );
+    assert!(
+        (alone[0].sum - direct).abs() < 1e-4,
+        "{} vs {direct}",
+        alone[0].sum
+    );
+    assert!(
+        (batched[1].sum - direct).abs() < 1e-4,
+        "{} vs {direct}",
+        batched[1].sum
+    );
+    assert!((batched[0].sum - batched[2].sum).abs() < 1e-6);
+    // random init: every token near ln(1/50) = −3.91
+    assert!((direct / 3.0 + 50f64.ln()).abs() < 0.2, "{direct}");
+}

@@ -5,6 +5,7 @@
 //! Sequences are right-padded in batches; with causal attention padding after a sequence cannot
 //! change what the model computes for it, so a sequence scores the same alone or in a batch.
 
+use crate::model::gpt::positions;
 use crate::model::loss::token_logprobs;
 use crate::model::Gpt;
 use crate::train::tensors::{ints, to_vec};
@@ -36,7 +37,8 @@ fn fit(s: &ScoredSeq, n_ctx: usize) -> (Vec<u32>, usize) {
     (full[drop..].to_vec(), first_target)
 }
 
-/// Scores `seqs` under `model`, `batch` sequences per forward. → one [`SeqLogprob`] per sequence
+/// Scores `seqs` under `model`, `batch` sequences per forward. Logits are computed only at the
+/// positions that predict a scored token. → one [`SeqLogprob`] per sequence
 pub fn sequence_logprobs(
     model: &Gpt,
     seqs: &[ScoredSeq],
@@ -48,42 +50,53 @@ pub fn sequence_logprobs(
     let mut out = Vec::with_capacity(seqs.len());
     for chunk in seqs.chunks(batch.max(1)) {
         let fitted: Vec<(Vec<u32>, usize)> = chunk.iter().map(|s| fit(s, n_ctx)).collect();
-        if fitted.iter().all(|(f, _)| f.len() < 2) {
-            out.extend(chunk.iter().map(|_| SeqLogprob {
-                sum: 0.0,
-                tokens: 0,
-            }));
-            continue;
-        }
         let t = fitted
             .iter()
-            .map(|(f, _)| f.len() - 1)
+            .map(|(f, _)| f.len().saturating_sub(1))
             .max()
-            .unwrap_or(1)
-            .max(1);
+            .unwrap_or(0);
         let b = fitted.len();
-        let (mut x, mut y) = (vec![pad as i64; b * t], vec![pad as i64; b * t]);
-        for (r, (f, _)) in fitted.iter().enumerate() {
+        // input position j of row r predicts f[j + 1]; scored when j + 1 ≥ first target
+        let (mut x, mut rows, mut at, mut targets) =
+            (vec![pad as i64; b * t], Vec::new(), Vec::new(), Vec::new());
+        for (r, (f, first)) in fitted.iter().enumerate() {
             for j in 0..f.len().saturating_sub(1) {
                 x[r * t + j] = f[j] as i64;
-                y[r * t + j] = f[j + 1] as i64;
+                if j + 1 >= *first {
+                    rows.push(r);
+                    at.push((r * t + j) as i64);
+                    targets.push(f[j + 1] as i64);
+                }
             }
         }
-        let logits = model.forward(ints(&x, [b, t], device)); // (B, T, V)
-        let lp = to_vec(token_logprobs(logits, ints(&y, [b, t], device)))?; // (B, T)
-        for (r, (f, first)) in fitted.iter().enumerate() {
-            // target f[j + 1] is predicted at input position j
-            let (mut sum, mut n) = (0.0f64, 0usize);
-            for j in first.saturating_sub(1)..f.len().saturating_sub(1) {
-                let v = lp[r * t + j] as f64;
+        let mut sums = vec![
+            SeqLogprob {
+                sum: 0.0,
+                tokens: 0
+            };
+            b
+        ];
+        if !at.is_empty() {
+            let n = at.len();
+            let (h, _) = model.forward_hidden(
+                ints(&x, [b, t], device),
+                positions(b, t, 0, device),
+                None,
+                None,
+            ); // (B, T, C)
+            let c = h.dims()[2];
+            let h = h.reshape([b * t, c]).select(0, ints(&at, [n], device)); // (N, C)
+            let logits = model.logits(h.reshape([1, n, c])); // (1, N, V)
+            let lp = to_vec(token_logprobs(logits, ints(&targets, [1, n], device)))?; // (1, N)
+            for (&r, &v) in rows.iter().zip(&lp) {
                 if !v.is_finite() {
                     bail!("non-finite log-probability while scoring sequence {r} of a batch");
                 }
-                sum += v;
-                n += 1;
+                sums[r].sum += v as f64;
+                sums[r].tokens += 1;
             }
-            out.push(SeqLogprob { sum, tokens: n });
         }
+        out.extend(sums);
     }
     Ok(out)
 }
