@@ -17,7 +17,7 @@
 use super::distinct_responses;
 use super::human_store::{Action, Store};
 use crate::data::formats::SampleRecord;
-use crate::data::rankings::Ranking;
+use crate::data::rankings::{Ranking, MAX_K};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -170,6 +170,12 @@ pub fn run_session<R: BufRead, W: Write>(
         .collect();
     let rankable: Vec<bool> = shown.iter().map(|r| r.len() >= 2).collect();
     let total = rankable.iter().filter(|&&r| r).count();
+    if shown.iter().any(|r| r.len() > MAX_K) {
+        writeln!(
+            ui,
+            "note: some prompts have more than {MAX_K} responses; `rlhf rm` accepts at most {MAX_K}"
+        )?;
+    }
     writeln!(
         ui,
         "{} prompts to rank into {} ({} done before); ? for help",

@@ -114,8 +114,17 @@ pub fn line_plot(
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| err(&e))?;
+    let wide = x1 - x0 >= 10.0;
+    let x_fmt = move |v: &f64| {
+        if wide {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    };
     chart
         .configure_mesh()
+        .x_label_formatter(&x_fmt)
         .x_desc(x_label)
         .y_desc(y_label)
         .label_style((FONT, 14))

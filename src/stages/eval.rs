@@ -97,23 +97,31 @@ fn load(path: &Path, what: &str, device: &Device) -> Result<Loaded> {
     })
 }
 
-/// Scores with the RM: reward (bias included) of each (prompt, response).
-fn rm_scores(rm: &Path, prompts: &[String], resp: &[String], device: &Device) -> Result<Vec<f64>> {
+/// Scores with the RM: reward (bias included) of each (prompt, response) of each list.
+fn rm_scores(
+    rm: &Path,
+    prompts: &[String],
+    lists: [&[String]; 2],
+    device: &Device,
+) -> Result<[Vec<f64>; 2]> {
     use super::rm::{score_groups, tokenize_pair, TokRanking};
     let loaded = checkpoint::load_rm(rm, device)?;
     let bias = loaded.config.reward_bias.unwrap_or(0.0);
-    let groups = prompts
-        .iter()
-        .zip(resp)
-        .map(|(p, r)| {
-            Ok(TokRanking {
-                seqs: vec![tokenize_pair(&loaded.tok, p, r, loaded.config.model.n_ctx)?],
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
     let model = loaded.model.valid();
-    let (r, _) = score_groups(&model, &groups, loaded.tok.eot, 32, device)?;
-    Ok(r.into_iter().map(|x| x as f64 + bias).collect())
+    let score = |resp: &[String]| -> Result<Vec<f64>> {
+        let groups = prompts
+            .iter()
+            .zip(resp)
+            .map(|(p, r)| {
+                Ok(TokRanking {
+                    seqs: vec![tokenize_pair(&loaded.tok, p, r, loaded.config.model.n_ctx)?],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (r, _) = score_groups(&model, &groups, loaded.tok.eot, 32, device)?;
+        Ok(r.into_iter().map(|x| x as f64 + bias).collect())
+    };
+    Ok([score(lists[0])?, score(lists[1])?])
 }
 
 /// Per-sequence KL estimate terms: log π_policy − log π_baseline summed over the response tokens
@@ -244,10 +252,10 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
     };
     let (s_p, s_b) = (sent(&txt_p), sent(&txt_b));
     let (rm_p, rm_b) = match &job.rm {
-        Some(rm) => (
-            Some(rm_scores(rm, &prompts, &txt_p, device)?),
-            Some(rm_scores(rm, &prompts, &txt_b, device)?),
-        ),
+        Some(rm) => {
+            let [p, b] = rm_scores(rm, &prompts, [&txt_p, &txt_b], device)?;
+            (Some(p), Some(b))
+        }
         None => (None, None),
     };
     // KL on temperature-1 samples of the policy (the eval samples when they are exactly that)
