@@ -7,6 +7,9 @@ use crate::stages::lm_train::TrainConfig;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod eval_report;
+pub use eval_report::{EvalArgs, EvalLabeler, ReportArgs};
+
 #[derive(Parser, Debug)]
 #[command(name = "rlhf", version, about = "InstructGPT end to end — pretrain, SFT, reward model, PPO — on any GPU through wgpu, or on the CPU", long_about = None)]
 pub struct Cli {
@@ -42,6 +45,11 @@ pub enum Command {
     /// Print throughput figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Compare a policy with a baseline on held-out prompts: win rate, scores, KL, perplexity,
+    /// fluency and reward-hacking guards.
+    Eval(EvalArgs),
+    /// (Re)write report.md and its plots for a run directory.
+    Report(ReportArgs),
     /// Convert a Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer) into a
     /// checkpoint that `--init` accepts.
     ImportHf(ImportHfArgs),
@@ -219,6 +227,10 @@ pub struct PipelineArgs {
     /// retrains its reward model and runs PPO again from its policy (in `round<r>/`).
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Who ranks the samples: the simulated sentiment labeler (unattended), or you at the
+    /// terminal (the run waits for you; rerun the same command to continue a session).
+    #[arg(long, value_enum, default_value_t = LabelerKind::Sentiment)]
+    pub labeler: LabelerKind,
     /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
     #[arg(long)]
     pub labeler_noise: Option<f64>,
@@ -560,6 +572,9 @@ pub struct ScoreArgs {
 /// Who ranks the responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LabelerKind {
+    /// A person at the terminal: type the response numbers best first (e.g. `3 1 4 2`), `s` skip,
+    /// `u` undo, `q` quit, `?` help. Saves each ranking at once and resumes where it stopped.
+    Human,
     /// Simulated: VADER sentiment from its human-rated lexicon, most positive first.
     Sentiment,
 }

@@ -1,11 +1,12 @@
 //! Dispatch from parsed command-line arguments to the stages.
 
-use crate::cli::{BenchCmd, Cli, Command, TokenizerCmd};
+use crate::cli::{BenchCmd, Cli, Command, LabelerKind, TokenizerCmd};
 use crate::config::ModelConfig;
 use crate::data::tokenizer::Tok;
 use crate::device::{self, DeviceChoice};
 use crate::stages::{
-    assets, bench, bench_attention, chat, label, pipeline, pretrain, rm, sample, sft, tokenizer,
+    assets, bench, bench_attention, chat, eval, label, pipeline, pretrain, report, rm, sample, sft,
+    tokenizer,
 };
 use anyhow::Result;
 use std::path::PathBuf;
@@ -113,6 +114,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Label(a) if a.labeler == LabelerKind::Human => {
+            let r = label::label_human(&a.samples, &a.out)?;
+            eprintln!(
+                "label: {} of {} prompts ranked ({} this session), {} skipped, {} to go, {} unrankable -> {}",
+                r.ranked, r.prompts, r.ranked_now, r.skipped, r.remaining, r.unrankable, a.out.display()
+            );
+            Ok(())
+        }
         Command::Label(a) => {
             let lexicon = match a.lexicon {
                 Some(p) => p,
@@ -190,6 +199,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             anyhow::ensure!(a.rounds >= 1, "--rounds must be at least 1");
             cfg.rounds = a.rounds;
+            cfg.labeler = match a.labeler {
+                crate::cli::LabelerKind::Human => "human".into(),
+                crate::cli::LabelerKind::Sentiment => "sentiment".into(),
+            };
             if let Some(v) = a.labeler_noise {
                 cfg.labeler_noise = v;
             }
@@ -204,6 +217,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             let out = a.out.unwrap_or_else(default_run_dir);
             pipeline::run(&cfg, &out, a.assets.as_deref(), &dev.device)?;
+            Ok(())
+        }
+        Command::Eval(a) => eval_command(a),
+        Command::Report(a) => {
+            let p = report::write_report(&a.run)?;
+            eprintln!("report: {}", p.display());
             Ok(())
         }
         Command::ImportHf(a) => {
@@ -322,5 +341,45 @@ fn ppo_command(a: crate::cli::PpoArgs) -> Result<()> {
         "ppo: {} iterations ({} episodes) in {:.1}s: RM score {:.3} -> {:.3}, KL {:.2} -> {:.2} nats/response, ptx loss {:.3}; policy in {}",
         s.steps, s.episodes, s.seconds, s.first.rm_score, s.last.rm_score, s.first.kl, s.last.kl, s.last.ptx_loss, a.out.join("ckpt").display()
     );
+    Ok(())
+}
+
+/// `rlhf eval`: bundled defaults for the prompts, lexicon and held-out text.
+fn eval_command(a: crate::cli::EvalArgs) -> Result<()> {
+    let dev = open(a.device.device)?;
+    let need_assets = a.prompts.is_none() || a.lexicon.is_none() || a.heldout_text.is_none();
+    let assets = if need_assets {
+        Some(assets::dir(None)?)
+    } else {
+        None
+    };
+    let asset = |p: Option<PathBuf>, rel: &str| -> PathBuf {
+        p.unwrap_or_else(|| assets.as_ref().map(|d| d.join(rel)).unwrap_or_default())
+    };
+    let job = eval::EvalJob {
+        policy: a.policy,
+        baseline: a.baseline,
+        prompts: asset(a.prompts, "eval_prompts.jsonl"),
+        lexicon: asset(a.lexicon, "vader/vader_lexicon.txt"),
+        rm: a.rm,
+        pretrained: a.pretrained,
+        heldout_text: asset(
+            a.heldout_text,
+            &format!("austen/{}", assets::HELD_OUT_NOVEL),
+        ),
+        ppl_windows: a.ppl_windows,
+        out: a.out.clone(),
+        n: a.n,
+        sampling: crate::model::generate::SampleConfig {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            max_new_tokens: a.max_new_tokens,
+        },
+        seed: a.seed,
+        batch_size: a.batch_size,
+    };
+    eval::run(&job, &dev.device)?;
+    eprintln!("eval: wrote {}", a.out.join("eval.json").display());
     Ok(())
 }

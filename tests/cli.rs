@@ -36,6 +36,12 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         "ppo/ckpt/value/model.safetensors",
         "ppo/metrics.csv",
         "timings.json",
+        "eval/eval.json",
+        "eval/samples_policy.jsonl",
+        "eval/samples_baseline.jsonl",
+        "report.md",
+        "plots/ppo_reward.png",
+        "plots/ppo_kl.png",
     ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
@@ -53,7 +59,34 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert_eq!(err.matches("already done, skipped").count(), 7, "{err}");
+    assert_eq!(err.matches("already done, skipped").count(), 8, "{err}");
+    // the numbers in the report are those of metrics.csv and eval.json
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let (rh, rr) = rlhf::train::metrics::read(&out.join("rm/metrics.csv")).unwrap();
+    let acc = rh.iter().position(|h| h == "rm/accuracy").unwrap();
+    let last_acc = rr
+        .iter()
+        .rev()
+        .map(|r| r[acc])
+        .find(|v| v.is_finite())
+        .unwrap();
+    assert!(
+        md.contains(&format!(
+            "| RM held-out pairwise accuracy | ≥ 0.75 | {last_acc:.3} |"
+        )),
+        "report.md does not show the RM accuracy {last_acc:.3} of rm/metrics.csv:\n{md}"
+    );
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval/eval.json")).unwrap())
+            .unwrap();
+    let win = ev["win_rate"]["rate"].as_f64().unwrap();
+    assert!(
+        md.contains(&format!("| {win:.3} |")),
+        "win rate {win:.3}:\n{md}"
+    );
+    let samples =
+        rlhf::data::formats::read_samples(&out.join("eval/samples_policy.jsonl")).unwrap();
+    assert_eq!(samples.len(), 32);
     // the PPO metrics have one row per iteration with a finite KL and RM score
     let (header, rows) = rlhf::train::metrics::read(&out.join("ppo/metrics.csv")).unwrap();
     let kl = header.iter().position(|h| h == "ppo/kl").unwrap();

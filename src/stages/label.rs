@@ -1,11 +1,13 @@
-//! `rlhf label --labeler sentiment`: the simulated labeler. Ranks the K responses of each prompt
-//! by VADER sentiment (real human word ratings; most positive first), optionally with
+//! `rlhf label`: rank sampled responses. `--labeler human` runs the terminal session of
+//! `crate::labeler::human` on standard input and output. `--labeler sentiment` is the simulated
+//! labeler: it ranks the K responses of each prompt by VADER sentiment (real human word ratings; most positive first), optionally with
 //! Bradley–Terry/Plackett–Luce noise at temperature T to mimic the ~73% inter-labeler agreement
 //! InstructGPT reports, and says what agreement the noise produced.
 
 use crate::data::formats::read_samples;
 use crate::data::rankings::Ranking;
 use crate::labeler::bradley_terry::{noisy_rank, pairwise_agreement, sorted_rank, SplitMix64};
+use crate::labeler::distinct_responses;
 use crate::labeler::sentiment::SentimentScorer;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
@@ -22,18 +24,6 @@ pub struct LabelReport {
     pub agreement: f64,
 }
 
-/// Distinct non-empty responses, first occurrence kept.
-fn distinct(responses: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for r in responses {
-        let t = r.trim();
-        if !t.is_empty() && !out.iter().any(|o| o.trim() == t) {
-            out.push(r.clone());
-        }
-    }
-    out
-}
-
 /// Ranks every prompt's responses of `samples` and writes rankings JSONL to `out`.
 pub fn label_sentiment(
     samples: &Path,
@@ -47,7 +37,7 @@ pub fn label_sentiment(
     let mut rng = SplitMix64::new(seed);
     let (mut rankings, mut skipped, mut agree) = (Vec::new(), 0, 0.0);
     for r in &recs {
-        let resp = distinct(&r.responses);
+        let resp = distinct_responses(&r.responses);
         if resp.len() < 2 {
             skipped += 1;
             continue;
@@ -73,13 +63,11 @@ pub fn label_sentiment(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distinct_drops_duplicates_and_empties() {
-        let v = vec!["a".to_string(), " a".into(), "".into(), "b".into()];
-        assert_eq!(distinct(&v), vec!["a".to_string(), "b".into()]);
-    }
+/// `rlhf label --labeler human`: a terminal session on standard input/output (see
+/// `crate::labeler::human`), appending to `out` and resuming from it.
+pub fn label_human(samples: &Path, out: &Path) -> Result<crate::labeler::human::HumanReport> {
+    let recs = read_samples(samples)?;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    crate::labeler::human::run_session(&recs, out, stdin.lock(), stdout.lock())
 }

@@ -5,7 +5,7 @@
 //! to `timings.json`.
 
 use super::lm_train::{is_finished, TrainConfig};
-use super::{assets, label, ppo, pretrain, rm, sample, sft, tokenizer};
+use super::{assets, eval, label, ppo, pretrain, rm, sample, sft, tokenizer};
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::data::tokenizer::Tok;
 use crate::model::generate::SampleConfig;
@@ -26,6 +26,8 @@ pub struct PipelineConfig {
     pub sft: TrainConfig,
     pub rm: TrainConfig,
     pub ppo: crate::ppo::PpoConfig,
+    /// Who ranks the samples: `sentiment` (simulated, unattended) or `human` (at the terminal).
+    pub labeler: String,
     /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
     pub labeler_noise: f64,
     /// Responses sampled per prompt for labeling (InstructGPT: 4 to 9).
@@ -35,6 +37,10 @@ pub struct PipelineConfig {
     pub sampling: SampleConfig,
     /// Rounds of sample → label → RM → PPO (InstructGPT iterated stages 2 and 3). Default 1.
     pub rounds: usize,
+    /// Held-out prompts the final evaluation uses (0: all of `assets/eval_prompts.jsonl`).
+    pub eval_prompts: usize,
+    /// Windows of the held-out novel for perplexity (n_ctx tokens each).
+    pub eval_ppl_windows: usize,
     pub seed: u64,
 }
 
@@ -67,6 +73,7 @@ impl PipelineConfig {
             sft: st,
             rm: rt,
             ppo: crate::ppo::PpoConfig::for_preset(preset),
+            labeler: "sentiment".into(),
             labeler_noise: 0.0,
             k: 4,
             sample_prompts,
@@ -75,6 +82,8 @@ impl PipelineConfig {
                 ..Default::default()
             },
             rounds: 1,
+            eval_prompts: if preset == "tiny" { 32 } else { 0 },
+            eval_ppl_windows: if preset == "tiny" { 8 } else { 32 },
             seed: 7,
         })
     }
@@ -148,7 +157,7 @@ pub fn run(
     let t_all = Instant::now();
     let mut r = Runner {
         out: out.to_path_buf(),
-        n: 3 + 4 * cfg.rounds.max(1),
+        n: 5 + 4 * cfg.rounds.max(1),
         i: 0,
         timings: Timings::default(),
     };
@@ -254,6 +263,42 @@ pub fn run(
         prev = ctx.run(&mut r, &dir, &prev)?;
     }
 
+    // the final policy against SFT on held-out prompts, then the report
+    let eval_dir = out.join("eval");
+    r.stage(
+        "eval",
+        eval_dir.join("eval.json").is_file(),
+        "PPO policy vs SFT on held-out prompts (win rate, KL, perplexity, guards)".into(),
+        || {
+            let e = eval::run(
+                &eval::EvalJob {
+                    policy: prev.policy.clone(),
+                    baseline: sft_dir.clone(),
+                    prompts: assets.join("eval_prompts.jsonl"),
+                    lexicon: assets.join("vader/vader_lexicon.txt"),
+                    rm: prev.rm.clone(),
+                    pretrained: Some(pre_dir.clone()),
+                    heldout_text: assets.join("austen").join(assets::HELD_OUT_NOVEL),
+                    ppl_windows: cfg.eval_ppl_windows,
+                    out: eval_dir.clone(),
+                    n: cfg.eval_prompts,
+                    sampling: eval::default_sampling(),
+                    seed: cfg.seed,
+                    batch_size: 64,
+                },
+                device,
+            )?;
+            Ok(format!(
+                ": win rate {:.3} over SFT, KL {:.2} nats/response",
+                e.win_rate.rate, e.kl_nats_per_seq
+            ))
+        },
+    )?;
+    r.stage("report", false, "report.md and plots".into(), || {
+        let p = super::report::write_report(out)?;
+        Ok(format!(" -> {}", p.display()))
+    })?;
+
     eprintln!(
         "pipeline finished in {:.1}s: {}",
         t_all.elapsed().as_secs_f64(),
@@ -300,12 +345,27 @@ impl RoundCtx<'_> {
             || self.sample(&prev.policy, &samples),
         )?;
         let rankings = dir.join("rankings.jsonl");
+        let human = cfg.labeler == "human";
+        let progress = crate::labeler::human_store::progress_path(&rankings);
         r.stage(
             &tag("label"),
-            rankings.is_file(),
-            "simulated sentiment labeler (VADER lexicon)".into(),
+            // a human session resumes until every prompt is ranked or skipped
+            rankings.is_file() && (!human || self.human_done(&samples, &rankings)?),
+            if human {
+                format!(
+                    "rank the samples yourself (saved as you go in {})",
+                    progress.display()
+                )
+            } else {
+                "simulated sentiment labeler (VADER lexicon)".into()
+            },
             || self.label(&samples, &rankings),
         )?;
+        if human && !self.human_done(&samples, &rankings)? {
+            anyhow::bail!(
+                "labeling stopped before every prompt was ranked; rerun the same command to continue"
+            );
+        }
         let rm_dir = dir.join("rm");
         let rm_init = prev.rm.clone().unwrap_or_else(|| self.sft.to_path_buf());
         r.stage(
@@ -349,7 +409,25 @@ impl RoundCtx<'_> {
         Ok(format!(" -> {}", samples.display()))
     }
 
+    /// True when a human labeling session has nothing left to show.
+    fn human_done(&self, samples: &Path, rankings: &Path) -> Result<bool> {
+        if !crate::labeler::human_store::progress_path(rankings).is_file() {
+            return Ok(false);
+        }
+        let recs = crate::data::formats::read_samples(samples)?;
+        let r =
+            crate::labeler::human::run_session(&recs, rankings, std::io::empty(), std::io::sink())?;
+        Ok(r.remaining == 0)
+    }
+
     fn label(&self, samples: &Path, rankings: &Path) -> Result<String> {
+        if self.cfg.labeler == "human" {
+            let h = label::label_human(samples, rankings)?;
+            return Ok(format!(
+                ": {} ranked, {} skipped, {} left",
+                h.ranked, h.skipped, h.remaining
+            ));
+        }
         let lexicon = self.assets.join("vader/vader_lexicon.txt");
         let l = label::label_sentiment(
             samples,

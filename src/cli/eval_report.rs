@@ -1,0 +1,76 @@
+//! Flags of `rlhf eval` and `rlhf report` (kept beside `cli.rs` to keep each file short).
+
+use super::DeviceArg;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The model under test (e.g. the PPO policy): a checkpoint or stage directory.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The model it is compared with (e.g. the SFT model).
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// Held-out prompts, {"prompt"} per line (default: the bundled assets/eval_prompts.jsonl).
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// Who judges the responses (only the simulated sentiment labeler can judge unattended).
+    #[arg(long, value_enum, default_value_t = EvalLabeler::Sentiment)]
+    pub labeler: EvalLabeler,
+    /// VADER lexicon (default: the bundled assets/vader/vader_lexicon.txt).
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+    /// Reward model: also report the mean RM score of each model and the RM's win rate.
+    #[arg(long)]
+    pub rm: Option<PathBuf>,
+    /// Pretrained model: report fluency, the perplexity of each model's samples under it.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// Text never trained on, for held-out perplexity (default: assets/austen/persuasion.txt).
+    #[arg(long)]
+    pub heldout_text: Option<PathBuf>,
+    /// Windows of the held-out text measured (each one context length of tokens, spread evenly).
+    #[arg(long, default_value_t = 32)]
+    pub ppl_windows: usize,
+    /// Output directory: samples_policy.jsonl, samples_baseline.jsonl, eval.json.
+    #[arg(long, default_value = "eval")]
+    pub out: PathBuf,
+    /// Use only the first N prompts (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub n: usize,
+    /// Softmax temperature of the compared responses (the KL estimate always samples at 1).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Maximum tokens per response.
+    #[arg(long, default_value_t = 48)]
+    pub max_new_tokens: usize,
+    /// Sampling seed, the same for both models.
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// Labelers that can judge an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalLabeler {
+    /// VADER sentiment (compound score), higher is better.
+    Sentiment,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directory (what `rlhf pipeline --out` wrote); report.md and plots/ are written there.
+    #[arg(long)]
+    pub run: PathBuf,
+}

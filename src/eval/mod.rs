@@ -1,0 +1,72 @@
+//! Evaluation of a policy against a baseline (`rlhf eval`): the pure guard arithmetic
+//! (`guards`), model measurements (`lm`), and what `eval.json` holds (the types below) and how it
+//! is printed (`table`).
+//!
+//! `eval.json` fields (all numbers are plain JSON numbers; `null` where not measured):
+//! - `prompts`: held-out prompts evaluated (one response per prompt and model);
+//! - `labeler`: the labeler that judged (`"sentiment"`: VADER compound in −1..1);
+//! - `win_rate` {`rate`, `wins`, `ties`, `losses`}: policy vs baseline by the labeler, prompt by
+//!   prompt, ties count half; `rm_win_rate` the same by the reward model (`null` without `--rm`);
+//! - `kl_nats_per_seq`: KL(policy ‖ baseline) per response in nats, Monte Carlo over one policy
+//!   sample per prompt drawn at temperature 1 (the models' own distributions, as PPO's penalty):
+//!   mean over prompts of Σ_t log π_policy(y_t) − log π_baseline(y_t) over the response tokens,
+//!   the closing `<|endoftext|>` included when the response ended by itself;
+//!   `kl_nats_per_token` the same sum divided by all those tokens;
+//! - `policy`, `baseline` ([`ModelEval`]): `checkpoint`, `labeler_score` (mean VADER compound),
+//!   `rm_score` (mean reward, `null` without `--rm`), `heldout_ppl` (perplexity on the held-out
+//!   text), `fluency_ppl` (perplexity of the model's samples under `--pretrained`, `null`
+//!   without it), `distinct_1`, `distinct_2` (over words, see `guards`), `mean_response_tokens`
+//!   (tokenizer tokens, closing token excluded), `empty_responses`;
+//! - `pretrained_heldout_ppl`: the pretrained model's held-out perplexity (`null` without it);
+//! - `top_word_growth`: up to 10 [`guards::WordGrowth`] {`word`, `baseline_count`,
+//!   `policy_count`, `baseline_freq`, `policy_freq`, `growth`}, largest growth first;
+//! - `heldout` {`text`, `windows`, `window_tokens`}: what the perplexities were measured on;
+//! - `sampling` (temperature, top_k, top_p, max_new_tokens), `seed`, `seconds`.
+
+pub mod guards;
+pub mod lm;
+pub mod table;
+
+use crate::model::generate::SampleConfig;
+use serde::{Deserialize, Serialize};
+
+/// Measurements of one model's samples (see the module docs for each field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEval {
+    pub checkpoint: String,
+    pub labeler_score: f64,
+    pub rm_score: Option<f64>,
+    pub heldout_ppl: f64,
+    pub fluency_ppl: Option<f64>,
+    pub distinct_1: f64,
+    pub distinct_2: f64,
+    pub mean_response_tokens: f64,
+    pub empty_responses: usize,
+}
+
+/// Where held-out perplexity was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldoutInfo {
+    pub text: String,
+    pub windows: usize,
+    pub window_tokens: usize,
+}
+
+/// Everything `rlhf eval` measured; written as `eval.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub prompts: usize,
+    pub labeler: String,
+    pub win_rate: guards::WinRate,
+    pub rm_win_rate: Option<guards::WinRate>,
+    pub kl_nats_per_seq: f64,
+    pub kl_nats_per_token: f64,
+    pub policy: ModelEval,
+    pub baseline: ModelEval,
+    pub pretrained_heldout_ppl: Option<f64>,
+    pub top_word_growth: Vec<guards::WordGrowth>,
+    pub heldout: HeldoutInfo,
+    pub sampling: SampleConfig,
+    pub seed: u64,
+    pub seconds: f64,
+}

@@ -1,0 +1,144 @@
+//! What `report.md` is made from, read from a run directory. Every input is optional: a missing
+//! file leaves its part of the report out; a file that exists but cannot be read is an error
+//! naming it (a report silently missing a part would mislead).
+
+use crate::data::formats::read_samples;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::Path;
+
+/// One stage's wall time, as the pipeline writes it into `timings.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    pub name: String,
+    pub seconds: f64,
+    /// True when the stage was already done and skipped in the run that wrote the file.
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Timings {
+    #[serde(default)]
+    stages: Vec<StageTime>,
+}
+
+/// A `metrics.csv`: its header and rows (empty cells are NaN).
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl Metrics {
+    /// (step, value) of every row where `column` has a finite value.
+    pub fn series(&self, column: &str) -> Vec<(f64, f64)> {
+        let Some(c) = self.header.iter().position(|h| h == column) else {
+            return Vec::new();
+        };
+        self.rows
+            .iter()
+            .filter_map(|r| match (r.first(), r.get(c)) {
+                (Some(&s), Some(&v)) if v.is_finite() && s.is_finite() => Some((s, v)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last finite value of `column`.
+    pub fn last(&self, column: &str) -> Option<f64> {
+        self.series(column).last().map(|&(_, v)| v)
+    }
+}
+
+/// One held-out prompt with the baseline's (SFT) and the policy's (PPO) response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidePair {
+    pub prompt: String,
+    pub baseline: String,
+    pub policy: String,
+}
+
+/// Everything found in a run directory.
+#[derive(Debug, Clone, Default)]
+pub struct RunInputs {
+    /// `pipeline.json`.
+    pub config: Option<Value>,
+    /// `timings.json` stages.
+    pub timings: Vec<StageTime>,
+    pub pretrain: Option<Metrics>,
+    pub sft: Option<Metrics>,
+    pub rm: Option<Metrics>,
+    pub ppo: Option<Metrics>,
+    /// `eval/eval.json` (the run with ptx, policy = PPO, baseline = SFT).
+    pub eval: Option<Value>,
+    /// `eval_noptx/eval.json` (a run without ptx), for the alignment tax comparison.
+    pub eval_noptx: Option<Value>,
+    /// Side-by-side samples from `eval/samples_{baseline,policy}.jsonl`, in file order.
+    pub samples: Vec<SidePair>,
+}
+
+fn json(path: &Path) -> Result<Option<Value>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    crate::config::load_json(path).map(Some)
+}
+
+fn metrics(path: &Path) -> Result<Option<Metrics>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let (header, rows) = crate::train::metrics::read(path)?;
+    Ok(Some(Metrics { header, rows }))
+}
+
+/// Reads what exists of a run directory.
+pub fn read_run(run: &Path) -> Result<RunInputs> {
+    let timings: Option<Timings> = match json(&run.join("timings.json"))? {
+        Some(v) => Some(
+            serde_json::from_value(v)
+                .with_context(|| format!("{}", run.join("timings.json").display()))?,
+        ),
+        None => None,
+    };
+    let (bs, ps) = (
+        run.join("eval/samples_baseline.jsonl"),
+        run.join("eval/samples_policy.jsonl"),
+    );
+    let samples = if bs.is_file() && ps.is_file() {
+        let (b, p) = (read_samples(&bs)?, read_samples(&ps)?);
+        b.iter()
+            .zip(p.iter())
+            .filter(|(b, p)| b.prompt == p.prompt)
+            .map(|(b, p)| SidePair {
+                prompt: b.prompt.clone(),
+                baseline: b.responses.first().cloned().unwrap_or_default(),
+                policy: p.responses.first().cloned().unwrap_or_default(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(RunInputs {
+        config: json(&run.join("pipeline.json"))?,
+        timings: timings.map(|t| t.stages).unwrap_or_default(),
+        pretrain: metrics(&run.join("pretrain/metrics.csv"))?,
+        sft: metrics(&run.join("sft/metrics.csv"))?,
+        rm: metrics(&run.join("rm/metrics.csv"))?,
+        ppo: metrics(&run.join("ppo/metrics.csv"))?,
+        eval: json(&run.join("eval/eval.json"))?,
+        eval_noptx: json(&run.join("eval_noptx/eval.json"))?,
+        samples,
+    })
+}
+
+/// A number at a JSON path such as `["policy", "fluency_ppl"]`.
+pub fn num_at(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(k)?;
+    }
+    cur.as_f64()
+}

@@ -1,0 +1,137 @@
+//! The targets of the default job (issues 6 and 9), checked against a run's measurements:
+//! each row says the goal, the measured value, and pass/fail (or "not measured").
+
+use super::inputs::{num_at, RunInputs};
+use serde_json::Value;
+
+/// RM held-out pairwise accuracy against the noiseless sentiment labeler.
+pub const RM_ACCURACY_MIN: f64 = 0.75;
+/// Share of held-out prompts on which PPO beats SFT by the sentiment labeler.
+pub const WIN_RATE_MIN: f64 = 0.90;
+/// KL(PPO ‖ SFT) in nats per sequence.
+pub const KL_MAX: f64 = 5.0;
+/// Fluency perplexity of PPO samples relative to SFT samples (under the pretrained model).
+pub const FLUENCY_RATIO_MAX: f64 = 1.5;
+/// Held-out perplexity increase from SFT to PPO with ptx.
+pub const PPL_INCREASE_MAX: f64 = 10.0;
+/// Wall time of the whole pipeline on the 2-core development machine without a GPU, seconds:
+/// `small` (the default job) must beat the TRL baseline's 15.8 minutes, `tiny` 5 minutes.
+pub fn pipeline_seconds_max(preset: &str) -> Option<f64> {
+    match preset {
+        "small" => Some(15.8 * 60.0),
+        "tiny" => Some(300.0),
+        _ => None,
+    }
+}
+
+/// One line of the targets table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetRow {
+    pub what: String,
+    pub goal: String,
+    pub measured: String,
+    /// None: not measured (input missing).
+    pub pass: Option<bool>,
+}
+
+fn row(what: &str, goal: String, measured: Option<(String, bool)>) -> TargetRow {
+    let (measured, pass) = match measured {
+        Some((m, p)) => (m, Some(p)),
+        None => ("not measured".to_string(), None),
+    };
+    TargetRow {
+        what: what.to_string(),
+        goal,
+        measured,
+        pass,
+    }
+}
+
+/// Held-out perplexity increase (policy − baseline) of an eval.json, with both values.
+pub fn ppl_increase(eval: &Value) -> Option<(f64, f64, f64)> {
+    let b = num_at(eval, &["baseline", "heldout_ppl"])?;
+    let p = num_at(eval, &["policy", "heldout_ppl"])?;
+    Some((p - b, b, p))
+}
+
+/// The pipeline's wall time: (seconds, whether any stage was skipped in the timed run).
+pub fn pipeline_seconds(inp: &RunInputs) -> Option<(f64, bool)> {
+    if inp.timings.is_empty() {
+        return None;
+    }
+    let s = inp.timings.iter().map(|t| t.seconds).sum();
+    Some((s, inp.timings.iter().any(|t| t.skipped)))
+}
+
+/// Every target, in the order of the report.
+pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
+    let eval = inp.eval.as_ref();
+    let at = |p: &[&str]| eval.and_then(|e| num_at(e, p));
+    let mut v = Vec::new();
+    let acc = inp.rm.as_ref().and_then(|m| m.last("rm/accuracy"));
+    v.push(row(
+        "RM held-out pairwise accuracy",
+        format!("≥ {RM_ACCURACY_MIN:.2}"),
+        acc.map(|a| (format!("{a:.3}"), a >= RM_ACCURACY_MIN)),
+    ));
+    v.push(row(
+        "PPO win rate over SFT (sentiment labeler, held-out prompts)",
+        format!("≥ {WIN_RATE_MIN:.2}"),
+        at(&["win_rate", "rate"]).map(|w| (format!("{w:.3}"), w >= WIN_RATE_MIN)),
+    ));
+    v.push(row(
+        "KL(PPO ‖ SFT), nats per sequence",
+        format!("≤ {KL_MAX:.1}"),
+        at(&["kl_nats_per_seq"]).map(|k| (format!("{k:.2}"), k <= KL_MAX)),
+    ));
+    let fl = at(&["policy", "fluency_ppl"]).zip(at(&["baseline", "fluency_ppl"]));
+    v.push(row(
+        "Fluency: perplexity of PPO samples / SFT samples (pretrained model)",
+        format!("≤ {FLUENCY_RATIO_MAX:.1}×"),
+        fl.map(|(p, b)| {
+            let r = p / b;
+            (format!("{r:.2}× ({p:.1} / {b:.1})"), r <= FLUENCY_RATIO_MAX)
+        }),
+    ));
+    let tax = eval.and_then(ppl_increase);
+    v.push(row(
+        "Held-out perplexity increase SFT → PPO, with ptx",
+        format!("≤ +{PPL_INCREASE_MAX:.0}"),
+        tax.map(|(d, b, p)| (format!("{d:+.2} ({b:.2} → {p:.2})"), d <= PPL_INCREASE_MAX)),
+    ));
+    if let Some(no) = inp.eval_noptx.as_ref().and_then(ppl_increase) {
+        v.push(row(
+            "Held-out perplexity increase with ptx vs without",
+            "≤ ½ of without".to_string(),
+            tax.map(|(d, _, _)| (format!("{d:+.2} vs {:+.2}", no.0), d <= 0.5 * no.0.max(0.0))),
+        ));
+    }
+    let preset = inp
+        .config
+        .as_ref()
+        .and_then(|c| c.get("preset"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let limit = pipeline_seconds_max(preset);
+    let goal = match limit {
+        Some(l) => format!("≤ {:.1} min ({preset} preset, 2-core CPU)", l / 60.0),
+        None => "— (targets exist for the tiny and small presets)".to_string(),
+    };
+    let measured = pipeline_seconds(inp).map(|(s, skipped)| {
+        let note = if skipped {
+            " (stages skipped: not a full run)"
+        } else {
+            ""
+        };
+        (
+            format!("{:.1} min{note}", s / 60.0),
+            !skipped && limit.is_some_and(|l| s <= l),
+        )
+    });
+    let mut r = row("Pipeline wall time", goal, measured);
+    if limit.is_none() || pipeline_seconds(inp).is_some_and(|(_, skipped)| skipped) {
+        r.pass = None; // no goal, or not a full run: nothing to judge
+    }
+    v.push(r);
+    v
+}

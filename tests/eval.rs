@@ -1,0 +1,281 @@
+//! `rlhf eval`: the guard arithmetic on tiny hand-made sample files against values worked out by
+//! hand, and the command itself on tiny random checkpoints (files written, numbers consistent
+//! with the samples it wrote, a model against itself: KL exactly 0, every prompt a tie).
+
+mod common;
+
+use burn::prelude::*;
+use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use rlhf::config::ModelConfig;
+use rlhf::data::formats::read_samples;
+use rlhf::eval::guards::{distinct_n, frequency_growth, win_rate, words};
+use rlhf::eval::EvalReport;
+use rlhf::labeler::sentiment::SentimentScorer;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BASELINE: &str = "\
+{\"prompt\":\"p1\",\"responses\":[\"The cat sat\"]}
+{\"prompt\":\"p2\",\"responses\":[\"the dog\"]}
+";
+const POLICY: &str = "\
+{\"prompt\":\"p1\",\"responses\":[\"Great great GREAT!\"]}
+{\"prompt\":\"p2\",\"responses\":[\"the great great\"]}
+";
+
+fn words_of(path: &Path) -> Vec<Vec<String>> {
+    read_samples(path)
+        .unwrap()
+        .iter()
+        .map(|r| words(&r.responses[0]))
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+#[test]
+fn guards_on_hand_made_sample_files() {
+    let d = common::tmp_dir("eval-guards");
+    let (b, p) = (
+        d.join("samples_baseline.jsonl"),
+        d.join("samples_policy.jsonl"),
+    );
+    std::fs::write(&b, BASELINE).unwrap();
+    std::fs::write(&p, POLICY).unwrap();
+    let (wb, wp) = (words_of(&b), words_of(&p));
+    // baseline words: [the cat sat] [the dog] — 5 words, 4 distinct; bigrams the·cat, cat·sat,
+    // the·dog — 3, all distinct
+    assert!(close(distinct_n(&wb, 1), 4.0 / 5.0));
+    assert!(close(distinct_n(&wb, 2), 1.0));
+    // policy words: [great great great !] [the great great] — 7 words, 3 distinct (great, !,
+    // the); bigrams g·g, g·g, g·!, the·g, g·g — 5, 3 distinct
+    assert_eq!(wp[0], vec!["great", "great", "great", "!"]);
+    assert!(close(distinct_n(&wp, 1), 3.0 / 7.0));
+    assert!(close(distinct_n(&wp, 2), 3.0 / 5.0));
+    // a trigram longer than every response: no n-gram at all
+    assert_eq!(distinct_n(&[vec!["a".to_string()]], 2), 0.0);
+    // shares: great 5/7 (baseline 0), ! 1/7 (0), the 1/7 vs 2/5 (shrank: not listed)
+    let g = frequency_growth(&wb, &wp, 10);
+    assert_eq!(g.len(), 2, "{g:?}");
+    assert_eq!(
+        (g[0].word.as_str(), g[0].policy_count, g[0].baseline_count),
+        ("great", 5, 0)
+    );
+    assert!(close(g[0].growth, 5.0 / 7.0));
+    assert_eq!(g[1].word, "!");
+    assert!(close(g[1].policy_freq, 1.0 / 7.0) && close(g[1].growth, 1.0 / 7.0));
+    assert_eq!(frequency_growth(&wb, &wp, 1).len(), 1);
+    // the other way round, "the" (2/5 vs 1/7), "cat", "sat", "dog" (1/5 vs 0) grew
+    let back = frequency_growth(&wp, &wb, 10);
+    let names: Vec<&str> = back.iter().map(|g| g.word.as_str()).collect();
+    assert_eq!(names, vec!["the", "cat", "dog", "sat"]);
+    assert!(close(back[0].growth, 2.0 / 5.0 - 1.0 / 7.0));
+    // win rate: prompt 1 won, 2 and 4 tied, 3 lost → (1 + 2·½) / 4
+    let w = win_rate(&[0.5, 0.2, 0.1, 0.3], &[0.1, 0.2, 0.4, 0.3], 1e-9);
+    assert_eq!((w.wins, w.ties, w.losses), (1, 2, 1));
+    assert!(close(w.rate, 0.5));
+    let w = win_rate(&[0.9, 0.8, 0.7], &[0.1, 0.1, 0.8], 1e-9);
+    assert!(close(w.rate, 2.0 / 3.0));
+    // VADER: "Great great GREAT!" is positive, "The cat sat" neutral: the policy wins prompt 1
+    let lex = SentimentScorer::from_file(common::assets().join("vader/vader_lexicon.txt")).unwrap();
+    let score = |t: &str| lex.polarity_scores_unrounded(t).compound;
+    assert!(score("Great great GREAT!") > 0.5 && score("The cat sat") == 0.0);
+}
+
+/// A randomly initialised tiny checkpoint (`kind` "lm" or "rm") in `dir/ckpt`.
+fn random_ckpt(dir: &Path, kind: &str) -> PathBuf {
+    let tok = common::tok();
+    let mut cfg = ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = tok.vocab_size();
+    let dev = Device::flex();
+    let config = CheckpointConfig {
+        kind: kind.into(),
+        stage: "test".into(),
+        model: cfg.clone(),
+        reward_bias: (kind == "rm").then_some(0.25),
+    };
+    let state = TrainState {
+        step: 0,
+        rng: rlhf::util::rng::Rng::new(0),
+        finished: true,
+        extra: serde_json::Value::Null,
+    };
+    if kind == "rm" {
+        let model = rlhf::model::RewardModel::new(&cfg, &dev);
+        checkpoint::save(SaveRequest {
+            dir,
+            model: &model,
+            config: &config,
+            tok: &tok,
+            optim: None,
+            state: &state,
+        })
+        .unwrap()
+    } else {
+        let model = rlhf::model::Gpt::new(&cfg, &dev);
+        checkpoint::save(SaveRequest {
+            dir,
+            model: &model,
+            config: &config,
+            tok: &tok,
+            optim: None,
+            state: &state,
+        })
+        .unwrap()
+    }
+}
+
+fn eval(policy: &Path, baseline: &Path, prompts: &Path, out: &Path, extra: &[&Path]) -> EvalReport {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rlhf"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "eval",
+            "--device",
+            "cpu",
+            "--n",
+            "6",
+            "--max-new-tokens",
+            "12",
+        ])
+        .args(["--ppl-windows", "4", "--policy"])
+        .arg(policy)
+        .arg("--baseline")
+        .arg(baseline)
+        .arg("--prompts")
+        .arg(prompts)
+        .arg("--out")
+        .arg(out);
+    if let [rm, pretrained] = extra {
+        c.arg("--rm").arg(rm).arg("--pretrained").arg(pretrained);
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "eval failed:\n{err}");
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("win rate of policy over baseline"),
+        "{table}"
+    );
+    for f in [
+        "eval.json",
+        "samples_policy.jsonl",
+        "samples_baseline.jsonl",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    rlhf::config::load_json(&out.join("eval.json")).unwrap()
+}
+
+#[test]
+fn eval_command_on_tiny_checkpoints() {
+    let d = common::tmp_dir("eval-cmd");
+    let a = random_ckpt(&d.join("a"), "lm");
+    let b = random_ckpt(&d.join("b"), "lm");
+    let rm = random_ckpt(&d.join("rm"), "rm");
+    let prompts = d.join("prompts.jsonl");
+    let text: String = (0..8)
+        .map(|i| format!("{{\"prompt\":\"Define: Word{i}\"}}\n"))
+        .collect();
+    std::fs::write(&prompts, text).unwrap();
+
+    let out = d.join("ab");
+    let r = eval(&a, &b, &prompts, &out, &[rm.as_path(), a.as_path()]);
+    assert_eq!(r.prompts, 6);
+    let w = r.win_rate;
+    assert_eq!(w.wins + w.ties + w.losses, 6);
+    assert!(close(w.rate, (w.wins as f64 + 0.5 * w.ties as f64) / 6.0));
+    // the numbers agree with the samples it wrote, recomputed here
+    let lex = SentimentScorer::from_file(common::assets().join("vader/vader_lexicon.txt")).unwrap();
+    let sp = read_samples(&out.join("samples_policy.jsonl")).unwrap();
+    assert_eq!(sp.len(), 6);
+    assert!(sp.iter().all(|s| s.responses.len() == 1));
+    let mean_score: f64 = sp
+        .iter()
+        .map(|s| lex.polarity_scores_unrounded(&s.responses[0]).compound)
+        .sum::<f64>()
+        / 6.0;
+    assert!((r.policy.labeler_score - mean_score).abs() < 1e-9);
+    let (wb, wp) = (
+        words_of(&out.join("samples_baseline.jsonl")),
+        words_of(&out.join("samples_policy.jsonl")),
+    );
+    assert!(close(r.policy.distinct_1, distinct_n(&wp, 1)));
+    assert!(close(r.baseline.distinct_2, distinct_n(&wb, 2)));
+    assert_eq!(r.top_word_growth, frequency_growth(&wb, &wp, 10));
+    assert!(r.policy.mean_response_tokens > 0.0 && r.policy.mean_response_tokens <= 12.0);
+    // random models over 512 tokens: perplexities near the vocabulary size
+    for ppl in [r.policy.heldout_ppl, r.baseline.heldout_ppl] {
+        assert!(ppl > 200.0 && ppl < 2000.0, "held-out ppl {ppl}");
+    }
+    assert_eq!((r.heldout.windows, r.heldout.window_tokens), (4, 65));
+    assert!(r.policy.fluency_ppl.is_some_and(|p| p > 1.0));
+    assert!(r.baseline.fluency_ppl.is_some_and(|p| p > 1.0));
+    assert!(close(
+        r.pretrained_heldout_ppl.unwrap(),
+        r.policy.heldout_ppl
+    ));
+    assert!(r.policy.rm_score.is_some() && r.rm_win_rate.is_some());
+    assert!(r.kl_nats_per_seq.is_finite() && r.kl_nats_per_seq != 0.0);
+
+    // a model against itself: the same samples, every prompt a tie, KL exactly 0
+    let out = d.join("aa");
+    let r = eval(&a, &a, &prompts, &out, &[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("samples_policy.jsonl")).unwrap(),
+        std::fs::read_to_string(out.join("samples_baseline.jsonl")).unwrap()
+    );
+    assert_eq!((r.win_rate.ties, r.win_rate.rate), (6, 0.5));
+    assert_eq!(r.kl_nats_per_seq, 0.0);
+    assert_eq!(r.policy.heldout_ppl, r.baseline.heldout_ppl);
+    assert!(r.top_word_growth.is_empty());
+    assert!(r.policy.rm_score.is_none() && r.policy.fluency_ppl.is_none());
+}
+
+#[test]
+fn sequence_logprobs_match_a_direct_computation_alone_or_batched() {
+    use rlhf::eval::lm::{sequence_logprobs, ScoredSeq};
+    let dev = Device::flex();
+    let mut cfg = ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = 50;
+    let model = rlhf::model::Gpt::new(&cfg, &dev);
+    let a = ScoredSeq {
+        context: vec![3, 1, 4],
+        target: vec![1, 5, 9],
+    };
+    let b = ScoredSeq {
+        context: vec![2],
+        target: vec![7, 1, 8, 2, 8, 1, 8],
+    };
+    // direct: full logits of [3 1 4 1 5 9], log-softmax on the host, targets at inputs 2, 3, 4
+    let seq = [3i64, 1, 4, 1, 5, 9];
+    let x = Tensor::<2, Int>::from_data(TensorData::new(seq[..5].to_vec(), [1, 5]), &dev);
+    let logits: Vec<f32> = model.forward(x).into_data().try_to_vec::<f32>().unwrap(); // (1, 5, 50)
+    let mut direct = 0.0f64;
+    for j in 2..5 {
+        let row = &logits[j * 50..(j + 1) * 50];
+        let m = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        direct += row[seq[j + 1] as usize] as f64 - lse;
+    }
+    let alone = sequence_logprobs(&model, std::slice::from_ref(&a), 8, 0, &dev).unwrap();
+    let batched = sequence_logprobs(&model, &[b.clone(), a.clone(), b], 8, 0, &dev).unwrap();
+    assert_eq!(
+        (alone[0].tokens, batched[1].tokens, batched[0].tokens),
+        (3, 3, 7)
+    );
+    assert!(
+        (alone[0].sum - direct).abs() < 1e-4,
+        "{} vs {direct}",
+        alone[0].sum
+    );
+    assert!(
+        (batched[1].sum - direct).abs() < 1e-4,
+        "{} vs {direct}",
+        batched[1].sum
+    );
+    assert!((batched[0].sum - batched[2].sum).abs() < 1e-6);
+    // random init: every token near ln(1/50) = −3.91
+    assert!((direct / 3.0 + 50f64.ln()).abs() < 0.2, "{direct}");
+}
