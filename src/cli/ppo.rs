@@ -1,0 +1,119 @@
+//! Flags of `rlhf ppo` (kept beside `cli.rs` to keep each file short).
+
+use super::DeviceArg;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct PpoArgs {
+    /// SFT checkpoint: the policy starts from it and a frozen copy is the KL reference.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// A different KL reference (e.g. the SFT model when --policy is an earlier PPO policy).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Reward-model checkpoint (`rlhf rm`); also the value model's start.
+    #[arg(long, required_unless_present = "reward_token")]
+    pub rm: Option<PathBuf>,
+    /// Instead of a reward model, reward each occurrence of this token (text that encodes to one
+    /// token) in the response: a known reward for checking that PPO optimises what it is given.
+    #[arg(long, conflicts_with = "rm")]
+    pub reward_token: Option<String>,
+    /// Value-model start (an RM checkpoint; default: --rm, or the policy's trunk with a new head).
+    #[arg(long)]
+    pub value_init: Option<PathBuf>,
+    /// Prompts, {"prompt": ...} per line (default: the bundled assets/prompts.jsonl).
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// Pretraining text files for PPO-ptx (default: the bundled Austen training novels). Not
+    /// read at all with --ptx-coef 0.
+    #[arg(long, num_args = 1..)]
+    pub ptx_corpus: Vec<PathBuf>,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Directory of the bundled assets (default: found next to the binary or the crate).
+    #[arg(long)]
+    pub assets: Option<PathBuf>,
+    /// PPO iterations [default: 60].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Prompts (episodes) per iteration [default: 32].
+    #[arg(long)]
+    pub rollout_batch: Option<usize>,
+    /// Episodes per gradient step [default: 16].
+    #[arg(long)]
+    pub minibatch: Option<usize>,
+    /// Passes over each rollout batch [default: 2].
+    #[arg(long)]
+    pub ppo_epochs: Option<usize>,
+    /// Policy learning rate [default: 3e-5].
+    #[arg(long)]
+    pub policy_lr: Option<f64>,
+    /// Value-model learning rate [default: 1e-4].
+    #[arg(long)]
+    pub value_lr: Option<f64>,
+    /// KL coefficient β (initial value when --kl-target is set) [default: 0.02].
+    #[arg(long)]
+    pub kl_coef: Option<f32>,
+    /// Adapt β so the KL to the reference approaches this many nats per response.
+    #[arg(long)]
+    pub kl_target: Option<f32>,
+    /// Pretraining-mix coefficient γ_ptx; 0 = plain PPO [default: 1.0].
+    #[arg(long)]
+    pub ptx_coef: Option<f64>,
+    /// Clip reward-model scores to ±this.
+    #[arg(long)]
+    pub reward_clip: Option<f32>,
+    /// Whiten reward-model scores within each rollout batch.
+    #[arg(long)]
+    pub whiten_rewards: bool,
+    /// Rollout sampling temperature [default: 1.0].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Maximum response tokens [default: 48].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Checkpoint every this many iterations [default: 10].
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Seed [default: 11].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+impl PpoArgs {
+    /// The PPO settings: the defaults with every given flag applied.
+    pub fn config(&self) -> crate::ppo::PpoConfig {
+        let mut c = crate::ppo::PpoConfig::default();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        set!(
+            steps,
+            rollout_batch,
+            minibatch,
+            ppo_epochs,
+            policy_lr,
+            value_lr,
+            kl_coef,
+            ptx_coef,
+            temperature,
+            max_new_tokens,
+            checkpoint_every,
+            seed
+        );
+        if c.minibatch > c.rollout_batch {
+            c.minibatch = c.rollout_batch;
+        }
+        c.kl_target = self.kl_target.or(c.kl_target);
+        c.reward_clip = self.reward_clip.or(c.reward_clip);
+        c.whiten_rewards |= self.whiten_rewards;
+        c
+    }
+}
