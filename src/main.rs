@@ -4,6 +4,7 @@
 use clap::Parser;
 
 fn main() {
+    rlhf::util::alloc::tune_for_tensors();
     rlhf::util::panic::install();
     let cli = rlhf::cli::Cli::parse();
     if let Err(e) = rlhf::commands::dispatch(cli) {

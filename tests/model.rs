@@ -233,3 +233,46 @@ fn attention_is_causal() {
     );
     assert!(la[5 * 60..6 * 60] != lb[5 * 60..6 * 60]);
 }
+
+/// `gelu_new` (x·σ(2z)) equals GPT-2's tanh GELU (burn's `gelu_approximate`) in value and
+/// gradient, over the range where activations live and out in both tails.
+#[test]
+fn gelu_new_matches_tanh_gelu_values_and_gradients() {
+    use burn::tensor::activation::gelu_approximate;
+    use rlhf::model::gpt::gelu_new;
+    let dev = Device::flex().autodiff();
+    let xs: Vec<f32> = (0..401).map(|i| -10.0 + i as f32 * 0.05).collect();
+    let n = xs.len();
+    let grads_of = |f: &dyn Fn(Tensor<1>) -> Tensor<1>| {
+        let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &dev).require_grad();
+        let y = f(x.clone());
+        let g = y.clone().sum().backward();
+        (to_vec(y).unwrap(), to_vec(x.grad(&g).unwrap()).unwrap())
+    };
+    let (y_new, g_new) = grads_of(&|x| gelu_new(x));
+    let (y_ref, g_ref) = grads_of(&|x| gelu_approximate(x));
+    for i in 0..n {
+        assert!(
+            (y_new[i] - y_ref[i]).abs() <= 1e-5 * (1.0 + y_ref[i].abs()),
+            "value at x={}: {} vs {}",
+            xs[i],
+            y_new[i],
+            y_ref[i]
+        );
+        assert!(
+            (g_new[i] - g_ref[i]).abs() <= 1e-5 * (1.0 + g_ref[i].abs()),
+            "grad at x={}: {} vs {}",
+            xs[i],
+            g_new[i],
+            g_ref[i]
+        );
+    }
+    // Hand values: gelu(0) = 0, gelu'(0) = 0.5, gelu(1) = 0.5·(1 + tanh(√(2/π)·1.044715)) ≈ 0.841192.
+    let at = |x: f32| xs.iter().position(|&v| (v - x).abs() < 1e-4).unwrap();
+    assert!(y_new[at(0.0)].abs() < 1e-6 && (g_new[at(0.0)] - 0.5).abs() < 1e-6);
+    assert!(
+        (y_new[at(1.0)] - 0.841192).abs() < 1e-5,
+        "{}",
+        y_new[at(1.0)]
+    );
+}

@@ -84,10 +84,11 @@ pub fn attention_reference(
     let [b, nh, t, hs] = q.dims();
     let tk = k.dims()[2];
     let device = q.device();
-    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt()); // (B, nh, T, Tk)
-                                                                             // causal: key j is masked for query i when j > t_past + i. tril_mask is true OUTSIDE the
-                                                                             // lower triangle (j > i + offset): exactly the future keys. (triu_mask(.., 1) would mask the
-                                                                             // past instead: it is true outside the upper triangle.)
+    // (B, nh, T, Tk)
+    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
+    // causal: key j is masked for query i when j > t_past + i. tril_mask is true OUTSIDE the
+    // lower triangle (j > i + offset): exactly the future keys. (triu_mask(.., 1) would mask the
+    // past instead: it is true outside the upper triangle.)
     let causal = Tensor::<2, Bool>::tril_mask([t, tk], t_past as i64, &device); // (T, Tk)
     let mut mask = causal.reshape([1, 1, t, tk]).expand([b, nh, t, tk]);
     if let Some(pad) = key_pad {

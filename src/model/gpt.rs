@@ -8,7 +8,7 @@ use crate::config::ModelConfig;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::gelu_approximate;
+use burn::tensor::activation::sigmoid;
 use burn::tensor::Distribution;
 
 /// GPT-2's MLP: `c_fc` (C → 4C), tanh-approximated GELU ("gelu_new"), `c_proj` (4C → C).
@@ -153,7 +153,7 @@ impl Gpt {
                 .attn
                 .forward(block.ln_1.forward(x.clone()), key_pad.clone(), p);
             x = x + block.drop.forward(a);
-            let m = block.mlp.c_proj.forward(gelu_approximate(
+            let m = block.mlp.c_proj.forward(gelu_new(
                 block.mlp.c_fc.forward(block.ln_2.forward(x.clone())),
             ));
             x = x + block.drop.forward(m);
@@ -187,4 +187,16 @@ pub fn positions(b: usize, t: usize, start: usize, device: &Device) -> Tensor<2,
     Tensor::<1, Int>::arange(start as i64..(start + t) as i64, device)
         .reshape([1, t])
         .expand([b, t])
+}
+
+/// GPT-2's tanh GELU ("gelu_new"), `0.5·x·(1 + tanh(z))` with `z = √(2/π)·(x + 0.044715·x³)`,
+/// computed as the identical `x·σ(2z)`. Why not burn's `gelu_approximate`: on the CPU backend its
+/// `tanh` and `powf` are scalar libm calls that took ~25% of a training step's time; `x·x·x` and
+/// one sigmoid (whose backward reuses its output) do the same work in about half the time.
+pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 =
+        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+    let cube = x.clone() * x.clone() * x.clone();
+    let z2 = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
+    x * sigmoid(z2)
 }
