@@ -432,6 +432,10 @@ pub struct RmArgs {
     /// responses). InstructGPT used the SFT model's samples.
     #[arg(long)]
     pub norm_samples: Option<PathBuf>,
+    /// Dropout in the trunk while training (off when scoring). The RM sees each prompt many
+    /// times and over-fits its few thousand rankings without it.
+    #[arg(long, default_value_t = crate::stages::rm::DEFAULT_DROPOUT)]
+    pub dropout: f64,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
@@ -487,4 +491,9 @@ pub struct LabelArgs {
     /// Seed of the labeler noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write responses tied in sentiment in an arbitrary order instead of keeping only the first
+    /// of them (a ranking cannot say "equally good"; a written order would teach the RM a coin
+    /// flip). Only matters without noise.
+    #[arg(long)]
+    pub keep_ties: bool,
 }

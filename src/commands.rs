@@ -127,10 +127,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 Some(p) => p,
                 None => assets::dir(None)?.join("vader/vader_lexicon.txt"),
             };
-            let r = label::label_sentiment(&a.samples, &a.out, &lexicon, a.labeler_noise, a.seed)?;
+            let r = label::label_sentiment(
+                &a.samples,
+                &a.out,
+                &lexicon,
+                a.labeler_noise,
+                a.seed,
+                a.keep_ties,
+            )?;
             eprintln!(
-                "label: ranked {} of {} prompts ({} with fewer than 2 distinct responses skipped); agreement with the noiseless labeler {:.3} -> {}",
-                r.ranked, r.prompts, r.skipped, r.agreement, a.out.display()
+                "label: ranked {} of {} prompts ({} with fewer than 2 distinct responses skipped, {} responses tied with a better one left out); agreement with the noiseless labeler {:.3} -> {}",
+                r.ranked, r.prompts, r.skipped, r.tied_dropped, r.agreement, a.out.display()
             );
             Ok(())
         }
@@ -145,6 +152,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     val_fraction: a.val_fraction,
                     skip_invalid: a.skip_invalid,
                     norm_samples: a.norm_samples,
+                    dropout: a.dropout,
                     resume: a.resume,
                 },
                 &dev.device,

@@ -55,13 +55,18 @@ fn sentiment_labeler_ranks_most_positive_first_and_reports_agreement() {
     std::fs::write(
         &s,
         "{\"prompt\":\"p1\",\"responses\":[\"It was a terrible day.\",\"It was a good day.\",\"It was a day.\",\"It was a wonderful, happy day!\"]}\n\
-         {\"prompt\":\"p2\",\"responses\":[\"same\",\"same\"]}\n",
+         {\"prompt\":\"p2\",\"responses\":[\"same\",\"same\"]}\n\
+         {\"prompt\":\"p3\",\"responses\":[\"A chair.\",\"Good.\",\"A table.\",\"Bad.\"]}\n\
+         {\"prompt\":\"p4\",\"responses\":[\"A chair.\",\"A table.\"]}\n",
     )
     .unwrap();
     let lex = common::assets().join("vader/vader_lexicon.txt");
     let out = d.join("rankings.jsonl");
-    let rep = rlhf::stages::label::label_sentiment(&s, &out, &lex, 0.0, 1).unwrap();
-    assert_eq!((rep.prompts, rep.ranked, rep.skipped), (2, 1, 1));
+    let rep = rlhf::stages::label::label_sentiment(&s, &out, &lex, 0.0, 1, false).unwrap();
+    // p2 has one distinct response; p4's two responses tie at compound 0, so one is left and the
+    // prompt cannot be ranked; p3's neutral pair keeps only its first ("A chair.")
+    assert_eq!((rep.prompts, rep.ranked, rep.skipped), (4, 2, 2));
+    assert_eq!(rep.tied_dropped, 2);
     assert_eq!(rep.agreement, 1.0);
     let (r, _) = rlhf::data::rankings::read_rankings(&out, false).unwrap();
     assert_eq!(
@@ -73,6 +78,15 @@ fn sentiment_labeler_ranks_most_positive_first_and_reports_agreement() {
             "It was a terrible day."
         ]
     );
+    assert_eq!(r[1].responses, vec!["Good.", "A chair.", "Bad."]);
+    // --keep-ties writes the tie in sample order instead
+    rlhf::stages::label::label_sentiment(&s, &out, &lex, 0.0, 1, true).unwrap();
+    let (r, _) = rlhf::data::rankings::read_rankings(&out, false).unwrap();
+    assert_eq!(
+        r[1].responses,
+        vec!["Good.", "A chair.", "A table.", "Bad."]
+    );
+    assert_eq!(r[2].responses, vec!["A chair.", "A table."]);
     // with noise the agreement drops below 1 on many prompts
     let many: String = (0..200)
         .map(|i| {
@@ -80,7 +94,7 @@ fn sentiment_labeler_ranks_most_positive_first_and_reports_agreement() {
         })
         .collect();
     std::fs::write(&s, many).unwrap();
-    let rep = rlhf::stages::label::label_sentiment(&s, &out, &lex, 0.5, 1).unwrap();
+    let rep = rlhf::stages::label::label_sentiment(&s, &out, &lex, 0.5, 1, false).unwrap();
     assert!(
         rep.agreement > 0.55 && rep.agreement < 0.95,
         "agreement {}",

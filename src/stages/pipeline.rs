@@ -25,6 +25,9 @@ pub struct PipelineConfig {
     pub pretrain: TrainConfig,
     pub sft: TrainConfig,
     pub rm: TrainConfig,
+    /// Trunk dropout while training the RM (see `rlhf rm --dropout`). Default 0.1.
+    #[serde(default)]
+    pub rm_dropout: f64,
     pub ppo: crate::ppo::PpoConfig,
     /// Who ranks the samples: `sentiment` (simulated, unattended) or `human` (at the terminal).
     pub labeler: String,
@@ -72,6 +75,7 @@ impl PipelineConfig {
             pretrain: pt,
             sft: st,
             rm: rt,
+            rm_dropout: rm::DEFAULT_DROPOUT,
             ppo: crate::ppo::PpoConfig::for_preset(preset),
             labeler: "sentiment".into(),
             labeler_noise: 0.0,
@@ -435,10 +439,11 @@ impl RoundCtx<'_> {
             &lexicon,
             self.cfg.labeler_noise,
             self.cfg.seed,
+            false,
         )?;
         Ok(format!(
-            ": ranked {} prompts ({} skipped), agreement with the noiseless order {:.3}",
-            l.ranked, l.skipped, l.agreement
+            ": ranked {} prompts ({} skipped, {} tied responses left out), agreement with the noiseless order {:.3}",
+            l.ranked, l.skipped, l.tied_dropped, l.agreement
         ))
     }
 
@@ -453,6 +458,7 @@ impl RoundCtx<'_> {
                 val_fraction: 0.1,
                 skip_invalid: false,
                 norm_samples: Some(samples.to_path_buf()),
+                dropout: self.cfg.rm_dropout,
                 resume: true,
             },
             self.device,

@@ -209,8 +209,13 @@ pub struct RmJob {
     pub skip_invalid: bool,
     /// Responses whose mean score is shifted to 0 after training (default: the training responses).
     pub norm_samples: Option<PathBuf>,
+    /// Trunk dropout while training; scoring and the saved config never use it.
+    pub dropout: f64,
     pub resume: bool,
 }
+
+/// Default [`RmJob::dropout`]: GPT-2's 0.1.
+pub const DEFAULT_DROPOUT: f64 = 0.1;
 
 /// Summary written as `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -262,7 +267,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         checkpoint::load_lm(&job.init, device)?
     };
     let mut mcfg = sft.config.model.clone();
-    mcfg.dropout = 0.0; // a reward must not depend on a dropout mask
+    mcfg.dropout = 0.0; // saved config: a reward must not depend on a dropout mask
     let tok = sft.tok.clone();
     let (mut groups, cut) = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
     let n_seqs = groups.iter().map(|g| g.seqs.len()).sum();
@@ -361,7 +366,12 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     };
     let first_eval = eval(&model)?;
     let ad = device.clone().autodiff();
-    let mut model = model.train();
+    if !(0.0..1.0).contains(&job.dropout) {
+        bail!("rm: dropout must be in [0, 1), got {}", job.dropout);
+    }
+    // dropout only in the training copy: the saved config keeps 0 (a reward must not depend on
+    // a dropout mask), and `eval` scores through `valid()`, which has none
+    let mut model = model.with_dropout(job.dropout).train();
     let pb = progress_bar(cfg.steps as u64, "rm");
     pb.set_position(state.step as u64);
     let (mut last_eval, mut seqs, mut n_steps) = (first_eval.clone(), 0usize, 0usize);
