@@ -245,6 +245,10 @@ pub struct PipelineArgs {
     /// PPO iterations [default: per preset].
     #[arg(long)]
     pub ppo_steps: Option<usize>,
+    /// Also run the last PPO without the pretraining mix (`ppo_noptx/`) and evaluate it
+    /// (`eval_noptx/`): the report then shows the alignment tax with and without ptx.
+    #[arg(long)]
+    pub ptx_ablation: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }

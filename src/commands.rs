@@ -220,6 +220,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             if let Some(v) = a.kl_coef {
                 cfg.ppo.kl_coef = v;
             }
+            cfg.ptx_ablation = a.ptx_ablation;
             if let Some(v) = a.ppo_steps {
                 cfg.ppo.steps = v;
             }

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod label;
 pub mod lm_train;
 pub mod pipeline;
+mod pipeline_eval;
 pub mod ppo;
 mod ppo_setup;
 pub mod pretrain;

@@ -5,7 +5,7 @@
 //! to `timings.json`.
 
 use super::lm_train::{is_finished, TrainConfig};
-use super::{assets, eval, label, ppo, pretrain, rm, sample, sft, tokenizer};
+use super::{assets, label, ppo, pretrain, rm, sample, sft, tokenizer};
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::data::tokenizer::Tok;
 use crate::model::generate::SampleConfig;
@@ -44,6 +44,10 @@ pub struct PipelineConfig {
     pub eval_prompts: usize,
     /// Windows of the held-out novel for perplexity (n_ctx tokens each).
     pub eval_ppl_windows: usize,
+    /// Also run the last PPO without ptx (`ppo_noptx/`) and evaluate it (`eval_noptx/`), so the
+    /// report shows the alignment tax with and without the pretraining mix. Default off.
+    #[serde(default)]
+    pub ptx_ablation: bool,
     pub seed: u64,
 }
 
@@ -88,6 +92,7 @@ impl PipelineConfig {
             rounds: 1,
             eval_prompts: if preset == "tiny" { 32 } else { 0 },
             eval_ppl_windows: if preset == "tiny" { 8 } else { 32 },
+            ptx_ablation: false,
             seed: 7,
         })
     }
@@ -109,7 +114,7 @@ pub struct Timings {
 }
 
 /// Prints the stage lines and records timings.
-struct Runner {
+pub(super) struct Runner {
     out: PathBuf,
     n: usize,
     i: usize,
@@ -119,7 +124,7 @@ struct Runner {
 impl Runner {
     /// Runs stage `name` unless `done`; `what` says what it will do, `f` does it and returns the
     /// closing line.
-    fn stage(
+    pub(super) fn stage(
         &mut self,
         name: &str,
         done: bool,
@@ -161,7 +166,7 @@ pub fn run(
     let t_all = Instant::now();
     let mut r = Runner {
         out: out.to_path_buf(),
-        n: 5 + 4 * cfg.rounds.max(1),
+        n: 5 + 4 * cfg.rounds.max(1) + if cfg.ptx_ablation { 2 } else { 0 },
         i: 0,
         timings: Timings::default(),
     };
@@ -249,6 +254,11 @@ pub fn run(
         policy: sft_dir.clone(),
         rm: None,
     };
+    // where the last round's PPO started (the ptx ablation starts there too)
+    let mut last_start = RoundPaths {
+        policy: sft_dir.clone(),
+        rm: None,
+    };
     for round in 1..=cfg.rounds.max(1) {
         let dir = if round == 1 {
             out.to_path_buf()
@@ -264,40 +274,45 @@ pub fn run(
             device,
             round,
         };
+        last_start = RoundPaths {
+            policy: prev.policy.clone(),
+            rm: prev.rm.clone(),
+        };
         prev = ctx.run(&mut r, &dir, &prev)?;
     }
 
-    // the final policy against SFT on held-out prompts, then the report
-    let eval_dir = out.join("eval");
-    r.stage(
+    // the final policy against SFT on held-out prompts; with --ptx-ablation the same last PPO
+    // without ptx, for the alignment-tax comparison; then the report
+    let ev = super::pipeline_eval::EvalCtx {
+        cfg,
+        assets: &assets,
+        pretrained: &pre_dir,
+        sft: &sft_dir,
+        device,
+    };
+    ev.eval(
+        &mut r,
         "eval",
-        eval_dir.join("eval.json").is_file(),
-        "PPO policy vs SFT on held-out prompts (win rate, KL, perplexity, guards)".into(),
-        || {
-            let e = eval::run(
-                &eval::EvalJob {
-                    policy: prev.policy.clone(),
-                    baseline: sft_dir.clone(),
-                    prompts: assets.join("eval_prompts.jsonl"),
-                    lexicon: assets.join("vader/vader_lexicon.txt"),
-                    rm: prev.rm.clone(),
-                    pretrained: Some(pre_dir.clone()),
-                    heldout_text: assets.join("austen").join(assets::HELD_OUT_NOVEL),
-                    ppl_windows: cfg.eval_ppl_windows,
-                    out: eval_dir.clone(),
-                    n: cfg.eval_prompts,
-                    sampling: eval::default_sampling(),
-                    seed: cfg.seed,
-                    batch_size: 64,
-                },
-                device,
-            )?;
-            Ok(format!(
-                ": win rate {:.3} over SFT, KL {:.2} nats/response",
-                e.win_rate.rate, e.kl_nats_per_seq
-            ))
-        },
+        &out.join("eval"),
+        &prev.policy,
+        prev.rm.as_deref(),
     )?;
+    if cfg.ptx_ablation {
+        let start = &last_start.policy;
+        let rm_dir = prev
+            .rm
+            .as_deref()
+            .context("the ptx ablation needs a reward model")?;
+        let noptx = out.join("ppo_noptx");
+        ev.ppo_without_ptx(&mut r, &corpus, start, rm_dir, &noptx)?;
+        ev.eval(
+            &mut r,
+            "eval (no ptx)",
+            &out.join("eval_noptx"),
+            &noptx,
+            Some(rm_dir),
+        )?;
+    }
     r.stage("report", false, "report.md and plots".into(), || {
         let p = super::report::write_report(out)?;
         Ok(format!(" -> {}", p.display()))
