@@ -16,7 +16,15 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
     let d = common::tmp_dir("pipeline");
     let out = d.join("run");
     let o = rlhf()
-        .args(["pipeline", "--preset", "tiny", "--device", "cpu", "--out"])
+        .args([
+            "pipeline",
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+            "--ptx-ablation",
+        ])
+        .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
@@ -42,6 +50,8 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         "report.md",
         "plots/ppo_reward.png",
         "plots/ppo_kl.png",
+        "ppo_noptx/ckpt/model.safetensors",
+        "eval_noptx/eval.json",
     ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
@@ -53,13 +63,21 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .flat_map(|s| &s.responses)
         .any(|r| !r.is_empty()));
     let o = rlhf()
-        .args(["pipeline", "--preset", "tiny", "--device", "cpu", "--out"])
+        .args([
+            "pipeline",
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+            "--ptx-ablation",
+        ])
+        .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert_eq!(err.matches("already done, skipped").count(), 8, "{err}");
+    assert_eq!(err.matches("already done, skipped").count(), 10, "{err}");
     // the numbers in the report are those of metrics.csv and eval.json
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let (rh, rr) = rlhf::train::metrics::read(&out.join("rm/metrics.csv")).unwrap();
@@ -83,6 +101,20 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
     assert!(
         md.contains(&format!("| {win:.3} |")),
         "win rate {win:.3}:\n{md}"
+    );
+    // the ptx ablation's held-out perplexities are the report's "without ptx" row
+    let no: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval_noptx/eval.json")).unwrap())
+            .unwrap();
+    let (b, p) = (
+        no["baseline"]["heldout_ppl"].as_f64().unwrap(),
+        no["policy"]["heldout_ppl"].as_f64().unwrap(),
+    );
+    let row = format!("| without ptx | {b:.2} | {p:.2} | {:+.2} |", p - b);
+    assert!(md.contains(&row), "no '{row}' in:\n{md}");
+    assert!(
+        md.contains("ptx ablation, not counted in the total"),
+        "{md}"
     );
     let samples =
         rlhf::data::formats::read_samples(&out.join("eval/samples_policy.jsonl")).unwrap();

@@ -87,10 +87,11 @@ fn config_section(s: &mut String, cfg: &Value) {
 fn times_section(s: &mut String, inp: &RunInputs) {
     let _ = writeln!(s, "## Stage times\n\n| stage | seconds | |\n|---|---|---|");
     for t in &inp.timings {
-        let note = if t.skipped {
-            "already done, skipped"
-        } else {
-            ""
+        let note = match (super::targets::is_ablation_stage(&t.name), t.skipped) {
+            (true, true) => "ptx ablation, not counted in the total; already done, skipped",
+            (true, false) => "ptx ablation, not counted in the total",
+            (false, true) => "already done, skipped",
+            (false, false) => "",
         };
         let _ = writeln!(s, "| {} | {:.1} | {note} |", cell(&t.name), t.seconds);
     }

@@ -54,13 +54,24 @@ pub fn ppl_increase(eval: &Value) -> Option<(f64, f64, f64)> {
     Some((p - b, b, p))
 }
 
-/// The pipeline's wall time: (seconds, whether any stage was skipped in the timed run).
+/// True for the stages of `--ptx-ablation`, an optional extra that is not part of the job.
+pub fn is_ablation_stage(name: &str) -> bool {
+    name.contains("(no ptx)")
+}
+
+/// The pipeline's wall time without the optional ptx ablation: (seconds, whether any stage was
+/// skipped in the timed run).
 pub fn pipeline_seconds(inp: &RunInputs) -> Option<(f64, bool)> {
-    if inp.timings.is_empty() {
+    let job: Vec<_> = inp
+        .timings
+        .iter()
+        .filter(|t| !is_ablation_stage(&t.name))
+        .collect();
+    if job.is_empty() {
         return None;
     }
-    let s = inp.timings.iter().map(|t| t.seconds).sum();
-    Some((s, inp.timings.iter().any(|t| t.skipped)))
+    let s = job.iter().map(|t| t.seconds).sum();
+    Some((s, job.iter().any(|t| t.skipped)))
 }
 
 /// Every target, in the order of the report.
