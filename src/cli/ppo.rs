@@ -62,6 +62,10 @@ pub struct PpoArgs {
     /// Adapt β so the KL to the reference approaches this many nats per response.
     #[arg(long)]
     pub kl_target: Option<f32>,
+    /// Episodes over which the adaptive β may change by ±20% per unit of KL error (Ziegler et
+    /// al.'s horizon; smaller reacts faster) [default: 10,000].
+    #[arg(long)]
+    pub kl_horizon: Option<usize>,
     /// Pretraining-mix coefficient γ_ptx; 0 = plain PPO [default: 1.0].
     #[arg(long)]
     pub ptx_coef: Option<f64>,
@@ -112,6 +116,7 @@ impl PpoArgs {
             c.minibatch = c.rollout_batch;
         }
         c.kl_target = self.kl_target.or(c.kl_target);
+        c.kl_horizon = self.kl_horizon.unwrap_or(c.kl_horizon);
         c.reward_clip = self.reward_clip.or(c.reward_clip);
         c.whiten_rewards |= self.whiten_rewards;
         c

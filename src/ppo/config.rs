@@ -132,6 +132,10 @@ impl PpoConfig {
             "ptx coefficient must be ≥ 0"
         );
         anyhow::ensure!(self.kl_coef >= 0.0, "KL coefficient must be ≥ 0");
+        anyhow::ensure!(self.kl_horizon > 0, "KL horizon must be at least 1 episode");
+        if let Some(t) = self.kl_target {
+            anyhow::ensure!(t > 0.0, "KL target must be > 0 nats, got {t}");
+        }
         anyhow::ensure!(self.clip_eps > 0.0, "clip ε must be > 0");
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.gamma) && (0.0..=1.0).contains(&self.lambda),
