@@ -76,7 +76,7 @@ def main():
     rng.shuffle(entries)
 
     n_def_sft, n_def_ppo = 800, 100
-    n_cont_sft, n_cont_ppo, n_cont_eval = 1600, 400, 100
+    n_cont_sft, n_cont_ppo, n_cont_eval = 1600, 900, 100
     sft = [{"prompt": f"Define: {e['term']}", "response": definition(e)} for e in entries[:n_def_sft]]
     sft += [{"prompt": f"Continue: {p}", "response": r} for p, r in train_pairs[:n_cont_sft]]
     rng.shuffle(sft)

@@ -2,8 +2,8 @@
 //! hand in a comment and cross-checked with the quoted python3 expression.
 
 use rlhf::rl::{
-    clip_reward, entropy_from_logits, gae, kl_penalty, mean_std, per_token_rewards,
-    ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss, whiten, KlController,
+    clip_reward, entropy_from_logits, gae, kl_penalty, mean_std, missing_eos_penalty,
+    per_token_rewards, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss, whiten, KlController,
 };
 
 use std::f32::consts::LN_2;
@@ -57,6 +57,15 @@ fn clip_reward_cases() {
     assert_eq!(clip_reward(-5.0, Some(3.0)), -3.0);
     assert_eq!(clip_reward(1.25, Some(3.0)), 1.25);
     assert_eq!(clip_reward(-7.5, None), -7.5);
+}
+
+#[test]
+fn missing_eos_penalty_cases() {
+    // a cut-off response loses the penalty; one that ended, or no penalty set, keeps its score
+    assert_eq!(missing_eos_penalty(1.5, false, Some(2.0)), -0.5);
+    assert_eq!(missing_eos_penalty(1.5, true, Some(2.0)), 1.5);
+    assert_eq!(missing_eos_penalty(1.5, false, None), 1.5);
+    assert_eq!(missing_eos_penalty(-1.0, false, Some(0.0)), -1.0);
 }
 
 #[test]

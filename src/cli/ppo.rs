@@ -69,6 +69,11 @@ pub struct PpoArgs {
     /// Pretraining-mix coefficient γ_ptx; 0 = plain PPO [default: 1.0].
     #[arg(long)]
     pub ptx_coef: Option<f64>,
+    /// Subtract this from the score of a response that ran into --max-new-tokens without
+    /// ending (<|endoftext|>), so PPO cannot win by filling the limit (TRL's
+    /// missing_eos_penalty).
+    #[arg(long)]
+    pub missing_eos_penalty: Option<f32>,
     /// Clip reward-model scores to ±this.
     #[arg(long)]
     pub reward_clip: Option<f32>,
@@ -118,6 +123,7 @@ impl PpoArgs {
         c.kl_target = self.kl_target.or(c.kl_target);
         c.kl_horizon = self.kl_horizon.unwrap_or(c.kl_horizon);
         c.reward_clip = self.reward_clip.or(c.reward_clip);
+        c.missing_eos_penalty = self.missing_eos_penalty.or(c.missing_eos_penalty);
         c.whiten_rewards |= self.whiten_rewards;
         c
     }

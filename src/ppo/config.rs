@@ -48,6 +48,10 @@ pub struct PpoConfig {
     pub reward_clip: Option<f32>,
     /// Whiten RM scores across each rollout batch (shift kept). Default false.
     pub whiten_rewards: bool,
+    /// Subtracted from the score of a response cut at `max_new_tokens` (no `<|endoftext|>`);
+    /// none: no penalty. Default none (the pipeline's `small` job sets it).
+    #[serde(default)]
+    pub missing_eos_penalty: Option<f32>,
     /// Sampling temperature of rollouts. Default 1.0 (log-probs are of the unscaled policy).
     pub temperature: f32,
     /// Maximum response tokens per episode. Default 48.
@@ -83,6 +87,7 @@ impl Default for PpoConfig {
             ptx_batch: 4,
             reward_clip: None,
             whiten_rewards: false,
+            missing_eos_penalty: None,
             temperature: 1.0,
             max_new_tokens: 48,
             checkpoint_every: 10,
@@ -133,6 +138,12 @@ impl PpoConfig {
         );
         anyhow::ensure!(self.kl_coef >= 0.0, "KL coefficient must be ≥ 0");
         anyhow::ensure!(self.kl_horizon > 0, "KL horizon must be at least 1 episode");
+        if let Some(p) = self.missing_eos_penalty {
+            anyhow::ensure!(
+                p.is_finite() && p >= 0.0,
+                "missing-EOS penalty must be a finite number ≥ 0, got {p}"
+            );
+        }
         if let Some(t) = self.kl_target {
             anyhow::ensure!(t > 0.0, "KL target must be > 0 nats, got {t}");
         }

@@ -59,3 +59,17 @@ pub fn clip_reward(score: f32, clip: Option<f32>) -> f32 {
         None => score,
     }
 }
+
+/// The score of an episode after the missing-EOS penalty: `score − penalty` when the response
+/// ran into the token limit instead of ending with `<|endoftext|>`, else `score`.
+///
+/// Why: a reward model read at the last token scores a cut-off response as if it were complete,
+/// and when it likes long answers (VADER's compound grows with every positive word) PPO learns to
+/// fill the limit: every response then hits `max_new_tokens`, the KL per response grows with the
+/// length, and samples stop mid-sentence. TRL's `missing_eos_penalty` is the same remedy.
+pub fn missing_eos_penalty(score: f32, ended: bool, penalty: Option<f32>) -> f32 {
+    match penalty {
+        Some(p) if !ended => score - p,
+        _ => score,
+    }
+}

@@ -21,7 +21,7 @@ pub mod losses;
 pub mod whiten;
 
 pub use gae::gae;
-pub use kl::{clip_reward, kl_penalty, per_token_rewards};
+pub use kl::{clip_reward, kl_penalty, missing_eos_penalty, per_token_rewards};
 pub use kl_controller::{
     adaptive_kl_multiplier, AdaptiveKlController, FixedKlController, KlController,
 };

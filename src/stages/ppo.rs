@@ -13,7 +13,7 @@ use crate::checkpoint::TrainState;
 use crate::data::batching::{random_windows, Batch};
 use crate::model::generate::SampleConfig;
 use crate::ppo::{assign_rewards, rollout, Episode, Learner, PpoConfig, RolloutModels, StepStats};
-use crate::rl::{clip_reward, whiten};
+use crate::rl::{clip_reward, missing_eos_penalty, whiten};
 use crate::train::guard::Guard;
 use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::train::schedule::LrSchedule;
@@ -151,7 +151,14 @@ fn reward_episodes(
         .score(eps, fixed.tok.eot, cfg.minibatch, device)?;
     let mut scores: Vec<f32> = raw
         .iter()
-        .map(|&s| clip_reward(s, cfg.reward_clip))
+        .zip(eps.iter())
+        .map(|(&s, e)| {
+            missing_eos_penalty(
+                clip_reward(s, cfg.reward_clip),
+                e.ended,
+                cfg.missing_eos_penalty,
+            )
+        })
         .collect();
     if cfg.whiten_rewards {
         scores = whiten(&scores, false);
