@@ -443,7 +443,7 @@ pub struct RmArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Optimisation flags (--batch-size counts prompts; default 8 prompts, 300 steps, lr 3e-4).
+    /// Optimisation flags (--batch-size counts prompts; default 8 prompts, 300 steps, lr 1e-3).
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]

@@ -31,7 +31,7 @@ pub fn default_config() -> TrainConfig {
     TrainConfig {
         steps: 300,
         batch_size: 8,
-        lr: 3e-4,
+        lr: 1e-3,
         min_lr_ratio: 0.1,
         warmup: 20,
         weight_decay: 0.0,
