@@ -102,7 +102,12 @@ impl PpoConfig {
     /// two CPU cores).
     pub fn for_preset(preset: &str) -> Self {
         let mut c = Self::default();
+        // the default job's RM likes long answers; without this, every response fills
+        // max_new_tokens within ~15 iterations and the KL per response grows with it
+        c.missing_eos_penalty = Some(2.0);
         if preset == "tiny" {
+            // 16-token responses rarely end: the penalty would be a constant
+            c.missing_eos_penalty = None;
             c.steps = 12;
             c.rollout_batch = 16;
             c.minibatch = 8;
