@@ -9,6 +9,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::{attention_kernel_launches, causal_attention, set_force_reference};
+use rlhf::kernels::attention_plan::{plan, set_plan_override, AttnPlan};
 use rlhf::model::attention::attention_reference;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
@@ -137,6 +138,61 @@ fn outputs_and_grads_match_reference_across_shapes() {
     ] {
         check(&c, &dev);
     }
+}
+
+/// Work sizes: CPU adapters get 8-wide workgroups with many rows per invocation, GPUs one row per
+/// thread; the tile shrinks with the workgroup memory (lavapipe and most GPUs: 32 KiB).
+#[test]
+fn plan_depends_on_adapter_type_and_limits() {
+    let kib32 = 32 * 1024;
+    let gpu = |tile| AttnPlan {
+        wg: tile,
+        rows: 1,
+        tile,
+    };
+    assert_eq!(plan(32, kib32, 1024, false), gpu(64));
+    assert_eq!(plan(64, kib32, 1024, false), gpu(32));
+    assert_eq!(plan(128, kib32, 1024, false), gpu(16));
+    assert_eq!(plan(64, 64 * 1024, 1024, false), gpu(64));
+    assert_eq!(plan(64, 64 * 1024, 256, false).block(), 64);
+    let cpu = plan(64, kib32, 1024, true);
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 16, 32));
+    assert_eq!(cpu.block(), 128);
+    let cpu = plan(128, kib32, 1024, true);
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 8, 16));
+}
+
+/// Both plans (GPU: one row per thread; CPU: 8 invocations × R rows) on this adapter, whatever
+/// its type, against the reference: shapes with T not a multiple of any block, padding, decode.
+#[test]
+fn gpu_and_cpu_plans_match_reference() {
+    let Some(dev) = common::wgpu_device() else {
+        return;
+    };
+    let mut pad = vec![false; 2 * 40];
+    pad[..7].fill(true);
+    pad[2 * 40 - 9..].fill(true);
+    for hs in [16, 64, 128] {
+        for cpu in [false, true] {
+            set_plan_override(Some(plan(hs, 32 * 1024, 1024, cpu)));
+            check(&case(1, 2, 67, hs), &dev);
+            check(
+                &Case {
+                    pad: Some(pad.clone()),
+                    ..case(2, 1, 40, hs)
+                },
+                &dev,
+            );
+            check(
+                &Case {
+                    t_past: 20,
+                    ..case(2, 1, 1, hs)
+                },
+                &dev,
+            );
+        }
+    }
+    set_plan_override(None);
 }
 
 #[test]
