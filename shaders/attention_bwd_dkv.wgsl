@@ -52,6 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let b = bh / nh;
     let key0 = wid.x * BK;
 
+    // first non-padding key, dead rows [0, n_dead), first row that sees this block of keys
     if lid.x == 0u {
         let tt = info[2];
         var f = 0u;
@@ -92,8 +93,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
 
     for (var qt0 = 0u; qt0 < t; qt0 += BQ) {
-        if qt0 + BQ <= q_start && qt0 >= n_dead { continue; }
+        if qt0 + BQ <= q_start && qt0 >= n_dead { continue; } // no row of this tile touches the block
         workgroupBarrier();
+        // cooperative tile load; indices past the last row are clamped (never read below)
         for (var e = lid.x; e < BQ * HS4; e += WG) {
             let g = min((bh * t + qt0) * HS4 + e, (bh * t + t) * HS4 - 1u);
             qs[e] = q[g];

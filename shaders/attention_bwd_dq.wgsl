@@ -46,6 +46,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let b = bh / nh;
     let row0 = wid.x * BR;
 
+    // first non-padding key and the keys [0, end) this block sees, workgroup-uniform
     if lid.x == 0u {
         var f = 0u;
         loop {
@@ -83,6 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
     for (var j0 = 0u; j0 < end; j0 += BC) {
         workgroupBarrier();
+        // cooperative tile load; indices past the last key are clamped (never read below)
         for (var e = lid.x; e < BC * HS4; e += WG) {
             let g = kvbase + min(j0 * HS4 + e, tk * HS4 - 1u);
             ks[e] = k[g];

@@ -61,6 +61,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let b = bh / nh;
     let row0 = wid.x * BR;
 
+    // first non-padding key of this sequence and the key range of this block, made
+    // workgroup-uniform (the tile loop below holds barriers)
     if lid.x == 0u {
         var f = 0u;
         loop {
@@ -76,6 +78,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let first = workgroupUniformLoad(&wg_first);
     let end = workgroupUniformLoad(&wg_end);
 
+    // per-row state of this invocation's R rows (registers once the R loops are unrolled)
     var qpos: array<u32, R>;
     var masked: array<f32, R>;
     var m: array<f32, R>;
@@ -98,6 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
     for (var j0 = 0u; j0 < end; j0 += BC) {
         workgroupBarrier();
+        // cooperative tile load; indices past the last key are clamped (never read below)
         for (var e = lid.x; e < BC * HS4; e += WG) {
             let g = kvbase + min(j0 * HS4 + e, tk * HS4 - 1u);
             ks[e] = k[g];
@@ -113,6 +117,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let open = ps[jj] < 0.5;
             var s: array<f32, R>;
             for (var r = 0u; r < R; r++) { s[r] = 0.0; }
+            // one load of k_j feeds all R rows
             for (var d = 0u; d < HS4; d++) {
                 let kd = ks[jj * HS4 + d];
                 for (var r = 0u; r < R; r++) { s[r] += dot(qr[r * HS4 + d], kd); }

@@ -1,6 +1,7 @@
 //! Fused WGSL attention vs its reference twin (`attention_reference`) on wgpu: outputs and
-//! dQ, dK, dV for several shapes, KV-cache decode (t_past > 0), left and right padding, a full
-//! training step of the tiny GPT, and proof (launch counter) that the model takes the kernel path.
+//! dQ, dK, dV for several shapes, KV-cache decode (t_past > 0, and a model decode step), left and
+//! right padding, the GPU and CPU work-size plans, a full training step of the tiny GPT, and proof
+//! (launch counter) that the model takes the kernel path.
 
 mod common;
 
@@ -11,6 +12,7 @@ use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::{attention_kernel_launches, causal_attention, set_force_reference};
 use rlhf::kernels::attention_plan::{plan, set_plan_override, AttnPlan};
 use rlhf::model::attention::attention_reference;
+use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
 use rlhf::model::Gpt;
@@ -336,4 +338,35 @@ fn model_takes_kernel_path_on_wgpu() {
         attention_kernel_launches() >= before + cfg.n_layer,
         "model forward on wgpu did not launch the fused kernel"
     );
+}
+
+/// KV-cache decoding: each step is one new query per row against the cached keys (t_past > 0,
+/// left-padded prompts). The step takes the kernel path and gives the reference's logits.
+#[test]
+fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
+    let Some(dev) = common::wgpu_device() else {
+        return;
+    };
+    let mut cfg = ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = 50;
+    let model = Gpt::new(&cfg, &dev);
+    let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6, 7]];
+    let decode = |reference: bool| {
+        set_force_reference(reference);
+        let (mut dec, _) = Decoder::prefill(&model, &prompts, true, &dev).unwrap();
+        let before = attention_kernel_launches();
+        let logits = dec.step(&[8, 9]).unwrap();
+        let launched = attention_kernel_launches() - before;
+        set_force_reference(false);
+        (logits.concat(), launched)
+    };
+    let (got, launched) = decode(false);
+    assert!(
+        launched >= cfg.n_layer,
+        "decode step launched {launched} attention kernels for {} layers",
+        cfg.n_layer
+    );
+    let (want, _) = decode(true);
+    let rel = common::max_rel_diff(&got, &want);
+    assert!(rel <= TOL, "decode-step logits differ: max rel {rel}");
 }
