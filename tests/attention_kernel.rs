@@ -157,11 +157,14 @@ fn plan_depends_on_adapter_type_and_limits() {
     assert_eq!(plan(128, kib32, 1024, false), gpu(16));
     assert_eq!(plan(64, 64 * 1024, 1024, false), gpu(64));
     assert_eq!(plan(64, 64 * 1024, 256, false).block(), 64);
-    let cpu = plan(64, kib32, 1024, true);
-    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 16, 32));
+    let cpu = plan(32, kib32, 1024, true);
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 16, 64));
     assert_eq!(cpu.block(), 128);
+    let cpu = plan(64, kib32, 1024, true);
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 8, 32));
     let cpu = plan(128, kib32, 1024, true);
-    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 8, 16));
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 4, 16));
+    assert_eq!(plan(16, kib32, 1024, true).rows, 16);
 }
 
 /// Both plans (GPU: one row per thread; CPU: 8 invocations × R rows) on this adapter, whatever
