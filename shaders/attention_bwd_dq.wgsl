@@ -1,43 +1,41 @@
 // attention_bwd_dq.wgsl — fused causal attention backward, dQ (FlashAttention-2).
 //
-// One workgroup = one (batch·head, tile of BR query rows); one invocation = one row, holding q_i,
-// dO_i, L_i, D_i and its dQ accumulator in registers. K and V stream through workgroup memory in
-// tiles of BC keys, scores are recomputed: P = exp(q·k/√hs − L), dS = P ∘ (dO·v − D),
-// dQ_i = Σ_j dS_ij k_j / √hs. Dead rows (all visible keys padding) get dQ = 0, as in the reference.
+// One workgroup = one (batch·head, block of WG·R query rows); one invocation = R rows (lid,
+// lid + WG, ...), each holding q_i, dO_i, L_i, D_i and its dQ accumulator in registers. K and V
+// stream through workgroup memory in tiles of TILE keys, scores are recomputed:
+// P = exp(q·k/√hs − L), dS = P ∘ (dO·v − D), dQ_i = Σ_j dS_ij k_j / √hs. Dead rows (all visible
+// keys padding) get dQ = 0, as in the reference.
 //
-// Placeholders: {{ hs }} head size, {{ br }} rows per workgroup (= workgroup size), {{ bc }} keys
-// per K/V tile; chosen per adapter like the forward (see `pick_tile`).
+// Placeholders: {{ hs }} head size, {{ wg }} invocations per workgroup, {{ rows }} rows per
+// invocation (R), {{ tile }} keys per K/V tile; loops bounded by HS4 or R are unrolled by the
+// launcher. Sizes per adapter as in attention_fwd.wgsl (`src/kernels/attention_plan.rs`).
 //
 // Bindings: q, d_o (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk), lse, dd (B, nh, T),
 //           dq (B, nh, T, hs), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs))].
 
-@group(0) @binding(0) var<storage, read_write> q: array<f32>;
-@group(0) @binding(1) var<storage, read_write> k: array<f32>;
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(0) var<storage, read_write> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> k: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> v: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> pad: array<f32>;
-@group(0) @binding(4) var<storage, read_write> d_o: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d_o: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dd: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dq: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> info: array<u32>;
 
-const HS: u32 = {{ hs }}u;
 const HS4: u32 = {{ hs }}u / 4u;
-const BR: u32 = {{ br }}u;
-const BC: u32 = {{ bc }}u;
+const WG: u32 = {{ wg }}u;
+const R: u32 = {{ rows }}u;
+const BR: u32 = {{ wg }}u * {{ rows }}u;
+const BC: u32 = {{ tile }}u;
 
-var<workgroup> ks: array<vec4<f32>, {{ bc }}u * ({{ hs }}u / 4u)>;
-var<workgroup> vs: array<vec4<f32>, {{ bc }}u * ({{ hs }}u / 4u)>;
-var<workgroup> ps: array<f32, {{ bc }}u>;
+var<workgroup> ks: array<vec4<f32>, {{ tile }}u * ({{ hs }}u / 4u)>;
+var<workgroup> vs: array<vec4<f32>, {{ tile }}u * ({{ hs }}u / 4u)>;
+var<workgroup> ps: array<f32, {{ tile }}u>;
 var<workgroup> wg_first: u32;
 var<workgroup> wg_end: u32;
 
-fn ld_q(o: u32) -> vec4<f32> { return vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]); }
-fn ld_do(o: u32) -> vec4<f32> { return vec4<f32>(d_o[o], d_o[o + 1u], d_o[o + 2u], d_o[o + 3u]); }
-fn ld_k(o: u32) -> vec4<f32> { return vec4<f32>(k[o], k[o + 1u], k[o + 2u], k[o + 3u]); }
-fn ld_v(o: u32) -> vec4<f32> { return vec4<f32>(v[o], v[o + 1u], v[o + 2u], v[o + 3u]); }
-
-@compute @workgroup_size({{ br }}, 1, 1)
+@compute @workgroup_size({{ wg }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let nh = info[1];
     let t = info[2];
@@ -47,9 +45,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let bh = wid.y;
     let b = bh / nh;
     let row0 = wid.x * BR;
-    let row = row0 + lid.x;
-    let qpos = t_past + row;
 
+    // first non-padding key and the keys [0, end) this block sees, workgroup-uniform
     if lid.x == 0u {
         var f = 0u;
         loop {
@@ -57,67 +54,77 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             f += 1u;
         }
         wg_first = f;
-        wg_end = min(t_past + min(row0 + BR, t), tk); // keys [0, end) seen by this tile
+        wg_end = min(t_past + min(row0 + BR, t), tk);
     }
     let first = workgroupUniformLoad(&wg_first);
     let end = workgroupUniformLoad(&wg_end);
-    let live = row < t && qpos >= first;
 
-    var qr: array<vec4<f32>, HS4>;
-    var dor: array<vec4<f32>, HS4>;
-    var dqr: array<vec4<f32>, HS4>;
-    let rc = min(row, t - 1u);
-    let base = (bh * t + rc) * HS;
-    for (var d = 0u; d < HS4; d++) {
-        qr[d] = ld_q(base + 4u * d) * scale;
-        dor[d] = ld_do(base + 4u * d);
-        dqr[d] = vec4<f32>(0.0);
+    var qpos: array<u32, R>;
+    var live: array<bool, R>;
+    var li: array<f32, R>;
+    var di: array<f32, R>;
+    var qr: array<vec4<f32>, R * HS4>;
+    var dor: array<vec4<f32>, R * HS4>;
+    var dqr: array<vec4<f32>, R * HS4>;
+    for (var r = 0u; r < R; r++) {
+        let row = row0 + lid.x + r * WG;
+        let rc = min(row, t - 1u);
+        qpos[r] = t_past + row;
+        live[r] = row < t && t_past + row >= first;
+        li[r] = lse[bh * t + rc];
+        di[r] = dd[bh * t + rc];
+        let base = (bh * t + rc) * HS4;
+        for (var d = 0u; d < HS4; d++) {
+            qr[r * HS4 + d] = q[base + d] * scale;
+            dor[r * HS4 + d] = d_o[base + d];
+            dqr[r * HS4 + d] = vec4<f32>(0.0);
+        }
     }
-    let li = lse[bh * t + rc];
-    let di = dd[bh * t + rc];
-    let kvbase = bh * tk * HS;
+    let kvbase = bh * tk * HS4;
 
     for (var j0 = 0u; j0 < end; j0 += BC) {
         workgroupBarrier();
-        for (var e = lid.x; e < BC * HS4; e += BR) {
-            let jj = j0 + e / HS4;
-            if jj < tk {
-                let g = kvbase + jj * HS + 4u * (e % HS4);
-                ks[e] = ld_k(g);
-                vs[e] = ld_v(g);
-            } else {
-                ks[e] = vec4<f32>(0.0);
-                vs[e] = vec4<f32>(0.0);
-            }
+        // cooperative tile load; indices past the last key are clamped (never read below)
+        for (var e = lid.x; e < BC * HS4; e += WG) {
+            let g = kvbase + min(j0 * HS4 + e, tk * HS4 - 1u);
+            ks[e] = k[g];
+            vs[e] = v[g];
         }
-        for (var e = lid.x; e < BC; e += BR) {
+        for (var e = lid.x; e < BC; e += WG) {
             ps[e] = select(1.0, pad[b * tk + min(j0 + e, tk - 1u)], j0 + e < tk);
         }
         workgroupBarrier();
         let jn = min(BC, end - j0);
         for (var jj = 0u; jj < jn; jj++) {
-            if live && j0 + jj <= qpos && ps[jj] < 0.5 {
-                var s = 0.0;
-                var dp = 0.0;
-                for (var d = 0u; d < HS4; d++) {
-                    s += dot(qr[d], ks[jj * HS4 + d]);
-                    dp += dot(dor[d], vs[jj * HS4 + d]);
+            let j = j0 + jj;
+            let open = ps[jj] < 0.5;
+            var s: array<f32, R>;
+            var dp: array<f32, R>;
+            for (var r = 0u; r < R; r++) { s[r] = 0.0; dp[r] = 0.0; }
+            for (var d = 0u; d < HS4; d++) {
+                let kd = ks[jj * HS4 + d];
+                let vd = vs[jj * HS4 + d];
+                for (var r = 0u; r < R; r++) {
+                    s[r] += dot(qr[r * HS4 + d], kd);
+                    dp[r] += dot(dor[r * HS4 + d], vd);
                 }
-                let dsv = exp(s - li) * (dp - di);
-                for (var d = 0u; d < HS4; d++) {
-                    dqr[d] += dsv * ks[jj * HS4 + d];
-                }
+            }
+            var dsv: array<f32, R>;
+            for (var r = 0u; r < R; r++) {
+                dsv[r] = select(0.0, exp(s[r] - li[r]) * (dp[r] - di[r]), live[r] && j <= qpos[r] && open);
+            }
+            for (var d = 0u; d < HS4; d++) {
+                let kd = ks[jj * HS4 + d];
+                for (var r = 0u; r < R; r++) { dqr[r * HS4 + d] += dsv[r] * kd; }
             }
         }
     }
 
-    if row < t {
-        for (var d = 0u; d < HS4; d++) {
-            let a = dqr[d] * scale;
-            dq[base + 4u * d] = a.x;
-            dq[base + 4u * d + 1u] = a.y;
-            dq[base + 4u * d + 2u] = a.z;
-            dq[base + 4u * d + 3u] = a.w;
+    for (var r = 0u; r < R; r++) {
+        let row = row0 + lid.x + r * WG;
+        if row < t {
+            let base = (bh * t + row) * HS4;
+            for (var d = 0u; d < HS4; d++) { dq[base + d] = dqr[r * HS4 + d] * scale; }
         }
     }
 }

@@ -162,6 +162,8 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         .nth(i)
         .ok_or_else(|| anyhow!("adapter vanished"))?;
     let row = &rows[i];
+    // the attention kernels pick their work sizes by adapter type (see kernels::attention_plan)
+    crate::kernels::attention_plan::set_adapter_is_cpu(row.device_type == wgpu::DeviceType::Cpu);
     let (device, queue) = pollster::block_on(
         adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rlhf"),

@@ -1,6 +1,7 @@
 //! Fused WGSL attention vs its reference twin (`attention_reference`) on wgpu: outputs and
-//! dQ, dK, dV for several shapes, KV-cache decode (t_past > 0), left and right padding, a full
-//! training step of the tiny GPT, and proof (launch counter) that the model takes the kernel path.
+//! dQ, dK, dV for several shapes, KV-cache decode (t_past > 0, and a model decode step), left and
+//! right padding, the GPU and CPU work-size plans, a full training step of the tiny GPT, and proof
+//! (launch counter) that the model takes the kernel path.
 
 mod common;
 
@@ -9,7 +10,9 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::{attention_kernel_launches, causal_attention, set_force_reference};
+use rlhf::kernels::attention_plan::{plan, set_plan_override, AttnPlan};
 use rlhf::model::attention::attention_reference;
+use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
 use rlhf::model::Gpt;
@@ -137,6 +140,64 @@ fn outputs_and_grads_match_reference_across_shapes() {
     ] {
         check(&c, &dev);
     }
+}
+
+/// Work sizes: CPU adapters get 8-wide workgroups with many rows per invocation, GPUs one row per
+/// thread; the tile shrinks with the workgroup memory (lavapipe and most GPUs: 32 KiB).
+#[test]
+fn plan_depends_on_adapter_type_and_limits() {
+    let kib32 = 32 * 1024;
+    let gpu = |tile| AttnPlan {
+        wg: tile,
+        rows: 1,
+        tile,
+    };
+    assert_eq!(plan(32, kib32, 1024, false), gpu(64));
+    assert_eq!(plan(64, kib32, 1024, false), gpu(32));
+    assert_eq!(plan(128, kib32, 1024, false), gpu(16));
+    assert_eq!(plan(64, 64 * 1024, 1024, false), gpu(64));
+    assert_eq!(plan(64, 64 * 1024, 256, false).block(), 64);
+    let cpu = plan(32, kib32, 1024, true);
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 16, 64));
+    assert_eq!(cpu.block(), 128);
+    let cpu = plan(64, kib32, 1024, true);
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 8, 32));
+    let cpu = plan(128, kib32, 1024, true);
+    assert_eq!((cpu.wg, cpu.rows, cpu.tile), (8, 4, 16));
+    assert_eq!(plan(16, kib32, 1024, true).rows, 16);
+}
+
+/// Both plans (GPU: one row per thread; CPU: 8 invocations × R rows) on this adapter, whatever
+/// its type, against the reference: shapes with T not a multiple of any block, padding, decode.
+#[test]
+fn gpu_and_cpu_plans_match_reference() {
+    let Some(dev) = common::wgpu_device() else {
+        return;
+    };
+    let mut pad = vec![false; 2 * 40];
+    pad[..7].fill(true);
+    pad[2 * 40 - 9..].fill(true);
+    for hs in [16, 64, 128] {
+        for cpu in [false, true] {
+            set_plan_override(Some(plan(hs, 32 * 1024, 1024, cpu)));
+            check(&case(1, 2, 67, hs), &dev);
+            check(
+                &Case {
+                    pad: Some(pad.clone()),
+                    ..case(2, 1, 40, hs)
+                },
+                &dev,
+            );
+            check(
+                &Case {
+                    t_past: 20,
+                    ..case(2, 1, 1, hs)
+                },
+                &dev,
+            );
+        }
+    }
+    set_plan_override(None);
 }
 
 #[test]
@@ -280,4 +341,35 @@ fn model_takes_kernel_path_on_wgpu() {
         attention_kernel_launches() >= before + cfg.n_layer,
         "model forward on wgpu did not launch the fused kernel"
     );
+}
+
+/// KV-cache decoding: each step is one new query per row against the cached keys (t_past > 0,
+/// left-padded prompts). The step takes the kernel path and gives the reference's logits.
+#[test]
+fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
+    let Some(dev) = common::wgpu_device() else {
+        return;
+    };
+    let mut cfg = ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = 50;
+    let model = Gpt::new(&cfg, &dev);
+    let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6, 7]];
+    let decode = |reference: bool| {
+        set_force_reference(reference);
+        let (mut dec, _) = Decoder::prefill(&model, &prompts, true, &dev).unwrap();
+        let before = attention_kernel_launches();
+        let logits = dec.step(&[8, 9]).unwrap();
+        let launched = attention_kernel_launches() - before;
+        set_force_reference(false);
+        (logits.concat(), launched)
+    };
+    let (got, launched) = decode(false);
+    assert!(
+        launched >= cfg.n_layer,
+        "decode step launched {launched} attention kernels for {} layers",
+        cfg.n_layer
+    );
+    let (want, _) = decode(true);
+    let rel = common::max_rel_diff(&got, &want);
+    assert!(rel <= TOL, "decode-step logits differ: max rel {rel}");
 }

@@ -1,23 +1,24 @@
 //! Launching the fused attention WGSL kernels (`shaders/attention_*.wgsl`) on a cubecl (wgpu)
-//! tensor: tile sizes per adapter, `SourceTemplate` placeholders, buffers and workgroup counts.
+//! tensor: work sizes per adapter (`attention_plan`), loop unrolling and `SourceTemplate`
+//! placeholders, buffers and workgroup counts.
 //!
 //! Kernels: forward (O, L), backward dK/dV, backward dQ. All expect contiguous f32 tensors
 //! q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) with 1.0 at padding keys.
 
 use super::attention::{count_launch, AttentionExt};
+use super::attention_plan::{adapter_is_cpu, plan, plan_override, AttnPlan};
+use super::wgsl_unroll::unroll;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{
-    into_contiguous, kernel_source, CubeBackend, CubeTensor, KernelSource, SourceKernel,
-    SourceTemplate,
+    into_contiguous, CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate,
 };
 use burn::cubecl::{prelude::KernelId, server::KernelArguments, CubeCount, CubeDim};
 use burn::tensor::DType;
 use burn::tensor::Shape;
-use derive_new::new;
 
-kernel_source!(FwdRaw, "../../shaders/attention_fwd.wgsl");
-kernel_source!(DkvRaw, "../../shaders/attention_bwd_dkv.wgsl");
-kernel_source!(DqRaw, "../../shaders/attention_bwd_dq.wgsl");
+const FWD: &str = include_str!("../../shaders/attention_fwd.wgsl");
+const DKV: &str = include_str!("../../shaders/attention_bwd_dkv.wgsl");
+const DQ: &str = include_str!("../../shaders/attention_bwd_dq.wgsl");
 
 /// Which of the three kernels, with its compile-time constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,49 +28,49 @@ enum Pass {
     BackwardDq,
 }
 
-/// One kernel specialisation: head size `hs`, `wg` rows (or keys) per workgroup = workgroup size,
-/// `tile` rows (or keys) per workgroup-memory tile.
+/// One kernel specialisation: head size `hs` and the adapter's work sizes.
 #[derive(Debug, Clone, Copy)]
 struct AttnKernel {
     pass: Pass,
     hs: usize,
-    wg: usize,
-    tile: usize,
+    plan: AttnPlan,
 }
 
 impl KernelSource for AttnKernel {
     fn source(&self) -> SourceTemplate {
-        let (hs, wg, tile) = (
-            self.hs.to_string(),
-            self.wg.to_string(),
-            self.tile.to_string(),
-        );
-        match self.pass {
-            Pass::Forward => FwdRaw.source().register("br", wg).register("bc", tile),
-            Pass::BackwardDkv => DkvRaw.source().register("bk", wg).register("bq", tile),
-            Pass::BackwardDq => DqRaw.source().register("br", wg).register("bc", tile),
-        }
-        .register("hs", hs)
+        let raw = match self.pass {
+            Pass::Forward => FWD,
+            Pass::BackwardDkv => DKV,
+            Pass::BackwardDq => DQ,
+        };
+        let p = self.plan;
+        let src = unroll(raw, &[("HS4", self.hs / 4), ("R", p.rows)]);
+        SourceTemplate::new(src)
+            .register("hs", self.hs.to_string())
+            .register("wg", p.wg.to_string())
+            .register("rows", p.rows.to_string())
+            .register("tile", p.tile.to_string())
     }
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.pass, self.hs, self.wg, self.tile))
+        KernelId::new::<Self>().info((self.pass, self.hs, self.plan))
     }
     fn lang(&self) -> &'static str {
         "wgsl"
     }
 }
 
-/// Largest tile in {64, 32, 16, 8} such that two (tile × hs) f32 tiles plus two f32 vectors fit
-/// the adapter's workgroup memory, and the workgroup (one invocation per row) fits its limits.
-/// lavapipe: 64 for hs ≤ 32, 32 for hs 64, 16 for hs 128 (32 KiB of workgroup memory).
-fn pick_tile(t: &CubeTensor, hs: usize) -> usize {
+/// The adapter's plan for head size `hs` (see `attention_plan`), unless a test forces one.
+fn pick_plan(t: &CubeTensor, hs: usize) -> AttnPlan {
+    if let Some(p) = plan_override() {
+        return p;
+    }
     let hw = &t.client.properties().hardware;
-    let shared = hw.max_shared_memory_size.max(16 * 1024);
-    let units = hw.max_units_per_cube.max(64) as usize;
-    [64usize, 32, 16, 8]
-        .into_iter()
-        .find(|&b| 2 * b * hs * 4 + 2 * b * 4 + 64 <= shared && b <= units)
-        .unwrap_or(8)
+    plan(
+        hs,
+        hw.max_shared_memory_size,
+        hw.max_units_per_cube as usize,
+        adapter_is_cpu(),
+    )
 }
 
 fn empty(like: &CubeTensor, dims: Vec<usize>) -> CubeTensor {
@@ -110,7 +111,7 @@ fn launch(
     let info_h = like.client.create_from_slice(bytemuck::cast_slice(info));
     let mut bindings: Vec<_> = buffers.iter().map(|t| t.handle.clone().binding()).collect();
     bindings.push(info_h.binding());
-    let cube_dim = CubeDim::new_3d(kernel.wg as u32, 1, 1);
+    let cube_dim = CubeDim::new_3d(kernel.plan.wg as u32, 1, 1);
     like.client.launch(
         Box::new(SourceKernel::new(kernel, cube_dim)),
         CubeCount::Static(groups.0, groups.1, 1),
@@ -136,14 +137,13 @@ impl AttentionExt for CubeBackend {
         let (inf, [b, nh, t, _tk, hs]) = info(&q, &k, t_past);
         let out = empty(&q, vec![b, nh, t, hs]); // (B, nh, T, hs)
         let lse = empty(&q, vec![b, nh, t]); // (B, nh, T)
-        let tile = pick_tile(&q, hs);
+        let plan = pick_plan(&q, hs);
         let kernel = AttnKernel {
             pass: Pass::Forward,
             hs,
-            wg: tile,
-            tile,
+            plan,
         };
-        let groups = (t.div_ceil(tile) as u32, (b * nh) as u32);
+        let groups = (t.div_ceil(plan.block()) as u32, (b * nh) as u32);
         launch(kernel, groups, &q, vec![&q, &k, &v, &pad, &out, &lse], &inf);
         (out, lse)
     }
@@ -171,14 +171,13 @@ impl AttentionExt for CubeBackend {
         let dq = empty(&q, vec![b, nh, t, hs]);
         let dk = empty(&q, vec![b, nh, tk, hs]);
         let dv = empty(&q, vec![b, nh, tk, hs]);
-        let tile = pick_tile(&q, hs);
+        let plan = pick_plan(&q, hs);
         let dkv = AttnKernel {
             pass: Pass::BackwardDkv,
             hs,
-            wg: tile,
-            tile,
+            plan,
         };
-        let groups = (tk.div_ceil(tile) as u32, (b * nh) as u32);
+        let groups = (tk.div_ceil(plan.block()) as u32, (b * nh) as u32);
         launch(
             dkv,
             groups,
@@ -189,10 +188,9 @@ impl AttentionExt for CubeBackend {
         let dqk = AttnKernel {
             pass: Pass::BackwardDq,
             hs,
-            wg: tile,
-            tile,
+            plan,
         };
-        let groups = (t.div_ceil(tile) as u32, (b * nh) as u32);
+        let groups = (t.div_ceil(plan.block()) as u32, (b * nh) as u32);
         launch(
             dqk,
             groups,

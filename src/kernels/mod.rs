@@ -3,8 +3,10 @@
 
 pub mod attention;
 mod attention_launch;
+pub mod attention_plan;
 mod rank_ext;
 pub mod ranking_loss;
+mod wgsl_unroll;
 
 pub use rank_ext::kernel_launches;
 

@@ -1,6 +1,12 @@
 //! `rlhf bench attention`: the fused WGSL attention vs burn's composed attention (the reference
 //! twin), under autodiff, forward + backward, on random (B, nh, T, hs) inputs: time per step,
 //! speed ratio, and device memory held at the high-water mark of the step.
+//!
+//! Memory is what burn's device memory pool reports in use (`memory_pool_usage`), sampled after
+//! the forward (saved activations alive) and after the backward, minus what was in use before
+//! the step (the inputs). Buffers that live and die inside one pass are not seen, so it is a lower
+//! bound on the true peak; it does include everything the forward saves for backward, which is
+//! where the composed path's (B, nh, T, T) matrices sit.
 
 use crate::kernels::attention::{causal_attention, kernel_applies, set_force_reference};
 use crate::stages::bench::device_mem_mib;
