@@ -101,10 +101,12 @@ impl PpoConfig {
     /// Defaults for a model preset: `tiny` is sized for tests (a few seconds per iteration on
     /// two CPU cores).
     pub fn for_preset(preset: &str) -> Self {
-        let mut c = Self::default();
-        // the default job's RM likes long answers; without this, every response fills
+        // the default job's RM likes long answers; without the penalty, every response fills
         // max_new_tokens within ~15 iterations and the KL per response grows with it
-        c.missing_eos_penalty = Some(2.0);
+        let mut c = Self {
+            missing_eos_penalty: Some(2.0),
+            ..Self::default()
+        };
         if preset == "tiny" {
             // 16-token responses rarely end: the penalty would be a constant
             c.missing_eos_penalty = None;
