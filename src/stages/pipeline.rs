@@ -70,7 +70,7 @@ impl PipelineConfig {
                 (512, 16, 24)
             }
             "small" => {
-                // measured on the 2-core CPU (README "Measured on the default job"): SFT's
+                // measured on the 2-core CPU (README "How it compares"): SFT's
                 // held-out loss is flat after ~150 steps; the RM gains most from more prompts
                 (pt.steps, st.steps) = (PRETRAIN_STEPS_SMALL, SFT_STEPS_SMALL);
                 (2048, 0, 48)
