@@ -15,19 +15,22 @@ fn rlhf() -> Command {
 fn pipeline_tiny_end_to_end_and_rerun_skips() {
     let d = common::tmp_dir("pipeline");
     let out = d.join("run");
-    let o = rlhf()
-        .args([
-            "pipeline",
-            "--preset",
-            "tiny",
-            "--device",
-            "cpu",
-            "--ptx-ablation",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = || {
+        rlhf()
+            .args([
+                "pipeline",
+                "--preset",
+                "tiny",
+                "--device",
+                "cpu",
+                "--ptx-ablation",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "pipeline failed:\n{err}");
     for f in [
@@ -62,19 +65,7 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .iter()
         .flat_map(|s| &s.responses)
         .any(|r| !r.is_empty()));
-    let o = rlhf()
-        .args([
-            "pipeline",
-            "--preset",
-            "tiny",
-            "--device",
-            "cpu",
-            "--ptx-ablation",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert_eq!(err.matches("already done, skipped").count(), 10, "{err}");

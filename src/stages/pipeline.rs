@@ -500,23 +500,13 @@ impl RoundCtx<'_> {
     }
 
     fn ppo(&self, policy: &Path, rm_dir: &Path, out: &Path) -> Result<String> {
-        let s = ppo::run(
-            ppo::PpoJob {
-                policy: policy.to_path_buf(),
-                reference: Some(self.sft.to_path_buf()),
-                reward: ppo::RewardSource::Model(rm_dir.to_path_buf()),
-                value_init: None,
-                prompts: self.assets.join("prompts.jsonl"),
-                ptx_corpus: self.corpus.to_vec(),
-                out: out.to_path_buf(),
-                cfg: self.cfg.ppo.clone(),
-                resume: true,
-            },
+        super::pipeline_eval::run_ppo(
+            self.assets,
+            self.corpus,
+            self.sft,
+            (policy, rm_dir, out),
+            self.cfg.ppo.clone(),
             self.device,
-        )?;
-        Ok(format!(
-            ": RM score {:.3} -> {:.3}, KL {:.2} nats/response",
-            s.first.rm_score, s.last.rm_score, s.last.kl
-        ))
+        )
     }
 }

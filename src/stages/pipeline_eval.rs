@@ -83,25 +83,45 @@ impl EvalCtx<'_> {
                 cfg.steps
             ),
             || {
-                let s = ppo::run(
-                    ppo::PpoJob {
-                        policy: start.to_path_buf(),
-                        reference: Some(self.sft.to_path_buf()),
-                        reward: ppo::RewardSource::Model(rm_dir.to_path_buf()),
-                        value_init: None,
-                        prompts: self.assets.join("prompts.jsonl"),
-                        ptx_corpus: corpus.to_vec(),
-                        out: out.to_path_buf(),
-                        cfg,
-                        resume: true,
-                    },
+                run_ppo(
+                    self.assets,
+                    corpus,
+                    self.sft,
+                    (start, rm_dir, out),
+                    cfg,
                     self.device,
-                )?;
-                Ok(format!(
-                    ": RM score {:.3} -> {:.3}, KL {:.2} nats/response",
-                    s.first.rm_score, s.last.rm_score, s.last.kl
-                ))
+                )
             },
         )
     }
+}
+
+/// PPO from `start` against the reward model `rm_dir` into `out`, SFT the KL reference, the
+/// bundled prompts and the training novels as ptx corpus; returns the stage's closing line.
+pub(super) fn run_ppo(
+    assets: &Path,
+    corpus: &[PathBuf],
+    sft: &Path,
+    (start, rm_dir, out): (&Path, &Path, &Path),
+    cfg: crate::ppo::PpoConfig,
+    device: &Device,
+) -> Result<String> {
+    let s = ppo::run(
+        ppo::PpoJob {
+            policy: start.to_path_buf(),
+            reference: Some(sft.to_path_buf()),
+            reward: ppo::RewardSource::Model(rm_dir.to_path_buf()),
+            value_init: None,
+            prompts: assets.join("prompts.jsonl"),
+            ptx_corpus: corpus.to_vec(),
+            out: out.to_path_buf(),
+            cfg,
+            resume: true,
+        },
+        device,
+    )?;
+    Ok(format!(
+        ": RM score {:.3} -> {:.3}, KL {:.2} nats/response",
+        s.first.rm_score, s.last.rm_score, s.last.kl
+    ))
 }
