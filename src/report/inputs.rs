@@ -4,25 +4,11 @@
 
 use crate::data::formats::read_samples;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
 
-/// One stage's wall time, as the pipeline writes it into `timings.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageTime {
-    pub name: String,
-    pub seconds: f64,
-    /// True when the stage was already done and skipped in the run that wrote the file.
-    #[serde(default)]
-    pub skipped: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Timings {
-    #[serde(default)]
-    stages: Vec<StageTime>,
-}
+pub use crate::stages::pipeline::StageTime;
+use crate::stages::pipeline::Timings;
 
 /// A `metrics.csv`: its header and rows (empty cells are NaN).
 #[derive(Debug, Clone, Default)]

@@ -87,7 +87,7 @@ fn config_section(s: &mut String, cfg: &Value) {
 fn times_section(s: &mut String, inp: &RunInputs) {
     let _ = writeln!(s, "## Stage times\n\n| stage | seconds | |\n|---|---|---|");
     for t in &inp.timings {
-        let note = match (super::targets::is_ablation_stage(&t.name), t.skipped) {
+        let note = match (t.is_ablation(), t.skipped) {
             (true, true) => "ptx ablation, not counted in the total; already done, skipped",
             (true, false) => "ptx ablation, not counted in the total",
             (false, true) => "already done, skipped",

@@ -54,19 +54,10 @@ pub fn ppl_increase(eval: &Value) -> Option<(f64, f64, f64)> {
     Some((p - b, b, p))
 }
 
-/// True for the stages of `--ptx-ablation`, an optional extra that is not part of the job.
-pub fn is_ablation_stage(name: &str) -> bool {
-    name.contains("(no ptx)")
-}
-
 /// The pipeline's wall time without the optional ptx ablation: (seconds, whether any stage was
 /// skipped in the timed run).
 pub fn pipeline_seconds(inp: &RunInputs) -> Option<(f64, bool)> {
-    let job: Vec<_> = inp
-        .timings
-        .iter()
-        .filter(|t| !is_ablation_stage(&t.name))
-        .collect();
+    let job: Vec<_> = inp.timings.iter().filter(|t| !t.is_ablation()).collect();
     if job.is_empty() {
         return None;
     }

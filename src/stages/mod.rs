@@ -10,6 +10,7 @@ pub mod label;
 pub mod lm_train;
 pub mod pipeline;
 mod pipeline_eval;
+mod pipeline_runner;
 pub mod ppo;
 mod ppo_setup;
 pub mod pretrain;

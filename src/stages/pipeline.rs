@@ -109,60 +109,8 @@ const PRETRAIN_STEPS_SMALL: usize = 500;
 /// SFT steps of the default job (its held-out response loss is flat after ~150).
 const SFT_STEPS_SMALL: usize = 150;
 
-/// Wall time of one stage, as recorded in `timings.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StageTime {
-    pub name: String,
-    pub seconds: f64,
-    /// True when the stage was already finished and this run skipped it.
-    pub skipped: bool,
-}
-
-/// `timings.json`: the stages of the last run on this directory.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Timings {
-    pub stages: Vec<StageTime>,
-}
-
-/// Prints the stage lines and records timings.
-pub(super) struct Runner {
-    out: PathBuf,
-    n: usize,
-    i: usize,
-    timings: Timings,
-}
-
-impl Runner {
-    /// Runs stage `name` unless `done`; `what` says what it will do, `f` does it and returns the
-    /// closing line.
-    pub(super) fn stage(
-        &mut self,
-        name: &str,
-        done: bool,
-        what: String,
-        f: impl FnOnce() -> Result<String>,
-    ) -> Result<()> {
-        self.i += 1;
-        let (i, n) = (self.i, self.n);
-        let t0 = Instant::now();
-        if done {
-            eprintln!("[{i}/{n}] {name}: already done, skipped");
-        } else {
-            eprintln!("[{i}/{n}] {name}: {what}");
-            let line = f().with_context(|| format!("pipeline stage {name}"))?;
-            eprintln!(
-                "[{i}/{n}] {name}: done in {:.1}s{line}",
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        self.timings.stages.push(StageTime {
-            name: name.to_string(),
-            seconds: t0.elapsed().as_secs_f64(),
-            skipped: done,
-        });
-        crate::config::save_json(&self.timings, &self.out.join("timings.json"))
-    }
-}
+use super::pipeline_runner::Runner;
+pub use super::pipeline_runner::{StageTime, Timings, ABLATION_TAG};
 
 /// Runs the pipeline; returns the run directory.
 pub fn run(
@@ -175,12 +123,10 @@ pub fn run(
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::config::save_json(cfg, &out.join("pipeline.json"))?;
     let t_all = Instant::now();
-    let mut r = Runner {
-        out: out.to_path_buf(),
-        n: 5 + 4 * cfg.rounds.max(1) + if cfg.ptx_ablation { 2 } else { 0 },
-        i: 0,
-        timings: Timings::default(),
-    };
+    let mut r = Runner::new(
+        out.to_path_buf(),
+        5 + 4 * cfg.rounds.max(1) + if cfg.ptx_ablation { 2 } else { 0 },
+    );
 
     let tok_path = out.join("tokenizer.json");
     let corpus = assets::training_corpus(&assets)?;
@@ -265,11 +211,8 @@ pub fn run(
         policy: sft_dir.clone(),
         rm: None,
     };
-    // where the last round's PPO started (the ptx ablation starts there too)
-    let mut last_start = RoundPaths {
-        policy: sft_dir.clone(),
-        rm: None,
-    };
+    // the policy the last round's PPO started from (the ptx ablation starts there too)
+    let mut last_start = sft_dir.clone();
     for round in 1..=cfg.rounds.max(1) {
         let dir = if round == 1 {
             out.to_path_buf()
@@ -285,10 +228,7 @@ pub fn run(
             device,
             round,
         };
-        last_start = RoundPaths {
-            policy: prev.policy.clone(),
-            rm: prev.rm.clone(),
-        };
+        last_start = prev.policy.clone();
         prev = ctx.run(&mut r, &dir, &prev)?;
     }
 
@@ -309,16 +249,15 @@ pub fn run(
         prev.rm.as_deref(),
     )?;
     if cfg.ptx_ablation {
-        let start = &last_start.policy;
         let rm_dir = prev
             .rm
             .as_deref()
             .context("the ptx ablation needs a reward model")?;
         let noptx = out.join("ppo_noptx");
-        ev.ppo_without_ptx(&mut r, &corpus, start, rm_dir, &noptx)?;
+        ev.ppo_without_ptx(&mut r, &corpus, &last_start, rm_dir, &noptx)?;
         ev.eval(
             &mut r,
-            "eval (no ptx)",
+            &format!("eval {ABLATION_TAG}"),
             &out.join("eval_noptx"),
             &noptx,
             Some(rm_dir),

@@ -3,7 +3,8 @@
 //! (`ppo_noptx/`), evaluated the same way (`eval_noptx/`) — whose held-out perplexities put
 //! the alignment tax with and without ptx side by side in `report.md`.
 
-use super::pipeline::{PipelineConfig, Runner};
+use super::pipeline::PipelineConfig;
+use super::pipeline_runner::{Runner, ABLATION_TAG};
 use super::{assets, eval, ppo};
 use anyhow::Result;
 use burn::prelude::*;
@@ -76,7 +77,7 @@ impl EvalCtx<'_> {
         let mut cfg = self.cfg.ppo.clone();
         cfg.ptx_coef = 0.0;
         r.stage(
-            "ppo (no ptx)",
+            &format!("ppo {ABLATION_TAG}"),
             ppo::is_finished(out),
             format!(
                 "the same {} iterations without the pretraining mix (alignment-tax baseline)",

@@ -8,6 +8,7 @@
 
 use super::lm_train::TrainConfig;
 use crate::checkpoint::{self, CheckpointConfig, SaveRequest};
+use crate::config::ModelConfig;
 use crate::data::rankings::{read_rankings, Ranking};
 use crate::data::template::{render_prompt, render_response};
 use crate::data::tokenizer::Tok;
@@ -17,7 +18,7 @@ use crate::train::guard::{Guard, Verdict};
 use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::train::tensors::{ints, to_vec};
 use crate::util::rng::{seed_backend_for_step, Rng};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -267,6 +268,13 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         checkpoint::load_lm(&job.init, device)?
     };
     let mut mcfg = sft.config.model.clone();
+    // the training copy's dropout passes the model's own checks
+    ModelConfig {
+        dropout: job.dropout,
+        ..mcfg.clone()
+    }
+    .validate()
+    .context("rm --dropout")?;
     mcfg.dropout = 0.0; // saved config: a reward must not depend on a dropout mask
     let tok = sft.tok.clone();
     let (mut groups, cut) = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
@@ -366,9 +374,6 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     };
     let first_eval = eval(&model)?;
     let ad = device.clone().autodiff();
-    if !(0.0..1.0).contains(&job.dropout) {
-        bail!("rm: dropout must be in [0, 1), got {}", job.dropout);
-    }
     // dropout only in the training copy: the saved config keeps 0 (a reward must not depend on
     // a dropout mask), and `eval` scores through `valid()`, which has none
     let mut model = model.with_dropout(job.dropout).train();
