@@ -154,6 +154,11 @@ pub struct OptimArgs {
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Micro-batches per batch (default 2): on the CPU backend each runs on its own thread, on a
+    /// GPU in turn. The gradient is the whole batch's either way; dropout masks are drawn per
+    /// micro-batch, so keep it fixed to reproduce a run.
+    #[arg(long)]
+    pub micro_batches: Option<usize>,
     /// Stop after this many consecutive non-finite losses or gradients (each is skipped; default 10).
     #[arg(long)]
     pub max_bad_steps: Option<usize>,
@@ -174,6 +179,7 @@ impl OptimArgs {
             eval_every,
             checkpoint_every,
             seed,
+            micro_batches,
             max_bad_steps
         );
         c
@@ -372,6 +378,10 @@ pub enum BenchCmd {
         /// Timed steps (after 3 warm-up steps).
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// Micro-batches per step, as the training stages' `--micro-batches` (CPU: one thread
+        /// each). Default 2.
+        #[arg(long, default_value_t = 2)]
+        micro_batches: usize,
         #[command(flatten)]
         device: DeviceArg,
     },

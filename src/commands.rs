@@ -259,12 +259,19 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 vocab_size,
                 batch_size,
                 steps,
+                micro_batches,
                 device,
             } => {
                 let dev = open(device.device)?;
                 let mut cfg = ModelConfig::preset(&preset)?;
                 cfg.vocab_size = vocab_size;
-                bench::train(&cfg, batch_size, steps, &dev.device, &dev.description)
+                bench::train(
+                    &cfg,
+                    (batch_size, micro_batches),
+                    steps,
+                    &dev.device,
+                    &dev.description,
+                )
             }
             BenchCmd::Attention {
                 batch_size,

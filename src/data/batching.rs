@@ -26,6 +26,23 @@ impl Batch {
     pub fn n_targets(&self) -> usize {
         self.w.iter().filter(|&&w| w > 0.0).count()
     }
+
+    /// Sum of the target weights (the denominator of the masked mean loss).
+    pub fn weight_sum(&self) -> f64 {
+        self.w.iter().map(|&w| w as f64).sum()
+    }
+
+    /// Rows `r` of the batch (a micro-batch).
+    pub fn rows(&self, r: std::ops::Range<usize>) -> Batch {
+        let (a, b) = (r.start * self.t, r.end * self.t);
+        Batch {
+            b: r.len(),
+            t: self.t,
+            x: self.x[a..b].to_vec(),
+            y: self.y[a..b].to_vec(),
+            w: self.w[a..b].to_vec(),
+        }
+    }
 }
 
 /// A batch of `b` random windows of `t + 1` tokens from `stream`.

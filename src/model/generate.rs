@@ -232,6 +232,31 @@ pub fn prompt_room(n_ctx: usize, cfg: &SampleConfig) -> usize {
     n_ctx - cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1)
 }
 
+/// As [`generate`] with the KV cache, but on the CPU backend the prompts are cut into two halves
+/// generated on parallel threads (`train::shards`), each from its own RNG drawn from `rng`:
+/// a decode step of a small model is too short for the backend to use both cores. Elsewhere it
+/// is one batch from `rng`. Either way the result depends only on the prompts and the RNG.
+pub fn generate_parallel(
+    model: &Gpt,
+    prompts: &[Vec<u32>],
+    cfg: &SampleConfig,
+    eot: u32,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>> {
+    if prompts.len() < 2 || !crate::train::shards::is_cpu(device) {
+        return generate(model, prompts, cfg, eot, rng, true, device);
+    }
+    let halves = crate::train::shards::ranges(prompts.len(), 2);
+    let seeds: Vec<u64> = halves.iter().map(|_| rng.next_u64()).collect();
+    let outs = crate::train::shards::run(halves.len(), device, |i| {
+        let mut r = Rng::new(seeds[i]);
+        generate(model, &prompts[halves[i].clone()], cfg, eot, &mut r, true, device)
+    })?;
+    Ok(outs.into_iter().flatten().collect())
+}
+
+
 /// Generates a response for each prompt; a response ends at `eot` (not included) or after
 /// `max_new_tokens`. Prompts longer than the context minus `max_new_tokens` are cut from the left.
 pub fn generate(

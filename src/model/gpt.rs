@@ -3,10 +3,11 @@
 //! `h.{i}.mlp.c_fc`, `ln_f`), so the safetensors file uses Hugging Face's tensor names.
 
 use super::attention::{CausalSelfAttention, LayerKv};
+use super::dropout::Dropout;
 use super::layer_norm::LayerNorm;
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
+use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Distribution;
@@ -85,7 +86,7 @@ impl Gpt {
     pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
         let c = cfg.n_embd;
         let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
-        let drop = || DropoutConfig::new(cfg.dropout).init();
+        let drop = || Dropout::new(cfg.dropout);
         let h = (0..cfg.n_layer)
             .map(|_| Block {
                 ln_1: LayerNorm::new(c, cfg.layer_norm_epsilon, device),

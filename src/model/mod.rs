@@ -2,6 +2,7 @@
 //! attention, and KV-cached generation.
 
 pub mod attention;
+pub mod dropout;
 pub mod generate;
 pub mod gpt;
 pub mod heads;

@@ -12,8 +12,9 @@ use crate::model::{Gpt, RewardModel};
 use crate::rl::ppo_policy_loss;
 use crate::train::clip::clip_global_norm;
 use crate::train::guard::{Guard, Verdict};
+use crate::train::shards;
 use crate::train::tensors::{batch_tensors, floats, ints, scalar, to_vec};
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
@@ -58,50 +59,51 @@ impl Learner {
         ad: &Device,
     ) -> Result<(Self, StepStats, Option<String>)> {
         let g = Grid::new(eps, pad);
-        let shape = [g.b, g.t];
-        let x = ints(&g.x, shape, ad);
-        let y = ints(&g.y, shape, ad);
-        let mask = floats(&g.mask, shape, ad);
-        let spread =
-            |f: fn(&Episode) -> &[f32]| floats(&g.spread(eps.iter().map(|e| f(e))), shape, ad);
-        let logp_old = spread(|e| &e.logp_old);
-        let adv = spread(|e| &e.advantages);
-
-        // policy: clipped surrogate (+ γ_ptx · pretraining NLL)
-        let logits = self.policy.forward(x.clone()); // (B, T, V)
-        let ent = scalar(entropy(logits.clone(), mask.clone()));
-        let logp_new = token_logprobs(logits, y); // (B, T)
-        let new_host: Vec<f32> = g.gather(&to_vec(logp_new.clone().detach())?).concat();
-        let old_host: Vec<f32> = eps.iter().flat_map(|e| e.logp_old.clone()).collect();
-        let adv_host: Vec<f32> = eps.iter().flat_map(|e| e.advantages.clone()).collect();
-        let diag = ppo_policy_loss(&new_host, &old_host, &adv_host, cfg.clip_eps);
-        let pl = policy_loss(logp_new, logp_old, adv, mask.clone(), cfg.clip_eps);
+        let guard_ro: &Guard = guard;
+        // the policy's surrogate, its ptx term and the value loss are three independent
+        // forward/backward passes: on the CPU backend they run on parallel threads
+        // (`train::shards`), each on its own fork of its model
+        let n_parts = if ptx.is_some() { 3 } else { 2 };
+        let parts = shards::run(n_parts, ad, |i| -> Result<Part> {
+            match i {
+                0 => self.surrogate_part(eps, &g, cfg, guard_ro, update, ad),
+                1 => self.value_part(eps, &g, cfg, ad),
+                _ => self.ptx_part(ptx, ad),
+            }
+        })?;
         let mut stats = StepStats {
-            policy_loss: scalar(pl.clone()),
-            clip_frac: diag.clip_frac as f64,
-            approx_kl: diag.approx_kl as f64,
-            entropy: ent,
             ptx_loss: f64::NAN,
             ..Default::default()
         };
-        let mut total = pl;
-        if let Some(b) = ptx {
-            let (px, py, pw) = batch_tensors(b, ad);
-            let l = masked_nll(self.policy.forward(px), py, pw);
-            stats.ptx_loss = scalar(l.clone());
-            total = total + l.mul_scalar(cfg.ptx_coef);
+        let (mut pparts, mut vgrads) = (Vec::new(), None);
+        for part in parts {
+            match part {
+                Part::Surrogate(s, grads) => {
+                    stats = StepStats {
+                        ptx_loss: stats.ptx_loss,
+                        ..s
+                    };
+                    pparts.push((grads, 1.0));
+                }
+                Part::Ptx(loss, grads) => {
+                    stats.ptx_loss = loss;
+                    pparts.push((grads, cfg.ptx_coef));
+                }
+                Part::Value(loss, grads) => {
+                    stats.value_loss = loss;
+                    vgrads = Some(grads);
+                }
+            }
         }
-        let total = guard.poison(update, total);
-        let total_v = scalar(total.clone());
-        let mut pgrads = GradientsParams::from_grads(total.backward(), &self.policy);
+        let total_v = stats.policy_loss
+            + if ptx.is_some() {
+                cfg.ptx_coef * stats.ptx_loss
+            } else {
+                0.0
+            };
+        let mut pgrads = shards::combine(&self.policy, pparts);
         stats.policy_grad_norm = clip_global_norm(&self.policy, &mut pgrads, cfg.grad_clip);
-
-        // value model: clipped squared error to the λ-returns
-        let v_old = spread(|e| &e.values);
-        let returns = spread(|e| &e.returns);
-        let vl = value_loss(self.value.values(x), v_old, returns, mask, cfg.value_clip);
-        stats.value_loss = scalar(vl.clone());
-        let mut vgrads = GradientsParams::from_grads(vl.backward(), &self.value);
+        let mut vgrads = vgrads.unwrap_or_default();
         stats.value_grad_norm = clip_global_norm(&self.value, &mut vgrads, cfg.grad_clip);
 
         let verdict = guard.check(
@@ -120,4 +122,89 @@ impl Learner {
         };
         Ok((self, stats, skipped))
     }
+
+    /// The clipped surrogate on a fork of the policy: its stats and gradients.
+    fn surrogate_part(
+        &self,
+        eps: &[&Episode],
+        g: &Grid,
+        cfg: &PpoConfig,
+        guard: &Guard,
+        update: usize,
+        ad: &Device,
+    ) -> Result<Part> {
+        let policy = self.policy.clone().fork(ad);
+        let shape = [g.b, g.t];
+        let x = ints(&g.x, shape, ad);
+        let y = ints(&g.y, shape, ad);
+        let mask = floats(&g.mask, shape, ad);
+        let spread =
+            |f: fn(&Episode) -> &[f32]| floats(&g.spread(eps.iter().map(|e| f(e))), shape, ad);
+        let logits = policy.forward(x); // (B, T, V)
+        let ent = scalar(entropy(logits.clone(), mask.clone()));
+        let logp_new = token_logprobs(logits, y); // (B, T)
+        let new_host: Vec<f32> = g.gather(&to_vec(logp_new.clone().detach())?).concat();
+        let old_host: Vec<f32> = eps.iter().flat_map(|e| e.logp_old.clone()).collect();
+        let adv_host: Vec<f32> = eps.iter().flat_map(|e| e.advantages.clone()).collect();
+        let diag = ppo_policy_loss(&new_host, &old_host, &adv_host, cfg.clip_eps);
+        let pl = policy_loss(
+            logp_new,
+            spread(|e| &e.logp_old),
+            spread(|e| &e.advantages),
+            mask,
+            cfg.clip_eps,
+        );
+        let pl = guard.poison(update, pl);
+        let stats = StepStats {
+            policy_loss: scalar(pl.clone()),
+            clip_frac: diag.clip_frac as f64,
+            approx_kl: diag.approx_kl as f64,
+            entropy: ent,
+            ..Default::default()
+        };
+        Ok(Part::Surrogate(
+            stats,
+            GradientsParams::from_grads(pl.backward(), &policy),
+        ))
+    }
+
+    /// The pretraining NLL of a ptx batch on a fork of the policy (unweighted).
+    fn ptx_part(&self, ptx: Option<&Batch>, ad: &Device) -> Result<Part> {
+        let b = ptx.ok_or_else(|| anyhow!("ptx part without a ptx batch"))?;
+        let policy = self.policy.clone().fork(ad);
+        let (px, py, pw) = batch_tensors(b, ad);
+        let l = masked_nll(policy.forward(px), py, pw);
+        Ok(Part::Ptx(
+            scalar(l.clone()),
+            GradientsParams::from_grads(l.backward(), &policy),
+        ))
+    }
+
+    /// The clipped squared error of the value model to the λ-returns.
+    fn value_part(&self, eps: &[&Episode], g: &Grid, cfg: &PpoConfig, ad: &Device) -> Result<Part> {
+        let value = self.value.clone().fork(ad);
+        let shape = [g.b, g.t];
+        let x = ints(&g.x, shape, ad);
+        let mask = floats(&g.mask, shape, ad);
+        let spread =
+            |f: fn(&Episode) -> &[f32]| floats(&g.spread(eps.iter().map(|e| f(e))), shape, ad);
+        let vl = value_loss(
+            value.values(x),
+            spread(|e| &e.values),
+            spread(|e| &e.returns),
+            mask,
+            cfg.value_clip,
+        );
+        Ok(Part::Value(
+            scalar(vl.clone()),
+            GradientsParams::from_grads(vl.backward(), &value),
+        ))
+    }
+}
+
+/// What one of a step's parallel passes returns.
+enum Part {
+    Surrogate(StepStats, GradientsParams),
+    Ptx(f64, GradientsParams),
+    Value(f64, GradientsParams),
 }

@@ -4,9 +4,10 @@
 //! is scored. All of it runs without gradients.
 
 use super::episode::{Episode, Grid};
-use crate::model::generate::{generate, SampleConfig};
+use crate::model::generate::{generate_parallel, SampleConfig};
 use crate::model::loss::token_logprobs;
 use crate::model::{Gpt, RewardModel};
+use crate::train::shards;
 use crate::train::tensors::{ints, to_vec};
 use crate::util::rng::Rng;
 use anyhow::Result;
@@ -84,7 +85,7 @@ pub fn rollout(
     rng: &mut Rng,
     device: &Device,
 ) -> Result<Vec<Episode>> {
-    let responses = generate(m.policy, prompts, sampling, eot, rng, true, device)?;
+    let responses = generate_parallel(m.policy, prompts, sampling, eot, rng, device)?;
     let mut eps: Vec<Episode> = prompts
         .iter()
         .zip(responses)
@@ -105,14 +106,20 @@ pub fn rollout(
     for part in eps.chunks_mut(chunk.max(1)) {
         let refs: Vec<&Episode> = part.iter().collect();
         let g = Grid::new(&refs, eot);
-        let x = ints(&g.x, [g.b, g.t], device);
-        let y = ints(&g.y, [g.b, g.t], device);
-        let lp = g.gather(&to_vec(token_logprobs(
-            m.policy.forward(x.clone()),
-            y.clone(),
-        ))?);
-        let lr = g.gather(&to_vec(token_logprobs(m.reference.forward(x.clone()), y))?);
-        let v = g.gather(&to_vec(m.value.values(x))?);
+        // three independent forwards: parallel threads on the CPU backend (`train::shards`)
+        let mut outs = shards::run(3, device, |i| {
+            let x = ints(&g.x, [g.b, g.t], device);
+            let y = ints(&g.y, [g.b, g.t], device);
+            let host = match i {
+                0 => to_vec(token_logprobs(m.policy.forward(x), y))?,
+                1 => to_vec(token_logprobs(m.reference.forward(x), y))?,
+                _ => to_vec(m.value.values(x))?,
+            };
+            Ok(g.gather(&host))
+        })?
+        .into_iter();
+        let mut next = || outs.next().unwrap_or_default();
+        let (lp, lr, v) = (next(), next(), next());
         for (((e, lp), lr), v) in part.iter_mut().zip(lp).zip(lr).zip(v) {
             (e.logp_old, e.logp_ref, e.values) = (lp, lr, v);
         }

@@ -3,13 +3,13 @@
 use crate::config::ModelConfig;
 use crate::data::batching::Batch;
 use crate::model::generate::{generate, SampleConfig};
-use crate::model::loss::masked_nll;
 use crate::model::Gpt;
-use crate::train::tensors::batch_tensors;
+use crate::stages::lm_train::{batch_grads, TrainConfig};
+use crate::train::guard::Guard;
 use crate::util::rng::Rng;
 use anyhow::Result;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use std::time::Instant;
 
@@ -40,10 +40,11 @@ fn random_batch(b: usize, t: usize, vocab: usize, rng: &mut Rng) -> Batch {
     }
 }
 
-/// Train tokens/s of `cfg` with batch `b` at full context, after 3 warm-up steps.
+/// Train tokens/s of `cfg` with batch `b` at full context cut into `micro` micro-batches (the
+/// training stages' step, `lm_train::batch_grads`), after 3 warm-up steps.
 pub fn train(
     cfg: &ModelConfig,
-    b: usize,
+    (b, micro): (usize, usize),
     steps: usize,
     device: &Device,
     label: &str,
@@ -53,24 +54,28 @@ pub fn train(
     let mut optim = AdamWConfig::new().init();
     let mut rng = Rng::new(0);
     let t = cfg.n_ctx;
-    let mut run = |model: Gpt, rng: &mut Rng| -> Gpt {
+    let tc = TrainConfig {
+        micro_batches: micro,
+        ..crate::stages::pretrain::default_config()
+    };
+    let guard = Guard::new("bench", 1)?;
+    let mut step = 0;
+    let mut run = |model: Gpt, rng: &mut Rng| -> Result<Gpt> {
         let batch = random_batch(b, t, cfg.vocab_size, rng);
-        let (x, y, w) = batch_tensors(&batch, &ad);
-        let loss = masked_nll(model.forward(x), y, w);
-        let _ = loss.clone().into_scalar::<f32>();
-        let g = GradientsParams::from_grads(loss.backward(), &model);
-        optim.step(1e-4, model, g)
+        let (_, g) = batch_grads(&model, &batch, &tc, step, &guard, &ad)?;
+        step += 1;
+        Ok(optim.step(1e-4, model, g))
     };
     for _ in 0..3 {
-        model = run(model, &mut rng);
+        model = run(model, &mut rng)?;
     }
     let t0 = Instant::now();
     for _ in 0..steps {
-        model = run(model, &mut rng);
+        model = run(model, &mut rng)?;
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "{{\"bench\":\"train\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},\"peak_rss_mib\":{:.0},\"device_mem_mib\":{}}}",
+        "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},\"peak_rss_mib\":{:.0},\"device_mem_mib\":{}}}",
         cfg.n_layer,
         cfg.n_embd,
         t,

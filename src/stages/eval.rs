@@ -13,7 +13,7 @@ use crate::eval::guards::{distinct_n, frequency_growth, mean, perplexity, win_ra
 use crate::eval::lm::{sequence_logprobs, spaced_windows, windows_perplexity, ScoredSeq};
 use crate::eval::{table, EvalReport, HeldoutInfo, ModelEval};
 use crate::labeler::sentiment::SentimentScorer;
-use crate::model::generate::{generate, SampleConfig};
+use crate::model::generate::{generate_parallel, SampleConfig};
 use crate::util::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
@@ -77,8 +77,8 @@ fn generate_all(
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch.max(1)) {
-        out.extend(generate(
-            &m.model, chunk, cfg, m.tok.eot, &mut rng, true, device,
+        out.extend(generate_parallel(
+            &m.model, chunk, cfg, m.tok.eot, &mut rng, device,
         )?);
     }
     Ok(out)

@@ -10,7 +10,9 @@ use crate::model::Gpt;
 use crate::train::clip::clip_global_norm;
 use crate::train::guard::{Guard, Verdict};
 use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
+use crate::model::dropout::seed_masks;
 use crate::train::schedule::LrSchedule;
+use crate::train::shards;
 use crate::train::tensors::{batch_tensors, scalar};
 use crate::util::rng::{seed_backend_for_step, Rng};
 use anyhow::Result;
@@ -50,6 +52,16 @@ pub struct TrainConfig {
     pub max_bad_steps: usize,
     /// Seed for initialisation, batch order and dropout.
     pub seed: u64,
+    /// Micro-batches each batch is cut into; on the CPU backend they run on parallel threads
+    /// (`train::shards`). The gradient is the whole batch's either way, but dropout masks are
+    /// drawn per micro-batch, so this is part of what makes a run reproducible. Default 2.
+    #[serde(default = "default_micro_batches")]
+    pub micro_batches: usize,
+}
+
+/// Default [`TrainConfig::micro_batches`]: one per core of a 2-core laptop.
+pub fn default_micro_batches() -> usize {
+    2
 }
 
 impl TrainConfig {
@@ -100,6 +112,39 @@ pub fn eval_loss(model: &Gpt, batches: &[Batch], device: &Device) -> Result<f64>
         n += cnt;
     }
     Ok(if n > 0.0 { sum / n } else { f64::NAN })
+}
+
+/// Loss and gradient of one training batch, cut into `cfg.micro_batches` micro-batches
+/// (`train::shards`: parallel threads on the CPU backend), each weighted by its share of the
+/// batch's target weight, so the result is the whole batch's masked mean.
+pub fn batch_grads(
+    model: &Gpt,
+    batch: &Batch,
+    cfg: &TrainConfig,
+    step: usize,
+    guard: &Guard,
+    ad: &Device,
+) -> Result<(f64, GradientsParams)> {
+    let parts: Vec<Batch> = shards::ranges(batch.b, cfg.micro_batches)
+        .into_iter()
+        .map(|r| batch.rows(r))
+        .collect();
+    let total = batch.weight_sum().max(1.0);
+    let outs = shards::run(parts.len(), ad, |i| {
+        seed_masks(cfg.seed, step, i);
+        let m = model.clone().fork(ad);
+        let (x, y, w) = batch_tensors(&parts[i], ad);
+        let loss = guard.poison(step, masked_nll(m.forward(x), y, w));
+        // masked_nll divides by max(Σw, 1): this weight makes Σ share·loss the batch's loss
+        let share = parts[i].weight_sum().max(1.0) / total;
+        let loss_v = scalar(loss.clone()) * share;
+        Ok((loss_v, (GradientsParams::from_grads(loss.backward(), &m), share)))
+    })?;
+    let loss_v = outs.iter().map(|(l, _)| l).sum();
+    Ok((
+        loss_v,
+        shards::combine(model, outs.into_iter().map(|(_, g)| g).collect()),
+    ))
 }
 
 /// Runs (or resumes) a stage. `init` is the model to start from when not resuming.
@@ -178,10 +223,7 @@ impl LmStage<'_> {
             let step = state.step;
             seed_backend_for_step(self.device, cfg.seed, step);
             let batch = data.train_batch(&mut state.rng)?;
-            let (x, y, w) = batch_tensors(&batch, &ad);
-            let loss = guard.poison(step, masked_nll(model.forward(x), y, w));
-            let loss_v = scalar(loss.clone());
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let (loss_v, mut grads) = batch_grads(&model, &batch, cfg, step, &guard, &ad)?;
             let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
             match guard.check(step, loss_v, norm)? {
                 Verdict::Apply => {

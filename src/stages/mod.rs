@@ -16,6 +16,8 @@ mod ppo_setup;
 pub mod pretrain;
 pub mod report;
 pub mod rm;
+pub mod rm_eval;
+pub mod rm_step;
 pub mod sample;
 pub mod score;
 pub mod sft;

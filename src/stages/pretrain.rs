@@ -28,6 +28,7 @@ pub fn default_config() -> TrainConfig {
         checkpoint_every: 200,
         max_bad_steps: 10,
         seed: 1337,
+        micro_batches: super::lm_train::default_micro_batches(),
     }
 }
 

@@ -16,15 +16,15 @@ use crate::model::RewardModel;
 use crate::train::clip::clip_global_norm;
 use crate::train::guard::{Guard, Verdict};
 use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
-use crate::train::tensors::{ints, to_vec};
+use crate::train::tensors::ints;
 use crate::util::rng::{seed_backend_for_step, Rng};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub use super::rm_eval::{rank_stats, score_groups, RankStats};
 pub use super::score::score_file;
 
 /// Defaults of the reward-model stage (batch_size counts prompts).
@@ -43,6 +43,7 @@ pub fn default_config() -> TrainConfig {
         checkpoint_every: 100,
         max_bad_steps: 10,
         seed: 31,
+        micro_batches: super::lm_train::default_micro_batches(),
     }
 }
 
@@ -133,71 +134,6 @@ pub fn group_rewards(
         model.forward(ints(&ids, [seqs.len(), t], device), &lens),
         ks,
     )
-}
-
-/// Ranking statistics of host rewards (prompt-major, best first within a prompt).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RankStats {
-    /// Mean over prompts of −1/C(K,2) Σ log σ(r_w − r_l).
-    pub loss: f64,
-    /// Fraction of ordered pairs with r_w > r_l.
-    pub accuracy: f64,
-    /// Mean r_w − r_l over pairs.
-    pub margin: f64,
-    pub reward_mean: f64,
-    pub reward_std: f64,
-}
-
-pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
-    let (mut loss, mut correct, mut pairs, mut margin) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    let mut off = 0;
-    for &k in ks {
-        let r = &rewards[off..off + k];
-        let mut l = 0.0;
-        for i in 0..k {
-            for j in i + 1..k {
-                let d = (r[i] - r[j]) as f64;
-                l += (-d).max(0.0) + (-d.abs()).exp().ln_1p(); // softplus(−d) = −log σ(d)
-                correct += if d > 0.0 { 1.0 } else { 0.0 };
-                margin += d;
-                pairs += 1.0;
-            }
-        }
-        loss += l / (k * (k - 1) / 2) as f64;
-        off += k;
-    }
-    let n = rewards.len().max(1) as f64;
-    let mean = rewards.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = rewards
-        .iter()
-        .map(|&x| (x as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    RankStats {
-        loss: loss / ks.len().max(1) as f64,
-        accuracy: correct / pairs.max(1.0),
-        margin: margin / pairs.max(1.0),
-        reward_mean: mean,
-        reward_std: var.sqrt(),
-    }
-}
-
-/// Scores groups in chunks of `prompts_per_batch`; returns host rewards and ks.
-pub fn score_groups(
-    model: &RewardModel,
-    groups: &[TokRanking],
-    pad: u32,
-    per_batch: usize,
-    device: &Device,
-) -> Result<(Vec<f32>, Vec<usize>)> {
-    let (mut all, mut ks) = (Vec::new(), Vec::new());
-    for chunk in groups.chunks(per_batch.max(1)) {
-        let refs: Vec<&TokRanking> = chunk.iter().collect();
-        let (r, k) = group_rewards(model, &refs, pad, device);
-        all.extend(to_vec(r)?);
-        ks.extend(k);
-    }
-    Ok((all, ks))
 }
 
 pub struct RmJob {
@@ -386,17 +322,11 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         let group: Vec<&TokRanking> = (0..cfg.batch_size.min(groups.len()))
             .map(|_| &groups[state.rng.below(groups.len())])
             .collect();
-        let (rewards, ks) = group_rewards(&model, &group, pad, &ad);
-        seqs += rewards.dims()[0];
+        let out = super::rm_step::rm_step(&model, &group, pad, cfg, step, &guard, &ad)?;
+        seqs += out.rewards.len();
         n_steps += 1;
-        let host = to_vec(rewards.clone().detach())?;
-        let train_stats = rank_stats(&host, &ks);
-        let loss = guard.poison(
-            step,
-            crate::kernels::ranking_loss::ranking_loss(rewards, &ks)?,
-        );
-        let loss_v = loss.clone().into_scalar::<f32>() as f64;
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let train_stats = rank_stats(&out.rewards, &out.ks);
+        let (loss_v, mut grads) = (out.loss, out.grads);
         let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
         match guard.check(step, loss_v, norm)? {
             Verdict::Apply => model = optim.step(sched.at(step), model, grads),

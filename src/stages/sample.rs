@@ -5,7 +5,7 @@
 use crate::checkpoint;
 use crate::data::formats::{read_prompts, write_jsonl, SampleRecord};
 use crate::data::template::render_prompt;
-use crate::model::generate::{generate, prompt_room, SampleConfig};
+use crate::model::generate::{generate_parallel, prompt_room, SampleConfig};
 use crate::train::metrics::progress_bar;
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
@@ -69,13 +69,12 @@ pub fn run(job: &SampleJob, device: &Device) -> Result<Vec<SampleRecord>> {
     let mut n_tokens = 0usize;
     for chunk in rows.chunks(job.batch_size.max(1)) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, ids)| ids.clone()).collect();
-        let gens = generate(
+        let gens = generate_parallel(
             &model,
             &ids,
             &job.sampling,
             loaded.tok.eot,
             &mut rng,
-            true,
             device,
         )?;
         for ((i, _), g) in chunk.iter().zip(gens) {

@@ -26,6 +26,7 @@ pub fn default_config() -> TrainConfig {
         checkpoint_every: 100,
         max_bad_steps: 10,
         seed: 2024,
+        micro_batches: super::lm_train::default_micro_batches(),
     }
 }
 

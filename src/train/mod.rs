@@ -5,4 +5,5 @@ pub mod clip;
 pub mod guard;
 pub mod metrics;
 pub mod schedule;
+pub mod shards;
 pub mod tensors;

@@ -1,0 +1,84 @@
+//! Reward-model evaluation: pairwise ranking statistics of host rewards and batched scoring of
+//! tokenized rankings (held-out accuracy during training, the normalisation bias after it).
+
+use super::rm::{group_rewards, TokRanking};
+use crate::model::RewardModel;
+use crate::train::tensors::to_vec;
+use anyhow::Result;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Ranking statistics of host rewards (prompt-major, best first within a prompt).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RankStats {
+    /// Mean over prompts of −1/C(K,2) Σ log σ(r_w − r_l).
+    pub loss: f64,
+    /// Fraction of ordered pairs with r_w > r_l.
+    pub accuracy: f64,
+    /// Mean r_w − r_l over pairs.
+    pub margin: f64,
+    pub reward_mean: f64,
+    pub reward_std: f64,
+}
+
+pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
+    let (mut loss, mut correct, mut pairs, mut margin) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut off = 0;
+    for &k in ks {
+        let r = &rewards[off..off + k];
+        let mut l = 0.0;
+        for i in 0..k {
+            for j in i + 1..k {
+                let d = (r[i] - r[j]) as f64;
+                l += (-d).max(0.0) + (-d.abs()).exp().ln_1p(); // softplus(−d) = −log σ(d)
+                correct += if d > 0.0 { 1.0 } else { 0.0 };
+                margin += d;
+                pairs += 1.0;
+            }
+        }
+        loss += l / (k * (k - 1) / 2) as f64;
+        off += k;
+    }
+    let n = rewards.len().max(1) as f64;
+    let mean = rewards.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = rewards
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    RankStats {
+        loss: loss / ks.len().max(1) as f64,
+        accuracy: correct / pairs.max(1.0),
+        margin: margin / pairs.max(1.0),
+        reward_mean: mean,
+        reward_std: var.sqrt(),
+    }
+}
+
+/// Scores groups in chunks of `prompts_per_batch` (two halves of the groups on parallel threads
+/// on the CPU backend); returns host rewards and ks.
+pub fn score_groups(
+    model: &RewardModel,
+    groups: &[TokRanking],
+    pad: u32,
+    per_batch: usize,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let halves = crate::train::shards::ranges(groups.len(), 2);
+    let outs = crate::train::shards::run(halves.len(), device, |i| {
+        let (mut all, mut ks) = (Vec::new(), Vec::new());
+        for chunk in groups[halves[i].clone()].chunks(per_batch.max(1)) {
+            let refs: Vec<&TokRanking> = chunk.iter().collect();
+            let (r, k) = group_rewards(model, &refs, pad, device);
+            all.extend(to_vec(r)?);
+            ks.extend(k);
+        }
+        Ok((all, ks))
+    })?;
+    let (mut all, mut ks) = (Vec::new(), Vec::new());
+    for (a, k) in outs {
+        all.extend(a);
+        ks.extend(k);
+    }
+    Ok((all, ks))
+}

@@ -1,0 +1,65 @@
+//! One reward-model training step over a batch of prompts, cut into micro-batches of prompts
+//! (`train::shards`: parallel threads on the CPU backend). The ranking loss is a mean over
+//! prompts, so each micro-batch's gradient is weighted by its share of the prompts; all K
+//! responses of a prompt stay in one micro-batch, as the paper's one-batch-per-prompt rule asks.
+
+use super::lm_train::TrainConfig;
+use super::rm::{group_rewards, TokRanking};
+use crate::model::dropout::seed_masks;
+use crate::model::RewardModel;
+use crate::train::guard::Guard;
+use crate::train::shards;
+use crate::train::tensors::to_vec;
+use anyhow::Result;
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+
+/// What a step produced: the batch's loss, every reward (prompt-major, on the host), the K of
+/// every prompt, and the combined gradient.
+pub struct RmStep {
+    pub loss: f64,
+    pub rewards: Vec<f32>,
+    pub ks: Vec<usize>,
+    pub grads: GradientsParams,
+}
+
+pub fn rm_step(
+    model: &RewardModel,
+    group: &[&TokRanking],
+    pad: u32,
+    cfg: &TrainConfig,
+    step: usize,
+    guard: &Guard,
+    ad: &Device,
+) -> Result<RmStep> {
+    let parts = shards::ranges(group.len(), cfg.micro_batches);
+    let total = group.len().max(1) as f64;
+    let outs = shards::run(parts.len(), ad, |i| {
+        seed_masks(cfg.seed, step, i);
+        let m = model.clone().fork(ad);
+        let (rewards, ks) = group_rewards(&m, &group[parts[i].clone()], pad, ad);
+        let host = to_vec(rewards.clone().detach())?;
+        let loss = guard.poison(
+            step,
+            crate::kernels::ranking_loss::ranking_loss(rewards, &ks)?,
+        );
+        let share = parts[i].len() as f64 / total;
+        let loss_v = loss.clone().into_scalar::<f32>() as f64 * share;
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        Ok((loss_v, host, ks, (grads, share)))
+    })?;
+    let (mut loss, mut rewards, mut ks, mut parts_g) = (0.0, Vec::new(), Vec::new(), Vec::new());
+    for (l, r, k, g) in outs {
+        loss += l;
+        rewards.extend(r);
+        ks.extend(k);
+        parts_g.push(g);
+    }
+    Ok(RmStep {
+        loss,
+        rewards,
+        ks,
+        grads: shards::combine(model, parts_g),
+    })
+}

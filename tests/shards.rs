@@ -1,0 +1,100 @@
+//! Micro-batches (`train::shards`): a batch cut into micro-batches on parallel threads gives the
+//! whole batch's loss and gradient, and dropout masks do not depend on the thread schedule.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use rlhf::config::ModelConfig;
+use rlhf::data::batching::{sft_batch, Batch, SftExample};
+use rlhf::model::Gpt;
+use rlhf::stages::lm_train::{batch_grads, TrainConfig};
+use rlhf::train::guard::Guard;
+use rlhf::train::tensors::to_vec;
+use rlhf::util::rng::Rng;
+
+fn tiny(dropout: f64) -> ModelConfig {
+    let mut c = ModelConfig::preset("tiny").unwrap();
+    c.vocab_size = 97;
+    c.dropout = dropout;
+    c
+}
+
+/// An SFT batch of 5 rows of different lengths and prompt sizes (so the micro-batches hold
+/// different numbers of response tokens and their weights matter).
+fn batch() -> Batch {
+    let mut r = Rng::new(3);
+    let examples: Vec<SftExample> = (0..5)
+        .map(|i| SftExample {
+            tokens: (0..12 + 7 * i).map(|_| 1 + r.below(95) as u32).collect(),
+            n_prompt: 3 + 2 * i,
+        })
+        .collect();
+    let refs: Vec<&SftExample> = examples.iter().collect();
+    sft_batch(&refs, 0)
+}
+
+struct Flatten<'a> {
+    grads: &'a GradientsParams,
+    out: Vec<f32>,
+}
+
+impl ModuleVisitor for Flatten<'_> {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(p.id) {
+            self.out.extend(to_vec(g).unwrap());
+        }
+    }
+}
+
+fn grads_of(model: &Gpt, micro: usize, step: usize) -> (f64, Vec<f32>) {
+    let ad = Device::flex().autodiff();
+    let cfg = TrainConfig {
+        micro_batches: micro,
+        ..rlhf::stages::sft::default_config()
+    };
+    let guard = Guard::new("test", 1).unwrap();
+    let (loss, g) = batch_grads(model, &batch(), &cfg, step, &guard, &ad).unwrap();
+    let mut f = Flatten {
+        grads: &g,
+        out: Vec::new(),
+    };
+    model.visit(&mut f);
+    (loss, f.out)
+}
+
+#[test]
+fn micro_batches_give_the_whole_batch_gradient() {
+    let dev = Device::flex();
+    let model = Gpt::new(&tiny(0.0), &dev).train();
+    let (l1, g1) = grads_of(&model, 1, 0);
+    let n_params: usize = model.num_params();
+    assert_eq!(g1.len(), n_params, "every parameter has a gradient");
+    for micro in [2, 3, 5] {
+        let (l, g) = grads_of(&model, micro, 0);
+        assert!(
+            (l - l1).abs() < 1e-5 * l1.abs(),
+            "{micro} micro-batches: loss {l} vs {l1}"
+        );
+        let scale = g1.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = g.iter().zip(&g1).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-4 * scale,
+            "{micro} micro-batches: gradient off by {worst} (largest {scale})"
+        );
+    }
+}
+
+#[test]
+fn dropout_masks_follow_seed_step_and_micro_batch_not_threads() {
+    let dev = Device::flex();
+    let model = Gpt::new(&tiny(0.2), &dev).train();
+    let (la, ga) = grads_of(&model, 2, 4);
+    let (lb, gb) = grads_of(&model, 2, 4);
+    assert_eq!(la, lb, "same step, same masks, same loss");
+    assert_eq!(ga, gb);
+    let (lc, _) = grads_of(&model, 2, 5);
+    assert_ne!(la, lc, "another step draws other masks");
+    // without dropout the loss is different again (the masks really act)
+    let (l0, _) = grads_of(&model.clone().with_dropout(0.0), 2, 4);
+    assert_ne!(la, l0);
+}
