@@ -228,7 +228,7 @@ pub struct PipelineArgs {
     /// The assets directory (default ./assets, or the one the binary was built from).
     #[arg(long)]
     pub assets: Option<PathBuf>,
-    /// Responses per prompt to sample for labeling (4 to 9).
+    /// Responses per prompt to sample for labeling (4 to 9; default 9, tiny 4).
     #[arg(short = 'k', long)]
     pub k: Option<usize>,
     /// Rounds of sample → label → RM → PPO; round r ≥ 2 samples from round r−1's policy,

@@ -96,7 +96,10 @@ mod tests {
         seed_masks(5, 3, 0);
         assert_ne!(a, mask_values(1000, 0.9));
         let kept = a.iter().filter(|&&x| x > 0.0).count();
-        assert!((850..=950).contains(&kept), "{kept} of 1000 kept at p = 0.1");
+        assert!(
+            (850..=950).contains(&kept),
+            "{kept} of 1000 kept at p = 0.1"
+        );
         assert!(a.iter().all(|&x| x == 0.0 || (x - 1.0 / 0.9).abs() < 1e-6));
     }
 }

@@ -251,11 +251,18 @@ pub fn generate_parallel(
     let seeds: Vec<u64> = halves.iter().map(|_| rng.next_u64()).collect();
     let outs = crate::train::shards::run(halves.len(), device, |i| {
         let mut r = Rng::new(seeds[i]);
-        generate(model, &prompts[halves[i].clone()], cfg, eot, &mut r, true, device)
+        generate(
+            model,
+            &prompts[halves[i].clone()],
+            cfg,
+            eot,
+            &mut r,
+            true,
+            device,
+        )
     })?;
     Ok(outs.into_iter().flatten().collect())
 }
-
 
 /// Generates a response for each prompt; a response ends at `eot` (not included) or after
 /// `max_new_tokens`. Prompts longer than the context minus `max_new_tokens` are cut from the left.

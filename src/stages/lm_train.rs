@@ -5,12 +5,12 @@
 use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use crate::data::batching::Batch;
 use crate::data::tokenizer::Tok;
+use crate::model::dropout::seed_masks;
 use crate::model::loss::masked_nll;
 use crate::model::Gpt;
 use crate::train::clip::clip_global_norm;
 use crate::train::guard::{Guard, Verdict};
 use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
-use crate::model::dropout::seed_masks;
 use crate::train::schedule::LrSchedule;
 use crate::train::shards;
 use crate::train::tensors::{batch_tensors, scalar};
@@ -138,7 +138,10 @@ pub fn batch_grads(
         // masked_nll divides by max(Σw, 1): this weight makes Σ share·loss the batch's loss
         let share = parts[i].weight_sum().max(1.0) / total;
         let loss_v = scalar(loss.clone()) * share;
-        Ok((loss_v, (GradientsParams::from_grads(loss.backward(), &m), share)))
+        Ok((
+            loss_v,
+            (GradientsParams::from_grads(loss.backward(), &m), share),
+        ))
     })?;
     let loss_v = outs.iter().map(|(l, _)| l).sum();
     Ok((

@@ -71,8 +71,10 @@ impl PipelineConfig {
             }
             "small" => {
                 // measured on the 2-core CPU (README "How it compares"): SFT's
-                // held-out loss is flat after ~150 steps; the RM gains most from more prompts
-                (pt.steps, st.steps) = (PRETRAIN_STEPS_SMALL, SFT_STEPS_SMALL);
+                // held-out loss is flat after ~150 steps; the RM gains most from more
+                // responses (K = 9: 0.71 -> 0.75 held-out accuracy), and 400 steps over them
+                (pt.steps, st.steps, rt.steps) =
+                    (PRETRAIN_STEPS_SMALL, SFT_STEPS_SMALL, RM_STEPS_SMALL);
                 (2048, 0, 48)
             }
             _ => (4096, 300, 64),
@@ -88,7 +90,9 @@ impl PipelineConfig {
             ppo: crate::ppo::PpoConfig::for_preset(preset),
             labeler: "sentiment".into(),
             labeler_noise: 0.0,
-            k: if preset == "tiny" { 4 } else { 6 },
+            // InstructGPT's labelers ranked 4 to 9; more responses per prompt gave the RM
+            // more to learn from than more steps did
+            k: if preset == "tiny" { 4 } else { 9 },
             sample_prompts,
             sampling: SampleConfig {
                 max_new_tokens: max_new,
@@ -108,6 +112,9 @@ impl PipelineConfig {
 const PRETRAIN_STEPS_SMALL: usize = 500;
 /// SFT steps of the default job (its held-out response loss is flat after ~150).
 const SFT_STEPS_SMALL: usize = 150;
+/// RM steps of the default job: 400 × 8 prompts ≈ 3.6 passes over its 900 training prompts
+/// (held-out accuracy 0.750 at 300, 0.757 at 400).
+const RM_STEPS_SMALL: usize = 400;
 
 use super::pipeline_runner::Runner;
 pub use super::pipeline_runner::{StageTime, Timings, ABLATION_TAG};

@@ -110,13 +110,7 @@ mod tests {
         let d = Device::flex();
         let v = run(3, &d, |i| Ok(i * 10)).unwrap();
         assert_eq!(v, vec![0, 10, 20]);
-        let e = run(2, &d, |i| {
-            if i == 1 {
-                Err(anyhow!("boom"))
-            } else {
-                Ok(i)
-            }
-        });
+        let e = run(2, &d, |i| if i == 1 { Err(anyhow!("boom")) } else { Ok(i) });
         assert!(e.unwrap_err().to_string().contains("boom"));
     }
 }
