@@ -50,7 +50,7 @@ pub struct PpoArgs {
     /// Passes over each rollout batch [default: 2].
     #[arg(long)]
     pub ppo_epochs: Option<usize>,
-    /// Policy learning rate [default: 3e-5].
+    /// Policy learning rate [default: 6e-5].
     #[arg(long)]
     pub policy_lr: Option<f64>,
     /// Value-model learning rate [default: 1e-4].

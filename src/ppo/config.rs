@@ -15,7 +15,8 @@ pub struct PpoConfig {
     pub minibatch: usize,
     /// Passes over each rollout batch. Default 2.
     pub ppo_epochs: usize,
-    /// Policy learning rate (AdamW, constant after warmup). Default 3e-5.
+    /// Policy learning rate (AdamW, constant after warmup). Default 6e-5 (3e-5 moved the default
+    /// job's policy half as far in 60 iterations: win rate 0.65 against 0.89).
     pub policy_lr: f64,
     /// Value-model learning rate. Default 1e-4.
     pub value_lr: f64,
@@ -71,7 +72,7 @@ impl Default for PpoConfig {
             rollout_batch: 32,
             minibatch: 16,
             ppo_epochs: 2,
-            policy_lr: 3e-5,
+            policy_lr: 6e-5,
             value_lr: 1e-4,
             warmup: 2,
             beta2: 0.95,

@@ -38,30 +38,36 @@ impl Scorer {
                 .map(|e| e.response().iter().filter(|&&t| t == *token).count() as f32 * scale)
                 .collect()),
             Scorer::Model { rm, bias } => {
-                let mut out = Vec::with_capacity(eps.len());
-                for part in eps.chunks(chunk.max(1)) {
-                    // the RM was trained on `prompt + response + <|endoftext|>`
-                    let seqs: Vec<Vec<u32>> = part
-                        .iter()
-                        .map(|e| {
-                            let mut s: Vec<u32> =
-                                e.prompt.iter().chain(e.response()).copied().collect();
-                            s.push(eot);
-                            s
-                        })
-                        .collect();
-                    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
-                    let mut ids = vec![eot as i64; seqs.len() * t];
-                    for (r, s) in seqs.iter().enumerate() {
-                        for (j, &x) in s.iter().enumerate() {
-                            ids[r * t + j] = x as i64;
+                // two halves on parallel threads on the CPU backend (`train::shards`), each in
+                // chunks
+                let halves = shards::ranges(eps.len(), 2);
+                let scored = shards::run(halves.len(), device, |i| {
+                    let mut out = Vec::new();
+                    for part in eps[halves[i].clone()].chunks(chunk.max(1)) {
+                        // the RM was trained on `prompt + response + <|endoftext|>`
+                        let seqs: Vec<Vec<u32>> = part
+                            .iter()
+                            .map(|e| {
+                                let mut s: Vec<u32> =
+                                    e.prompt.iter().chain(e.response()).copied().collect();
+                                s.push(eot);
+                                s
+                            })
+                            .collect();
+                        let t = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
+                        let mut ids = vec![eot as i64; seqs.len() * t];
+                        for (r, s) in seqs.iter().enumerate() {
+                            for (j, &x) in s.iter().enumerate() {
+                                ids[r * t + j] = x as i64;
+                            }
                         }
+                        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+                        let r = rm.forward(ints(&ids, [seqs.len(), t], device), &lens);
+                        out.extend(to_vec(r)?.into_iter().map(|x| x + bias));
                     }
-                    let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
-                    let r = rm.forward(ints(&ids, [seqs.len(), t], device), &lens);
-                    out.extend(to_vec(r)?.into_iter().map(|x| x + bias));
-                }
-                Ok(out)
+                    Ok(out)
+                })?;
+                Ok(scored.into_iter().flatten().collect())
             }
         }
     }
