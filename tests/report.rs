@@ -43,7 +43,8 @@ fn fake_run(d: &Path) {
         d,
         "pipeline.json",
         r#"{"preset": "tiny", "model": {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_ctx": 64,
-            "vocab_size": 512}, "pretrain": {"steps": 120, "batch_size": 8, "lr": 0.002},
+            "vocab_size": 0}, "vocab_size": 512,
+            "pretrain": {"steps": 120, "batch_size": 8, "lr": 0.002},
             "k": 4, "labeler_noise": 0.0, "seed": 7}"#,
     );
     write(

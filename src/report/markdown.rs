@@ -49,13 +49,18 @@ fn config_section(s: &mut String, cfg: &Value) {
         }
     };
     let _ = writeln!(s, "| setting | value |\n|---|---|");
+    // the tokenizer is trained in the run: pipeline.json has its size at the top level and
+    // leaves the model's at 0
+    let vocab = match g(&["vocab_size"]) {
+        v if v == "—" => g(&["model", "vocab_size"]),
+        v => v,
+    };
     let model = format!(
-        "{} layers × {} wide, {} heads, context {}, vocabulary {}",
+        "{} layers × {} wide, {} heads, context {}, vocabulary {vocab}",
         g(&["model", "n_layer"]),
         g(&["model", "n_embd"]),
         g(&["model", "n_head"]),
         g(&["model", "n_ctx"]),
-        g(&["model", "vocab_size"])
     );
     let mut rows = vec![("preset", g(&["preset"])), ("model", model)];
     for stage in ["pretrain", "sft", "rm", "ppo"] {
