@@ -247,21 +247,12 @@ pub fn generate_parallel(
     if prompts.len() < 2 || !crate::train::shards::is_cpu(device) {
         return generate(model, prompts, cfg, eot, rng, true, device);
     }
-    let halves = crate::train::shards::ranges(prompts.len(), 2);
-    let seeds: Vec<u64> = halves.iter().map(|_| rng.next_u64()).collect();
-    let outs = crate::train::shards::run(halves.len(), device, |i| {
+    // two or more prompts make exactly two halves
+    let seeds = [rng.next_u64(), rng.next_u64()];
+    crate::train::shards::concat_ranges(prompts.len(), 2, device, |i, half| {
         let mut r = Rng::new(seeds[i]);
-        generate(
-            model,
-            &prompts[halves[i].clone()],
-            cfg,
-            eot,
-            &mut r,
-            true,
-            device,
-        )
-    })?;
-    Ok(outs.into_iter().flatten().collect())
+        generate(model, &prompts[half], cfg, eot, &mut r, true, device)
+    })
 }
 
 /// Generates a response for each prompt; a response ends at `eot` (not included) or after

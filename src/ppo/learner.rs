@@ -71,30 +71,25 @@ impl Learner {
                 _ => self.ptx_part(ptx, ad),
             }
         })?;
-        let mut stats = StepStats {
-            ptx_loss: f64::NAN,
-            ..Default::default()
-        };
+        let (mut stats, mut ptx_loss, mut value_loss) = (StepStats::default(), f64::NAN, 0.0);
         let (mut pparts, mut vgrads) = (Vec::new(), None);
         for part in parts {
             match part {
                 Part::Surrogate(s, grads) => {
-                    stats = StepStats {
-                        ptx_loss: stats.ptx_loss,
-                        ..s
-                    };
+                    stats = s;
                     pparts.push((grads, 1.0));
                 }
                 Part::Ptx(loss, grads) => {
-                    stats.ptx_loss = loss;
+                    ptx_loss = loss;
                     pparts.push((grads, cfg.ptx_coef));
                 }
                 Part::Value(loss, grads) => {
-                    stats.value_loss = loss;
+                    value_loss = loss;
                     vgrads = Some(grads);
                 }
             }
         }
+        (stats.ptx_loss, stats.value_loss) = (ptx_loss, value_loss);
         let total_v = stats.policy_loss
             + if ptx.is_some() {
                 cfg.ptx_coef * stats.ptx_loss
@@ -103,7 +98,7 @@ impl Learner {
             };
         let mut pgrads = shards::combine(&self.policy, pparts);
         stats.policy_grad_norm = clip_global_norm(&self.policy, &mut pgrads, cfg.grad_clip);
-        let mut vgrads = vgrads.unwrap_or_default();
+        let mut vgrads = vgrads.ok_or_else(|| anyhow!("PPO step: the value pass is missing"))?;
         stats.value_grad_norm = clip_global_norm(&self.value, &mut vgrads, cfg.grad_clip);
 
         let verdict = guard.check(
@@ -138,8 +133,6 @@ impl Learner {
         let x = ints(&g.x, shape, ad);
         let y = ints(&g.y, shape, ad);
         let mask = floats(&g.mask, shape, ad);
-        let spread =
-            |f: fn(&Episode) -> &[f32]| floats(&g.spread(eps.iter().map(|e| f(e))), shape, ad);
         let logits = policy.forward(x); // (B, T, V)
         let ent = scalar(entropy(logits.clone(), mask.clone()));
         let logp_new = token_logprobs(logits, y); // (B, T)
@@ -149,8 +142,8 @@ impl Learner {
         let diag = ppo_policy_loss(&new_host, &old_host, &adv_host, cfg.clip_eps);
         let pl = policy_loss(
             logp_new,
-            spread(|e| &e.logp_old),
-            spread(|e| &e.advantages),
+            grid_field(g, eps, |e| &e.logp_old, ad),
+            grid_field(g, eps, |e| &e.advantages, ad),
             mask,
             cfg.clip_eps,
         );
@@ -186,12 +179,10 @@ impl Learner {
         let shape = [g.b, g.t];
         let x = ints(&g.x, shape, ad);
         let mask = floats(&g.mask, shape, ad);
-        let spread =
-            |f: fn(&Episode) -> &[f32]| floats(&g.spread(eps.iter().map(|e| f(e))), shape, ad);
         let vl = value_loss(
             value.values(x),
-            spread(|e| &e.values),
-            spread(|e| &e.returns),
+            grid_field(g, eps, |e| &e.values, ad),
+            grid_field(g, eps, |e| &e.returns, ad),
             mask,
             cfg.value_clip,
         );
@@ -200,6 +191,11 @@ impl Learner {
             GradientsParams::from_grads(vl.backward(), &value),
         ))
     }
+}
+
+/// A per-action field of the episodes laid out on the (B, T) grid, as a tensor on `ad`.
+fn grid_field(g: &Grid, eps: &[&Episode], f: fn(&Episode) -> &[f32], ad: &Device) -> Tensor<2> {
+    floats(&g.spread(eps.iter().map(|e| f(e))), [g.b, g.t], ad)
 }
 
 /// What one of a step's parallel passes returns.

@@ -10,7 +10,7 @@ use crate::model::{Gpt, RewardModel};
 use crate::train::shards;
 use crate::train::tensors::{ints, to_vec};
 use crate::util::rng::Rng;
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use burn::prelude::*;
 
 /// What scores a finished episode.
@@ -40,10 +40,9 @@ impl Scorer {
             Scorer::Model { rm, bias } => {
                 // two halves on parallel threads on the CPU backend (`train::shards`), each in
                 // chunks
-                let halves = shards::ranges(eps.len(), 2);
-                let scored = shards::run(halves.len(), device, |i| {
+                shards::concat_ranges(eps.len(), 2, device, |_, half| {
                     let mut out = Vec::new();
-                    for part in eps[halves[i].clone()].chunks(chunk.max(1)) {
+                    for part in eps[half].chunks(chunk.max(1)) {
                         // the RM was trained on `prompt + response + <|endoftext|>`
                         let seqs: Vec<Vec<u32>> = part
                             .iter()
@@ -66,8 +65,7 @@ impl Scorer {
                         out.extend(to_vec(r)?.into_iter().map(|x| x + bias));
                     }
                     Ok(out)
-                })?;
-                Ok(scored.into_iter().flatten().collect())
+                })
             }
         }
     }
@@ -113,7 +111,7 @@ pub fn rollout(
         let refs: Vec<&Episode> = part.iter().collect();
         let g = Grid::new(&refs, eot);
         // three independent forwards: parallel threads on the CPU backend (`train::shards`)
-        let mut outs = shards::run(3, device, |i| {
+        let outs = shards::run(3, device, |i| {
             let x = ints(&g.x, [g.b, g.t], device);
             let y = ints(&g.y, [g.b, g.t], device);
             let host = match i {
@@ -122,10 +120,10 @@ pub fn rollout(
                 _ => to_vec(m.value.values(x))?,
             };
             Ok(g.gather(&host))
-        })?
-        .into_iter();
-        let mut next = || outs.next().unwrap_or_default();
-        let (lp, lr, v) = (next(), next(), next());
+        })?;
+        let [lp, lr, v]: [Vec<Vec<f32>>; 3] = outs
+            .try_into()
+            .map_err(|_| anyhow!("rollout forwards: expected 3 results"))?;
         for (((e, lp), lr), v) in part.iter_mut().zip(lp).zip(lr).zip(v) {
             (e.logp_old, e.logp_ref, e.values) = (lp, lr, v);
         }

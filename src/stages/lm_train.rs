@@ -14,7 +14,7 @@ use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::train::schedule::LrSchedule;
 use crate::train::shards;
 use crate::train::tensors::{batch_tensors, scalar};
-use crate::util::rng::{seed_backend_for_step, Rng};
+use crate::util::rng::Rng;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
@@ -224,7 +224,6 @@ impl LmStage<'_> {
         let start_step = state.step;
         while state.step < cfg.steps {
             let step = state.step;
-            seed_backend_for_step(self.device, cfg.seed, step);
             let batch = data.train_batch(&mut state.rng)?;
             let (loss_v, mut grads) = batch_grads(&model, &batch, cfg, step, &guard, &ad)?;
             let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);

@@ -17,7 +17,7 @@ use crate::train::clip::clip_global_norm;
 use crate::train::guard::{Guard, Verdict};
 use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::train::tensors::ints;
-use crate::util::rng::{seed_backend_for_step, Rng};
+use crate::util::rng::Rng;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::prelude::*;
@@ -318,7 +318,6 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let (mut last_eval, mut seqs, mut n_steps) = (first_eval.clone(), 0usize, 0usize);
     while state.step < cfg.steps {
         let step = state.step;
-        seed_backend_for_step(device, cfg.seed, step);
         let group: Vec<&TokRanking> = (0..cfg.batch_size.min(groups.len()))
             .map(|_| &groups[state.rng.below(groups.len())])
             .collect();

@@ -64,19 +64,18 @@ pub fn score_groups(
     per_batch: usize,
     device: &Device,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
-    let halves = crate::train::shards::ranges(groups.len(), 2);
-    let outs = crate::train::shards::run(halves.len(), device, |i| {
-        let (mut all, mut ks) = (Vec::new(), Vec::new());
-        for chunk in groups[halves[i].clone()].chunks(per_batch.max(1)) {
-            let refs: Vec<&TokRanking> = chunk.iter().collect();
-            let (r, k) = group_rewards(model, &refs, pad, device);
-            all.extend(to_vec(r)?);
-            ks.extend(k);
-        }
-        Ok((all, ks))
+    let chunks = crate::train::shards::concat_ranges(groups.len(), 2, device, |_, half| {
+        groups[half]
+            .chunks(per_batch.max(1))
+            .map(|chunk| {
+                let refs: Vec<&TokRanking> = chunk.iter().collect();
+                let (r, k) = group_rewards(model, &refs, pad, device);
+                Ok((to_vec(r)?, k))
+            })
+            .collect()
     })?;
     let (mut all, mut ks) = (Vec::new(), Vec::new());
-    for (a, k) in outs {
+    for (a, k) in chunks {
         all.extend(a);
         ks.extend(k);
     }

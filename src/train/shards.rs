@@ -47,6 +47,22 @@ pub fn run<T: Send>(
     })
 }
 
+/// Cuts `0..len` into at most `n` contiguous ranges ([`ranges`]), runs `f(i, range_i)` on each
+/// as [`run`] does, and concatenates the results in order: inference over a list in parallel
+/// pieces.
+pub fn concat_ranges<T: Send>(
+    len: usize,
+    n: usize,
+    device: &Device,
+    f: impl Fn(usize, std::ops::Range<usize>) -> Result<Vec<T>> + Sync,
+) -> Result<Vec<T>> {
+    let rs = ranges(len, n);
+    Ok(run(rs.len(), device, |i| f(i, rs[i].clone()))?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
 /// Cuts `0..len` into at most `n` contiguous ranges of near-equal size (none empty).
 pub fn ranges(len: usize, n: usize) -> Vec<std::ops::Range<usize>> {
     let n = n.clamp(1, len.max(1));

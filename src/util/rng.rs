@@ -3,15 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Seeds the backend's random generator (burn's dropout masks draw from it) for one training
-/// step from `(seed, step)` alone. Called before every step's forward, it makes the masks a
-/// function of the step, so a run resumed from a checkpoint draws exactly the masks the
-/// uninterrupted run drew (on the CPU backend the resumed weights are then bitwise equal).
-pub fn seed_backend_for_step(device: &burn::tensor::Device, seed: u64, step: usize) {
-    let mut r = Rng::new(seed ^ (step as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-    device.seed(r.next_u64());
-}
-
 /// SplitMix64 (Steele, Lea & Flood 2014): fast, good enough for sampling, trivially serializable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rng {
