@@ -152,6 +152,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     val_fraction: a.val_fraction,
                     skip_invalid: a.skip_invalid,
                     norm_samples: a.norm_samples,
+                    norm_max: a.norm_max,
                     dropout: a.dropout,
                     resume: a.resume,
                 },

@@ -276,3 +276,82 @@ fn gelu_new_matches_tanh_gelu_values_and_gradients() {
         y_new[at(1.0)]
     );
 }
+
+/// The reward model's last-token forward (last block at one position) against the full trunk
+/// forward read at the last token: the rewards and the gradients of every kind of parameter agree,
+/// and tokens after a row's end (right padding, here arbitrary ids) change nothing.
+fn reward_forward_matches_full(dev: &Device) {
+    use rlhf::model::RewardModel;
+    let cfg = tiny(120);
+    let m = RewardModel::new(&cfg, dev);
+    let (b, t) = (3, 20);
+    let lens = [20usize, 7, 1];
+    let idx = tokens(b * t, 120, 5);
+    let w = [0.7f32, -1.3, 0.4];
+    let weights = Tensor::<1>::from_data(TensorData::new(w.to_vec(), [b]), dev);
+    let run = |full: bool| {
+        let ids = ints(&idx, [b, t], dev);
+        let r = if full {
+            let (h, _) = m
+                .transformer
+                .forward_hidden(ids, positions(b, t, 0, dev), None, None);
+            let c = h.dims()[2];
+            let last: Vec<i64> = lens.iter().map(|&l| l as i64 - 1).collect();
+            let index = Tensor::<1, Int>::from_data(TensorData::new(last, [b]), dev)
+                .reshape([b, 1, 1])
+                .expand([b, 1, c]);
+            m.score
+                .forward(h.gather(1, index).reshape([b, c]))
+                .reshape([b])
+        } else {
+            m.forward(ids, &lens)
+        };
+        let g = (r.clone() * weights.clone()).sum().backward();
+        let last = m.transformer.h.len() - 1;
+        fn flat<const D: usize>(x: Option<Tensor<D>>) -> Vec<f32> {
+            to_vec(x.expect("every parameter gets a gradient")).unwrap()
+        }
+        let h = &m.transformer.h;
+        let grads = vec![
+            flat(m.transformer.wte.weight.val().grad(&g)),
+            flat(m.transformer.wpe.weight.val().grad(&g)),
+            flat(h[0].attn.c_attn.weight.val().grad(&g)),
+            flat(h[last].attn.c_attn.weight.val().grad(&g)),
+            flat(h[last].attn.c_attn.bias.as_ref().unwrap().val().grad(&g)),
+            flat(h[last].mlp.c_fc.weight.val().grad(&g)),
+            flat(m.transformer.ln_f.weight.val().grad(&g)),
+            flat(m.score.weight.val().grad(&g)),
+        ];
+        (to_vec(r).unwrap(), grads)
+    };
+    let (r_full, g_full) = run(true);
+    let (r_last, g_last) = run(false);
+    assert!(r_full.iter().all(|v| v.is_finite()));
+    let rel = common::max_rel_diff(&r_full, &r_last);
+    assert!(rel <= 1e-4, "rewards {r_full:?} vs {r_last:?}");
+    for (i, (a, b)) in g_full.iter().zip(&g_last).enumerate() {
+        let scale = a.iter().fold(0f32, |s, v| s.max(v.abs()));
+        assert!(
+            scale > 0.0,
+            "gradient {i} is all zero: the test would be vacuous"
+        );
+        let diff = a.iter().zip(b).fold(0f32, |s, (x, y)| s.max((x - y).abs()));
+        assert!(
+            diff <= 1e-4 * scale,
+            "gradient {i}: max diff {diff} of {scale}"
+        );
+    }
+}
+
+#[test]
+fn reward_at_last_token_matches_full_forward_on_cpu() {
+    reward_forward_matches_full(&Device::flex().autodiff());
+}
+
+#[test]
+fn reward_at_last_token_matches_full_forward_on_wgpu() {
+    let Some(gpu) = common::wgpu_device() else {
+        return;
+    };
+    reward_forward_matches_full(&gpu.autodiff());
+}

@@ -111,6 +111,7 @@ fn job(dir: &Path, data: PathBuf, steps: usize) -> RmJob {
         val_fraction: 0.2,
         skip_invalid: false,
         norm_samples: None,
+        norm_max: 0,
         dropout: 0.0,
         resume: false,
     }

@@ -68,6 +68,48 @@ impl CausalSelfAttention {
     }
 }
 
+impl CausalSelfAttention {
+    /// Attention output at ONE query per row, `index` (the reward model reads only each
+    /// sequence's last token, so the last block need not attend from the others): keys and values
+    /// from every position, the query from the gathered position only, `key_pad` masking the keys
+    /// after it.
+    /// # Shapes
+    /// - x: (B, T, C); index: (B, 1, C) the query position of each row, repeated over C
+    /// - key_pad: (B, T), true at keys the query must not see
+    /// - returns (B, 1, C)
+    pub fn forward_at(
+        &self,
+        x: Tensor<3>,
+        index: Tensor<3, Int>,
+        key_pad: Tensor<2, Bool>,
+    ) -> Tensor<3> {
+        let [b, t, c] = x.dims();
+        let nh = self.n_head;
+        let hs = c / nh;
+        let w = self.c_attn.weight.val(); // (C, 3C)
+        let bias = self.c_attn.bias.as_ref().map(|p| p.val()); // (3C)
+                                                               // the columns [from, from + width) of c_attn: (B, T', C) → (B, T', width)
+        let project = |inp: Tensor<3>, from: usize, width: usize| {
+            let rows = inp.dims()[1];
+            let mut y = inp
+                .reshape([b * rows, c])
+                .matmul(w.clone().narrow(1, from, width));
+            if let Some(bias) = &bias {
+                y = y + bias.clone().narrow(0, from, width).reshape([1, width]);
+            }
+            y.reshape([b, rows, width])
+        };
+        let heads = |y: Tensor<3>, rows: usize| y.reshape([b, rows, nh, hs]).swap_dims(1, 2);
+        let q = heads(project(x.clone().gather(1, index), 0, c), 1); // (B, nh, 1, hs)
+        let kv = project(x, c, 2 * c); // (B, T, 2C)
+        let k = heads(kv.clone().narrow(2, 0, c), t); // (B, nh, T, hs)
+        let v = heads(kv.narrow(2, c, c), t);
+        // the query sits at "position T − 1" for the causal mask, so only key_pad limits it
+        let y = causal_attention(q, k, v, Some(key_pad), t - 1); // (B, nh, 1, hs)
+        self.c_proj.forward(y.swap_dims(1, 2).reshape([b, 1, c]))
+    }
+}
+
 /// Composed causal attention: the reference twin of the fused kernel.
 ///
 /// Query `i` (0-based among the new tokens) sits at absolute position `t_past + i` and may attend

@@ -72,19 +72,9 @@ impl RewardModel {
     /// - lens: real length of each row (≥ 1, ≤ T)
     /// - returns (B,)
     pub fn forward(&self, idx: Tensor<2, Int>, lens: &[usize]) -> Tensor<1> {
-        let [b, t] = idx.dims();
-        let device = idx.device();
+        let b = idx.dims()[0];
         SEQUENCES_FORWARDED.fetch_add(b, Ordering::Relaxed);
-        // right padding needs no key mask: causal attention never looks past a real token
-        let (h, _) = self
-            .transformer
-            .forward_hidden(idx, positions(b, t, 0, &device), None, None); // (B, T, C)
-        let c = h.dims()[2];
-        let last: Vec<i64> = lens.iter().map(|&l| (l.clamp(1, t) - 1) as i64).collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(last, [b]), &device)
-            .reshape([b, 1, 1])
-            .expand([b, 1, c]);
-        let h_last = h.gather(1, index).reshape([b, c]); // (B, C)
+        let h_last = self.transformer.forward_hidden_last(idx, lens); // (B, C)
         self.score.forward(h_last).reshape([b])
     }
 

@@ -75,6 +75,9 @@ impl PipelineConfig {
                 // responses (K = 9: 0.71 -> 0.75 held-out accuracy), and 400 steps over them
                 (pt.steps, st.steps, rt.steps) =
                     (PRETRAIN_STEPS_SMALL, SFT_STEPS_SMALL, RM_STEPS_SMALL);
+                // each held-out RM evaluation scores 900 sequences (~4.5 s): every 100 steps
+                // keeps the curve and saves ~20 s of the job's wall time
+                rt.eval_every = 100;
                 (2048, 0, 48)
             }
             _ => (4096, 300, 64),
@@ -434,6 +437,7 @@ impl RoundCtx<'_> {
                 val_fraction: 0.1,
                 skip_invalid: false,
                 norm_samples: Some(samples.to_path_buf()),
+                norm_max: rm::DEFAULT_NORM_MAX,
                 dropout: self.cfg.rm_dropout,
                 resume: true,
             },
