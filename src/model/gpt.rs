@@ -172,7 +172,7 @@ impl Gpt {
     /// Hidden state after `ln_f` at each row's last real token only, as
     /// `forward_hidden(..).gather(last)` but with the last block computed at that one position
     /// (its keys and values still come from every position): the reward model needs nothing
-    /// else, and this skips about a fifth of a 4-layer trunk's work.
+    /// else, and this skips most of the last block's work (a quarter of the trunk at 4 layers).
     /// # Shapes
     /// - idx: (B, T) token ids from position 0, right-padded
     /// - lens: real length of each row (clamped to 1..=T)
