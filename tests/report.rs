@@ -45,6 +45,8 @@ fn fake_run(d: &Path) {
         r#"{"preset": "tiny", "model": {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_ctx": 64,
             "vocab_size": 0}, "vocab_size": 512,
             "pretrain": {"steps": 120, "batch_size": 8, "lr": 0.002},
+            "ppo": {"steps": 12, "rollout_batch": 16, "minibatch": 8, "policy_lr": 1e-4,
+                    "kl_coef": 0.12, "ptx_coef": 0.25, "reward_clip": null},
             "k": 4, "labeler_noise": 0.0, "seed": 7}"#,
     );
     write(
@@ -153,6 +155,7 @@ fn report_of_a_fake_run_matches_its_inputs() {
         "| pretrain | 60.4 |",
         "| model | 2 layers × 64 wide, 4 heads, context 64, vocabulary 512 |",
         "| pretrain | 120 steps, batch 8, lr 0.002 |",
+        "| ppo | 12 iterations × 16 episodes (minibatch 8), policy lr 0.0001, β 0.12, γ_ptx 0.25, score cap none |",
         "**0.875** (3 wins, 1 ties, 0 losses)",
         "| labeler score (VADER compound) | 0.410 | 0.020 |",
         "| held-out perplexity | 150.50 | 147.25 |",

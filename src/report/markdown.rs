@@ -63,7 +63,7 @@ fn config_section(s: &mut String, cfg: &Value) {
         g(&["model", "n_ctx"]),
     );
     let mut rows = vec![("preset", g(&["preset"])), ("model", model)];
-    for stage in ["pretrain", "sft", "rm", "ppo"] {
+    for stage in ["pretrain", "sft", "rm"] {
         if cfg.get(stage).is_some() {
             let v = format!(
                 "{} steps, batch {}, lr {}",
@@ -73,6 +73,24 @@ fn config_section(s: &mut String, cfg: &Value) {
             );
             rows.push((stage, v));
         }
+    }
+    if cfg.get("ppo").is_some() {
+        // PPO's settings have their own names (`PpoConfig`): iterations of episodes, β, γ_ptx
+        let p = |k: &str| g(&["ppo", k]);
+        let cap = match p("reward_clip") {
+            v if v == "—" || v == "null" => "none".to_string(),
+            v => v,
+        };
+        let v = format!(
+            "{} iterations × {} episodes (minibatch {}), policy lr {}, β {}, γ_ptx {}, score cap {cap}",
+            p("steps"),
+            p("rollout_batch"),
+            p("minibatch"),
+            p("policy_lr"),
+            p("kl_coef"),
+            p("ptx_coef"),
+        );
+        rows.push(("ppo", v));
     }
     for k in ["k", "labeler_noise", "sample_prompts", "seed"] {
         if cfg.get(k).is_some() {
