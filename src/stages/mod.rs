@@ -17,6 +17,7 @@ pub mod pretrain;
 pub mod report;
 pub mod rm;
 pub mod rm_eval;
+pub mod rm_norm;
 pub mod rm_step;
 pub mod sample;
 pub mod score;
