@@ -167,7 +167,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Ppo(a) => ppo_command(*a),
         Command::Score(a) => {
             let dev = open(a.device.device)?;
-            let rows = rm::score_file(&a.rm, &a.data, &dev.device)?;
+            let rows = crate::stages::score::score_file(&a.rm, &a.data, &dev.device)?;
             match a.out {
                 Some(p) => crate::data::formats::write_jsonl(&p, &rows)?,
                 None => {

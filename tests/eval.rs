@@ -5,7 +5,7 @@
 mod common;
 
 use burn::prelude::*;
-use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
 use rlhf::config::ModelConfig;
 use rlhf::data::formats::read_samples;
 use rlhf::eval::guards::{distinct_n, frequency_growth, win_rate, words};
@@ -84,17 +84,17 @@ fn guards_on_hand_made_sample_files() {
     assert!(score("Great great GREAT!") > 0.5 && score("The cat sat") == 0.0);
 }
 
-/// A randomly initialised tiny checkpoint (`kind` "lm" or "rm") in `dir/ckpt`.
-fn random_ckpt(dir: &Path, kind: &str) -> PathBuf {
+/// A randomly initialised tiny checkpoint (a language model or a reward model) in `dir/ckpt`.
+fn random_ckpt(dir: &Path, kind: CheckpointKind) -> PathBuf {
     let tok = common::tok();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
     let dev = Device::flex();
     let config = CheckpointConfig {
-        kind: kind.into(),
+        kind,
         stage: "test".into(),
         model: cfg.clone(),
-        reward_bias: (kind == "rm").then_some(0.25),
+        reward_bias: (kind == CheckpointKind::Rm).then_some(0.25),
     };
     let state = TrainState {
         step: 0,
@@ -102,7 +102,7 @@ fn random_ckpt(dir: &Path, kind: &str) -> PathBuf {
         finished: true,
         extra: serde_json::Value::Null,
     };
-    if kind == "rm" {
+    if kind == CheckpointKind::Rm {
         let model = rlhf::model::RewardModel::new(&cfg, &dev);
         checkpoint::save(SaveRequest {
             dir,
@@ -171,9 +171,9 @@ fn eval(policy: &Path, baseline: &Path, prompts: &Path, out: &Path, extra: &[&Pa
 #[test]
 fn eval_command_on_tiny_checkpoints() {
     let d = common::tmp_dir("eval-cmd");
-    let a = random_ckpt(&d.join("a"), "lm");
-    let b = random_ckpt(&d.join("b"), "lm");
-    let rm = random_ckpt(&d.join("rm"), "rm");
+    let a = random_ckpt(&d.join("a"), CheckpointKind::Lm);
+    let b = random_ckpt(&d.join("b"), CheckpointKind::Lm);
+    let rm = random_ckpt(&d.join("rm"), CheckpointKind::Rm);
     let prompts = d.join("prompts.jsonl");
     let text: String = (0..8)
         .map(|i| format!("{{\"prompt\":\"Define: Word{i}\"}}\n"))

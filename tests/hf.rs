@@ -5,7 +5,7 @@
 mod common;
 
 use burn::prelude::*;
-use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
 use rlhf::config::ModelConfig;
 use rlhf::data::tokenizer::Tok;
 use rlhf::hf::weights::{read_safetensors, write_safetensors, HostTensor};
@@ -48,12 +48,17 @@ fn tiny_config(vocab: usize) -> ModelConfig {
     c
 }
 
-fn save_ckpt<M: burn::module::Module>(dir: &Path, model: &M, kind: &str, cfg: &ModelConfig) {
+fn save_ckpt<M: burn::module::Module>(
+    dir: &Path,
+    model: &M,
+    kind: CheckpointKind,
+    cfg: &ModelConfig,
+) {
     let cc = CheckpointConfig {
-        kind: kind.into(),
+        kind,
         stage: "test".into(),
         model: cfg.clone(),
-        reward_bias: (kind == "rm").then_some(-0.375),
+        reward_bias: (kind == CheckpointKind::Rm).then_some(-0.375),
     };
     let state = TrainState {
         step: 0,
@@ -205,7 +210,7 @@ fn export_then_import_gives_identical_logits_and_gpt2_layout() {
     let cfg = tiny_config(tok.vocab_size());
     let model = Gpt::new(&cfg, &Device::flex());
     let d = common::tmp_dir("hf-roundtrip");
-    save_ckpt(&d.join("src"), &model, "lm", &cfg);
+    save_ckpt(&d.join("src"), &model, CheckpointKind::Lm, &cfg);
     let (hf, back) = (d.join("hf"), d.join("back"));
     run_ok(
         &["export-hf", "--out"],
@@ -276,7 +281,7 @@ fn reward_model_round_trip_keeps_score_head_and_bias() {
     let dev = Device::flex();
     let rm = RewardModel::new(&cfg, &dev);
     let d = common::tmp_dir("hf-rm");
-    save_ckpt(&d.join("src"), &rm, "rm", &cfg);
+    save_ckpt(&d.join("src"), &rm, CheckpointKind::Rm, &cfg);
     let hf = d.join("hf");
     let s = rlhf::hf::export_hf(&d.join("src"), &hf).unwrap();
     assert_eq!(s.architecture, "GPT2ForSequenceClassification");
@@ -290,7 +295,7 @@ fn reward_model_round_trip_keeps_score_head_and_bias() {
     assert_eq!(c["rlhf_reward_bias"], -0.375);
     let back = d.join("back");
     let imp = rlhf::hf::import_hf(&hf, &back).unwrap();
-    assert_eq!(imp.kind, "rm");
+    assert_eq!(imp.kind, CheckpointKind::Rm);
     let loaded = checkpoint::load_rm(&back, &dev).unwrap();
     assert_eq!(loaded.config.reward_bias, Some(-0.375));
     let ids = some_ids(2 * 20, cfg.vocab_size);
@@ -306,7 +311,7 @@ fn exported(name: &str) -> (PathBuf, Gpt, Vec<(String, HostTensor)>) {
     let cfg = tiny_config(tok.vocab_size());
     let model = Gpt::new(&cfg, &Device::flex());
     let d = common::tmp_dir(name);
-    save_ckpt(&d.join("src"), &model, "lm", &cfg);
+    save_ckpt(&d.join("src"), &model, CheckpointKind::Lm, &cfg);
     let hf = d.join("hf");
     rlhf::hf::export_hf(&d.join("src"), &hf).unwrap();
     let t = read_safetensors(&hf.join("model.safetensors")).unwrap();
@@ -355,7 +360,10 @@ fn import_accepts_bare_names_buffers_tied_head_and_vocab_merges() {
     std::fs::remove_file(hf.join("tokenizer.json")).unwrap();
     let out = hf.with_file_name("back");
     let s = rlhf::hf::import_hf(&hf, &out).unwrap();
-    assert_eq!((s.kind, s.tensors, s.skipped.len()), ("lm", 28, 4));
+    assert_eq!(
+        (s.kind, s.tensors, s.skipped.len()),
+        (CheckpointKind::Lm, 28, 4)
+    );
     let loaded = checkpoint::load_lm(&out, &Device::flex()).unwrap();
     let ids = some_ids(30, 512);
     assert_eq!(logits(&model, &ids), logits(&loaded.model, &ids));

@@ -134,7 +134,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let model = Gpt::new(&cfg, &dev);
     let d = common::tmp_dir("ckpt");
     let cc = CheckpointConfig {
-        kind: "lm".into(),
+        kind: rlhf::checkpoint::CheckpointKind::Lm,
         stage: "test".into(),
         model: cfg.clone(),
         reward_bias: None,

@@ -376,7 +376,7 @@ fn save_refuses_non_finite_weights_and_keeps_the_previous_checkpoint() {
     let dev = Device::flex();
     let model = rlhf::model::Gpt::new(&cfg, &dev);
     let config = CheckpointConfig {
-        kind: "lm".into(),
+        kind: rlhf::checkpoint::CheckpointKind::Lm,
         stage: "test".into(),
         model: cfg,
         reward_bias: None,

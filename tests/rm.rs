@@ -42,7 +42,7 @@ fn base_ckpt(dir: &Path) -> PathBuf {
     cfg.vocab_size = tok.vocab_size();
     let model = Gpt::new(&cfg, &Device::flex());
     let cc = CheckpointConfig {
-        kind: "lm".into(),
+        kind: rlhf::checkpoint::CheckpointKind::Lm,
         stage: "sft".into(),
         model: cfg,
         reward_bias: None,
@@ -139,7 +139,7 @@ fn rm_learns_a_rule_on_tiny() {
     let col = h.iter().position(|c| c == "rm/accuracy").unwrap();
     assert!((rows.last().unwrap()[col] - s.final_eval.accuracy).abs() < 1e-5);
     // normalisation: the training responses score 0 on average after the bias
-    let scored = rm::score_file(&d.join("rm"), &data, &Device::flex()).unwrap();
+    let scored = rlhf::stages::score::score_file(&d.join("rm"), &data, &Device::flex()).unwrap();
     let all: Vec<f64> = scored
         .iter()
         .flat_map(|v| {

@@ -12,10 +12,10 @@
 
 use super::hf_config;
 use super::weights::{gpt_tensors, write_safetensors, Slot};
-use crate::checkpoint::{self, CheckpointConfig};
+use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
 use crate::config::{load_json, save_json, ModelConfig};
 use crate::data::tokenizer::{Tok, EOT};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use burn::prelude::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -37,13 +37,13 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
     let dir = checkpoint::resolve(ckpt)?;
     let cc: CheckpointConfig = load_json(&dir.join("config.json"))?;
     let device = Device::flex();
-    let (tensors, tok, model, bias) = match cc.kind.as_str() {
-        "lm" => {
+    let (tensors, tok, model, bias) = match cc.kind {
+        CheckpointKind::Lm => {
             let mut l = checkpoint::load_lm(&dir, &device)?;
             let t = gpt_tensors(&mut l.model, "transformer.")?;
             (t, l.tok, l.config.model, None)
         }
-        "rm" => {
+        CheckpointKind::Rm => {
             let mut l = checkpoint::load_rm(&dir, &device)?;
             let mut t = gpt_tensors(&mut l.model.transformer, "transformer.")?;
             let score = Slot::Matrix(&mut l.model.score.weight).get()?; // (C, 1)
@@ -55,7 +55,6 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
                 Some(l.config.reward_bias.unwrap_or(0.0)),
             )
         }
-        other => bail!("{}: unknown checkpoint kind '{other}'", dir.display()),
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_safetensors(&tensors, &out.join("model.safetensors"))?;

@@ -12,7 +12,7 @@
 use super::hf_config::{self, HfModel};
 use super::layout::{self, Role};
 use super::weights::{read_safetensors, set_gpt, HostTensor, Slot};
-use crate::checkpoint::{self, CheckpointConfig};
+use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
 use crate::config::{load_json, save_json, ModelConfig};
 use crate::data::tokenizer::Tok;
 use crate::model::{Gpt, RewardModel};
@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct ImportSummary {
     pub out: PathBuf,
-    /// `"lm"` or `"rm"`.
-    pub kind: &'static str,
+    /// A language model, or a reward model (`GPT2ForSequenceClassification`).
+    pub kind: CheckpointKind,
     pub model: ModelConfig,
     /// Tensors read into the model.
     pub tensors: usize,
@@ -60,9 +60,13 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
     let mut gpt = Gpt::new(&hf.model, &device);
     set_gpt(&mut gpt, &sorted.trunk, &device)?;
     let n = sorted.trunk.len() + usize::from(sorted.score.is_some());
-    let kind = if hf.reward_model { "rm" } else { "lm" };
+    let kind = if hf.reward_model {
+        CheckpointKind::Rm
+    } else {
+        CheckpointKind::Lm
+    };
     let config = CheckpointConfig {
-        kind: kind.into(),
+        kind,
         stage: "import-hf".into(),
         model: hf.model.clone(),
         reward_bias: hf.reward_bias,

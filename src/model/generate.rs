@@ -7,6 +7,7 @@
 //! sequence each step; it exists as the reference and for `rlhf bench generate`.
 
 use super::gpt::{Gpt, KvCache};
+use crate::data::pairs::fit_prompt;
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
 use burn::prelude::*;
@@ -226,10 +227,16 @@ pub fn argmax(xs: &[f32]) -> usize {
     best
 }
 
+/// Tokens [`generate`] may add after a prompt for a model of context `n_ctx`: `max_new_tokens`,
+/// at most `n_ctx − 1`, at least 1.
+pub fn response_room(n_ctx: usize, cfg: &SampleConfig) -> usize {
+    cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1)
+}
+
 /// Prompt tokens kept by [`generate`]: the context less the room for the response (at least 1
 /// token); longer prompts are cut from the left.
 pub fn prompt_room(n_ctx: usize, cfg: &SampleConfig) -> usize {
-    n_ctx - cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1)
+    n_ctx - response_room(n_ctx, cfg)
 }
 
 /// As [`generate`] with the KV cache, but on the CPU backend the prompts are cut into two halves
@@ -267,11 +274,11 @@ pub fn generate(
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
     let n_ctx = model.n_ctx();
-    let max_new = cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1);
-    let keep = prompt_room(n_ctx, cfg);
+    let max_new = response_room(n_ctx, cfg);
+    // the last of the `max_new` tokens may be the closing one
     let prompts: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|p| p[p.len().saturating_sub(keep)..].to_vec())
+        .map(|p| fit_prompt(p, max_new - 1, n_ctx))
         .collect();
     let (mut dec, mut logits) = Decoder::prefill(model, &prompts, use_cache, device)?;
     let mut out = vec![Vec::new(); prompts.len()];

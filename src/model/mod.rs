@@ -8,6 +8,7 @@ pub mod gpt;
 pub mod heads;
 pub mod layer_norm;
 pub mod loss;
+pub mod score;
 
 pub use gpt::{Gpt, KvCache};
 pub use heads::RewardModel;

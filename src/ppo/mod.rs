@@ -2,13 +2,12 @@
 //! scores), the tensor losses and one learner step. The scalar math lives in `crate::rl`; the
 //! stage that drives iterations, metrics and checkpoints is `crate::stages::ppo`.
 
-pub mod config;
 pub mod episode;
 pub mod learner;
 pub mod loss;
 pub mod rollout;
 
-pub use config::PpoConfig;
+pub use crate::config::PpoConfig;
 pub use episode::{assign_rewards, Episode, Grid};
 pub use learner::{Learner, StepStats};
-pub use rollout::{fit_prompt, rollout, RolloutModels, Scorer};
+pub use rollout::{rollout, RolloutModels, Scorer};

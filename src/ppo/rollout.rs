@@ -79,7 +79,7 @@ pub struct RolloutModels<'a> {
 }
 
 /// Samples one response per prompt and records log-probs and values. Prompts must already fit
-/// (`len + max_new_tokens + 1 ≤ n_ctx`, see [`fit_prompt`]). Forwards run `chunk` episodes at a time.
+/// (`len + max_new_tokens + 1 ≤ n_ctx`, see `data::pairs::fit_prompt`). Forwards run `chunk` episodes at a time.
 pub fn rollout(
     m: &RolloutModels<'_>,
     prompts: &[Vec<u32>],
@@ -129,10 +129,4 @@ pub fn rollout(
         }
     }
     Ok(eps)
-}
-
-/// Cuts a prompt from the left so that it, the response and a closing token fit the context.
-pub fn fit_prompt(prompt: &[u32], max_new_tokens: usize, n_ctx: usize) -> Vec<u32> {
-    let keep = n_ctx.saturating_sub(max_new_tokens + 1).max(1);
-    prompt[prompt.len().saturating_sub(keep)..].to_vec()
 }

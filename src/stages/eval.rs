@@ -7,13 +7,15 @@
 //! `crate::eval`.
 
 use crate::checkpoint::{self, Loaded};
+use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::{read_prompts, write_jsonl, SampleRecord};
+use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
 use crate::eval::guards::{distinct_n, frequency_growth, mean, perplexity, win_rate, words};
 use crate::eval::lm::{sequence_logprobs, spaced_windows, windows_perplexity, ScoredSeq};
 use crate::eval::{table, EvalReport, HeldoutInfo, ModelEval};
 use crate::labeler::sentiment::SentimentScorer;
-use crate::model::generate::{generate_parallel, SampleConfig};
+use crate::model::generate::{generate_parallel, response_room, SampleConfig};
 use crate::util::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
@@ -59,11 +61,6 @@ pub fn default_sampling() -> SampleConfig {
     }
 }
 
-/// Tokens `generate` may add after a prompt for a model of context `n_ctx`.
-fn max_new(cfg: &SampleConfig, n_ctx: usize) -> usize {
-    cfg.max_new_tokens.min(n_ctx.saturating_sub(1)).max(1)
-}
-
 /// One response per prompt (token ids, closing token excluded), generated in batches from one
 /// RNG seeded with `seed`.
 fn generate_all(
@@ -104,7 +101,8 @@ fn rm_scores(
     lists: [&[String]; 2],
     device: &Device,
 ) -> Result<[Vec<f64>; 2]> {
-    use super::rm::{score_groups, tokenize_pair, TokRanking};
+    use crate::data::pairs::{tokenize_pair, TokRanking};
+    use crate::model::score::score_groups;
     let loaded = checkpoint::load_rm(rm, device)?;
     let bias = loaded.config.reward_bias.unwrap_or(0.0);
     let model = loaded.model.valid();
@@ -178,9 +176,14 @@ fn fluency(
     Ok(perplexity(-sum, n))
 }
 
-/// Runs the evaluation, writes its files into `job.out`, prints the table; returns the report.
-pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
-    let t0 = std::time::Instant::now();
+/// The policy, the baseline and the optional pretrained judge, checked to share one tokenizer.
+struct Models {
+    policy: Loaded,
+    baseline: Loaded,
+    pretrained: Option<Loaded>,
+}
+
+fn load_models(job: &EvalJob, device: &Device) -> Result<Models> {
     let policy = load(&job.policy, "policy", device)?;
     let baseline = load(&job.baseline, "baseline", device)?;
     let pretrained = match &job.pretrained {
@@ -197,20 +200,62 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
             );
         }
     }
-    let scorer = SentimentScorer::from_file(&job.lexicon).map_err(|e| anyhow!(e))?;
-    let mut prompts = read_prompts(&job.prompts)?;
-    if job.n > 0 {
-        prompts.truncate(job.n);
+    Ok(Models {
+        policy,
+        baseline,
+        pretrained,
+    })
+}
+
+/// Writes `samples_policy.jsonl` and `samples_baseline.jsonl` (one response per prompt).
+fn write_samples(out: &Path, prompts: &[String], txt: [&[String]; 2]) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, txt) in [
+        ("samples_policy.jsonl", txt[0]),
+        ("samples_baseline.jsonl", txt[1]),
+    ] {
+        let recs: Vec<SampleRecord> = prompts
+            .iter()
+            .zip(txt.iter())
+            .map(|(p, r)| SampleRecord {
+                prompt: p.clone(),
+                responses: vec![r.clone()],
+            })
+            .collect();
+        write_jsonl(&out.join(name), &recs)?;
     }
+    Ok(())
+}
+
+/// What the comparison is made of: the prompts, both models' responses and their scores.
+struct Compared {
+    prompt_ids: Vec<Vec<u32>>,
+    /// Policy's and baseline's responses (token ids; trimmed text).
+    gen: [Vec<Vec<u32>>; 2],
+    txt: [Vec<String>; 2],
+    /// Sentiment (the labeler's compound score) and RM scores of each response.
+    sent: [Vec<f64>; 2],
+    rm: [Option<Vec<f64>>; 2],
+    /// The sampling used (`max_new_tokens` fitted to the context).
+    cfg: SampleConfig,
+}
+
+/// Generates one response per prompt from each model and scores them.
+fn compare(job: &EvalJob, m: &Models, prompts: &[String], device: &Device) -> Result<Compared> {
+    let (policy, baseline) = (&m.policy, &m.baseline);
+    let scorer = SentimentScorer::from_file(&job.lexicon).map_err(|e| anyhow!(e))?;
     let tok = &policy.tok;
     let n_ctx = policy.model.n_ctx().min(baseline.model.n_ctx());
-    let limit = max_new(&job.sampling, n_ctx);
-    let keep = n_ctx - limit;
+    let limit = response_room(n_ctx, &job.sampling);
+    // `limit` generated tokens, the last of which may be the closing one
     let prompt_ids: Vec<Vec<u32>> = prompts
         .iter()
         .map(|p| {
-            let ids = tok.encode(&render_prompt(p))?;
-            Ok(ids[ids.len().saturating_sub(keep)..].to_vec())
+            Ok(fit_prompt(
+                &tok.encode(&render_prompt(p))?,
+                limit - 1,
+                n_ctx,
+            ))
         })
         .collect::<Result<_>>()?;
     let cfg = SampleConfig {
@@ -222,43 +267,46 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
         "eval: generating {} responses from each model",
         prompts.len()
     );
-    let gen_p = generate_all(&policy, &prompt_ids, &cfg, job.seed, bs, device)?;
-    let gen_b = generate_all(&baseline, &prompt_ids, &cfg, job.seed, bs, device)?;
+    let gen_p = generate_all(policy, &prompt_ids, &cfg, job.seed, bs, device)?;
+    let gen_b = generate_all(baseline, &prompt_ids, &cfg, job.seed, bs, device)?;
     let text = |g: &[Vec<u32>]| -> Result<Vec<String>> {
         g.iter()
             .map(|ids| Ok(tok.decode(ids)?.trim().to_string()))
             .collect()
     };
     let (txt_p, txt_b) = (text(&gen_p)?, text(&gen_b)?);
-    std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
-    for (name, txt) in [
-        ("samples_policy.jsonl", &txt_p),
-        ("samples_baseline.jsonl", &txt_b),
-    ] {
-        let recs: Vec<SampleRecord> = prompts
-            .iter()
-            .zip(txt.iter())
-            .map(|(p, r)| SampleRecord {
-                prompt: p.clone(),
-                responses: vec![r.clone()],
-            })
-            .collect();
-        write_jsonl(&job.out.join(name), &recs)?;
-    }
+    write_samples(&job.out, prompts, [&txt_p, &txt_b])?;
     let sent = |t: &[String]| -> Vec<f64> {
         t.iter()
             .map(|x| scorer.polarity_scores_unrounded(x).compound)
             .collect()
     };
-    let (s_p, s_b) = (sent(&txt_p), sent(&txt_b));
-    let (rm_p, rm_b) = match &job.rm {
+    let rm = match &job.rm {
         Some(rm) => {
-            let [p, b] = rm_scores(rm, &prompts, [&txt_p, &txt_b], device)?;
-            (Some(p), Some(b))
+            let [p, b] = rm_scores(rm, prompts, [&txt_p, &txt_b], device)?;
+            [Some(p), Some(b)]
         }
-        None => (None, None),
+        None => [None, None],
     };
-    // KL on temperature-1 samples of the policy (the eval samples when they are exactly that)
+    Ok(Compared {
+        prompt_ids,
+        sent: [sent(&txt_p), sent(&txt_b)],
+        gen: [gen_p, gen_b],
+        txt: [txt_p, txt_b],
+        rm,
+        cfg,
+    })
+}
+
+/// KL(policy ‖ baseline) per response, on temperature-1 samples of the policy (the eval samples
+/// when they are exactly that). → (per-sequence KL, tokens)
+fn kl_estimate(
+    job: &EvalJob,
+    m: &Models,
+    c: &Compared,
+    device: &Device,
+) -> Result<(Vec<f64>, usize)> {
+    let (cfg, limit, bs) = (&c.cfg, c.cfg.max_new_tokens, job.batch_size.max(1));
     let pure = SampleConfig {
         temperature: 1.0,
         top_k: 0,
@@ -267,67 +315,99 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
     };
     let same = cfg.temperature == 1.0 && cfg.top_k == 0 && cfg.top_p >= 1.0;
     let kl_gen = if same {
-        gen_p.clone()
+        c.gen[0].clone()
     } else {
         eprintln!("eval: sampling the policy at temperature 1 for the KL estimate");
-        generate_all(&policy, &prompt_ids, &pure, job.seed, bs, device)?
+        generate_all(&m.policy, &c.prompt_ids, &pure, job.seed, bs, device)?
     };
-    let (kl, kl_tokens) = kl_terms(&policy, &baseline, &prompt_ids, &kl_gen, limit, bs, device)?;
-    // held-out perplexity on the same windows for every model
-    let mut t_win = n_ctx;
-    if let Some(m) = &pretrained {
-        t_win = t_win.min(m.model.n_ctx());
+    kl_terms(
+        &m.policy,
+        &m.baseline,
+        &c.prompt_ids,
+        &kl_gen,
+        limit,
+        bs,
+        device,
+    )
+}
+
+/// Held-out text windows, the same for every model (as long as the shortest context allows).
+fn heldout_windows(job: &EvalJob, m: &Models) -> Result<Vec<Vec<u32>>> {
+    let mut t_win = m.policy.model.n_ctx().min(m.baseline.model.n_ctx());
+    if let Some(p) = &m.pretrained {
+        t_win = t_win.min(p.model.n_ctx());
     }
-    let stream =
-        super::pretrain::tokenize_corpus(tok, std::slice::from_ref(&job.heldout_text), 0.0)?.train;
-    let windows = spaced_windows(&stream, t_win + 1, job.ppl_windows.max(1))?;
-    let ppl = |m: &Loaded| windows_perplexity(&m.model, &windows, bs.min(16), device);
-    let (wp, wb): (Vec<Vec<String>>, Vec<Vec<String>>) = (
-        txt_p.iter().map(|t| words(t)).collect(),
-        txt_b.iter().map(|t| words(t)).collect(),
-    );
-    let model_eval = |m: &Loaded,
-                      gen: &[Vec<u32>],
-                      s: &[f64],
-                      rm: &Option<Vec<f64>>,
-                      w: &[Vec<String>]|
-     -> Result<ModelEval> {
-        let lens: Vec<f64> = gen.iter().map(|g| g.len() as f64).collect();
-        Ok(ModelEval {
-            checkpoint: m.dir.display().to_string(),
-            labeler_score: mean(s).unwrap_or(0.0),
-            rm_score: rm.as_deref().and_then(mean),
-            heldout_ppl: ppl(m)?,
-            fluency_ppl: match &pretrained {
-                Some(j) => fluency(j, &prompt_ids, gen, bs, device)?,
-                None => None,
-            },
-            distinct_1: distinct_n(w, 1),
-            distinct_2: distinct_n(w, 2),
-            mean_response_tokens: mean(&lens).unwrap_or(0.0),
-            empty_responses: gen.iter().filter(|g| g.is_empty()).count(),
-        })
-    };
+    let files = std::slice::from_ref(&job.heldout_text);
+    let stream = tokenize_corpus(&m.policy.tok, files, 0.0)?.train;
+    spaced_windows(&stream, t_win + 1, job.ppl_windows.max(1))
+}
+
+/// The measurements of one model (`side` 0: the policy, 1: the baseline).
+fn model_eval(
+    m: &Loaded,
+    side: usize,
+    c: &Compared,
+    judge: Option<&Loaded>,
+    windows: &[Vec<u32>],
+    bs: usize,
+    device: &Device,
+) -> Result<ModelEval> {
+    let gen = &c.gen[side];
+    let w: Vec<Vec<String>> = c.txt[side].iter().map(|t| words(t)).collect();
+    let lens: Vec<f64> = gen.iter().map(|g| g.len() as f64).collect();
+    Ok(ModelEval {
+        checkpoint: m.dir.display().to_string(),
+        labeler_score: mean(&c.sent[side]).unwrap_or(0.0),
+        rm_score: c.rm[side].as_deref().and_then(mean),
+        heldout_ppl: windows_perplexity(&m.model, windows, bs.min(16), device)?,
+        fluency_ppl: match judge {
+            Some(j) => fluency(j, &c.prompt_ids, gen, bs, device)?,
+            None => None,
+        },
+        distinct_1: distinct_n(&w, 1),
+        distinct_2: distinct_n(&w, 2),
+        mean_response_tokens: mean(&lens).unwrap_or(0.0),
+        empty_responses: gen.iter().filter(|g| g.is_empty()).count(),
+    })
+}
+
+/// Runs the evaluation, writes its files into `job.out`, prints the table; returns the report.
+pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
+    let t0 = std::time::Instant::now();
+    let m = load_models(job, device)?;
+    let mut prompts = read_prompts(&job.prompts)?;
+    if job.n > 0 {
+        prompts.truncate(job.n);
+    }
+    let c = compare(job, &m, &prompts, device)?;
+    let (kl, kl_tokens) = kl_estimate(job, &m, &c, device)?;
+    let windows = heldout_windows(job, &m)?;
+    let bs = job.batch_size.max(1);
+    let judge = m.pretrained.as_ref();
+    let words_of =
+        |side: usize| -> Vec<Vec<String>> { c.txt[side].iter().map(|t| words(t)).collect() };
     let report = EvalReport {
         prompts: prompts.len(),
         labeler: "sentiment".into(),
-        win_rate: win_rate(&s_p, &s_b, 1e-9),
-        rm_win_rate: match (&rm_p, &rm_b) {
-            (Some(a), Some(b)) => Some(win_rate(a, b, 1e-9)),
+        win_rate: win_rate(&c.sent[0], &c.sent[1], 1e-9),
+        rm_win_rate: match &c.rm {
+            [Some(a), Some(b)] => Some(win_rate(a, b, 1e-9)),
             _ => None,
         },
         kl_nats_per_seq: mean(&kl).unwrap_or(0.0),
         kl_nats_per_token: kl.iter().sum::<f64>() / kl_tokens.max(1) as f64,
-        policy: model_eval(&policy, &gen_p, &s_p, &rm_p, &wp)?,
-        baseline: model_eval(&baseline, &gen_b, &s_b, &rm_b, &wb)?,
-        pretrained_heldout_ppl: pretrained.as_ref().map(&ppl).transpose()?,
-        top_word_growth: frequency_growth(&wb, &wp, 10),
+        policy: model_eval(&m.policy, 0, &c, judge, &windows, bs, device)?,
+        baseline: model_eval(&m.baseline, 1, &c, judge, &windows, bs, device)?,
+        pretrained_heldout_ppl: judge
+            .map(|p| windows_perplexity(&p.model, &windows, bs.min(16), device))
+            .transpose()?,
+        top_word_growth: frequency_growth(&words_of(1), &words_of(0), 10),
         heldout: HeldoutInfo {
             text: job.heldout_text.display().to_string(),
             windows: windows.len(),
-            window_tokens: t_win + 1,
+            window_tokens: windows.first().map_or(0, |w| w.len()),
         },
-        sampling: cfg,
+        sampling: c.cfg.clone(),
         seed: job.seed,
         seconds: t0.elapsed().as_secs_f64(),
     };

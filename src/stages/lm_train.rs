@@ -1,6 +1,7 @@
-//! The training loop shared by pretraining and SFT: masked next-token loss, AdamW with warmup +
-//! cosine LR, global-norm clipping, held-out evaluation, non-finite guard, metrics, progress bar
-//! and resumable checkpoints. The stages differ only in where batches come from.
+//! The language-model stage shared by pretraining and SFT: masked next-token loss, AdamW with
+//! warmup + cosine LR, global-norm clipping and the held-out loss, as a [`Stage`] of the one
+//! training loop (`train::trainer`, which owns resume, guard, cadence, metrics and progress).
+//! The two stages differ only in where batches come from.
 
 use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use crate::data::batching::Batch;
@@ -9,91 +10,22 @@ use crate::model::dropout::seed_masks;
 use crate::model::loss::masked_nll;
 use crate::model::Gpt;
 use crate::train::clip::clip_global_norm;
-use crate::train::guard::{Guard, Verdict};
-use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
+use crate::train::guard::Guard;
+use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::schedule::LrSchedule;
 use crate::train::shards;
 use crate::train::tensors::{batch_tensors, scalar};
+use crate::train::trainer::{resume_dir, Cadence, MetricRow, Stage, Start, StepCtx, Trainer};
 use crate::util::rng::Rng;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Optimisation settings of a language-model stage (saved as `stage.json` in its directory).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Optimizer steps.
-    pub steps: usize,
-    /// Sequences per batch.
-    pub batch_size: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Final learning rate as a fraction of `lr`.
-    pub min_lr_ratio: f64,
-    /// Linear warmup steps.
-    pub warmup: usize,
-    /// AdamW decoupled weight decay.
-    pub weight_decay: f64,
-    /// Adam β2 (InstructGPT used 0.95).
-    pub beta2: f64,
-    /// Clip gradients to this global L2 norm (0 disables).
-    pub grad_clip: f64,
-    /// Evaluate held-out loss every this many steps (and at the end).
-    pub eval_every: usize,
-    /// Held-out batches per evaluation.
-    pub eval_batches: usize,
-    /// Write a resumable checkpoint every this many steps (and at the end).
-    pub checkpoint_every: usize,
-    /// Stop after this many consecutive non-finite losses or gradients (each one is skipped).
-    pub max_bad_steps: usize,
-    /// Seed for initialisation, batch order and dropout.
-    pub seed: u64,
-    /// Micro-batches each batch is cut into; on the CPU backend they run on parallel threads
-    /// (`train::shards`). The gradient is the whole batch's either way, but dropout masks are
-    /// drawn per micro-batch, so this is part of what makes a run reproducible. Default 2.
-    #[serde(default = "default_micro_batches")]
-    pub micro_batches: usize,
-}
-
-/// Default [`TrainConfig::micro_batches`]: one per core of a 2-core laptop.
-pub fn default_micro_batches() -> usize {
-    2
-}
-
-impl TrainConfig {
-    /// AdamW with this stage's β2 and weight decay (ε 1e-8, as PyTorch).
-    pub fn optimizer(&self) -> ModuleOptimizer {
-        AdamWConfig::new()
-            .with_beta_2(self.beta2 as f32)
-            .with_weight_decay(self.weight_decay as f32)
-            .with_epsilon(1e-8)
-            .init()
-    }
-
-    /// Warmup + cosine decay to `lr · min_lr_ratio` over `steps`.
-    pub fn schedule(&self) -> LrSchedule {
-        LrSchedule {
-            lr: self.lr,
-            min_lr: self.lr * self.min_lr_ratio,
-            warmup: self.warmup.min(self.steps),
-            total: self.steps,
-        }
-    }
-
-    /// The training state of a stage that has not run yet.
-    pub fn initial_state(&self) -> TrainState {
-        TrainState {
-            step: 0,
-            rng: Rng::new(self.seed),
-            finished: false,
-            extra: serde_json::Value::Null,
-        }
-    }
-}
+pub use crate::config::train::{default_micro_batches, TrainConfig};
 
 /// Where a stage's batches come from.
 pub trait BatchSource {
@@ -173,124 +105,181 @@ pub struct StageSummary {
     pub seconds: f64,
 }
 
+/// One row of a language-model stage's `metrics.csv`.
+#[derive(Debug, Clone, Copy)]
+pub struct LmRow {
+    pub loss_train: f64,
+    /// Held-out loss (NaN at steps without an evaluation).
+    pub loss_eval: f64,
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+impl Default for LmRow {
+    fn default() -> Self {
+        Self {
+            loss_train: f64::NAN,
+            loss_eval: f64::NAN,
+            lr: f64::NAN,
+            grad_norm: f64::NAN,
+            tokens_per_s: f64::NAN,
+        }
+    }
+}
+
+impl MetricRow for LmRow {
+    fn fields(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("loss/train", self.loss_train),
+            ("loss/eval", self.loss_eval),
+            ("ppl/eval", self.loss_eval.exp()),
+            ("lr", self.lr),
+            ("grad_norm", self.grad_norm),
+            ("tokens_per_s", self.tokens_per_s),
+        ]
+    }
+}
+
+/// The training side of a language-model stage, driven by the [`Trainer`].
+struct Lm<'a> {
+    job: &'a LmStage<'a>,
+    data: &'a dyn BatchSource,
+    /// Always `Some` between steps (the optimizer takes the model by value).
+    model: Option<Gpt>,
+    optim: ModuleOptimizer,
+    sched: LrSchedule,
+    ad: Device,
+    /// The loss of the last step whose update was applied.
+    last_loss: f64,
+    tokens: usize,
+    t0: Option<Instant>,
+}
+
+impl Lm<'_> {
+    fn model(&self) -> Result<&Gpt> {
+        self.model
+            .as_ref()
+            .context("the model was lost in a failed step")
+    }
+}
+
+impl Stage for Lm<'_> {
+    type Step = LmRow;
+    type Eval = f64;
+    type Row = LmRow;
+
+    fn step(&mut self, step: usize, ctx: &mut StepCtx<'_>) -> Result<LmRow> {
+        let t0 = *self.t0.get_or_insert_with(Instant::now);
+        let cfg = self.job.cfg;
+        let batch = self.data.train_batch(ctx.rng)?;
+        let (loss, mut grads) = batch_grads(self.model()?, &batch, cfg, step, ctx.guard, &self.ad)?;
+        let norm = clip_global_norm(self.model()?, &mut grads, cfg.grad_clip);
+        let lr = self.sched.at(step);
+        if ctx.judge(step, loss, norm)? {
+            let model = self.model.take().context("no model")?;
+            self.model = Some(self.optim.step(lr, model, grads));
+            self.last_loss = loss;
+        }
+        self.tokens += batch.b * batch.t;
+        Ok(LmRow {
+            loss_train: loss,
+            loss_eval: f64::NAN,
+            lr,
+            grad_norm: norm,
+            tokens_per_s: self.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+
+    fn eval(&mut self) -> Result<f64> {
+        eval_loss(self.model()?, self.data.eval_batches(), self.job.device)
+    }
+
+    fn row(&self, step: &LmRow, eval: Option<&f64>) -> LmRow {
+        LmRow {
+            loss_eval: eval.copied().unwrap_or(f64::NAN),
+            ..*step
+        }
+    }
+
+    fn message(&self, row: &LmRow, last_eval: Option<&f64>) -> String {
+        format!(
+            "loss {:.3} eval {:.3} {:.0} tok/s",
+            self.last_loss,
+            last_eval.copied().unwrap_or(f64::NAN),
+            row.tokens_per_s
+        )
+    }
+
+    fn save(&mut self, state: &TrainState) -> Result<PathBuf> {
+        let valid = self.model()?.valid();
+        checkpoint::save(SaveRequest {
+            dir: self.job.out,
+            model: &valid,
+            config: &self.job.ckpt_config,
+            tok: self.job.tok,
+            optim: Some(&self.optim),
+            state,
+        })
+    }
+}
+
 impl LmStage<'_> {
     pub fn run(&self, init: Gpt, data: &dyn BatchSource) -> Result<(Gpt, StageSummary)> {
         let cfg = self.cfg;
         std::fs::create_dir_all(self.out)?;
         crate::config::save_json(cfg, &self.out.join("stage.json"))?;
-        let ad = self.device.clone().autodiff();
-        let mut optim = cfg.optimizer();
-        let mut model = init;
-        let mut state = cfg.initial_state();
-        let mut guard = Guard::new(self.name, cfg.max_bad_steps)?;
-        if self.resume && checkpoint::resolve(self.out).is_ok() {
-            let dir = checkpoint::resolve(self.out)?;
+        let mut optim = stage_optimizer(cfg);
+        let (mut model, mut start) = (init, Start::fresh(cfg.seed));
+        if let Some(dir) = resume_dir(self.out, self.resume) {
             let loaded = checkpoint::load_lm(&dir, self.device)?;
             checkpoint::check_resumable(&dir, &loaded.config.model, &self.ckpt_config.model)?;
-            let (m, o, s) = checkpoint::load_resume(&dir, loaded.model, optim)?;
-            (model, optim, state) = (m, o, s);
-            guard.saved(&dir, state.step);
-            eprintln!(
-                "{}: resuming from {} at step {}",
-                self.name,
-                dir.display(),
-                state.step
-            );
-        }
-        let sched = cfg.schedule();
-        let mut metrics = MetricsWriter::open(
-            self.out,
-            &[
-                "loss/train",
-                "loss/eval",
-                "ppl/eval",
-                "lr",
-                "grad_norm",
-                "tokens_per_s",
-            ],
-            if state.step > 0 {
-                Some(state.step)
-            } else {
-                None
-            },
-        )?;
-        let first_eval = eval_loss(&model, data.eval_batches(), self.device)?;
-        let mut model = model.train();
-        let pb = progress_bar(cfg.steps as u64, self.name);
-        pb.set_position(state.step as u64);
-        let (mut last_loss, mut last_eval) = (f64::NAN, first_eval);
-        let t0 = Instant::now();
-        let mut tokens = 0usize;
-        let start_step = state.step;
-        while state.step < cfg.steps {
-            let step = state.step;
-            let batch = data.train_batch(&mut state.rng)?;
-            let (loss_v, mut grads) = batch_grads(&model, &batch, cfg, step, &guard, &ad)?;
-            let norm = clip_global_norm(&model, &mut grads, cfg.grad_clip);
-            match guard.check(step, loss_v, norm)? {
-                Verdict::Apply => {
-                    model = optim.step(sched.at(step), model, grads);
-                    last_loss = loss_v;
-                }
-                Verdict::Skip(msg) => log_line(&pb, msg),
-            }
-            tokens += batch.b * batch.t;
-            state.step += 1;
-            let tps = tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            let is_last = state.step == cfg.steps;
-            let eval = if state.step.is_multiple_of(cfg.eval_every.max(1)) || is_last {
-                last_eval = eval_loss(&model, data.eval_batches(), self.device)?;
-                last_eval
-            } else {
-                f64::NAN
+            let (m, o, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
+            (model, optim) = (m, o);
+            start = Start {
+                state,
+                resumed: Some(dir),
             };
-            metrics.row(
-                state.step,
-                &[loss_v, eval, eval.exp(), sched.at(step), norm, tps],
-            )?;
-            pb.set_message(format!(
-                "loss {last_loss:.3} eval {last_eval:.3} {tps:.0} tok/s"
-            ));
-            pb.inc(1);
-            state.finished = is_last;
-            if state.step.is_multiple_of(cfg.checkpoint_every.max(1)) || is_last {
-                let valid = model.valid();
-                let dir = checkpoint::save(SaveRequest {
-                    dir: self.out,
-                    model: &valid,
-                    config: &self.ckpt_config,
-                    tok: self.tok,
-                    optim: Some(&optim),
-                    state: &state,
-                })?;
-                guard.saved(&dir, state.step);
-            }
         }
-        pb.finish_and_clear();
-        let secs = t0.elapsed().as_secs_f64();
+        let mut stage = Lm {
+            job: self,
+            data,
+            model: Some(model.train()),
+            optim,
+            sched: stage_schedule(cfg),
+            ad: self.device.clone().autodiff(),
+            last_loss: f64::NAN,
+            tokens: 0,
+            t0: None,
+        };
+        let trainer = Trainer {
+            name: self.name,
+            unit: "step",
+            out: self.out,
+            cadence: Cadence {
+                steps: cfg.steps,
+                eval_every: Some(cfg.eval_every),
+                checkpoint_every: cfg.checkpoint_every,
+                max_bad_steps: cfg.max_bad_steps,
+            },
+        };
+        let fin = trainer.run(&mut stage, start)?;
         let summary = StageSummary {
-            steps: state.step,
-            final_train_loss: last_loss,
-            first_eval_loss: first_eval,
-            final_eval_loss: last_eval,
-            tokens_per_s: if state.step > start_step {
-                tokens as f64 / secs.max(1e-9)
+            steps: fin.state.step,
+            final_train_loss: stage.last_loss,
+            first_eval_loss: fin.first_eval.unwrap_or(f64::NAN),
+            final_eval_loss: fin.last_eval.unwrap_or(f64::NAN),
+            tokens_per_s: if fin.steps_run > 0 {
+                stage.tokens as f64 / fin.seconds.max(1e-9)
             } else {
                 f64::NAN
             },
-            skipped_steps: guard.skipped(),
-            seconds: secs,
+            skipped_steps: fin.skipped,
+            seconds: fin.seconds,
         };
         crate::config::save_json(&summary, &self.out.join("summary.json"))?;
+        let model = stage.model.context("no model")?;
         Ok((model.valid(), summary))
     }
-}
-
-/// True when `out` holds a finished stage (its checkpoint says so).
-pub fn is_finished(out: &Path) -> bool {
-    checkpoint::resolve(out)
-        .ok()
-        .and_then(|d| crate::config::load_json::<TrainState>(&d.join("train_state.json")).ok())
-        .map(|s| s.finished)
-        .unwrap_or(false)
 }

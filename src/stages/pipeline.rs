@@ -4,8 +4,9 @@
 //! are skipped and an interrupted one resumes from its checkpoint. Each stage's wall time goes
 //! to `timings.json`.
 
-use super::lm_train::{is_finished, TrainConfig};
-use super::{assets, label, ppo, pretrain, rm, sample, sft, tokenizer};
+use super::{assets, label, pretrain, rm, sample, sft, tokenizer};
+use crate::checkpoint::is_finished;
+use crate::config::TrainConfig;
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::data::tokenizer::Tok;
 use crate::model::generate::SampleConfig;
@@ -362,7 +363,7 @@ impl RoundCtx<'_> {
         let p = &cfg.ppo;
         r.stage(
             &tag("ppo"),
-            ppo::is_finished(&ppo_dir),
+            is_finished(&ppo_dir),
             format!(
                 "{} iterations of {} episodes, β {}, ptx {}",
                 p.steps, p.rollout_batch, p.kl_coef, p.ptx_coef

@@ -78,7 +78,7 @@ impl EvalCtx<'_> {
         cfg.ptx_coef = 0.0;
         r.stage(
             &format!("ppo {ABLATION_TAG}"),
-            ppo::is_finished(out),
+            crate::checkpoint::is_finished(out),
             format!(
                 "the same {} iterations without the pretraining mix (alignment-tax baseline)",
                 cfg.steps

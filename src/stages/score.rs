@@ -2,8 +2,9 @@
 //! file, from a reward-model checkpoint. Sequences longer than the context are cut (the prompt
 //! from the left) and counted in a warning.
 
-use super::rm::{group_rewards, tokenize_pair_counted, warn_cut, TokRanking};
 use crate::checkpoint;
+use crate::data::pairs::{tokenize_pair_counted, warn_cut, TokRanking};
+use crate::model::score::group_rewards;
 use crate::train::tensors::to_vec;
 use anyhow::Result;
 use burn::module::Module;

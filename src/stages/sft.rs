@@ -1,8 +1,9 @@
 //! `rlhf sft`: supervised fine-tuning on prompt → response demonstrations with the prompt
 //! template; the loss counts response tokens only.
 
-use super::lm_train::{BatchSource, LmStage, StageSummary, TrainConfig};
-use crate::checkpoint::{self, CheckpointConfig};
+use super::lm_train::{BatchSource, LmStage, StageSummary};
+use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
+use crate::config::TrainConfig;
 use crate::data::batching::{sft_batch, tokenize_sft, Batch, SftExample};
 use crate::data::formats::read_sft;
 use crate::util::rng::Rng;
@@ -12,22 +13,7 @@ use std::path::PathBuf;
 
 /// Defaults of the SFT stage.
 pub fn default_config() -> TrainConfig {
-    TrainConfig {
-        steps: 300,
-        batch_size: 16,
-        lr: 5e-4,
-        min_lr_ratio: 0.1,
-        warmup: 20,
-        weight_decay: 0.0,
-        beta2: 0.95,
-        grad_clip: 1.0,
-        eval_every: 50,
-        eval_batches: 8,
-        checkpoint_every: 100,
-        max_bad_steps: 10,
-        seed: 2024,
-        micro_batches: super::lm_train::default_micro_batches(),
-    }
+    TrainConfig::sft()
 }
 
 struct Demos {
@@ -116,7 +102,7 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
         out: &job.out,
         cfg: &job.train,
         ckpt_config: CheckpointConfig {
-            kind: "lm".into(),
+            kind: CheckpointKind::Lm,
             stage: "sft".into(),
             model: mcfg,
             reward_bias: None,

@@ -4,8 +4,9 @@
 //!   and logged with its step number ([`Guard::check`]).
 //! - After `max_bad` consecutive skipped steps the stage stops with an error that names the last
 //!   good checkpoint ([`Guard::saved`] records it), since continuing would only burn time.
-//! - [`check_finite`] names the tensors holding a NaN or ±inf; `checkpoint::save` refuses such
-//!   weights, so nothing non-finite is ever written into a checkpoint, and loading refuses them.
+//! - `checkpoint::check_finite` names the tensors holding a NaN or ±inf; `checkpoint::save`
+//!   refuses such weights, so nothing non-finite is ever written into a checkpoint, and loading
+//!   refuses them.
 //!
 //! # Test hook
 //!
@@ -16,7 +17,6 @@
 //! `tests/recovery.rs`; leave it unset in real runs.
 
 use anyhow::{bail, Context, Result};
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -165,52 +165,6 @@ impl Guard {
     }
 }
 
-/// Finds float parameters with a NaN or ±inf, by their GPT-2 tensor name.
-struct NonFinite {
-    path: Vec<String>,
-    bad: Vec<String>,
-    failed: Option<String>,
-}
-
-impl ModuleVisitor for NonFinite {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        match p.val().is_finite().all().try_into_scalar::<bool>() {
-            Ok(true) => {}
-            Ok(false) => self.bad.push(self.path.join(".")),
-            Err(e) => self.failed = Some(format!("{}: {e:?}", self.path.join("."))),
-        }
-    }
-}
-
-/// Errs, naming the tensors, when any float parameter of `model` holds a NaN or ±inf.
-pub fn check_finite<M: Module>(model: &M) -> Result<()> {
-    let mut v = NonFinite {
-        path: Vec::new(),
-        bad: Vec::new(),
-        failed: None,
-    };
-    model.visit(&mut v);
-    if let Some(e) = v.failed {
-        bail!("reading weights from the device: {e}");
-    }
-    if !v.bad.is_empty() {
-        bail!(
-            "non-finite weights: {} tensor(s) hold NaN or infinite values ({})",
-            v.bad.len(),
-            v.bad.join(", ")
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,10 +218,10 @@ mod tests {
         let mut cfg = crate::config::ModelConfig::preset("tiny").unwrap();
         cfg.vocab_size = 16;
         let m = crate::model::Gpt::new(&cfg, &d);
-        check_finite(&m).unwrap();
+        crate::checkpoint::check_finite(&m).unwrap();
         let mut m = m;
         m.ln_f.weight = m.ln_f.weight.map(|w| w.mul_scalar(f32::NAN));
-        let e = format!("{:#}", check_finite(&m).unwrap_err());
+        let e = format!("{:#}", crate::checkpoint::check_finite(&m).unwrap_err());
         assert!(
             e.contains("1 tensor(s)") && e.contains("ln_f.weight"),
             "{e}"

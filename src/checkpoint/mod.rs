@@ -17,11 +17,34 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod finite;
+
+pub use finite::check_finite;
+
+/// What a checkpoint holds; written into `config.json` as `"lm"` or `"rm"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointKind {
+    /// A language model (pretrain, SFT, a PPO policy).
+    Lm,
+    /// A reward model (the trunk plus a scalar head; PPO's value model too).
+    Rm,
+}
+
+impl std::fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Lm => "lm",
+            Self::Rm => "rm",
+        })
+    }
+}
+
 /// What `config.json` in a checkpoint holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointConfig {
-    /// `"lm"` for a language model (pretrain, SFT, PPO policy), `"rm"` for a reward model.
-    pub kind: String,
+    /// A language model or a reward model.
+    pub kind: CheckpointKind,
     /// The stage that wrote it (`pretrain`, `sft`, ...).
     pub stage: String,
     pub model: ModelConfig,
@@ -66,8 +89,17 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     )
 }
 
-/// The `kind` of a checkpoint (`"lm"` or `"rm"`), read from its `config.json`.
-pub fn kind_of(path: &Path) -> Result<String> {
+/// True when the stage directory `out` holds a finished stage (its checkpoint says so).
+pub fn is_finished(out: &Path) -> bool {
+    resolve(out)
+        .ok()
+        .and_then(|d| load_json::<TrainState>(&d.join("train_state.json")).ok())
+        .map(|s| s.finished)
+        .unwrap_or(false)
+}
+
+/// The kind of a checkpoint, read from its `config.json`.
+pub fn kind_of(path: &Path) -> Result<CheckpointKind> {
     let dir = resolve(path)?;
     let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
     Ok(config.kind)
@@ -147,8 +179,7 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
             res.unused
         );
     }
-    crate::train::guard::check_finite(&model)
-        .with_context(|| format!("{}: not loading it", path.display()))?;
+    check_finite(&model).with_context(|| format!("{}: not loading it", path.display()))?;
     Ok(model)
 }
 
@@ -209,7 +240,7 @@ pub fn save_with<M: Module>(
 /// weights. Not atomic by itself: `save_with` calls it inside the directory it renames into
 /// place.
 pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()> {
-    crate::train::guard::check_finite(req.model).with_context(|| {
+    check_finite(req.model).with_context(|| {
         format!(
             "refusing to save a checkpoint into {} (the previous one is kept)",
             req.dir.display()
@@ -267,7 +298,11 @@ pub struct Loaded {
 /// Loads a language-model checkpoint onto `device`, checking the tokenizer matches the model.
 /// Reads a checkpoint's `config.json` and `tokenizer.json`, checking the config, its kind and
 /// that the tokenizer matches the model's vocabulary.
-fn load_header(path: &Path, kind: &str, what: &str) -> Result<(PathBuf, CheckpointConfig, Tok)> {
+fn load_header(
+    path: &Path,
+    kind: CheckpointKind,
+    what: &str,
+) -> Result<(PathBuf, CheckpointConfig, Tok)> {
     let dir = resolve(path)?;
     let config: CheckpointConfig = load_json(&dir.join("config.json"))?;
     config
@@ -295,7 +330,7 @@ fn load_header(path: &Path, kind: &str, what: &str) -> Result<(PathBuf, Checkpoi
 
 /// Loads a language-model checkpoint onto `device`, checking the tokenizer matches the model.
 pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
-    let (dir, config, tok) = load_header(path, "lm", "a language model")?;
+    let (dir, config, tok) = load_header(path, CheckpointKind::Lm, "a language model")?;
     let model = load_weights(
         Gpt::new(&config.model, device),
         &dir.join("model.safetensors"),
@@ -336,9 +371,13 @@ pub struct LoadedRm {
     pub tok: Tok,
 }
 
-/// Loads a reward-model checkpoint (`kind = "rm"`), checking the tokenizer matches.
+/// Loads a reward-model checkpoint (kind `rm`), checking the tokenizer matches.
 pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
-    let (dir, config, tok) = load_header(path, "rm", "a reward model (train one with `rlhf rm`)")?;
+    let (dir, config, tok) = load_header(
+        path,
+        CheckpointKind::Rm,
+        "a reward model (train one with `rlhf rm`)",
+    )?;
     let fresh = crate::model::RewardModel::new(&config.model, device);
     let model = load_weights(fresh, &dir.join("model.safetensors"))?;
     Ok(LoadedRm {

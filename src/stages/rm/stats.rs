@@ -1,11 +1,6 @@
-//! Reward-model evaluation: pairwise ranking statistics of host rewards and batched scoring of
-//! tokenized rankings (held-out accuracy during training, the normalisation bias after it).
+//! Reward-model evaluation: pairwise ranking statistics of host rewards (held-out accuracy
+//! during training, the training batch's accuracy in `metrics.csv`).
 
-use super::rm::{group_rewards, TokRanking};
-use crate::model::RewardModel;
-use crate::train::tensors::to_vec;
-use anyhow::Result;
-use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Ranking statistics of host rewards (prompt-major, best first within a prompt).
@@ -53,31 +48,4 @@ pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
         reward_mean: mean,
         reward_std: var.sqrt(),
     }
-}
-
-/// Scores groups in chunks of `prompts_per_batch` (two halves of the groups on parallel threads
-/// on the CPU backend); returns host rewards and ks.
-pub fn score_groups(
-    model: &RewardModel,
-    groups: &[TokRanking],
-    pad: u32,
-    per_batch: usize,
-    device: &Device,
-) -> Result<(Vec<f32>, Vec<usize>)> {
-    let chunks = crate::train::shards::concat_ranges(groups.len(), 2, device, |_, half| {
-        groups[half]
-            .chunks(per_batch.max(1))
-            .map(|chunk| {
-                let refs: Vec<&TokRanking> = chunk.iter().collect();
-                let (r, k) = group_rewards(model, &refs, pad, device);
-                Ok((to_vec(r)?, k))
-            })
-            .collect()
-    })?;
-    let (mut all, mut ks) = (Vec::new(), Vec::new());
-    for (a, k) in chunks {
-        all.extend(a);
-        ks.extend(k);
-    }
-    Ok((all, ks))
 }

@@ -49,10 +49,10 @@ impl Default for ModelConfig {
 
 /// The presets bundled in `assets/presets/`, compiled into the binary so it runs from anywhere.
 const PRESETS: &[(&str, &str)] = &[
-    ("tiny", include_str!("../assets/presets/tiny.toml")),
-    ("small", include_str!("../assets/presets/small.toml")),
-    ("base", include_str!("../assets/presets/base.toml")),
-    ("gpt2", include_str!("../assets/presets/gpt2.toml")),
+    ("tiny", include_str!("../../assets/presets/tiny.toml")),
+    ("small", include_str!("../../assets/presets/small.toml")),
+    ("base", include_str!("../../assets/presets/base.toml")),
+    ("gpt2", include_str!("../../assets/presets/gpt2.toml")),
 ];
 
 /// Names of the bundled presets, for `--help` texts and error messages.
@@ -147,19 +147,6 @@ impl ModelConfig {
             2 * 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);
         emb + l * block + 2 * c
     }
-}
-
-/// Writes any serializable config as pretty JSON, atomically.
-pub fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    crate::util::fs::write_atomic(path, text.as_bytes())
-}
-
-/// Reads a JSON file into `T`, naming the file on error.
-pub fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -1,10 +1,31 @@
 //! PPO settings, saved as `stage.json` in the PPO directory. `PpoConfig::default()` holds
-//! `rlhf ppo`'s defaults; `PpoConfig::for_preset("small")` is the pipeline's default job, tuned
-//! on its reward model's scale (score cap, β, rollout size); `for_preset("tiny")` shrinks the
-//! plain defaults for tests.
+//! `rlhf ppo`'s defaults; [`PpoDefaults`] names the pipeline's two jobs: the default job, tuned
+//! on its reward model's scale (score cap, β, rollout size), and the tiny job, the plain
+//! defaults shrunk for tests.
 
 use crate::rl::KlController;
 use serde::{Deserialize, Serialize};
+
+/// Which PPO settings a pipeline job starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PpoDefaults {
+    /// The `tiny` preset's job: the plain defaults, shrunk to run in seconds (tests).
+    Tiny,
+    /// The settings tuned on the default job (`small`). Presets without a tuned job of their
+    /// own (`base`, `gpt2`, a preset file) start from these too: they are the only measured
+    /// ones at a useful size, though a score cap is in the units of one RM.
+    Tuned,
+}
+
+impl PpoDefaults {
+    /// The job of a model preset, by the name given to `--preset`.
+    pub fn of_preset(preset: &str) -> Self {
+        match preset {
+            "tiny" => Self::Tiny,
+            _ => Self::Tuned,
+        }
+    }
+}
 
 /// Everything that shapes a PPO run. Token counts are per response; β is per token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,13 +122,17 @@ impl Default for PpoConfig {
 }
 
 impl PpoConfig {
-    /// Defaults for a model preset: `tiny` is sized for tests (a few seconds per iteration on
-    /// two CPU cores).
+    /// The settings of the job of a model preset (see [`PpoDefaults::of_preset`]).
     pub fn for_preset(preset: &str) -> Self {
-        if preset == "tiny" {
-            // the plain defaults, smaller: 16-token responses rarely end (an EOS penalty would be
-            // a constant) and the tiny RM's scores are on another scale (no cap)
-            return Self {
+        Self::for_job(PpoDefaults::of_preset(preset))
+    }
+
+    /// The settings of one of the pipeline's jobs.
+    pub fn for_job(job: PpoDefaults) -> Self {
+        match job {
+            PpoDefaults::Tiny => Self {
+                // the plain defaults, smaller: 16-token responses rarely end (an EOS penalty
+                // would be a constant) and the tiny RM's scores are on another scale (no cap)
                 steps: 12,
                 rollout_batch: 16,
                 minibatch: 8,
@@ -115,28 +140,28 @@ impl PpoConfig {
                 ptx_batch: 2,
                 checkpoint_every: 4,
                 ..Self::default()
-            };
-        }
-        // measured on the default job (README "How it compares"):
-        // - its RM likes long answers: without the EOS penalty every response fills
-        //   max_new_tokens within ~15 iterations and the KL per response grows with it;
-        // - capping the score at 2 (≈ 0.8 std of the RM's scores on SFT samples) removes the pull
-        //   to stack ever more positive words once a response is good enough, which is where the
-        //   KL went (win 0.95 at KL 12.3 uncapped, 0.88 at 5.9 capped);
-        // - β 0.12 keeps the policy near SFT; larger rollouts cut the gradient noise that moved
-        //   it without raising the score (32 → 48 episodes: 0.88 → 0.92 at the same KL; 48 → 64
-        //   at β 0.12: 0.918 / 5.08 → 0.928 / 4.73); γ_ptx 0.25 pulls it less
-        //   towards the pretraining text than 1 (0.92 → 0.96 at the same KL) and still lowers
-        //   the held-out perplexity
-        Self {
-            missing_eos_penalty: Some(2.0),
-            reward_clip: Some(2.0),
-            kl_coef: 0.12,
-            policy_lr: 1e-4,
-            ptx_coef: 0.25,
-            rollout_batch: 64,
-            minibatch: 32,
-            ..Self::default()
+            },
+            // measured on the default job (README "How it compares"):
+            // - its RM likes long answers: without the EOS penalty every response fills
+            //   max_new_tokens within ~15 iterations and the KL per response grows with it;
+            // - capping the score at 2 (≈ 0.8 std of the RM's scores on SFT samples) removes the
+            //   pull to stack ever more positive words once a response is good enough, which is
+            //   where the KL went (win 0.95 at KL 12.3 uncapped, 0.88 at 5.9 capped);
+            // - β 0.12 keeps the policy near SFT; larger rollouts cut the gradient noise that
+            //   moved it without raising the score (32 → 48 episodes: 0.88 → 0.92 at the same
+            //   KL; 48 → 64 at β 0.12: 0.918 / 5.08 → 0.928 / 4.73); γ_ptx 0.25 pulls it less
+            //   towards the pretraining text than 1 (0.92 → 0.96 at the same KL) and still
+            //   lowers the held-out perplexity
+            PpoDefaults::Tuned => Self {
+                missing_eos_penalty: Some(2.0),
+                reward_clip: Some(2.0),
+                kl_coef: 0.12,
+                policy_lr: 1e-4,
+                ptx_coef: 0.25,
+                rollout_batch: 64,
+                minibatch: 32,
+                ..Self::default()
+            },
         }
     }
 

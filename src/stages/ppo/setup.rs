@@ -1,16 +1,19 @@
 //! Setting up a PPO run: loading the frozen models and data, the trained models (fresh from
 //! SFT and the RM, or from the run's checkpoint when resuming), and writing that checkpoint.
 
-use super::ppo::{PpoJob, RewardSource};
-use super::pretrain::tokenize_corpus;
-use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use super::job::{PpoJob, RewardSource};
+use crate::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
+use crate::config::ModelConfig;
+use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::read_prompts;
+use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
 use crate::model::{Gpt, RewardModel};
-use crate::ppo::{fit_prompt, Learner, Scorer};
+use crate::ppo::{Learner, Scorer};
 use crate::rl::KlController;
-use crate::util::rng::Rng;
+use crate::train::optim::adamw;
+use crate::train::trainer::Start;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::prelude::*;
@@ -32,23 +35,12 @@ pub(super) struct Fixed {
     pub scorer: Scorer,
     pub prompts: Vec<Vec<u32>>,
     pub ptx: Option<Vec<u32>>,
-    pub model_cfg: crate::config::ModelConfig,
+    pub model_cfg: ModelConfig,
 }
 
-pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
-    let cfg = &job.cfg;
-    let ref_path = job.reference.as_ref().unwrap_or(&job.policy);
-    let sft = checkpoint::load_lm(ref_path, device)
-        .with_context(|| format!("loading the reference from {}", ref_path.display()))?;
-    let tok = sft.tok.clone();
-    let n_ctx = sft.config.model.n_ctx;
-    if cfg.max_new_tokens + 2 > n_ctx {
-        bail!(
-            "--max-new-tokens {} leaves no room for a prompt in a context of {n_ctx}",
-            cfg.max_new_tokens
-        );
-    }
-    let scorer = match &job.reward {
+/// The reward: a reward model's score (its normalisation bias included) or a token count.
+fn load_scorer(job: &PpoJob, tok: &Tok, n_ctx: usize, device: &Device) -> Result<Scorer> {
+    Ok(match &job.reward {
         RewardSource::Model(p) => {
             let rm = checkpoint::load_rm(p, device)?;
             if rm.tok.vocab_size() != tok.vocab_size() || rm.config.model.n_ctx < n_ctx {
@@ -73,40 +65,76 @@ pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
                 scale: *scale,
             }
         }
-    };
+    })
+}
+
+/// The prompts, rendered and tokenized, each cut to leave room for a response.
+fn load_prompts(job: &PpoJob, tok: &Tok, n_ctx: usize) -> Result<Vec<Vec<u32>>> {
     let prompts = read_prompts(&job.prompts)?
         .iter()
         .map(|p| {
             let ids = tok.encode(&render_prompt(p))?;
-            Ok(fit_prompt(&ids, cfg.max_new_tokens, n_ctx))
+            Ok(fit_prompt(&ids, job.cfg.max_new_tokens, n_ctx))
         })
         .collect::<Result<Vec<_>>>()?;
     if prompts.is_empty() {
         bail!("{}: no prompts", job.prompts.display());
     }
-    let ptx = if cfg.ptx_coef > 0.0 {
-        if job.ptx_corpus.is_empty() {
-            bail!(
-                "--ptx-coef {} needs --ptx-corpus files (or use --ptx-coef 0 for plain PPO)",
-                cfg.ptx_coef
-            );
-        }
-        Some(tokenize_corpus(&tok, &job.ptx_corpus, 0.0)?.train)
-    } else {
-        None
-    };
+    Ok(prompts)
+}
+
+/// The pretraining token stream of ptx (none when `ptx_coef` is 0).
+fn load_ptx(job: &PpoJob, tok: &Tok) -> Result<Option<Vec<u32>>> {
+    let cfg = &job.cfg;
+    if cfg.ptx_coef <= 0.0 {
+        return Ok(None);
+    }
+    if job.ptx_corpus.is_empty() {
+        bail!(
+            "--ptx-coef {} needs --ptx-corpus files (or use --ptx-coef 0 for plain PPO)",
+            cfg.ptx_coef
+        );
+    }
+    Ok(Some(tokenize_corpus(tok, &job.ptx_corpus, 0.0)?.train))
+}
+
+/// The policy's start when it is not the reference: same architecture and vocabulary.
+fn load_start(
+    job: &PpoJob,
+    reference: &checkpoint::Loaded,
+    ref_path: &std::path::Path,
+    device: &Device,
+) -> Result<Gpt> {
+    let p = checkpoint::load_lm(&job.policy, device)?;
+    if p.config.model != reference.config.model || p.tok.vocab_size() != reference.tok.vocab_size()
+    {
+        bail!(
+            "the policy {} and the reference {} have different architectures",
+            job.policy.display(),
+            ref_path.display()
+        );
+    }
+    Ok(p.model)
+}
+
+pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
+    let cfg = &job.cfg;
+    let ref_path = job.reference.as_ref().unwrap_or(&job.policy);
+    let sft = checkpoint::load_lm(ref_path, device)
+        .with_context(|| format!("loading the reference from {}", ref_path.display()))?;
+    let tok = sft.tok.clone();
+    let n_ctx = sft.config.model.n_ctx;
+    if cfg.max_new_tokens + 2 > n_ctx {
+        bail!(
+            "--max-new-tokens {} leaves no room for a prompt in a context of {n_ctx}",
+            cfg.max_new_tokens
+        );
+    }
+    let scorer = load_scorer(job, &tok, n_ctx, device)?;
+    let prompts = load_prompts(job, &tok, n_ctx)?;
+    let ptx = load_ptx(job, &tok)?;
     let start = match &job.reference {
-        Some(_) => {
-            let p = checkpoint::load_lm(&job.policy, device)?;
-            if p.config.model != sft.config.model || p.tok.vocab_size() != tok.vocab_size() {
-                bail!(
-                    "the policy {} and the reference {} have different architectures",
-                    job.policy.display(),
-                    ref_path.display()
-                );
-            }
-            Some(p.model)
-        }
+        Some(_) => Some(load_start(job, &sft, ref_path, device)?),
         None => None,
     };
     Ok(Fixed {
@@ -125,36 +153,27 @@ pub(super) fn initial_learner(
     job: &PpoJob,
     fixed: &Fixed,
     device: &Device,
-) -> Result<(Learner, TrainState, Extra)> {
+) -> Result<(Learner, Start, Extra)> {
     let cfg = &job.cfg;
-    let optim = || {
-        burn::optim::AdamWConfig::new()
-            .with_beta_2(cfg.beta2 as f32)
-            .with_weight_decay(0.0)
-            .with_epsilon(1e-8)
-            .init()
-    };
-    let ckpt = job.out.join("ckpt");
-    if job.resume && checkpoint::resolve(&job.out).is_ok() {
-        let dir = checkpoint::resolve(&job.out)?;
+    let optim = || adamw(cfg.beta2, 0.0);
+    if let Some(dir) = crate::train::trainer::resume_dir(&job.out, job.resume) {
         let p = checkpoint::load_lm(&dir, device)?;
         let v = checkpoint::load_rm(&dir.join("value"), device)?;
         let (policy, popt, state) = checkpoint::load_resume(&dir, p.model, optim())?;
         let (value, vopt, _) = checkpoint::load_resume(&dir.join("value"), v.model, optim())?;
         let extra: Extra = serde_json::from_value(state.extra.clone())
             .with_context(|| format!("{}: PPO state", dir.join("train_state.json").display()))?;
-        eprintln!(
-            "ppo: resuming from {} at iteration {}",
-            ckpt.display(),
-            state.step
-        );
         let l = Learner {
             policy: policy.with_dropout(0.0),
             value: value.with_dropout(0.0),
             policy_optim: popt,
             value_optim: vopt,
         };
-        return Ok((l, state, extra));
+        let start = Start {
+            state,
+            resumed: Some(dir),
+        };
+        return Ok((l, start, extra));
     }
     let policy = fixed
         .start
@@ -166,12 +185,6 @@ pub(super) fn initial_learner(
             RewardModel::value_from_trunk(fixed.reference.clone(), device)
         }
     };
-    let state = TrainState {
-        step: 0,
-        rng: Rng::new(cfg.seed),
-        finished: false,
-        extra: serde_json::Value::Null,
-    };
     let extra = Extra {
         kl: cfg.kl_controller(),
         episodes: 0,
@@ -182,7 +195,7 @@ pub(super) fn initial_learner(
         policy_optim: optim(),
         value_optim: optim(),
     };
-    Ok((l, state, extra))
+    Ok((l, Start::fresh(cfg.seed), extra))
 }
 
 /// Writes `out/ckpt/` (policy) with `out/ckpt/value/` (value model) in one atomic commit.
@@ -195,13 +208,13 @@ pub(super) fn save(
     let policy = learner.policy.valid();
     let value = learner.value.valid();
     let pcfg = CheckpointConfig {
-        kind: "lm".into(),
+        kind: CheckpointKind::Lm,
         stage: "ppo".into(),
         model: fixed.model_cfg.clone(),
         reward_bias: None,
     };
     let vcfg = CheckpointConfig {
-        kind: "rm".into(),
+        kind: CheckpointKind::Rm,
         stage: "ppo-value".into(),
         model: fixed.model_cfg.clone(),
         reward_bias: None,

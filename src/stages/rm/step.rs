@@ -3,9 +3,10 @@
 //! prompts, so each micro-batch's gradient is weighted by its share of the prompts; all K
 //! responses of a prompt stay in one micro-batch, as the paper's one-batch-per-prompt rule asks.
 
-use super::lm_train::TrainConfig;
-use super::rm::{group_rewards, TokRanking};
+use crate::config::TrainConfig;
+use crate::data::pairs::TokRanking;
 use crate::model::dropout::seed_masks;
+use crate::model::score::group_rewards;
 use crate::model::RewardModel;
 use crate::train::guard::Guard;
 use crate::train::shards;

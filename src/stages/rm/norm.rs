@@ -1,8 +1,47 @@
-//! Which responses the reward model's normalisation bias is computed on (`rlhf rm --norm-max`).
+//! The reward model's normalisation bias: the shift that makes the mean score of the
+//! normalisation responses 0 (InstructGPT normalised its RM this way before PPO), and which
+//! responses it is computed on (`rlhf rm --norm-samples`, `--norm-max`).
 
-use super::rm::TokRanking;
+use super::job::RmJob;
+use crate::data::formats::read_samples;
+use crate::data::pairs::{tokenize_rankings, TokRanking};
+use crate::data::rankings::Ranking;
+use crate::data::tokenizer::Tok;
+use crate::model::score::score_groups;
+use crate::model::RewardModel;
+use anyhow::Result;
+use burn::prelude::*;
 
-/// Default [`super::rm::RmJob::norm_max`]. The bias is a mean: over 1,000 responses its standard error is
+/// `−mean score` of the normalisation responses: those of `--norm-samples`, else the training
+/// rankings' (`train`), at most `job.norm_max` of them ([`norm_subset`]).
+pub(super) fn normalisation_bias(
+    model: &RewardModel,
+    job: &RmJob,
+    train: &[TokRanking],
+    tok: &Tok,
+    n_ctx: usize,
+    device: &Device,
+) -> Result<f64> {
+    let groups = match &job.norm_samples {
+        Some(p) => {
+            let rs: Vec<Ranking> = read_samples(p)?
+                .into_iter()
+                .filter(|s| !s.responses.is_empty())
+                .map(|s| Ranking {
+                    prompt: s.prompt,
+                    responses: s.responses,
+                })
+                .collect();
+            tokenize_rankings(tok, &rs, n_ctx)?.0
+        }
+        None => train.to_vec(),
+    };
+    let groups = norm_subset(&groups, job.norm_max);
+    let (r, _) = score_groups(model, &groups, tok.eot, job.train.batch_size, device)?;
+    Ok(-(r.iter().map(|&x| x as f64).sum::<f64>() / r.len().max(1) as f64))
+}
+
+/// Default [`super::RmJob::norm_max`]. The bias is a mean: over 1,000 responses its standard error is
 /// ~3% of the reward's spread, and scoring the default job's 9,000 took ~60 s of the RM stage.
 pub const DEFAULT_NORM_MAX: usize = 1000;
 

@@ -1,0 +1,87 @@
+//! Prompt + response sequences as the reward model and the policy see them: the one rule for
+//! fitting a prompt into the context (cut from the left, keeping the end of the prompt next to
+//! the response), tokenized rankings, and right-padding into a batch.
+
+use super::rankings::Ranking;
+use super::template::{render_prompt, render_response};
+use super::tokenizer::Tok;
+use anyhow::Result;
+
+/// Cuts a prompt from the left so that it, `room` response tokens and a closing token fit the
+/// context (at least one prompt token is kept).
+pub fn fit_prompt(prompt: &[u32], room: usize, n_ctx: usize) -> Vec<u32> {
+    let keep = n_ctx.saturating_sub(room + 1).max(1);
+    prompt[prompt.len().saturating_sub(keep)..].to_vec()
+}
+
+/// One ranking, tokenized: `seqs[i]` is `prompt + response_i + <|endoftext|>`, best first.
+#[derive(Debug, Clone)]
+pub struct TokRanking {
+    pub seqs: Vec<Vec<u32>>,
+}
+
+/// Tokenizes `prompt + response + <|endoftext|>`, cut to `n_ctx` (prompt cut from the left,
+/// then the response from the right; the closing token is kept).
+pub fn tokenize_pair(tok: &Tok, prompt: &str, response: &str, n_ctx: usize) -> Result<Vec<u32>> {
+    Ok(tokenize_pair_counted(tok, prompt, response, n_ctx)?.0)
+}
+
+/// As [`tokenize_pair`], also saying whether the sequence had to be cut.
+pub fn tokenize_pair_counted(
+    tok: &Tok,
+    prompt: &str,
+    response: &str,
+    n_ctx: usize,
+) -> Result<(Vec<u32>, bool)> {
+    let p = tok.encode(&render_prompt(prompt))?;
+    let mut r = tok.encode(&render_response(response))?;
+    let cut = p.len() + r.len() + 1 > n_ctx;
+    r.truncate(n_ctx.saturating_sub(2).max(1));
+    let mut s = fit_prompt(&p, r.len(), n_ctx);
+    s.extend(r);
+    s.push(tok.eot);
+    Ok((s, cut))
+}
+
+/// Tokenizes every ranking; also returns how many sequences were longer than the context and
+/// cut (prompt from the left first), so the caller can warn with the count.
+pub fn tokenize_rankings(
+    tok: &Tok,
+    rs: &[Ranking],
+    n_ctx: usize,
+) -> Result<(Vec<TokRanking>, usize)> {
+    let mut cut = 0;
+    let mut out = Vec::with_capacity(rs.len());
+    for r in rs {
+        let mut seqs = Vec::with_capacity(r.responses.len());
+        for x in &r.responses {
+            let (s, c) = tokenize_pair_counted(tok, &r.prompt, x, n_ctx)?;
+            cut += usize::from(c);
+            seqs.push(s);
+        }
+        out.push(TokRanking { seqs });
+    }
+    Ok((out, cut))
+}
+
+/// The warning printed when sequences were cut to the context.
+pub fn warn_cut(stage: &str, cut: usize, total: usize, n_ctx: usize) {
+    if cut > 0 {
+        eprintln!(
+            "{stage}: warning: {cut} of {total} prompt + response sequences were longer than the \
+             context ({n_ctx} tokens) and were cut, the prompt from the left"
+        );
+    }
+}
+
+/// Right-pads sequences into (ids, lens); `pad` fills the tail.
+pub fn pad_batch(seqs: &[&Vec<u32>], pad: u32) -> (Vec<i64>, usize, Vec<usize>) {
+    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
+    let mut ids = vec![pad as i64; seqs.len() * t];
+    for (r, s) in seqs.iter().enumerate() {
+        for (j, &x) in s.iter().enumerate() {
+            ids[r * t + j] = x as i64;
+        }
+    }
+    (ids, t, seqs.iter().map(|s| s.len()).collect())
+}

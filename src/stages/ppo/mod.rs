@@ -1,0 +1,71 @@
+//! `rlhf ppo`: PPO-ptx (InstructGPT eq. 2). Four models: the policy (from SFT, trained), the
+//! reference (a frozen copy of SFT), the value model (from the RM, trained) and the reward model
+//! (frozen). Each iteration samples one response per prompt for a batch of prompts, scores it,
+//! turns score and per-token KL into rewards, computes GAE advantages and trains both models
+//! for a few epochs of minibatches, mixing in pretraining batches when `ptx_coef > 0`.
+//!
+//! The checkpoint (`ckpt/`) is the policy, a language model every other command reads, with the
+//! value model and its optimizer in `ckpt/value/`, written in the same atomic commit; the KL
+//! controller and RNG ride in `train_state.json`, so `--resume` continues exactly.
+//!
+//! Parts: `job` (what is asked, what is reported), `setup` (models, data, the checkpoint),
+//! `iteration` (the stage the trainer drives).
+
+mod iteration;
+mod job;
+mod setup;
+
+pub use job::{IterStats, PpoJob, PpoSummary, RewardSource};
+
+use crate::train::trainer::{Cadence, Trainer};
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::prelude::*;
+use iteration::PpoTrain;
+
+/// Runs (or resumes) PPO.
+pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
+    let cfg = &job.cfg;
+    cfg.validate()?;
+    std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
+    crate::config::save_json(cfg, &job.out.join("stage.json"))?;
+    let fixed = setup::load_fixed(&job, device)?;
+    let (learner, start, extra) = setup::initial_learner(&job, &fixed, device)?;
+    let learner = crate::ppo::Learner {
+        policy: learner.policy.train(),
+        value: learner.value.train(),
+        ..learner
+    };
+    let mut stage = PpoTrain {
+        job: &job,
+        fixed: &fixed,
+        learner: Some(learner),
+        extra,
+        ptx_read: 0,
+        device,
+    };
+    let trainer = Trainer {
+        name: "ppo",
+        unit: "iteration",
+        out: &job.out,
+        cadence: Cadence {
+            steps: cfg.steps,
+            eval_every: None,
+            checkpoint_every: cfg.checkpoint_every,
+            max_bad_steps: cfg.max_bad_steps,
+        },
+    };
+    let fin = trainer.run(&mut stage, start)?;
+    let last = fin.last_row.unwrap_or_default();
+    let summary = PpoSummary {
+        steps: fin.state.step,
+        episodes: stage.extra.episodes,
+        first: fin.first_row.unwrap_or(last),
+        last,
+        ptx_batches: stage.ptx_read,
+        skipped_steps: fin.skipped,
+        seconds: fin.seconds,
+    };
+    crate::config::save_json(&summary, &job.out.join("summary.json"))?;
+    Ok(summary)
+}

@@ -1,0 +1,47 @@
+//! What `rlhf rm` is asked to do, and what it reports (`summary.json`).
+
+use super::stats::RankStats;
+use crate::config::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Everything `rlhf rm` needs.
+pub struct RmJob {
+    /// A language model (the trunk; a fresh head) or a reward model (trained further).
+    pub init: PathBuf,
+    /// Rankings (`{"prompt", "responses": [best, ...]}` and the other accepted formats).
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub train: TrainConfig,
+    /// Fraction of PROMPTS held out (all of a prompt's pairs stay on one side).
+    pub val_fraction: f64,
+    pub skip_invalid: bool,
+    /// Responses whose mean score is shifted to 0 after training (default: the training responses).
+    pub norm_samples: Option<PathBuf>,
+    /// Score at most this many of them, one per prompt in turn (`norm_subset`); 0: all.
+    pub norm_max: usize,
+    /// Trunk dropout while training; scoring and the saved config never use it.
+    pub dropout: f64,
+    pub resume: bool,
+}
+
+/// Default [`RmJob::dropout`]: GPT-2's 0.1.
+pub const DEFAULT_DROPOUT: f64 = 0.1;
+
+/// Summary written as `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RmSummary {
+    pub steps: usize,
+    pub train_prompts: usize,
+    pub heldout_prompts: usize,
+    pub skipped_records: usize,
+    pub first_eval: RankStats,
+    pub final_eval: RankStats,
+    pub reward_bias: f64,
+    /// Training steps skipped by the non-finite guard.
+    #[serde(default)]
+    pub skipped_steps: usize,
+    /// Sequences run through the model per training step (= Σ K of a batch: one forward each).
+    pub sequences_per_step: f64,
+    pub seconds: f64,
+}

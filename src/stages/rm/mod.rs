@@ -1,0 +1,117 @@
+//! `rlhf rm`: the reward model on K-wise rankings (InstructGPT eq. 1).
+//!
+//! As in the paper, all C(K,2) pairs of a prompt belong to ONE batch and each response runs
+//! through the model once per step: a batch of P prompts is Σ K_p sequences in one forward,
+//! and the loss `−1/C(K,2) Σ_pairs log σ(r_w − r_l)`, averaged over prompts, is computed from
+//! those Σ K_p rewards by the ranking-loss kernel (`src/kernels/ranking_loss`: WGSL on wgpu,
+//! its burn-ops twin on the CPU). After training, the rewards are shifted so that the
+//! normalisation responses score 0 on average (`norm`).
+//!
+//! Parts: `job` (what is asked, what is reported), `setup` (data and starting model), `train`
+//! (the stage the trainer drives), `step` (one step's loss and gradient), `stats` (ranking
+//! statistics), `norm` (the bias).
+
+mod job;
+mod norm;
+mod setup;
+mod stats;
+mod step;
+mod train;
+
+pub use job::{RmJob, RmSummary, DEFAULT_DROPOUT};
+pub use norm::{norm_subset, DEFAULT_NORM_MAX};
+pub use stats::{rank_stats, RankStats};
+pub use train::RmRow;
+
+use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
+use crate::config::TrainConfig;
+use crate::train::optim::{stage_optimizer, stage_schedule};
+use crate::train::trainer::{resume_dir, Cadence, Stage, Start, Trainer};
+use anyhow::Result;
+use burn::module::Module;
+use burn::prelude::*;
+use train::RmTrain;
+
+/// Defaults of the reward-model stage (`batch_size` counts prompts).
+pub fn default_config() -> TrainConfig {
+    TrainConfig::rm()
+}
+
+pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
+    let t0 = std::time::Instant::now();
+    let data = setup::prepare(&job, device)?;
+    std::fs::create_dir_all(&job.out)?;
+    crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
+    let cfg = &job.train;
+    device.seed(cfg.seed);
+    let mut model = data.init_model(device)?;
+    let mut optim = stage_optimizer(cfg);
+    let mut start = Start::fresh(cfg.seed);
+    let ckpt_cfg = CheckpointConfig {
+        kind: CheckpointKind::Rm,
+        stage: "rm".into(),
+        model: data.mcfg.clone(),
+        reward_bias: None,
+    };
+    if let Some(dir) = resume_dir(&job.out, job.resume) {
+        let loaded = checkpoint::load_rm(&dir, device)?;
+        checkpoint::check_resumable(&dir, &loaded.config.model, &data.mcfg)?;
+        let state;
+        (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
+        start = Start {
+            state,
+            resumed: Some(dir),
+        };
+    }
+    let mut stage = RmTrain {
+        job: &job,
+        groups: &data.groups,
+        val: &data.val,
+        tok: &data.tok,
+        ckpt_cfg,
+        // dropout only in the training copy: the saved config keeps 0 (a reward must not
+        // depend on a dropout mask), and evaluation scores through `valid()`, which has none
+        model: Some(model.with_dropout(job.dropout).train()),
+        optim,
+        sched: stage_schedule(cfg),
+        device,
+        ad: device.clone().autodiff(),
+        seqs: 0,
+        steps: 0,
+        reward_bias: None,
+    };
+    let trainer = Trainer {
+        name: "rm",
+        unit: "step",
+        out: &job.out,
+        cadence: Cadence {
+            steps: cfg.steps,
+            eval_every: Some(cfg.eval_every),
+            checkpoint_every: cfg.checkpoint_every,
+            max_bad_steps: cfg.max_bad_steps,
+        },
+    };
+    let fin = trainer.run(&mut stage, start)?;
+    if stage.reward_bias.is_none() {
+        // resumed after the last step: normalise (again) and save, as a finished run does
+        stage.save(&fin.state)?;
+    }
+    let summary = RmSummary {
+        steps: fin.state.step,
+        train_prompts: data.groups.len(),
+        heldout_prompts: data.val.len(),
+        skipped_records: data.skipped_records,
+        first_eval: fin.first_eval.unwrap_or_default(),
+        final_eval: fin.last_eval.unwrap_or_default(),
+        reward_bias: stage.reward_bias.unwrap_or(f64::NAN),
+        skipped_steps: fin.skipped,
+        sequences_per_step: if stage.steps > 0 {
+            stage.seqs as f64 / stage.steps as f64
+        } else {
+            f64::NAN
+        },
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    crate::config::save_json(&summary, &job.out.join("summary.json"))?;
+    Ok(summary)
+}

@@ -1,0 +1,128 @@
+//! Setting up `rlhf rm`: the rankings read, tokenized and split by prompt (all of a prompt's
+//! responses on one side), and the model to train — the SFT trunk with a fresh head, or a
+//! reward model trained further (later rounds of the pipeline retrain the previous RM).
+
+use super::job::RmJob;
+use crate::checkpoint::{self, CheckpointKind, Loaded};
+use crate::config::ModelConfig;
+use crate::data::pairs::{tokenize_rankings, warn_cut, TokRanking};
+use crate::data::rankings::{read_rankings, Ranking};
+use crate::data::tokenizer::Tok;
+use crate::model::{Gpt, RewardModel};
+use crate::util::rng::Rng;
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use std::path::PathBuf;
+
+/// What training starts from.
+pub(super) struct Prepared {
+    /// Training and held-out prompts, each with its tokenized responses, best first.
+    pub groups: Vec<TokRanking>,
+    pub val: Vec<TokRanking>,
+    /// Records `--skip-invalid` left out.
+    pub skipped_records: usize,
+    /// The model's config as saved (dropout 0: a reward must not depend on a dropout mask).
+    pub mcfg: ModelConfig,
+    pub tok: Tok,
+    /// The starting checkpoint, and whether it is already a reward model.
+    init_dir: PathBuf,
+    from_rm: bool,
+}
+
+/// Reads the rankings, prints what was skipped.
+fn read(job: &RmJob) -> Result<(Vec<Ranking>, usize)> {
+    let (rankings, report) = read_rankings(&job.data, job.skip_invalid)?;
+    if !report.skipped.is_empty() {
+        eprintln!(
+            "rm: skipped {} invalid records of {}: {}",
+            report.skipped.len(),
+            job.data.display(),
+            report
+                .skipped
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok((rankings, report.skipped.len()))
+}
+
+/// The starting checkpoint: a language model gives the trunk, a reward model is trained further.
+fn load_init(job: &RmJob, device: &Device) -> Result<(Loaded, bool)> {
+    let from_rm = checkpoint::kind_of(&job.init)? == CheckpointKind::Rm;
+    let loaded = if from_rm {
+        let r = checkpoint::load_rm(&job.init, device)?;
+        Loaded {
+            dir: r.dir,
+            model: r.model.transformer,
+            config: r.config,
+            tok: r.tok,
+        }
+    } else {
+        checkpoint::load_lm(&job.init, device)?
+    };
+    Ok((loaded, from_rm))
+}
+
+/// Reads and tokenizes the data, loads the starting checkpoint, holds prompts out.
+pub(super) fn prepare(job: &RmJob, device: &Device) -> Result<Prepared> {
+    let (rankings, skipped_records) = read(job)?;
+    let (init, from_rm) = load_init(job, device)?;
+    let mut mcfg = init.config.model.clone();
+    // the training copy's dropout passes the model's own checks
+    ModelConfig {
+        dropout: job.dropout,
+        ..mcfg.clone()
+    }
+    .validate()
+    .context("rm --dropout")?;
+    mcfg.dropout = 0.0; // saved config: a reward must not depend on a dropout mask
+    let tok = init.tok.clone();
+    let (mut groups, cut) = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
+    let n_seqs = groups.iter().map(|g| g.seqs.len()).sum();
+    warn_cut("rm", cut, n_seqs, mcfg.n_ctx);
+    let mut rng = Rng::new(job.train.seed ^ 0xa11ce);
+    rng.shuffle(&mut groups);
+    let n_val = ((groups.len() as f64 * job.val_fraction).round() as usize).max(1);
+    if groups.len() <= n_val {
+        bail!(
+            "{}: {} prompts are too few to hold {n_val} out",
+            job.data.display(),
+            groups.len()
+        );
+    }
+    let val = groups.split_off(groups.len() - n_val);
+    let ks = rankings.iter().map(|r| r.responses.len());
+    eprintln!(
+        "rm: {} train / {} held-out prompts (K = {}..{})",
+        groups.len(),
+        val.len(),
+        ks.clone().min().unwrap_or(0),
+        ks.max().unwrap_or(0)
+    );
+    Ok(Prepared {
+        groups,
+        val,
+        skipped_records,
+        mcfg,
+        tok,
+        init_dir: init.dir,
+        from_rm,
+    })
+}
+
+impl Prepared {
+    /// The model training starts from (not resuming). A fresh head draws from the device's
+    /// RNG, which the caller seeds first.
+    pub fn init_model(&self, device: &Device) -> Result<RewardModel> {
+        let weights = self.init_dir.join("model.safetensors");
+        Ok(if self.from_rm {
+            checkpoint::load_weights(RewardModel::new(&self.mcfg, device), &weights)?
+        } else {
+            let trunk = checkpoint::load_weights(Gpt::new(&self.mcfg, device), &weights)?;
+            RewardModel::from_trunk(trunk, device)
+        })
+    }
+}

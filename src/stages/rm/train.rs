@@ -1,0 +1,191 @@
+//! The reward model's side of the training loop: one ranking-loss step over a batch of
+//! prompts, the held-out ranking statistics, and checkpoints; the last one carries the
+//! normalisation bias, computed once training is done.
+
+use super::job::RmJob;
+use super::norm::normalisation_bias;
+use super::stats::{rank_stats, RankStats};
+use super::step::rm_step;
+use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use crate::data::pairs::TokRanking;
+use crate::data::tokenizer::Tok;
+use crate::model::score::score_groups;
+use crate::model::RewardModel;
+use crate::train::clip::clip_global_norm;
+use crate::train::schedule::LrSchedule;
+use crate::train::trainer::{MetricRow, Stage, StepCtx};
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+use std::path::PathBuf;
+
+/// Ranking statistics of a step without an evaluation.
+fn no_eval() -> RankStats {
+    RankStats {
+        loss: f64::NAN,
+        accuracy: f64::NAN,
+        margin: f64::NAN,
+        reward_mean: f64::NAN,
+        reward_std: f64::NAN,
+    }
+}
+
+/// One row of the reward model's `metrics.csv`.
+#[derive(Debug, Clone)]
+pub struct RmRow {
+    pub loss_train: f64,
+    /// Pairwise accuracy on the training batch.
+    pub accuracy_train: f64,
+    /// Held-out statistics (NaN at steps without an evaluation).
+    pub eval: RankStats,
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+impl Default for RmRow {
+    fn default() -> Self {
+        Self {
+            loss_train: f64::NAN,
+            accuracy_train: f64::NAN,
+            eval: no_eval(),
+            lr: f64::NAN,
+            grad_norm: f64::NAN,
+        }
+    }
+}
+
+impl MetricRow for RmRow {
+    fn fields(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("loss/train", self.loss_train),
+            ("rm/accuracy_train", self.accuracy_train),
+            ("loss/eval", self.eval.loss),
+            ("rm/accuracy", self.eval.accuracy),
+            ("rm/margin", self.eval.margin),
+            ("rm/reward_mean", self.eval.reward_mean),
+            ("rm/reward_std", self.eval.reward_std),
+            ("lr", self.lr),
+            ("grad_norm", self.grad_norm),
+        ]
+    }
+}
+
+/// The reward model in training, driven by the trainer.
+pub(super) struct RmTrain<'a> {
+    pub job: &'a RmJob,
+    pub groups: &'a [TokRanking],
+    pub val: &'a [TokRanking],
+    pub tok: &'a Tok,
+    pub ckpt_cfg: CheckpointConfig,
+    /// Always `Some` between steps (the optimizer takes the model by value).
+    pub model: Option<RewardModel>,
+    pub optim: ModuleOptimizer,
+    pub sched: LrSchedule,
+    pub device: &'a Device,
+    pub ad: Device,
+    /// Sequences forwarded and steps run, for `sequences_per_step`.
+    pub seqs: usize,
+    pub steps: usize,
+    /// Set by the final save.
+    pub reward_bias: Option<f64>,
+}
+
+impl RmTrain<'_> {
+    fn model(&self) -> Result<&RewardModel> {
+        self.model
+            .as_ref()
+            .context("the model was lost in a failed step")
+    }
+}
+
+impl Stage for RmTrain<'_> {
+    type Step = RmRow;
+    type Eval = RankStats;
+    type Row = RmRow;
+
+    fn step(&mut self, step: usize, ctx: &mut StepCtx<'_>) -> Result<RmRow> {
+        let cfg = &self.job.train;
+        let n = self.groups.len();
+        let group: Vec<&TokRanking> = (0..cfg.batch_size.min(n))
+            .map(|_| &self.groups[ctx.rng.below(n)])
+            .collect();
+        let out = rm_step(
+            self.model()?,
+            &group,
+            self.tok.eot,
+            cfg,
+            step,
+            ctx.guard,
+            &self.ad,
+        )?;
+        self.seqs += out.rewards.len();
+        self.steps += 1;
+        let train_stats = rank_stats(&out.rewards, &out.ks);
+        let mut grads = out.grads;
+        let norm = clip_global_norm(self.model()?, &mut grads, cfg.grad_clip);
+        let lr = self.sched.at(step);
+        if ctx.judge(step, out.loss, norm)? {
+            let model = self.model.take().context("no model")?;
+            self.model = Some(self.optim.step(lr, model, grads));
+        }
+        Ok(RmRow {
+            loss_train: out.loss,
+            accuracy_train: train_stats.accuracy,
+            eval: no_eval(),
+            lr,
+            grad_norm: norm,
+        })
+    }
+
+    fn eval(&mut self) -> Result<RankStats> {
+        let cfg = &self.job.train;
+        let n = self.val.len().min(cfg.eval_batches * cfg.batch_size);
+        let valid = self.model()?.valid();
+        let (r, ks) = score_groups(
+            &valid,
+            &self.val[..n],
+            self.tok.eot,
+            cfg.batch_size,
+            self.device,
+        )?;
+        Ok(rank_stats(&r, &ks))
+    }
+
+    fn row(&self, step: &RmRow, eval: Option<&RankStats>) -> RmRow {
+        RmRow {
+            eval: eval.cloned().unwrap_or_else(no_eval),
+            ..step.clone()
+        }
+    }
+
+    fn message(&self, row: &RmRow, last_eval: Option<&RankStats>) -> String {
+        format!(
+            "loss {:.3} held-out acc {:.3}",
+            row.loss_train,
+            last_eval.map_or(f64::NAN, |e| e.accuracy)
+        )
+    }
+
+    /// Mid-run checkpoints have no bias; the last one is normalised first.
+    fn save(&mut self, state: &TrainState) -> Result<PathBuf> {
+        let model = self.model()?.valid();
+        let mut config = self.ckpt_cfg.clone();
+        if state.finished {
+            let n_ctx = self.ckpt_cfg.model.n_ctx;
+            let bias =
+                normalisation_bias(&model, self.job, self.groups, self.tok, n_ctx, self.device)?;
+            config.reward_bias = Some(bias);
+            self.reward_bias = Some(bias);
+        }
+        checkpoint::save(SaveRequest {
+            dir: &self.job.out,
+            model: &model,
+            config: &config,
+            tok: self.tok,
+            optim: Some(&self.optim),
+            state,
+        })
+    }
+}
