@@ -33,8 +33,6 @@ pub enum DeviceChoice {
 pub struct Selected {
     pub device: Device,
     pub description: String,
-    /// True when the device is a wgpu adapter (our WGSL kernels apply).
-    pub is_wgpu: bool,
 }
 
 /// One adapter as wgpu reports it.
@@ -130,7 +128,6 @@ fn cpu() -> Selected {
     Selected {
         device: Device::flex(),
         description: "CPU (burn Flex backend)".into(),
-        is_wgpu: false,
     }
 }
 
@@ -162,8 +159,8 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         .nth(i)
         .ok_or_else(|| anyhow!("adapter vanished"))?;
     let row = &rows[i];
-    // the attention kernels pick their work sizes by adapter type (see kernels::attention_plan)
-    crate::kernels::attention_plan::set_adapter_is_cpu(row.device_type == wgpu::DeviceType::Cpu);
+    // the attention kernels pick their work sizes by adapter type (see kernels::attention::plan)
+    crate::kernels::attention::plan::set_adapter_is_cpu(row.device_type == wgpu::DeviceType::Cpu);
     let (device, queue) = pollster::block_on(
         adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rlhf"),
@@ -202,7 +199,6 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
             "{} ({:?}, {:?}, wgpu)",
             row.name, row.device_type, row.backend
         ),
-        is_wgpu: true,
     })
 }
 

@@ -9,9 +9,10 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
-use rlhf::kernels::attention::{attention_kernel_launches, causal_attention, set_force_reference};
-use rlhf::kernels::attention_plan::{plan, set_plan_override, AttnPlan};
-use rlhf::model::attention::attention_reference;
+use rlhf::kernels::attention::plan::{plan, set_plan_override, AttnPlan};
+use rlhf::kernels::attention::{
+    attention_kernel_launches, attention_reference, causal_attention, set_force_reference,
+};
 use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;

@@ -1,14 +1,15 @@
 //! Hand-written WGSL kernels wired into burn (backend extensions with Autodiff backward steps),
 //! each with a reference twin in plain burn ops that the tests compare against.
+//!
+//! One folder per kernel, each with the same parts: `mod.rs` (the entry the crate calls),
+//! `launch.rs`, `plan.rs` (work sizes, where there is a plan), `backward.rs`, `reference.rs` (the
+//! reference twin). Helpers shared by the kernels (`wgsl_unroll`) sit here.
 
 pub mod attention;
-mod attention_launch;
-pub mod attention_plan;
-mod rank_ext;
 pub mod ranking_loss;
 mod wgsl_unroll;
 
-pub use rank_ext::kernel_launches;
+pub use ranking_loss::{bench_rank_loss, kernel_launches, ranking_loss, ranking_loss_reference};
 
 use burn::backend::DispatchDevice;
 use burn::tensor::Device;
@@ -21,4 +22,3 @@ pub fn is_kernel_device(device: &Device) -> bool {
         DispatchDevice::Cube(_)
     )
 }
-pub use ranking_loss::{bench_rank_loss, ranking_loss, ranking_loss_reference};

@@ -2,18 +2,14 @@
 //! mask and an optional KV cache for generation.
 //!
 //! `forward` calls [`crate::kernels::attention::causal_attention`]: the fused WGSL kernel on wgpu,
-//! and on the CPU the composed reference below (matmul → mask → softmax → matmul), which keeps
-//! the (T × Tk) score matrix and is the kernel's reference twin in the tests.
+//! and on the CPU the composed reference [`crate::kernels::attention::attention_reference`]
+//! (matmul → mask → softmax → matmul), which keeps the (T × Tk) score matrix and is the kernel's
+//! reference twin in the tests.
 
 use crate::kernels::attention::causal_attention;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
-
-/// Large finite negative used for masked scores: `-inf` before softmax gives NaN losses in
-/// burn 0.22.1 (see `shared/examples/burn-gpt-step`), a finite value trains normally.
-pub const MASK_VALUE: f32 = -1.0e9;
 
 #[derive(Module, Debug)]
 pub struct CausalSelfAttention {
@@ -108,35 +104,4 @@ impl CausalSelfAttention {
         let y = causal_attention(q, k, v, Some(key_pad), t - 1); // (B, nh, 1, hs)
         self.c_proj.forward(y.swap_dims(1, 2).reshape([b, 1, c]))
     }
-}
-
-/// Composed causal attention: the reference twin of the fused kernel.
-///
-/// Query `i` (0-based among the new tokens) sits at absolute position `t_past + i` and may attend
-/// to keys `0..=t_past + i` that are not padding.
-/// # Shapes
-/// q: (B, nh, T, hs); k, v: (B, nh, Tk, hs) with Tk = t_past + T; key_pad: (B, Tk) → (B, nh, T, hs)
-pub fn attention_reference(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    key_pad: Option<Tensor<2, Bool>>,
-    t_past: usize,
-) -> Tensor<4> {
-    let [b, nh, t, hs] = q.dims();
-    let tk = k.dims()[2];
-    let device = q.device();
-    // (B, nh, T, Tk)
-    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
-    // causal: key j is masked for query i when j > t_past + i. tril_mask is true OUTSIDE the
-    // lower triangle (j > i + offset): exactly the future keys. (triu_mask(.., 1) would mask the
-    // past instead: it is true outside the upper triangle.)
-    let causal = Tensor::<2, Bool>::tril_mask([t, tk], t_past as i64, &device); // (T, Tk)
-    let mut mask = causal.reshape([1, 1, t, tk]).expand([b, nh, t, tk]);
-    if let Some(pad) = key_pad {
-        let pad = pad.reshape([b, 1, 1, tk]).expand([b, nh, t, tk]);
-        mask = mask.bool_or(pad);
-    }
-    let att = softmax(scores.mask_fill(mask, MASK_VALUE), 3);
-    att.matmul(v)
 }

@@ -10,14 +10,6 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Sequences run through any reward model since the process started (tests count forwards).
-static SEQUENCES_FORWARDED: AtomicUsize = AtomicUsize::new(0);
-
-pub fn sequences_forwarded() -> usize {
-    SEQUENCES_FORWARDED.load(Ordering::Relaxed)
-}
 
 #[derive(Module, Debug)]
 pub struct RewardModel {
@@ -73,7 +65,6 @@ impl RewardModel {
     /// - returns (B,)
     pub fn forward(&self, idx: Tensor<2, Int>, lens: &[usize]) -> Tensor<1> {
         let b = idx.dims()[0];
-        SEQUENCES_FORWARDED.fetch_add(b, Ordering::Relaxed);
         let h_last = self.transformer.forward_hidden_last(idx, lens); // (B, C)
         self.score.forward(h_last).reshape([b])
     }

@@ -1,13 +1,13 @@
 //! Launching the fused attention WGSL kernels (`shaders/attention_*.wgsl`) on a cubecl (wgpu)
-//! tensor: work sizes per adapter (`attention_plan`), loop unrolling and `SourceTemplate`
+//! tensor: work sizes per adapter (`plan.rs`), loop unrolling and `SourceTemplate`
 //! placeholders, buffers and workgroup counts.
 //!
 //! Kernels: forward (O, L), backward dK/dV, backward dQ. All expect contiguous f32 tensors
 //! q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) with 1.0 at padding keys.
 
-use super::attention::{count_launch, AttentionExt};
-use super::attention_plan::{adapter_is_cpu, plan, plan_override, AttnPlan};
-use super::wgsl_unroll::unroll;
+use super::plan::{adapter_is_cpu, plan, plan_override, AttnPlan};
+use super::{count_launch, AttentionExt};
+use crate::kernels::wgsl_unroll::unroll;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{
     into_contiguous, CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate,
@@ -16,9 +16,9 @@ use burn::cubecl::{prelude::KernelId, server::KernelArguments, CubeCount, CubeDi
 use burn::tensor::DType;
 use burn::tensor::Shape;
 
-const FWD: &str = include_str!("../../shaders/attention_fwd.wgsl");
-const DKV: &str = include_str!("../../shaders/attention_bwd_dkv.wgsl");
-const DQ: &str = include_str!("../../shaders/attention_bwd_dq.wgsl");
+const FWD: &str = include_str!("../../../shaders/attention_fwd.wgsl");
+const DKV: &str = include_str!("../../../shaders/attention_bwd_dkv.wgsl");
+const DQ: &str = include_str!("../../../shaders/attention_bwd_dq.wgsl");
 
 /// Which of the three kernels, with its compile-time constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +59,7 @@ impl KernelSource for AttnKernel {
     }
 }
 
-/// The adapter's plan for head size `hs` (see `attention_plan`), unless a test forces one.
+/// The adapter's plan for head size `hs` (see `plan.rs`), unless a test forces one.
 fn pick_plan(t: &CubeTensor, hs: usize) -> AttnPlan {
     if let Some(p) = plan_override() {
         return p;

@@ -3,17 +3,23 @@
 //! `causal_attention` is what the model calls. On a wgpu (cubecl) device it runs the WGSL kernels
 //! in `shaders/` — forward writes O and the row log-sum-exp L; under autodiff a `Backward` step
 //! recomputes the scores tile by tile to get dQ, dK, dV — so no (T × Tk) matrix is ever stored.
-//! Elsewhere (Flex CPU), or when forced, it is the reference twin
-//! [`crate::model::attention::attention_reference`], which the tests compare against.
+//! Elsewhere (Flex CPU), or when forced, it is the reference twin [`attention_reference`], which
+//! the tests compare against.
+//!
+//! Parts (the same for every kernel): this entry and the extension trait; `launch.rs` (the WGSL
+//! launcher on cubecl); `plan.rs` (work sizes per adapter); `backward.rs` (the autodiff backward
+//! step); `reference.rs` (the reference twin in plain burn ops).
 
-use crate::model::attention::attention_reference;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+mod backward;
+mod launch;
+pub mod plan;
+mod reference;
+
+pub use reference::{attention_reference, MASK_VALUE};
+
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Autodiff, Backend, Dispatch};
+use burn::backend::{backend_extension, Backend, Dispatch};
 use burn::prelude::*;
 use burn::tensor::DType;
 use std::cell::Cell;
@@ -44,8 +50,8 @@ fn force_reference() -> bool {
     FORCE_REFERENCE.with(|f| f.get())
 }
 
-/// Fused attention kernels; implemented for cubecl (wgpu) in `attention_launch.rs`, generated for
-/// Fusion, and differentiable through the `Autodiff` implementation below.
+/// Fused attention kernels; implemented for cubecl (wgpu) in `launch.rs`, generated for
+/// Fusion, and differentiable through the `Autodiff` implementation in `backward.rs`.
 #[backend_extension(Autodiff, Cube, Fusion)]
 pub trait AttentionExt: Backend {
     /// q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) 1.0 at padding keys
@@ -98,99 +104,6 @@ fn bwd_meta(
     _t_past: &usize,
 ) -> (TensorSpec, TensorSpec, TensorSpec) {
     (q.clone(), k.clone(), v.clone())
-}
-
-/// Saved for backward: q, k, v, pad, O, L, t_past.
-type FlashState<B> = (
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    usize,
-);
-
-#[derive(Debug)]
-struct FlashBackward;
-
-impl<B: AttentionExt> Backward<B, 3> for FlashBackward {
-    type State = FlashState<B>;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _c: &mut Checkpointer) {
-        let (q, k, v, pad, out, lse, t_past) = ops.state;
-        let d_out = grads.consume::<B>(&ops.node); // (B, nh, T, hs)
-        let (dq, dk, dv) = B::flash_attention_bwd(q, k, v, pad, out, lse, d_out, t_past);
-        let [pq, pk, pv] = ops.parents;
-        for (parent, grad) in [(pq, dq), (pk, dk), (pv, dv)] {
-            if let Some(p) = parent {
-                grads.register::<B>(p.id, grad);
-            }
-        }
-    }
-}
-
-impl<B: AttentionExt, C: CheckpointStrategy> AttentionExt for Autodiff<B, C> {
-    fn flash_attention_fwd(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        pad: FloatTensor<Self>,
-        t_past: usize,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let prep = <FlashBackward as Backward<B, 3>>::prepare::<C>(
-            FlashBackward,
-            [q.node(), k.node(), v.node()],
-        )
-        .compute_bound()
-        .stateful();
-        let (q, k, v, pad) = (
-            q.into_primitive(),
-            k.into_primitive(),
-            v.into_primitive(),
-            pad.into_primitive(),
-        );
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let (o, lse) =
-                    B::flash_attention_fwd(q.clone(), k.clone(), v.clone(), pad.clone(), t_past);
-                let state = (q, k, v, pad, o.clone(), lse.clone(), t_past);
-                (prep.finish(state, o), FloatTensor::<Self>::new(lse))
-            }
-            OpsKind::UnTracked(prep) => {
-                let (o, lse) = B::flash_attention_fwd(q, k, v, pad, t_past);
-                (prep.finish(o), FloatTensor::<Self>::new(lse))
-            }
-        }
-    }
-
-    fn flash_attention_bwd(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        pad: FloatTensor<Self>,
-        out: FloatTensor<Self>,
-        lse: FloatTensor<Self>,
-        d_out: FloatTensor<Self>,
-        t_past: usize,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        // not differentiable itself: plain values in, untracked values out
-        let (dq, dk, dv) = B::flash_attention_bwd(
-            q.into_primitive(),
-            k.into_primitive(),
-            v.into_primitive(),
-            pad.into_primitive(),
-            out.into_primitive(),
-            lse.into_primitive(),
-            d_out.into_primitive(),
-            t_past,
-        );
-        (
-            FloatTensor::<Self>::new(dq),
-            FloatTensor::<Self>::new(dk),
-            FloatTensor::<Self>::new(dv),
-        )
-    }
 }
 
 /// True when the WGSL kernels can serve these inputs: a cubecl (wgpu) device, f32, and a head

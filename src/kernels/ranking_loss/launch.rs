@@ -1,0 +1,93 @@
+//! Launching the ranking-loss WGSL kernel (`shaders/ranking_loss.wgsl`) on CubeCL/wgpu: the
+//! workgroup size, the `info` binding, buffers and workgroup count, and the launch counter the
+//! tests read. One pass writes the loss and dL/dr packed into one output.
+
+use super::RankLossExt;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::wgpu::{
+    into_contiguous, kernel_source, CubeBackend, CubeTensor, KernelSource, SourceKernel,
+    SourceTemplate,
+};
+use burn::backend::Shape;
+use burn::cubecl::prelude::KernelId;
+use burn::cubecl::server::KernelArguments;
+use burn::cubecl::{CubeCount, CubeDim};
+use derive_new::new;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Invocations (one per prompt) in a workgroup.
+const WORKGROUP: u32 = 64;
+
+static KERNEL_LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many times the WGSL ranking-loss kernel has been launched in this process (tests use it
+/// to prove the kernel path, not the reference twin, ran).
+pub fn kernel_launches() -> usize {
+    KERNEL_LAUNCHES.load(Ordering::Relaxed)
+}
+
+kernel_source!(RankingLossRaw, "../../../shaders/ranking_loss.wgsl");
+
+/// The WGSL source with its workgroup size filled in.
+struct RankingLossKernel {
+    cube_dim: CubeDim,
+}
+
+impl KernelSource for RankingLossKernel {
+    fn source(&self) -> SourceTemplate {
+        RankingLossRaw
+            .source()
+            .register("wg", self.cube_dim.x.to_string())
+    }
+
+    fn id(&self) -> KernelId {
+        KernelId::new::<Self>().info(self.cube_dim)
+    }
+
+    fn lang(&self) -> &'static str {
+        "wgsl"
+    }
+}
+
+/// `[P, N, off_0, …, off_P]` as the shader's `info` binding reads it.
+fn kernel_info(n: usize, ks: &[u32]) -> Vec<u32> {
+    let mut info = Vec::with_capacity(ks.len() + 3);
+    info.push(ks.len() as u32);
+    info.push(n as u32);
+    let mut off = 0u32;
+    info.push(off);
+    for &k in ks {
+        off += k;
+        info.push(off);
+    }
+    info
+}
+
+impl RankLossExt for CubeBackend {
+    fn rank_loss_packed(rewards: FloatTensor<Self>, ks: Vec<u32>) -> FloatTensor<Self> {
+        let rewards: CubeTensor = into_contiguous(rewards); // (N,) f32
+        let n = rewards.meta.shape().num_elements();
+        let p = ks.len();
+        let client = rewards.client.clone();
+        let out = CubeTensor::new_contiguous(
+            client.clone(),
+            rewards.device.clone(),
+            Shape::new([n + p]),
+            client.empty((n + p) * rewards.dtype.size()),
+            rewards.dtype,
+        ); // (N + P,)
+        let info = client.create_from_slice(bytemuck::cast_slice(&kernel_info(n, &ks)));
+        let cube_dim = CubeDim::new_3d(WORKGROUP, 1, 1);
+        client.launch(
+            Box::new(SourceKernel::new(RankingLossKernel { cube_dim }, cube_dim)),
+            CubeCount::Static((p as u32).div_ceil(WORKGROUP), 1, 1),
+            KernelArguments::new().with_buffers(vec![
+                rewards.handle.clone().binding(),
+                out.handle.clone().binding(),
+                info.binding(),
+            ]),
+        );
+        KERNEL_LAUNCHES.fetch_add(1, Ordering::Relaxed);
+        out
+    }
+}
