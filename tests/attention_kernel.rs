@@ -17,8 +17,8 @@ use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
 use rlhf::model::Gpt;
-use rlhf::train::tensors::{floats, ints, to_vec};
 use rlhf::util::rng::Rng;
+use rlhf::util::tensors::{floats, ints, to_vec};
 
 const TOL: f32 = 1e-4;
 

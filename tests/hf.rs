@@ -10,8 +10,8 @@ use rlhf::config::ModelConfig;
 use rlhf::data::tokenizer::Tok;
 use rlhf::hf::weights::{read_safetensors, write_safetensors, HostTensor};
 use rlhf::model::{Gpt, RewardModel};
-use rlhf::train::tensors::{floats, ints, to_vec};
 use rlhf::util::rng::Rng;
+use rlhf::util::tensors::{floats, ints, to_vec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

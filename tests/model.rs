@@ -12,8 +12,9 @@ use rlhf::model::generate::{generate, Decoder, SampleConfig};
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
 use rlhf::model::Gpt;
-use rlhf::train::tensors::{batch_tensors, ints, to_vec};
+use rlhf::train::tensors::batch_tensors;
 use rlhf::util::rng::Rng;
+use rlhf::util::tensors::{ints, to_vec};
 
 fn tiny(vocab: usize) -> ModelConfig {
     let mut c = ModelConfig::preset("tiny").unwrap();

@@ -11,7 +11,7 @@ use rlhf::ppo::loss::{policy_loss, value_loss};
 use rlhf::ppo::PpoConfig;
 use rlhf::stages::ppo::{self, PpoJob, PpoSummary, RewardSource};
 use rlhf::stages::pretrain::{self, PretrainJob};
-use rlhf::train::tensors::{floats, to_vec};
+use rlhf::util::tensors::{floats, to_vec};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::nn::LinearConfig;
 use burn::prelude::*;
 use rlhf::kernels::{kernel_launches, ranking_loss, ranking_loss_reference};
-use rlhf::train::tensors::{floats, to_vec};
 use rlhf::util::rng::Rng;
+use rlhf::util::tensors::{floats, to_vec};
 
 type LossFn = fn(Tensor<1>, &[usize]) -> anyhow::Result<Tensor<1>>;
 

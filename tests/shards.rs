@@ -1,4 +1,4 @@
-//! Micro-batches (`train::shards`): a batch cut into micro-batches on parallel threads gives the
+//! Micro-batches (`util::shards`): a batch cut into micro-batches on parallel threads gives the
 //! whole batch's loss and gradient, and dropout masks do not depend on the thread schedule.
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -9,8 +9,8 @@ use rlhf::data::batching::{sft_batch, Batch, SftExample};
 use rlhf::model::Gpt;
 use rlhf::stages::lm_train::{batch_grads, TrainConfig};
 use rlhf::train::guard::Guard;
-use rlhf::train::tensors::to_vec;
 use rlhf::util::rng::Rng;
+use rlhf::util::tensors::to_vec;
 
 fn tiny(dropout: f64) -> ModelConfig {
     let mut c = ModelConfig::preset("tiny").unwrap();

@@ -35,7 +35,7 @@ pub struct TrainConfig {
     /// Seed for initialisation, batch order and dropout. Default 1337 / 2024 / 31.
     pub seed: u64,
     /// Micro-batches each batch is cut into; on the CPU backend they run on parallel threads
-    /// (`train::shards`). The gradient is the whole batch's either way, but dropout masks are
+    /// (`util::shards`). The gradient is the whole batch's either way, but dropout masks are
     /// drawn per micro-batch, so this is part of what makes a run reproducible. Default 2.
     #[serde(default = "default_micro_batches")]
     pub micro_batches: usize,

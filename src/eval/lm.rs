@@ -8,7 +8,7 @@
 use crate::model::gpt::positions;
 use crate::model::loss::token_logprobs;
 use crate::model::Gpt;
-use crate::train::tensors::{ints, to_vec};
+use crate::util::tensors::{ints, to_vec};
 use anyhow::{bail, Result};
 use burn::prelude::*;
 

@@ -2,7 +2,7 @@
 //!
 //! Why not burn's `Dropout`: it draws its masks from the backend's one process-wide RNG. The
 //! training stages run the micro-batches of a step on parallel threads on the CPU backend
-//! (`train::shards`), and threads taking turns at one RNG would get different masks from run to
+//! (`util::shards`), and threads taking turns at one RNG would get different masks from run to
 //! run, so a resumed run would no longer end with the weights of an uninterrupted one. Here
 //! every thread draws from its own SplitMix64, which [`seed_masks`] sets from `(seed, step,
 //! micro-batch)` before that micro-batch's forward: the masks depend on those numbers only.

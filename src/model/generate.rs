@@ -240,7 +240,7 @@ pub fn prompt_room(n_ctx: usize, cfg: &SampleConfig) -> usize {
 }
 
 /// As [`generate`] with the KV cache, but on the CPU backend the prompts are cut into two halves
-/// generated on parallel threads (`train::shards`), each from its own RNG drawn from `rng`:
+/// generated on parallel threads (`util::shards`), each from its own RNG drawn from `rng`:
 /// a decode step of a small model is too short for the backend to use both cores. Elsewhere it
 /// is one batch from `rng`. Either way the result depends only on the prompts and the RNG.
 pub fn generate_parallel(
@@ -251,12 +251,12 @@ pub fn generate_parallel(
     rng: &mut Rng,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
-    if prompts.len() < 2 || !crate::train::shards::is_cpu(device) {
+    if prompts.len() < 2 || !crate::util::shards::is_cpu(device) {
         return generate(model, prompts, cfg, eot, rng, true, device);
     }
     // two or more prompts make exactly two halves
     let seeds = [rng.next_u64(), rng.next_u64()];
-    crate::train::shards::concat_ranges(prompts.len(), 2, device, |i, half| {
+    crate::util::shards::concat_ranges(prompts.len(), 2, device, |i, half| {
         let mut r = Rng::new(seeds[i]);
         generate(model, &prompts[half], cfg, eot, &mut r, true, device)
     })

@@ -4,7 +4,7 @@
 
 use super::RewardModel;
 use crate::data::pairs::{pad_batch, TokRanking};
-use crate::train::tensors::{ints, to_vec};
+use crate::util::tensors::{ints, to_vec};
 use anyhow::Result;
 use burn::prelude::*;
 
@@ -33,7 +33,7 @@ pub fn score_groups(
     per_batch: usize,
     device: &Device,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
-    let chunks = crate::train::shards::concat_ranges(groups.len(), 2, device, |_, half| {
+    let chunks = crate::util::shards::concat_ranges(groups.len(), 2, device, |_, half| {
         groups[half]
             .chunks(per_batch.max(1))
             .map(|chunk| {

@@ -12,8 +12,9 @@ use crate::model::{Gpt, RewardModel};
 use crate::rl::ppo_policy_loss;
 use crate::train::clip::clip_global_norm;
 use crate::train::guard::{Guard, Verdict};
-use crate::train::shards;
-use crate::train::tensors::{batch_tensors, floats, ints, scalar, to_vec};
+use crate::train::tensors::batch_tensors;
+use crate::util::shards;
+use crate::util::tensors::{floats, ints, scalar, to_vec};
 use anyhow::{anyhow, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -62,7 +63,7 @@ impl Learner {
         let guard_ro: &Guard = guard;
         // the policy's surrogate, its ptx term and the value loss are three independent
         // forward/backward passes: on the CPU backend they run on parallel threads
-        // (`train::shards`), each on its own fork of its model
+        // (`util::shards`), each on its own fork of its model
         let n_parts = if ptx.is_some() { 3 } else { 2 };
         let parts = shards::run(n_parts, ad, |i| -> Result<Part> {
             match i {

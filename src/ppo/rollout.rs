@@ -7,9 +7,9 @@ use super::episode::{Episode, Grid};
 use crate::model::generate::{generate_parallel, SampleConfig};
 use crate::model::loss::token_logprobs;
 use crate::model::{Gpt, RewardModel};
-use crate::train::shards;
-use crate::train::tensors::{ints, to_vec};
 use crate::util::rng::Rng;
+use crate::util::shards;
+use crate::util::tensors::{ints, to_vec};
 use anyhow::{anyhow, Result};
 use burn::prelude::*;
 
@@ -38,7 +38,7 @@ impl Scorer {
                 .map(|e| e.response().iter().filter(|&&t| t == *token).count() as f32 * scale)
                 .collect()),
             Scorer::Model { rm, bias } => {
-                // two halves on parallel threads on the CPU backend (`train::shards`), each in
+                // two halves on parallel threads on the CPU backend (`util::shards`), each in
                 // chunks
                 shards::concat_ranges(eps.len(), 2, device, |_, half| {
                     let mut out = Vec::new();
@@ -110,7 +110,7 @@ pub fn rollout(
     for part in eps.chunks_mut(chunk.max(1)) {
         let refs: Vec<&Episode> = part.iter().collect();
         let g = Grid::new(&refs, eot);
-        // three independent forwards: parallel threads on the CPU backend (`train::shards`)
+        // three independent forwards: parallel threads on the CPU backend (`util::shards`)
         let outs = shards::run(3, device, |i| {
             let x = ints(&g.x, [g.b, g.t], device);
             let y = ints(&g.y, [g.b, g.t], device);

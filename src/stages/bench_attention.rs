@@ -10,7 +10,7 @@
 
 use crate::kernels::attention::{causal_attention, kernel_applies, set_force_reference};
 use crate::stages::bench::device_mem_mib;
-use crate::train::tensors::to_vec;
+use crate::util::tensors::to_vec;
 use anyhow::{bail, Result};
 use burn::prelude::*;
 use burn::tensor::Distribution;

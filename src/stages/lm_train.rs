@@ -13,10 +13,11 @@ use crate::train::clip::clip_global_norm;
 use crate::train::guard::Guard;
 use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::schedule::LrSchedule;
-use crate::train::shards;
-use crate::train::tensors::{batch_tensors, scalar};
+use crate::train::tensors::batch_tensors;
 use crate::train::trainer::{resume_dir, Cadence, MetricRow, Stage, Start, StepCtx, Trainer};
 use crate::util::rng::Rng;
+use crate::util::shards;
+use crate::util::tensors::scalar;
 use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -47,7 +48,7 @@ pub fn eval_loss(model: &Gpt, batches: &[Batch], device: &Device) -> Result<f64>
 }
 
 /// Loss and gradient of one training batch, cut into `cfg.micro_batches` micro-batches
-/// (`train::shards`: parallel threads on the CPU backend), each weighted by its share of the
+/// (`util::shards`: parallel threads on the CPU backend), each weighted by its share of the
 /// batch's target weight, so the result is the whole batch's masked mean.
 pub fn batch_grads(
     model: &Gpt,

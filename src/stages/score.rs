@@ -5,7 +5,7 @@
 use crate::checkpoint;
 use crate::data::pairs::{tokenize_pair_counted, warn_cut, TokRanking};
 use crate::model::score::group_rewards;
-use crate::train::tensors::to_vec;
+use crate::util::tensors::to_vec;
 use anyhow::Result;
 use burn::module::Module;
 use burn::prelude::*;

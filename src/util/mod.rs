@@ -1,6 +1,9 @@
-//! Small helpers shared by every stage: atomic file writes, a seedable RNG, the panic boundary.
+//! Small helpers shared by every layer: atomic file writes, a seedable RNG, the panic boundary,
+//! host/device tensor moves and the micro-batch sharding over threads (`shards`).
 
 pub mod alloc;
 pub mod fs;
 pub mod panic;
 pub mod rng;
+pub mod shards;
+pub mod tensors;

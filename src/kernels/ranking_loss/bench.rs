@@ -19,7 +19,7 @@ fn time_fwd_bwd(rewards: &Tensor<1>, ks: &[usize], iters: usize, f: LossFn) -> R
         let g = rewards
             .grad(&grads)
             .context("no gradient reached the rewards")?; // (N,)
-        crate::train::tensors::to_vec(g)?;
+        crate::util::tensors::to_vec(g)?;
     }
     Ok(t.elapsed().as_secs_f64() / iters as f64)
 }

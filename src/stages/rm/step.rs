@@ -1,5 +1,5 @@
 //! One reward-model training step over a batch of prompts, cut into micro-batches of prompts
-//! (`train::shards`: parallel threads on the CPU backend). The ranking loss is a mean over
+//! (`util::shards`: parallel threads on the CPU backend). The ranking loss is a mean over
 //! prompts, so each micro-batch's gradient is weighted by its share of the prompts; all K
 //! responses of a prompt stay in one micro-batch, as the paper's one-batch-per-prompt rule asks.
 
@@ -9,8 +9,8 @@ use crate::model::dropout::seed_masks;
 use crate::model::score::group_rewards;
 use crate::model::RewardModel;
 use crate::train::guard::Guard;
-use crate::train::shards;
-use crate::train::tensors::to_vec;
+use crate::util::shards;
+use crate::util::tensors::to_vec;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::GradientsParams;
