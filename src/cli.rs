@@ -129,31 +129,32 @@ impl ModelArgs {
 /// Optimisation flags; unset ones keep the stage's documented default.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OptimArgs {
-    /// Optimizer steps (pretrain default 600, SFT 300).
+    /// Optimizer steps (default: pretrain 600, SFT 300, RM 300).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Sequences per batch (default 16).
+    /// Sequences per batch; for the RM, prompts per batch (default: pretrain 16, SFT 16, RM 8).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Peak learning rate (pretrain 2e-3, SFT 5e-4), warmup then cosine decay to 10%.
+    /// Peak learning rate (default: pretrain 2e-3, SFT 5e-4, RM 1e-3), warmup then cosine decay
+    /// to 10%.
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Warmup steps (pretrain 40, SFT 20).
+    /// Warmup steps (default: pretrain 40, SFT 20, RM 20).
     #[arg(long)]
     pub warmup: Option<usize>,
-    /// AdamW weight decay (pretrain 0.1, SFT 0).
+    /// AdamW weight decay (default: pretrain 0.1, SFT 0, RM 0).
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// Clip gradients to this global norm; 0 disables (default 1.0).
     #[arg(long)]
     pub grad_clip: Option<f64>,
-    /// Held-out evaluation every N steps.
+    /// Held-out evaluation every N steps (default: pretrain 100, SFT 50, RM 50).
     #[arg(long)]
     pub eval_every: Option<usize>,
-    /// Resumable checkpoint every N steps.
+    /// Resumable checkpoint every N steps (default: pretrain 200, SFT 100, RM 100).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Random seed.
+    /// Random seed (default: pretrain 1337, SFT 2024, RM 31).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Micro-batches per batch (default 2): on the CPU backend each runs on its own thread, on a
@@ -230,7 +231,7 @@ pub struct PipelineArgs {
     /// The assets directory (default ./assets, or the one the binary was built from).
     #[arg(long)]
     pub assets: Option<PathBuf>,
-    /// Responses per prompt to sample for labeling (4 to 9; default 9, tiny 4).
+    /// Responses per prompt to sample for labeling (2 to 9; default 9, tiny 4).
     #[arg(short = 'k', long)]
     pub k: Option<usize>,
     /// Rounds of sample → label → RM → PPO; round r ≥ 2 samples from round r−1's policy,
@@ -241,16 +242,17 @@ pub struct PipelineArgs {
     /// terminal (the run waits for you; rerun the same command to continue a session).
     #[arg(long, value_enum, default_value_t = LabelerKind::Sentiment)]
     pub labeler: LabelerKind,
-    /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
+    /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order)
+    /// [default: 0].
     #[arg(long)]
     pub labeler_noise: Option<f64>,
-    /// PPO pretraining-mix coefficient (0: plain PPO) [default: 1.0].
+    /// PPO pretraining-mix coefficient (0: plain PPO) [default: 0.25; tiny 1.0].
     #[arg(long)]
     pub ptx_coef: Option<f64>,
-    /// PPO KL coefficient β [default: 0.02].
+    /// PPO KL coefficient β [default: 0.12; tiny 0.02].
     #[arg(long)]
     pub kl_coef: Option<f32>,
-    /// PPO iterations [default: per preset].
+    /// PPO iterations [default: 60; tiny 12].
     #[arg(long)]
     pub ppo_steps: Option<usize>,
     /// Also run the last PPO without the pretraining mix (`ppo_noptx/`) and evaluate it

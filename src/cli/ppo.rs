@@ -19,7 +19,8 @@ pub struct PpoArgs {
     /// token) in the response: a known reward for checking that PPO optimises what it is given.
     #[arg(long, conflicts_with = "rm")]
     pub reward_token: Option<String>,
-    /// Value-model start (an RM checkpoint; default: --rm, or the policy's trunk with a new head).
+    /// Value-model start (an RM checkpoint; default: --rm, or with --reward-token the KL
+    /// reference's trunk with a new head).
     #[arg(long)]
     pub value_init: Option<PathBuf>,
     /// Prompts, {"prompt": ...} per line (default: the bundled assets/prompts.jsonl).
@@ -35,7 +36,7 @@ pub struct PpoArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Directory of the bundled assets (default: found next to the binary or the crate).
+    /// Directory of the bundled assets (default: ./assets, or the one the binary was built from).
     #[arg(long)]
     pub assets: Option<PathBuf>,
     /// PPO iterations [default: 60].
@@ -44,7 +45,7 @@ pub struct PpoArgs {
     /// Prompts (episodes) per iteration [default: 32].
     #[arg(long)]
     pub rollout_batch: Option<usize>,
-    /// Episodes per gradient step [default: 16].
+    /// Episodes per gradient step, at most --rollout-batch [default: 16].
     #[arg(long)]
     pub minibatch: Option<usize>,
     /// Passes over each rollout batch [default: 2].
@@ -59,7 +60,8 @@ pub struct PpoArgs {
     /// KL coefficient β (initial value when --kl-target is set) [default: 0.02].
     #[arg(long)]
     pub kl_coef: Option<f32>,
-    /// Adapt β so the KL to the reference approaches this many nats per response.
+    /// Adapt β so the KL to the reference approaches this many nats per response [default:
+    /// none, β stays fixed].
     #[arg(long)]
     pub kl_target: Option<f32>,
     /// Episodes over which the adaptive β may change by ±20% per unit of KL error (Ziegler et
@@ -71,10 +73,10 @@ pub struct PpoArgs {
     pub ptx_coef: Option<f64>,
     /// Subtract this from the score of a response that ran into --max-new-tokens without
     /// ending (<|endoftext|>), so PPO cannot win by filling the limit (TRL's
-    /// missing_eos_penalty).
+    /// missing_eos_penalty) [default: none].
     #[arg(long)]
     pub missing_eos_penalty: Option<f32>,
-    /// Clip reward-model scores to ±this.
+    /// Clip reward-model scores to ±this [default: none].
     #[arg(long)]
     pub reward_clip: Option<f32>,
     /// Whiten reward-model scores within each rollout batch.

@@ -151,6 +151,39 @@ fn show<W: Write>(
     Ok(())
 }
 
+/// The samples as the session shows them: each prompt's distinct non-empty responses, and
+/// whether there are at least 2 of them (only those prompts are shown).
+struct Shown {
+    responses: Vec<Vec<String>>,
+    rankable: Vec<bool>,
+    /// Rankable prompts.
+    total: usize,
+}
+
+impl Shown {
+    fn new(samples: &[SampleRecord]) -> Self {
+        let responses: Vec<Vec<String>> = samples
+            .iter()
+            .map(|s| distinct_responses(&s.responses))
+            .collect();
+        let rankable: Vec<bool> = responses.iter().map(|r| r.len() >= 2).collect();
+        let total = rankable.iter().filter(|&&r| r).count();
+        Self {
+            responses,
+            rankable,
+            total,
+        }
+    }
+}
+
+/// How the answers to one prompt ended.
+enum Outcome {
+    /// Ranked, skipped or undone: show the next pending prompt.
+    Next,
+    /// `q` or the end of the input: end the session.
+    Stop,
+}
+
 /// Runs a labeling session over `samples`, reading answers from `input` and talking on `ui`;
 /// rankings go to `out` (and `out.progress`). Returns when every prompt is done, on `q`, or at
 /// the end of the input.
@@ -161,16 +194,45 @@ pub fn run_session<R: BufRead, W: Write>(
     mut ui: W,
 ) -> Result<HumanReport> {
     let mut store = Store::open(out)?;
+    let shown = Shown::new(samples);
+    greet(&mut ui, &store, samples, &shown, out)?;
+    let mut ranked_now = 0usize;
+    loop {
+        let (next, n_done) = next_pending(samples, &shown.rankable, &store.done_counts());
+        let Some(i) = next else {
+            writeln!(ui, "\nall {} prompts are done.", shown.total)?;
+            break;
+        };
+        let (prompt, responses) = (&samples[i].prompt, &shown.responses[i]);
+        show(&mut ui, n_done + 1, shown.total, prompt, responses)?;
+        let outcome = answer_prompt(
+            &mut input,
+            &mut ui,
+            &mut store,
+            prompt,
+            responses,
+            &mut ranked_now,
+        )?;
+        if let Outcome::Stop = outcome {
+            break;
+        }
+    }
+    finish(&mut ui, &store, samples, &shown, out, ranked_now)
+}
+
+/// The session's opening lines: the store's notes, a warning about prompts with more responses
+/// than `rlhf rm` accepts, and how many prompts there are.
+fn greet<W: Write>(
+    ui: &mut W,
+    store: &Store,
+    samples: &[SampleRecord],
+    shown: &Shown,
+    out: &Path,
+) -> Result<()> {
     for n in &store.notices {
         writeln!(ui, "note: {n}")?;
     }
-    let shown: Vec<Vec<String>> = samples
-        .iter()
-        .map(|s| distinct_responses(&s.responses))
-        .collect();
-    let rankable: Vec<bool> = shown.iter().map(|r| r.len() >= 2).collect();
-    let total = rankable.iter().filter(|&&r| r).count();
-    if shown.iter().any(|r| r.len() > MAX_K) {
+    if shown.responses.iter().any(|r| r.len() > MAX_K) {
         writeln!(
             ui,
             "note: some prompts have more than {MAX_K} responses; `rlhf rm` accepts at most {MAX_K}"
@@ -179,70 +241,90 @@ pub fn run_session<R: BufRead, W: Write>(
     writeln!(
         ui,
         "{} prompts to rank into {} ({} done before); ? for help",
-        total,
+        shown.total,
         out.display(),
-        next_pending(samples, &rankable, &store.done_counts()).1
+        next_pending(samples, &shown.rankable, &store.done_counts()).1
     )?;
-    let mut ranked_now = 0usize;
-    'prompts: loop {
-        let (next, n_done) = next_pending(samples, &rankable, &store.done_counts());
-        let Some(i) = next else {
-            writeln!(ui, "\nall {total} prompts are done.")?;
-            break;
-        };
-        show(&mut ui, n_done + 1, total, &samples[i].prompt, &shown[i])?;
-        let k = shown[i].len();
-        loop {
-            write!(ui, "rank (best first), s skip, u undo, q quit, ? help> ")?;
-            ui.flush()?;
-            let mut line = String::new();
-            if input.read_line(&mut line).context("reading the terminal")? == 0 {
-                writeln!(ui)?;
-                break 'prompts;
+    Ok(())
+}
+
+/// Reads answers for one prompt (its shown `responses`) until one ranks, skips or undoes, or the
+/// session ends; invalid input and `?` are answered and asked again.
+fn answer_prompt<R: BufRead, W: Write>(
+    input: &mut R,
+    ui: &mut W,
+    store: &mut Store,
+    prompt: &str,
+    responses: &[String],
+    ranked_now: &mut usize,
+) -> Result<Outcome> {
+    loop {
+        write!(ui, "rank (best first), s skip, u undo, q quit, ? help> ")?;
+        ui.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line).context("reading the terminal")? == 0 {
+            writeln!(ui)?;
+            return Ok(Outcome::Stop);
+        }
+        match parse_answer(&line, responses.len()) {
+            Err(msg) => writeln!(ui, "  {msg}")?,
+            Ok(Answer::Help) => writeln!(ui, "{HELP}")?,
+            Ok(Answer::Quit) => return Ok(Outcome::Stop),
+            Ok(Answer::Skip) => {
+                store.add_skip(prompt)?;
+                return Ok(Outcome::Next);
             }
-            match parse_answer(&line, k) {
-                Err(msg) => writeln!(ui, "  {msg}")?,
-                Ok(Answer::Help) => writeln!(ui, "{HELP}")?,
-                Ok(Answer::Quit) => break 'prompts,
-                Ok(Answer::Skip) => {
-                    store.add_skip(&samples[i].prompt)?;
-                    continue 'prompts;
-                }
-                Ok(Answer::Undo) => {
-                    match store.undo()? {
-                        None => writeln!(ui, "  nothing to undo")?,
-                        Some(e) => {
-                            if e.action == Action::Ranked {
-                                ranked_now = ranked_now.saturating_sub(1);
-                            }
-                            let what = if e.action == Action::Ranked {
-                                "ranking"
-                            } else {
-                                "skip"
-                            };
-                            writeln!(ui, "  undone: the {what} of \"{}\"", short(&e.prompt))?;
-                        }
-                    }
-                    continue 'prompts;
-                }
-                Ok(Answer::Rank(order)) => {
-                    store.add_ranking(Ranking {
-                        prompt: samples[i].prompt.clone(),
-                        responses: order.iter().map(|&j| shown[i][j].clone()).collect(),
-                    })?;
-                    ranked_now += 1;
-                    continue 'prompts;
-                }
+            Ok(Answer::Undo) => {
+                undo(ui, store, ranked_now)?;
+                return Ok(Outcome::Next);
+            }
+            Ok(Answer::Rank(order)) => {
+                store.add_ranking(Ranking {
+                    prompt: prompt.to_string(),
+                    responses: order.iter().map(|&j| responses[j].clone()).collect(),
+                })?;
+                *ranked_now += 1;
+                return Ok(Outcome::Next);
             }
         }
     }
-    let (_, n_done) = next_pending(samples, &rankable, &store.done_counts());
+}
+
+/// Undoes the last ranking or skip (`ranked_now` counts this session's rankings) and says which.
+fn undo<W: Write>(ui: &mut W, store: &mut Store, ranked_now: &mut usize) -> Result<()> {
+    match store.undo()? {
+        None => writeln!(ui, "  nothing to undo")?,
+        Some(e) => {
+            if e.action == Action::Ranked {
+                *ranked_now = ranked_now.saturating_sub(1);
+            }
+            let what = if e.action == Action::Ranked {
+                "ranking"
+            } else {
+                "skip"
+            };
+            writeln!(ui, "  undone: the {what} of \"{}\"", short(&e.prompt))?;
+        }
+    }
+    Ok(())
+}
+
+/// The session's totals, also written to `ui`.
+fn finish<W: Write>(
+    ui: &mut W,
+    store: &Store,
+    samples: &[SampleRecord],
+    shown: &Shown,
+    out: &Path,
+    ranked_now: usize,
+) -> Result<HumanReport> {
+    let (_, n_done) = next_pending(samples, &shown.rankable, &store.done_counts());
     let report = HumanReport {
         prompts: samples.len(),
-        unrankable: samples.len() - total,
+        unrankable: samples.len() - shown.total,
         ranked: store.ranked(),
         skipped: store.skipped(),
-        remaining: total - n_done,
+        remaining: shown.total - n_done,
         ranked_now,
     };
     writeln!(

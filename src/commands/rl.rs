@@ -1,0 +1,155 @@
+//! `rlhf ppo`, `pipeline` and `eval`: reinforcement learning from the reward model, the whole
+//! job, and the comparison of a policy with its baseline. Unset paths fall back to the bundled
+//! assets.
+
+use super::open;
+use crate::cli::{EvalArgs, LabelerKind, PipelineArgs, PpoArgs};
+use crate::stages::{assets, eval, pipeline, ppo};
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// `runs/<UTC timestamp>` for a new pipeline run.
+pub fn default_run_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    PathBuf::from("runs").join(format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    ))
+}
+
+/// `rlhf pipeline`: the preset's job (`PipelineConfig::for_preset`) with the given flags.
+pub(super) fn pipeline(a: PipelineArgs) -> Result<()> {
+    let dev = open(a.device.device)?;
+    let mut cfg = pipeline::PipelineConfig::for_preset(&a.preset, &Default::default())?;
+    if let Some(k) = a.k {
+        anyhow::ensure!((2..=9).contains(&k), "-k must be between 2 and 9, got {k}");
+        cfg.k = k;
+    }
+    anyhow::ensure!(a.rounds >= 1, "--rounds must be at least 1");
+    cfg.rounds = a.rounds;
+    cfg.labeler = match a.labeler {
+        LabelerKind::Human => "human".into(),
+        LabelerKind::Sentiment => "sentiment".into(),
+    };
+    if let Some(v) = a.labeler_noise {
+        cfg.labeler_noise = v;
+    }
+    if let Some(v) = a.ptx_coef {
+        cfg.ppo.ptx_coef = v;
+    }
+    if let Some(v) = a.kl_coef {
+        cfg.ppo.kl_coef = v;
+    }
+    cfg.ptx_ablation = a.ptx_ablation;
+    if let Some(v) = a.ppo_steps {
+        cfg.ppo.steps = v;
+    }
+    let out = a.out.unwrap_or_else(default_run_dir);
+    pipeline::run(&cfg, &out, a.assets.as_deref(), &dev.device)?;
+    Ok(())
+}
+
+/// `rlhf ppo`: `PpoConfig::default()` with the given flags; prompts and the ptx corpus default
+/// to the bundled assets (looked up only when one of them is needed).
+pub(super) fn ppo(a: PpoArgs) -> Result<()> {
+    let dev = open(a.device.device)?;
+    let cfg = a.config();
+    let need_assets = a.prompts.is_none() || (cfg.ptx_coef > 0.0 && a.ptx_corpus.is_empty());
+    let assets_dir = if need_assets {
+        Some(assets::dir(a.assets.as_deref())?)
+    } else {
+        None
+    };
+    let ptx_corpus = match (&assets_dir, a.ptx_corpus.is_empty() && cfg.ptx_coef > 0.0) {
+        (Some(d), true) => assets::training_corpus(d)?,
+        _ => a.ptx_corpus.clone(),
+    };
+    let reward = match (&a.rm, &a.reward_token) {
+        (Some(p), _) => ppo::RewardSource::Model(p.clone()),
+        (None, Some(t)) => ppo::RewardSource::TokenCount {
+            text: t.clone(),
+            scale: 1.0,
+        },
+        (None, None) => anyhow::bail!("give --rm CKPT (or --reward-token TEXT)"),
+    };
+    let prompts = match (&a.prompts, &assets_dir) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => d.join("prompts.jsonl"),
+        (None, None) => anyhow::bail!("give --prompts FILE"),
+    };
+    let s = ppo::run(
+        ppo::PpoJob {
+            policy: a.policy,
+            reference: a.reference,
+            reward,
+            value_init: a.value_init,
+            prompts,
+            ptx_corpus,
+            out: a.out.clone(),
+            cfg,
+            resume: a.resume,
+        },
+        &dev.device,
+    )?;
+    eprintln!(
+        "ppo: {} iterations ({} episodes) in {:.1}s: RM score {:.3} -> {:.3}, KL {:.2} -> {:.2} nats/response, ptx loss {:.3}; policy in {}",
+        s.steps, s.episodes, s.seconds, s.first.rm_score, s.last.rm_score, s.first.kl, s.last.kl, s.last.ptx_loss, a.out.join("ckpt").display()
+    );
+    Ok(())
+}
+
+/// `rlhf eval`: bundled defaults for the prompts, lexicon and held-out text.
+pub(super) fn eval(a: EvalArgs) -> Result<()> {
+    let dev = open(a.device.device)?;
+    let need_assets = a.prompts.is_none() || a.lexicon.is_none() || a.heldout_text.is_none();
+    let assets = if need_assets {
+        Some(assets::dir(None)?)
+    } else {
+        None
+    };
+    let asset = |p: Option<PathBuf>, rel: &str| -> PathBuf {
+        p.unwrap_or_else(|| assets.as_ref().map(|d| d.join(rel)).unwrap_or_default())
+    };
+    let job = eval::EvalJob {
+        policy: a.policy,
+        baseline: a.baseline,
+        prompts: asset(a.prompts, "eval_prompts.jsonl"),
+        lexicon: asset(a.lexicon, "vader/vader_lexicon.txt"),
+        rm: a.rm,
+        pretrained: a.pretrained,
+        heldout_text: asset(
+            a.heldout_text,
+            &format!("austen/{}", assets::HELD_OUT_NOVEL),
+        ),
+        ppl_windows: a.ppl_windows,
+        out: a.out.clone(),
+        n: a.n,
+        sampling: crate::model::generate::SampleConfig {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            max_new_tokens: a.max_new_tokens,
+        },
+        seed: a.seed,
+        batch_size: a.batch_size,
+    };
+    eval::run(&job, &dev.device)?;
+    eprintln!("eval: wrote {}", a.out.join("eval.json").display());
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `rlhf devices`, `tokenizer`, `report`, `import-hf`, `export-hf` and `bench`: the commands
+//! around the training stages.
+
+use super::open;
+use crate::cli::{BenchCmd, ExportHfArgs, ImportHfArgs, ReportArgs, TokenizerCmd};
+use crate::config::ModelConfig;
+use crate::device::{self, DeviceChoice};
+use crate::stages::{bench, bench_attention, report, tokenizer};
+use anyhow::Result;
+
+/// `rlhf devices`: every wgpu adapter, and the one `--device auto` picks.
+pub(super) fn devices() -> Result<()> {
+    let rows = device::list_adapters();
+    if rows.is_empty() {
+        println!("no wgpu adapters found");
+    }
+    for (i, r) in rows.iter().enumerate() {
+        println!("{i}: {} — {:?}, {:?}", r.name, r.device_type, r.backend);
+    }
+    match device::pick(DeviceChoice::Auto, &rows) {
+        Some(i) => println!(
+            "--device auto picks: {} ({:?})",
+            rows[i].name, rows[i].backend
+        ),
+        None => println!("--device auto picks: the CPU backend (no hardware GPU adapter)"),
+    }
+    Ok(())
+}
+
+/// `rlhf tokenizer train`.
+pub(super) fn tokenizer(t: TokenizerCmd) -> Result<()> {
+    match t {
+        TokenizerCmd::Train {
+            corpus,
+            vocab_size,
+            out,
+        } => tokenizer::train(&corpus, vocab_size, &out),
+    }
+}
+
+/// `rlhf report`: (re)writes report.md and its plots.
+pub(super) fn report(a: ReportArgs) -> Result<()> {
+    let p = report::write_report(&a.run)?;
+    eprintln!("report: {}", p.display());
+    Ok(())
+}
+
+/// `rlhf import-hf`: a Hugging Face GPT-2 directory into a checkpoint.
+pub(super) fn import_hf(a: ImportHfArgs) -> Result<()> {
+    let s = crate::hf::import_hf(&a.dir, &a.out)?;
+    eprintln!(
+        "import-hf: {} tensors ({} layers, {} wide, {} heads, ctx {}, vocab {}) -> '{}' checkpoint {}; skipped {} (mask buffers, tied lm_head)",
+        s.tensors, s.model.n_layer, s.model.n_embd, s.model.n_head, s.model.n_ctx,
+        s.model.vocab_size, s.kind, s.out.display(), s.skipped.len()
+    );
+    Ok(())
+}
+
+/// `rlhf export-hf`: a checkpoint as a Hugging Face GPT-2 directory.
+pub(super) fn export_hf(a: ExportHfArgs) -> Result<()> {
+    let s = crate::hf::export_hf(&a.ckpt, &a.out)?;
+    eprintln!(
+        "export-hf: {} with {} tensors -> {}",
+        s.architecture,
+        s.tensors,
+        s.out.display()
+    );
+    Ok(())
+}
+
+/// `rlhf bench ...`: throughput figures.
+pub(super) fn bench(b: BenchCmd) -> Result<()> {
+    match b {
+        BenchCmd::Train {
+            preset,
+            vocab_size,
+            batch_size,
+            steps,
+            micro_batches,
+            device,
+        } => {
+            let dev = open(device.device)?;
+            let mut cfg = ModelConfig::preset(&preset)?;
+            cfg.vocab_size = vocab_size;
+            bench::train(
+                &cfg,
+                (batch_size, micro_batches),
+                steps,
+                &dev.device,
+                &dev.description,
+            )
+        }
+        BenchCmd::Attention {
+            batch_size,
+            heads,
+            max_t,
+            steps,
+            device,
+        } => {
+            let dev = open(device.device)?;
+            let cfg = bench_attention::AttentionBench {
+                batch: batch_size,
+                heads,
+                head_sizes: vec![32, 64],
+                lengths: [128, 256, 512, 1024]
+                    .into_iter()
+                    .filter(|&t| t <= max_t)
+                    .collect(),
+                steps,
+            };
+            bench_attention::run(&cfg, &dev.device, &dev.description)
+        }
+        BenchCmd::Generate {
+            preset,
+            vocab_size,
+            batch_size,
+            new_tokens,
+            device,
+        } => {
+            let dev = open(device.device)?;
+            let mut cfg = ModelConfig::preset(&preset)?;
+            cfg.vocab_size = vocab_size;
+            bench::generate_bench(&cfg, batch_size, new_tokens, &dev.device, &dev.description)
+        }
+        BenchCmd::RankLoss { device } => {
+            crate::kernels::bench_rank_loss(&open(device.device)?.device)
+        }
+    }
+}
