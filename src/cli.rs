@@ -3,7 +3,7 @@
 use crate::config::ModelOverrides;
 use crate::device::DeviceChoice;
 use crate::model::generate::SampleConfig;
-use crate::stages::lm_train::TrainConfig;
+use crate::config::TrainConfig;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 

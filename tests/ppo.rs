@@ -8,7 +8,7 @@ mod common;
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::ppo::loss::{policy_loss, value_loss};
-use rlhf::ppo::PpoConfig;
+use rlhf::config::PpoConfig;
 use rlhf::stages::ppo::{self, PpoJob, PpoSummary, RewardSource};
 use rlhf::stages::pretrain::{self, PretrainJob};
 use rlhf::util::tensors::{floats, to_vec};
@@ -63,7 +63,7 @@ fn fixture() -> &'static (PathBuf, PathBuf, PathBuf) {
 }
 
 fn cfg(steps: usize) -> PpoConfig {
-    let mut c = PpoConfig::for_preset("tiny");
+    let mut c = PpoConfig::for_job(rlhf::config::PpoDefaults::Tiny);
     c.steps = steps;
     c.rollout_batch = 16;
     c.minibatch = 8;

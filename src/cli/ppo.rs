@@ -100,8 +100,8 @@ pub struct PpoArgs {
 
 impl PpoArgs {
     /// The PPO settings: the defaults with every given flag applied.
-    pub fn config(&self) -> crate::ppo::PpoConfig {
-        let mut c = crate::ppo::PpoConfig::default();
+    pub fn config(&self) -> crate::config::PpoConfig {
+        let mut c = crate::config::PpoConfig::default();
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
