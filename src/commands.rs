@@ -4,9 +4,9 @@ use crate::cli::{BenchCmd, Cli, Command, LabelerKind, TokenizerCmd};
 use crate::config::ModelConfig;
 use crate::data::tokenizer::Tok;
 use crate::device::{self, DeviceChoice};
+use crate::pipeline::{self, report};
 use crate::stages::{
-    assets, bench, bench_attention, chat, eval, label, pipeline, pretrain, report, rm, sample, sft,
-    tokenizer,
+    assets, bench, bench_attention, chat, eval, label, pretrain, rm, sample, sft, tokenizer,
 };
 use anyhow::Result;
 use std::path::PathBuf;
@@ -208,10 +208,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             anyhow::ensure!(a.rounds >= 1, "--rounds must be at least 1");
             cfg.rounds = a.rounds;
-            cfg.labeler = match a.labeler {
-                crate::cli::LabelerKind::Human => "human".into(),
-                crate::cli::LabelerKind::Sentiment => "sentiment".into(),
-            };
+            cfg.labeler = a.labeler;
             if let Some(v) = a.labeler_noise {
                 cfg.labeler_noise = v;
             }
