@@ -1,9 +1,9 @@
 //! Command-line interface (clap derive): one struct per subcommand, every flag documented.
 
 use crate::config::ModelOverrides;
+use crate::config::TrainConfig;
 use crate::device::DeviceChoice;
 use crate::model::generate::SampleConfig;
-use crate::config::TrainConfig;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -423,15 +423,7 @@ pub struct ScoreArgs {
     pub device: DeviceArg,
 }
 
-/// Who ranks the responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LabelerKind {
-    /// A person at the terminal: type the response numbers best first (e.g. `3 1 4 2`), `s` skip,
-    /// `u` undo, `q` quit, `?` help. Saves each ranking at once and resumes where it stopped.
-    Human,
-    /// Simulated: VADER sentiment from its human-rated lexicon, most positive first.
-    Sentiment,
-}
+pub use crate::labeler::LabelerKind;
 
 #[derive(Args, Debug)]
 pub struct LabelArgs {

@@ -114,7 +114,10 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
     let (header, rows) = rlhf::train::metrics::read(&out.join("ppo/metrics.csv")).unwrap();
     let kl = header.iter().position(|h| h == "ppo/kl").unwrap();
     let score = header.iter().position(|h| h == "ppo/rm_score").unwrap();
-    assert_eq!(rows.len(), rlhf::config::PpoConfig::for_job(rlhf::config::PpoDefaults::Tiny).steps);
+    assert_eq!(
+        rows.len(),
+        rlhf::config::PpoConfig::for_job(rlhf::config::PpoDefaults::Tiny).steps
+    );
     assert!(rows
         .iter()
         .all(|r| r[kl].is_finite() && r[score].is_finite()));

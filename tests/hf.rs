@@ -7,6 +7,7 @@ mod common;
 use burn::prelude::*;
 use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
 use rlhf::config::ModelConfig;
+use rlhf::config::TrainConfig;
 use rlhf::data::tokenizer::Tok;
 use rlhf::hf::weights::{read_safetensors, write_safetensors, HostTensor};
 use rlhf::model::{Gpt, RewardModel};
@@ -494,7 +495,7 @@ fn imported_checkpoint_runs_sft() {
     let (hf, _, _) = exported("hf-sft");
     let ckpt = hf.with_file_name("imported");
     rlhf::hf::import_hf(&hf, &ckpt).unwrap();
-    let mut train = rlhf::stages::sft::default_config();
+    let mut train = TrainConfig::sft();
     train.steps = 3;
     train.batch_size = 4;
     train.warmup = 1;

@@ -7,8 +7,9 @@ mod common;
 
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
-use rlhf::ppo::loss::{policy_loss, value_loss};
 use rlhf::config::PpoConfig;
+use rlhf::config::TrainConfig;
+use rlhf::ppo::loss::{policy_loss, value_loss};
 use rlhf::stages::ppo::{self, PpoJob, PpoSummary, RewardSource};
 use rlhf::stages::pretrain::{self, PretrainJob};
 use rlhf::util::tensors::{floats, to_vec};
@@ -24,7 +25,7 @@ fn fixture() -> &'static (PathBuf, PathBuf, PathBuf) {
         let text = std::fs::read_to_string(common::assets().join("austen/emma.txt")).unwrap();
         let corpus = d.join("corpus.txt");
         std::fs::write(&corpus, text.chars().take(200_000).collect::<String>()).unwrap();
-        let mut train = pretrain::default_config();
+        let mut train = TrainConfig::pretrain();
         (train.steps, train.batch_size, train.warmup) = (60, 8, 5);
         (train.eval_every, train.eval_batches, train.checkpoint_every) = (60, 2, 60);
         train.lr = 3e-3;

@@ -4,6 +4,7 @@
 
 mod common;
 
+use rlhf::pipeline::PipelineConfig;
 use std::path::Path;
 use std::process::Command;
 
@@ -38,17 +39,23 @@ fn eval_json(base_ppl: f64, ppo_ppl: f64) -> String {
     .to_string()
 }
 
+/// A whole `pipeline.json` (the report reads it as a `PipelineConfig`): the tiny preset's, with
+/// the settings the report is checked against below written out.
+fn pipeline_json() -> String {
+    let mut c = PipelineConfig::for_preset("tiny", &Default::default()).unwrap();
+    let m = &mut c.model;
+    (m.n_layer, m.n_embd, m.n_head, m.n_ctx, m.vocab_size) = (2, 64, 4, 64, 0);
+    c.vocab_size = 512;
+    (c.pretrain.steps, c.pretrain.batch_size, c.pretrain.lr) = (120, 8, 0.002);
+    let p = &mut c.ppo;
+    (p.steps, p.rollout_batch, p.minibatch, p.policy_lr) = (12, 16, 8, 1e-4);
+    (p.kl_coef, p.ptx_coef, p.reward_clip) = (0.12, 0.25, None);
+    (c.k, c.labeler_noise, c.seed) = (4, 0.0, 7);
+    serde_json::to_string_pretty(&c).unwrap()
+}
+
 fn fake_run(d: &Path) {
-    write(
-        d,
-        "pipeline.json",
-        r#"{"preset": "tiny", "model": {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_ctx": 64,
-            "vocab_size": 0}, "vocab_size": 512,
-            "pretrain": {"steps": 120, "batch_size": 8, "lr": 0.002},
-            "ppo": {"steps": 12, "rollout_batch": 16, "minibatch": 8, "policy_lr": 1e-4,
-                    "kl_coef": 0.12, "ptx_coef": 0.25, "reward_clip": null},
-            "k": 4, "labeler_noise": 0.0, "seed": 7}"#,
-    );
+    write(d, "pipeline.json", &pipeline_json());
     write(
         d,
         "timings.json",
@@ -179,12 +186,28 @@ fn missing_inputs_are_left_out() {
         "rm/metrics.csv",
         "step,loss/train,rm/accuracy_train,loss/eval,rm/accuracy\n1,0.7,0.5,0.7,0.6\n",
     );
-    let p = rlhf::stages::report::write_report(&d).unwrap();
+    let p = rlhf::pipeline::report::write_report(&d).unwrap();
     let md = std::fs::read_to_string(p).unwrap();
     assert!(md.contains("| 0.600 | FAIL |"), "{md}");
     assert_eq!(md.matches("not measured").count(), 5, "{md}");
     assert!(!md.contains("## Evaluation") && !md.contains("## Stage times"));
     assert!(d.join("plots/rm_accuracy.png").is_file());
     assert!(!d.join("plots/ppo_kl.png").exists());
-    assert!(rlhf::stages::report::write_report(&d.join("nope")).is_err());
+    assert!(rlhf::pipeline::report::write_report(&d.join("nope")).is_err());
+}
+
+#[test]
+fn inputs_that_do_not_parse_are_errors_naming_the_file() {
+    let d = common::tmp_dir("report-bad").join("run-1");
+    fake_run(&d);
+    rlhf::pipeline::report::write_report(&d).unwrap();
+    // a renamed field is an error, not a "—" in the report
+    let renamed = eval_json(147.25, 150.5).replace("kl_nats_per_seq", "kl_per_seq");
+    write(&d, "eval_noptx/eval.json", &renamed);
+    let e = rlhf::pipeline::report::write_report(&d).unwrap_err();
+    assert!(format!("{e:#}").contains("eval_noptx/eval.json"), "{e:#}");
+    write(&d, "eval_noptx/eval.json", &eval_json(147.25, 150.5));
+    write(&d, "pipeline.json", r#"{"preset": "tiny"}"#);
+    let e = rlhf::pipeline::report::write_report(&d).unwrap_err();
+    assert!(format!("{e:#}").contains("pipeline.json"), "{e:#}");
 }

@@ -6,6 +6,7 @@ mod common;
 use burn::prelude::*;
 use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use rlhf::config::ModelConfig;
+use rlhf::config::TrainConfig;
 use rlhf::model::Gpt;
 use rlhf::stages::rm::{self, rank_stats, RmJob};
 use rlhf::util::rng::Rng;
@@ -95,7 +96,7 @@ fn happy_rankings(path: &Path, n: usize, k: usize) {
 }
 
 fn job(dir: &Path, data: PathBuf, steps: usize) -> RmJob {
-    let mut train = rm::default_config();
+    let mut train = TrainConfig::rm();
     (
         train.steps,
         train.batch_size,

@@ -5,9 +5,9 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
+use rlhf::config::TrainConfig;
 use rlhf::data::batching::{sft_batch, Batch, SftExample};
 use rlhf::model::Gpt;
-use rlhf::config::TrainConfig;
 use rlhf::stages::lm_train::batch_grads;
 use rlhf::train::guard::Guard;
 use rlhf::util::rng::Rng;
@@ -51,7 +51,7 @@ fn grads_of(model: &Gpt, micro: usize, step: usize) -> (f64, Vec<f32>) {
     let ad = Device::flex().autodiff();
     let cfg = TrainConfig {
         micro_batches: micro,
-        ..rlhf::stages::sft::default_config()
+        ..TrainConfig::sft()
     };
     let guard = Guard::new("test", 1).unwrap();
     let (loss, g) = batch_grads(model, &batch(), &cfg, step, &guard, &ad).unwrap();

@@ -4,6 +4,7 @@ mod common;
 
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
+use rlhf::config::TrainConfig;
 use rlhf::stages::pretrain::{self, PretrainJob};
 
 #[test]
@@ -13,7 +14,7 @@ fn tiny_pretraining_lowers_held_out_loss() {
     let text = std::fs::read_to_string(common::assets().join("austen/emma.txt")).unwrap();
     let f = d.join("corpus.txt");
     std::fs::write(&f, text.chars().take(200_000).collect::<String>()).unwrap();
-    let mut train = pretrain::default_config();
+    let mut train = TrainConfig::pretrain();
     train.steps = 40;
     train.batch_size = 8;
     train.warmup = 5;

@@ -3,6 +3,7 @@
 use super::open;
 use crate::cli::{ChatArgs, PretrainArgs, SampleArgs, SftArgs};
 use crate::config::ModelConfig;
+use crate::config::TrainConfig;
 use crate::data::tokenizer::Tok;
 use crate::stages::{chat, pretrain, sample, sft};
 use anyhow::Result;
@@ -17,7 +18,7 @@ pub(super) fn pretrain(a: PretrainArgs) -> Result<()> {
             corpus: a.corpus,
             tok,
             model,
-            train: a.optim.apply(pretrain::default_config()),
+            train: a.optim.apply(TrainConfig::pretrain()),
             val_fraction: a.val_fraction,
             out: a.out.clone(),
             resume: a.resume,
@@ -40,7 +41,7 @@ pub(super) fn sft(a: SftArgs) -> Result<()> {
         sft::SftJob {
             init: a.init,
             data: a.data,
-            train: a.optim.apply(sft::default_config()),
+            train: a.optim.apply(TrainConfig::sft()),
             val_fraction: a.val_fraction,
             dropout: a.dropout,
             out: a.out.clone(),

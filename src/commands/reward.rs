@@ -2,6 +2,7 @@
 
 use super::open;
 use crate::cli::{LabelArgs, LabelerKind, RmArgs, ScoreArgs};
+use crate::config::TrainConfig;
 use crate::stages::{assets, label, rm};
 use anyhow::Result;
 
@@ -48,7 +49,7 @@ pub(super) fn rm(a: RmArgs) -> Result<()> {
             init: a.init,
             data: a.data,
             out: a.out.clone(),
-            train: a.optim.apply(rm::default_config()),
+            train: a.optim.apply(TrainConfig::rm()),
             val_fraction: a.val_fraction,
             skip_invalid: a.skip_invalid,
             norm_samples: a.norm_samples,

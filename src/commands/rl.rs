@@ -3,8 +3,9 @@
 //! assets.
 
 use super::open;
-use crate::cli::{EvalArgs, LabelerKind, PipelineArgs, PpoArgs};
-use crate::stages::{assets, eval, pipeline, ppo};
+use crate::cli::{EvalArgs, PipelineArgs, PpoArgs};
+use crate::pipeline;
+use crate::stages::{assets, eval, ppo};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -43,10 +44,7 @@ pub(super) fn pipeline(a: PipelineArgs) -> Result<()> {
     }
     anyhow::ensure!(a.rounds >= 1, "--rounds must be at least 1");
     cfg.rounds = a.rounds;
-    cfg.labeler = match a.labeler {
-        LabelerKind::Human => "human".into(),
-        LabelerKind::Sentiment => "sentiment".into(),
-    };
+    cfg.labeler = a.labeler;
     if let Some(v) = a.labeler_noise {
         cfg.labeler_noise = v;
     }

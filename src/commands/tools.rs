@@ -5,7 +5,8 @@ use super::open;
 use crate::cli::{BenchCmd, ExportHfArgs, ImportHfArgs, ReportArgs, TokenizerCmd};
 use crate::config::ModelConfig;
 use crate::device::{self, DeviceChoice};
-use crate::stages::{bench, bench_attention, report, tokenizer};
+use crate::pipeline::report;
+use crate::stages::{bench, bench_attention, tokenizer};
 use anyhow::Result;
 
 /// `rlhf devices`: every wgpu adapter, and the one `--device auto` picks.

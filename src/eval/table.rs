@@ -1,6 +1,6 @@
 //! The readable table `rlhf eval` prints: one row per measurement, policy next to baseline.
 
-use super::EvalReport;
+use super::{EvalReport, ModelEval};
 use std::fmt::Write;
 
 /// A number with `digits` decimals, or "—" when absent.
@@ -11,10 +11,9 @@ pub fn num(x: Option<f64>, digits: usize) -> String {
     }
 }
 
-/// The table as text (ends with a newline).
-pub fn format_table(r: &EvalReport) -> String {
-    let (p, b) = (&r.policy, &r.baseline);
-    let rows: Vec<(&str, String, String)> = vec![
+/// The measurement rows: (name, policy's value, baseline's value).
+fn model_rows(p: &ModelEval, b: &ModelEval) -> Vec<(&'static str, String, String)> {
+    vec![
         (
             "labeler score (VADER compound)",
             num(Some(p.labeler_score), 3),
@@ -51,7 +50,13 @@ pub fn format_table(r: &EvalReport) -> String {
             p.empty_responses.to_string(),
             b.empty_responses.to_string(),
         ),
-    ];
+    ]
+}
+
+/// The table as text (ends with a newline).
+pub fn format_table(r: &EvalReport) -> String {
+    let (p, b) = (&r.policy, &r.baseline);
+    let rows = model_rows(p, b);
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -7,6 +7,20 @@ pub mod human;
 pub mod human_store;
 pub mod sentiment;
 
+use serde::{Deserialize, Serialize};
+
+/// Who ranks the responses (`--labeler` of `rlhf label` and `rlhf pipeline`); `pipeline.json`
+/// holds it as `"human"` or `"sentiment"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelerKind {
+    /// A person at the terminal: type the response numbers best first (e.g. `3 1 4 2`), `s` skip,
+    /// `u` undo, `q` quit, `?` help. Saves each ranking at once and resumes where it stopped.
+    Human,
+    /// Simulated: VADER sentiment from its human-rated lexicon, most positive first.
+    Sentiment,
+}
+
 /// Distinct non-empty responses, first occurrence kept (compared after trimming): what every
 /// labeler ranks.
 pub fn distinct_responses(responses: &[String]) -> Vec<String> {

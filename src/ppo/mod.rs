@@ -7,7 +7,6 @@ pub mod learner;
 pub mod loss;
 pub mod rollout;
 
-pub use crate::config::PpoConfig;
 pub use episode::{assign_rewards, Episode, Grid};
 pub use learner::{Learner, StepStats};
 pub use rollout::{rollout, RolloutModels, Scorer};

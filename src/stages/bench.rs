@@ -1,10 +1,10 @@
 //! `rlhf bench train|generate`: throughput figures on random data (not timed tests).
 
 use crate::config::ModelConfig;
+use crate::config::TrainConfig;
 use crate::data::batching::Batch;
 use crate::model::generate::{generate, SampleConfig};
 use crate::model::Gpt;
-use crate::config::TrainConfig;
 use crate::stages::lm_train::batch_grads;
 use crate::train::guard::Guard;
 use crate::util::rng::Rng;
@@ -57,7 +57,7 @@ pub fn train(
     let t = cfg.n_ctx;
     let tc = TrainConfig {
         micro_batches: micro,
-        ..crate::stages::pretrain::default_config()
+        ..TrainConfig::pretrain()
     };
     let guard = Guard::new("bench", 1)?;
     let mut step = 0;

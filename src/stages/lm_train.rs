@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use crate::config::train::{default_micro_batches, TrainConfig};
+use crate::config::TrainConfig;
 
 /// Where a stage's batches come from.
 pub trait BatchSource {

@@ -14,11 +14,6 @@ use anyhow::{bail, Result};
 use burn::prelude::*;
 use std::path::PathBuf;
 
-/// Defaults of the pretraining stage.
-pub fn default_config() -> TrainConfig {
-    TrainConfig::pretrain()
-}
-
 struct Windows {
     stream: Vec<u32>,
     b: usize,

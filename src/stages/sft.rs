@@ -11,11 +11,6 @@ use anyhow::{bail, Result};
 use burn::prelude::*;
 use std::path::PathBuf;
 
-/// Defaults of the SFT stage.
-pub fn default_config() -> TrainConfig {
-    TrainConfig::sft()
-}
-
 struct Demos {
     train: Vec<SftExample>,
     b: usize,

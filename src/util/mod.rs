@@ -1,8 +1,9 @@
-//! Small helpers shared by every layer: atomic file writes, a seedable RNG, the panic boundary,
-//! host/device tensor moves and the micro-batch sharding over threads (`shards`).
+//! Small helpers shared by every layer: atomic file writes, sorted JSON, a seedable RNG, the
+//! panic boundary, host/device tensor moves and the micro-batch sharding over threads (`shards`).
 
 pub mod alloc;
 pub mod fs;
+pub mod json;
 pub mod panic;
 pub mod rng;
 pub mod shards;

@@ -24,18 +24,12 @@ pub use stats::{rank_stats, RankStats};
 pub use train::RmRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
-use crate::config::TrainConfig;
 use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::trainer::{resume_dir, Cadence, Stage, Start, Trainer};
 use anyhow::Result;
 use burn::module::Module;
 use burn::prelude::*;
 use train::RmTrain;
-
-/// Defaults of the reward-model stage (`batch_size` counts prompts).
-pub fn default_config() -> TrainConfig {
-    TrainConfig::rm()
-}
 
 pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let t0 = std::time::Instant::now();

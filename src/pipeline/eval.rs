@@ -3,9 +3,9 @@
 //! (`ppo_noptx/`), evaluated the same way (`eval_noptx/`) — whose held-out perplexities put
 //! the alignment tax with and without ptx side by side in `report.md`.
 
-use super::pipeline::PipelineConfig;
-use super::pipeline_runner::{Runner, ABLATION_TAG};
-use super::{assets, eval, ppo};
+use super::runner::{Runner, ABLATION_TAG};
+use super::PipelineConfig;
+use crate::stages::{assets, eval, ppo};
 use anyhow::Result;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ pub(super) fn run_ppo(
     corpus: &[PathBuf],
     sft: &Path,
     (start, rm_dir, out): (&Path, &Path, &Path),
-    cfg: crate::ppo::PpoConfig,
+    cfg: crate::config::PpoConfig,
     device: &Device,
 ) -> Result<String> {
     let s = ppo::run(

@@ -1,8 +1,8 @@
 //! The targets of the default job (issues 6 and 9), checked against a run's measurements:
 //! each row says the goal, the measured value, and pass/fail (or "not measured").
 
-use super::inputs::{num_at, RunInputs};
-use serde_json::Value;
+use super::inputs::RunInputs;
+use crate::eval::EvalReport;
 
 /// RM held-out pairwise accuracy against the noiseless sentiment labeler.
 pub const RM_ACCURACY_MIN: f64 = 0.75;
@@ -48,10 +48,9 @@ fn row(what: &str, goal: String, measured: Option<(String, bool)>) -> TargetRow 
 }
 
 /// Held-out perplexity increase (policy − baseline) of an eval.json, with both values.
-pub fn ppl_increase(eval: &Value) -> Option<(f64, f64, f64)> {
-    let b = num_at(eval, &["baseline", "heldout_ppl"])?;
-    let p = num_at(eval, &["policy", "heldout_ppl"])?;
-    Some((p - b, b, p))
+pub fn ppl_increase(eval: &EvalReport) -> (f64, f64, f64) {
+    let (b, p) = (eval.baseline.heldout_ppl, eval.policy.heldout_ppl);
+    (p - b, b, p)
 }
 
 /// The pipeline's wall time without the optional ptx ablation: (seconds, whether any stage was
@@ -68,7 +67,6 @@ pub fn pipeline_seconds(inp: &RunInputs) -> Option<(f64, bool)> {
 /// Every target, in the order of the report.
 pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
     let eval = inp.eval.as_ref();
-    let at = |p: &[&str]| eval.and_then(|e| num_at(e, p));
     let mut v = Vec::new();
     let acc = inp.rm.as_ref().and_then(|m| m.last("rm/accuracy"));
     v.push(row(
@@ -79,14 +77,16 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
     v.push(row(
         "PPO win rate over SFT (sentiment labeler, held-out prompts)",
         format!("≥ {WIN_RATE_MIN:.2}"),
-        at(&["win_rate", "rate"]).map(|w| (format!("{w:.3}"), w >= WIN_RATE_MIN)),
+        eval.map(|e| e.win_rate.rate)
+            .map(|w| (format!("{w:.3}"), w >= WIN_RATE_MIN)),
     ));
     v.push(row(
         "KL(PPO ‖ SFT), nats per sequence",
         format!("≤ {KL_MAX:.1}"),
-        at(&["kl_nats_per_seq"]).map(|k| (format!("{k:.2}"), k <= KL_MAX)),
+        eval.map(|e| e.kl_nats_per_seq)
+            .map(|k| (format!("{k:.2}"), k <= KL_MAX)),
     ));
-    let fl = at(&["policy", "fluency_ppl"]).zip(at(&["baseline", "fluency_ppl"]));
+    let fl = eval.and_then(|e| e.policy.fluency_ppl.zip(e.baseline.fluency_ppl));
     v.push(row(
         "Fluency: perplexity of PPO samples / SFT samples (pretrained model)",
         format!("≤ {FLUENCY_RATIO_MAX:.1}×"),
@@ -95,25 +95,20 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
             (format!("{r:.2}× ({p:.1} / {b:.1})"), r <= FLUENCY_RATIO_MAX)
         }),
     ));
-    let tax = eval.and_then(ppl_increase);
+    let tax = eval.map(ppl_increase);
     v.push(row(
         "Held-out perplexity increase SFT → PPO, with ptx",
         format!("≤ +{PPL_INCREASE_MAX:.0}"),
         tax.map(|(d, b, p)| (format!("{d:+.2} ({b:.2} → {p:.2})"), d <= PPL_INCREASE_MAX)),
     ));
-    if let Some(no) = inp.eval_noptx.as_ref().and_then(ppl_increase) {
+    if let Some(no) = inp.eval_noptx.as_ref().map(ppl_increase) {
         v.push(row(
             "Held-out perplexity increase with ptx vs without",
             "≤ ½ of without".to_string(),
             tax.map(|(d, _, _)| (format!("{d:+.2} vs {:+.2}", no.0), d <= 0.5 * no.0.max(0.0))),
         ));
     }
-    let preset = inp
-        .config
-        .as_ref()
-        .and_then(|c| c.get("preset"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let preset = inp.config.as_ref().map_or("", |c| c.cfg.preset.as_str());
     let limit = pipeline_seconds_max(preset);
     let goal = match limit {
         Some(l) => format!("≤ {:.1} min ({preset} preset, 2-core CPU)", l / 60.0),

@@ -1,14 +1,13 @@
-//! What `report.md` is made from, read from a run directory. Every input is optional: a missing
-//! file leaves its part of the report out; a file that exists but cannot be read is an error
-//! naming it (a report silently missing a part would mislead).
+//! What `report.md` is made from, read from a run directory into the types the stages wrote it
+//! from (`PipelineConfig`, `Timings`, `EvalReport`). Every input is optional: a missing file
+//! leaves its part of the report out; a file that exists but cannot be read is an error naming
+//! it (a report silently missing a part would mislead).
 
+use super::super::{PipelineConfig, StageTime, Timings};
 use crate::data::formats::read_samples;
+use crate::eval::EvalReport;
 use anyhow::{Context, Result};
-use serde_json::Value;
 use std::path::Path;
-
-pub use crate::stages::pipeline::StageTime;
-use crate::stages::pipeline::Timings;
 
 /// A `metrics.csv`: its header and rows (empty cells are NaN).
 #[derive(Debug, Clone, Default)]
@@ -46,11 +45,19 @@ pub struct SidePair {
     pub policy: String,
 }
 
+/// `pipeline.json`: the settings, and the file as the report shows it.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub cfg: PipelineConfig,
+    /// The file's JSON pretty-printed with its keys sorted.
+    pub pretty: String,
+}
+
 /// Everything found in a run directory.
 #[derive(Debug, Clone, Default)]
 pub struct RunInputs {
     /// `pipeline.json`.
-    pub config: Option<Value>,
+    pub config: Option<ConfigFile>,
     /// `timings.json` stages.
     pub timings: Vec<StageTime>,
     pub pretrain: Option<Metrics>,
@@ -58,18 +65,31 @@ pub struct RunInputs {
     pub rm: Option<Metrics>,
     pub ppo: Option<Metrics>,
     /// `eval/eval.json` (the run with ptx, policy = PPO, baseline = SFT).
-    pub eval: Option<Value>,
+    pub eval: Option<EvalReport>,
     /// `eval_noptx/eval.json` (a run without ptx), for the alignment tax comparison.
-    pub eval_noptx: Option<Value>,
+    pub eval_noptx: Option<EvalReport>,
     /// Side-by-side samples from `eval/samples_{baseline,policy}.jsonl`, in file order.
     pub samples: Vec<SidePair>,
 }
 
-fn json(path: &Path) -> Result<Option<Value>> {
+/// `path` read as a `T`, or None when there is no such file.
+fn json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     if !path.is_file() {
         return Ok(None);
     }
     crate::config::load_json(path).map(Some)
+}
+
+fn config_file(path: &Path) -> Result<Option<ConfigFile>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsing = || format!("parsing {}", path.display());
+    let cfg = serde_json::from_str(&text).with_context(parsing)?;
+    let pretty = crate::util::json::sorted_pretty(&text).with_context(parsing)?;
+    Ok(Some(ConfigFile { cfg, pretty }))
 }
 
 fn metrics(path: &Path) -> Result<Option<Metrics>> {
@@ -82,13 +102,7 @@ fn metrics(path: &Path) -> Result<Option<Metrics>> {
 
 /// Reads what exists of a run directory.
 pub fn read_run(run: &Path) -> Result<RunInputs> {
-    let timings: Option<Timings> = match json(&run.join("timings.json"))? {
-        Some(v) => Some(
-            serde_json::from_value(v)
-                .with_context(|| format!("{}", run.join("timings.json").display()))?,
-        ),
-        None => None,
-    };
+    let timings: Option<Timings> = json(&run.join("timings.json"))?;
     let (bs, ps) = (
         run.join("eval/samples_baseline.jsonl"),
         run.join("eval/samples_policy.jsonl"),
@@ -108,7 +122,7 @@ pub fn read_run(run: &Path) -> Result<RunInputs> {
         Vec::new()
     };
     Ok(RunInputs {
-        config: json(&run.join("pipeline.json"))?,
+        config: config_file(&run.join("pipeline.json"))?,
         timings: timings.map(|t| t.stages).unwrap_or_default(),
         pretrain: metrics(&run.join("pretrain/metrics.csv"))?,
         sft: metrics(&run.join("sft/metrics.csv"))?,
@@ -118,13 +132,4 @@ pub fn read_run(run: &Path) -> Result<RunInputs> {
         eval_noptx: json(&run.join("eval_noptx/eval.json"))?,
         samples,
     })
-}
-
-/// A number at a JSON path such as `["policy", "fluency_ppl"]`.
-pub fn num_at(v: &Value, path: &[&str]) -> Option<f64> {
-    let mut cur = v;
-    for k in path {
-        cur = cur.get(k)?;
-    }
-    cur.as_f64()
 }

@@ -3,13 +3,22 @@
 //! `pipeline.json`, `timings.json`, `{pretrain,sft,rm,ppo}/metrics.csv`, `eval/eval.json` with
 //! `eval/samples_{policy,baseline}.jsonl` (policy = PPO, baseline = SFT), and
 //! `eval_noptx/eval.json` (a run without ptx, for the alignment-tax comparison).
+//!
+//! The parts: reading the run directory into the types the stages wrote (`inputs`), checking
+//! the targets of the default job (`targets`), drawing plots (`plots`) and writing the text
+//! (`markdown`); [`write_report`] below puts them together.
 
-use crate::report::inputs::{read_run, Metrics, RunInputs};
-use crate::report::markdown::render;
-use crate::report::plots::{line_plot, Legend, Series};
-use crate::report::targets::RM_ACCURACY_MIN;
+pub mod inputs;
+pub mod markdown;
+pub mod plots;
+pub mod targets;
+
 use anyhow::{Context, Result};
+use inputs::{read_run, Metrics, RunInputs};
+use markdown::render;
+use plots::{line_plot, Legend, Series};
 use std::path::{Path, PathBuf};
+use targets::RM_ACCURACY_MIN;
 
 /// One plot: file name in `plots/`, title, y label, series.
 struct PlotSpec {

@@ -3,13 +3,14 @@
 //! is needed to build or run.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::OnceLock;
 
 /// The font family name plots use; registered on first use.
 const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
 fn register_font() -> Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
@@ -83,6 +84,52 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// The x and y ranges that hold every point of `data`, padded.
+fn axis_ranges(data: &[&Series]) -> ((f64, f64), (f64, f64)) {
+    let pts = data.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    (padded(x0, x1), padded(y0, y1))
+}
+
+fn drawing_error(path: &Path, e: &dyn std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing {}: {e}", path.display())
+}
+
+/// The chart `line_plot` draws on: f64 axes on a PNG.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Each series of `data` as a line with its legend entry: targets dashed and grey, the others
+/// in turn in [`COLORS`], with dots when there are few points.
+fn draw_lines(chart: &mut Chart<'_, '_>, data: &[&Series], path: &Path) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| drawing_error(path, e);
+    for (i, s) in data.iter().enumerate() {
+        let pts = s.points.clone();
+        if s.dashed {
+            let style = RGBColor(120, 120, 120).stroke_width(2);
+            chart
+                .draw_series(DashedLineSeries::new(pts, 8, 6, style))
+                .map_err(|e| err(&e))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        } else {
+            let color = COLORS[i % COLORS.len()];
+            let dots = if pts.len() <= 40 { 3 } else { 0 };
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)).point_size(dots))
+                .map_err(|e| err(&e))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+    }
+    Ok(())
+}
+
 /// Draws `series` into a 900×500 PNG at `path`. Returns false (and writes nothing) when no
 /// series has a point.
 pub fn line_plot(
@@ -98,13 +145,8 @@ pub fn line_plot(
         return Ok(false);
     }
     register_font()?;
-    let pts = data.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
-    }
-    let ((x0, x1), (y0, y1)) = (padded(x0, x1), padded(y0, y1));
-    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    let ((x0, x1), (y0, y1)) = axis_ranges(&data);
+    let err = |e: &dyn std::fmt::Display| drawing_error(path, e);
     let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -132,27 +174,7 @@ pub fn line_plot(
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(|e| err(&e))?;
-    for (i, s) in data.iter().enumerate() {
-        let pts = s.points.clone();
-        if s.dashed {
-            let style = RGBColor(120, 120, 120).stroke_width(2);
-            chart
-                .draw_series(DashedLineSeries::new(pts, 8, 6, style))
-                .map_err(|e| err(&e))?
-                .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        } else {
-            let color = COLORS[i % COLORS.len()];
-            let dots = if pts.len() <= 40 { 3 } else { 0 };
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)).point_size(dots))
-                .map_err(|e| err(&e))?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-    }
+    draw_lines(&mut chart, &data, path)?;
     chart
         .configure_series_labels()
         .label_font((FONT, 14))
