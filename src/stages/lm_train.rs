@@ -14,13 +14,15 @@ use crate::train::guard::Guard;
 use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::schedule::LrSchedule;
 use crate::train::tensors::batch_tensors;
-use crate::train::trainer::{resume_dir, Cadence, MetricRow, Stage, Start, StepCtx, Trainer};
+use crate::train::trainer::{
+    resume_dir, Cadence, MetricRow, Stage, Start, StepCtx, Trained, Trainer,
+};
 use crate::util::rng::Rng;
 use crate::util::shards;
 use crate::util::tensors::scalar;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -147,23 +149,13 @@ impl MetricRow for LmRow {
 struct Lm<'a> {
     job: &'a LmStage<'a>,
     data: &'a dyn BatchSource,
-    /// Always `Some` between steps (the optimizer takes the model by value).
-    model: Option<Gpt>,
-    optim: ModuleOptimizer,
+    net: Trained<Gpt>,
     sched: LrSchedule,
     ad: Device,
     /// The loss of the last step whose update was applied.
     last_loss: f64,
     tokens: usize,
     t0: Option<Instant>,
-}
-
-impl Lm<'_> {
-    fn model(&self) -> Result<&Gpt> {
-        self.model
-            .as_ref()
-            .context("the model was lost in a failed step")
-    }
 }
 
 impl Stage for Lm<'_> {
@@ -175,12 +167,12 @@ impl Stage for Lm<'_> {
         let t0 = *self.t0.get_or_insert_with(Instant::now);
         let cfg = self.job.cfg;
         let batch = self.data.train_batch(ctx.rng)?;
-        let (loss, mut grads) = batch_grads(self.model()?, &batch, cfg, step, ctx.guard, &self.ad)?;
-        let norm = clip_global_norm(self.model()?, &mut grads, cfg.grad_clip);
+        let model = self.net.model()?;
+        let (loss, mut grads) = batch_grads(model, &batch, cfg, step, ctx.guard, &self.ad)?;
+        let norm = clip_global_norm(model, &mut grads, cfg.grad_clip);
         let lr = self.sched.at(step);
         if ctx.judge(step, loss, norm)? {
-            let model = self.model.take().context("no model")?;
-            self.model = Some(self.optim.step(lr, model, grads));
+            self.net.apply(lr, grads)?;
             self.last_loss = loss;
         }
         self.tokens += batch.b * batch.t;
@@ -194,7 +186,7 @@ impl Stage for Lm<'_> {
     }
 
     fn eval(&mut self) -> Result<f64> {
-        eval_loss(self.model()?, self.data.eval_batches(), self.job.device)
+        eval_loss(self.net.model()?, self.data.eval_batches(), self.job.device)
     }
 
     fn row(&self, step: &LmRow, eval: Option<&f64>) -> LmRow {
@@ -214,13 +206,13 @@ impl Stage for Lm<'_> {
     }
 
     fn save(&mut self, state: &TrainState) -> Result<PathBuf> {
-        let valid = self.model()?.valid();
+        let valid = self.net.model()?.valid();
         checkpoint::save(SaveRequest {
             dir: self.job.out,
             model: &valid,
             config: &self.job.ckpt_config,
             tok: self.job.tok,
-            optim: Some(&self.optim),
+            optim: Some(&self.net.optim),
             state,
         })
     }
@@ -246,8 +238,7 @@ impl LmStage<'_> {
         let mut stage = Lm {
             job: self,
             data,
-            model: Some(model.train()),
-            optim,
+            net: Trained::new(model.train(), optim),
             sched: stage_schedule(cfg),
             ad: self.device.clone().autodiff(),
             last_loss: f64::NAN,
@@ -258,12 +249,7 @@ impl LmStage<'_> {
             name: self.name,
             unit: "step",
             out: self.out,
-            cadence: Cadence {
-                steps: cfg.steps,
-                eval_every: Some(cfg.eval_every),
-                checkpoint_every: cfg.checkpoint_every,
-                max_bad_steps: cfg.max_bad_steps,
-            },
+            cadence: Cadence::of(cfg),
         };
         let fin = trainer.run(&mut stage, start)?;
         let summary = StageSummary {
@@ -280,7 +266,6 @@ impl LmStage<'_> {
             seconds: fin.seconds,
         };
         crate::config::save_json(&summary, &self.out.join("summary.json"))?;
-        let model = stage.model.context("no model")?;
-        Ok((model.valid(), summary))
+        Ok((stage.net.into_model()?.valid(), summary))
     }
 }

@@ -10,10 +10,13 @@
 //! evaluate when due → write the row → progress → mark finished after the last → save when due.
 
 use crate::checkpoint::{self, TrainState};
+use crate::config::TrainConfig;
 use crate::train::guard::{Guard, Verdict};
 use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
 use crate::util::rng::Rng;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,6 +48,56 @@ pub struct Cadence {
     pub checkpoint_every: usize,
     /// Stop after this many consecutive non-finite steps (`train::guard`).
     pub max_bad_steps: usize,
+}
+
+impl Cadence {
+    /// The cadence of a stage with held-out evaluation (pretrain, SFT, the RM).
+    pub fn of(cfg: &TrainConfig) -> Self {
+        Self {
+            steps: cfg.steps,
+            eval_every: Some(cfg.eval_every),
+            checkpoint_every: cfg.checkpoint_every,
+            max_bad_steps: cfg.max_bad_steps,
+        }
+    }
+}
+
+/// A model in training with its optimizer. burn's optimizer takes the model by value and
+/// returns the updated one, so the model sits in an `Option` that is `None` only during a step.
+pub struct Trained<M> {
+    model: Option<M>,
+    pub optim: ModuleOptimizer,
+}
+
+impl<M: Module> Trained<M> {
+    pub fn new(model: M, optim: ModuleOptimizer) -> Self {
+        Self {
+            model: Some(model),
+            optim,
+        }
+    }
+
+    /// The current model.
+    pub fn model(&self) -> Result<&M> {
+        self.model
+            .as_ref()
+            .context("the model was lost in a failed step")
+    }
+
+    /// One optimizer step at learning rate `lr`.
+    pub fn apply(&mut self, lr: f64, grads: GradientsParams) -> Result<()> {
+        let model = self
+            .model
+            .take()
+            .context("the model was lost in a failed step")?;
+        self.model = Some(self.optim.step(lr, model, grads));
+        Ok(())
+    }
+
+    /// The trained model.
+    pub fn into_model(self) -> Result<M> {
+        self.model.context("the model was lost in a failed step")
+    }
 }
 
 /// Where a run starts: a fresh state, or the state of the checkpoint it resumes from.

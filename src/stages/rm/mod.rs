@@ -25,7 +25,7 @@ pub use train::RmRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
 use crate::train::optim::{stage_optimizer, stage_schedule};
-use crate::train::trainer::{resume_dir, Cadence, Stage, Start, Trainer};
+use crate::train::trainer::{resume_dir, Cadence, Stage, Start, Trained, Trainer};
 use anyhow::Result;
 use burn::module::Module;
 use burn::prelude::*;
@@ -65,8 +65,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         ckpt_cfg,
         // dropout only in the training copy: the saved config keeps 0 (a reward must not
         // depend on a dropout mask), and evaluation scores through `valid()`, which has none
-        model: Some(model.with_dropout(job.dropout).train()),
-        optim,
+        net: Trained::new(model.with_dropout(job.dropout).train(), optim),
         sched: stage_schedule(cfg),
         device,
         ad: device.clone().autodiff(),
@@ -78,12 +77,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         name: "rm",
         unit: "step",
         out: &job.out,
-        cadence: Cadence {
-            steps: cfg.steps,
-            eval_every: Some(cfg.eval_every),
-            checkpoint_every: cfg.checkpoint_every,
-            max_bad_steps: cfg.max_bad_steps,
-        },
+        cadence: Cadence::of(cfg),
     };
     let fin = trainer.run(&mut stage, start)?;
     if stage.reward_bias.is_none() {

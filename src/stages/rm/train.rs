@@ -13,10 +13,9 @@ use crate::model::score::score_groups;
 use crate::model::RewardModel;
 use crate::train::clip::clip_global_norm;
 use crate::train::schedule::LrSchedule;
-use crate::train::trainer::{MetricRow, Stage, StepCtx};
-use anyhow::{Context, Result};
+use crate::train::trainer::{MetricRow, Stage, StepCtx, Trained};
+use anyhow::Result;
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use std::path::PathBuf;
 
@@ -79,9 +78,7 @@ pub(super) struct RmTrain<'a> {
     pub val: &'a [TokRanking],
     pub tok: &'a Tok,
     pub ckpt_cfg: CheckpointConfig,
-    /// Always `Some` between steps (the optimizer takes the model by value).
-    pub model: Option<RewardModel>,
-    pub optim: ModuleOptimizer,
+    pub net: Trained<RewardModel>,
     pub sched: LrSchedule,
     pub device: &'a Device,
     pub ad: Device,
@@ -90,14 +87,6 @@ pub(super) struct RmTrain<'a> {
     pub steps: usize,
     /// Set by the final save.
     pub reward_bias: Option<f64>,
-}
-
-impl RmTrain<'_> {
-    fn model(&self) -> Result<&RewardModel> {
-        self.model
-            .as_ref()
-            .context("the model was lost in a failed step")
-    }
 }
 
 impl Stage for RmTrain<'_> {
@@ -111,24 +100,16 @@ impl Stage for RmTrain<'_> {
         let group: Vec<&TokRanking> = (0..cfg.batch_size.min(n))
             .map(|_| &self.groups[ctx.rng.below(n)])
             .collect();
-        let out = rm_step(
-            self.model()?,
-            &group,
-            self.tok.eot,
-            cfg,
-            step,
-            ctx.guard,
-            &self.ad,
-        )?;
+        let model = self.net.model()?;
+        let out = rm_step(model, &group, self.tok.eot, cfg, step, ctx.guard, &self.ad)?;
         self.seqs += out.rewards.len();
         self.steps += 1;
         let train_stats = rank_stats(&out.rewards, &out.ks);
         let mut grads = out.grads;
-        let norm = clip_global_norm(self.model()?, &mut grads, cfg.grad_clip);
+        let norm = clip_global_norm(model, &mut grads, cfg.grad_clip);
         let lr = self.sched.at(step);
         if ctx.judge(step, out.loss, norm)? {
-            let model = self.model.take().context("no model")?;
-            self.model = Some(self.optim.step(lr, model, grads));
+            self.net.apply(lr, grads)?;
         }
         Ok(RmRow {
             loss_train: out.loss,
@@ -142,7 +123,7 @@ impl Stage for RmTrain<'_> {
     fn eval(&mut self) -> Result<RankStats> {
         let cfg = &self.job.train;
         let n = self.val.len().min(cfg.eval_batches * cfg.batch_size);
-        let valid = self.model()?.valid();
+        let valid = self.net.model()?.valid();
         let (r, ks) = score_groups(
             &valid,
             &self.val[..n],
@@ -170,7 +151,7 @@ impl Stage for RmTrain<'_> {
 
     /// Mid-run checkpoints have no bias; the last one is normalised first.
     fn save(&mut self, state: &TrainState) -> Result<PathBuf> {
-        let model = self.model()?.valid();
+        let model = self.net.model()?.valid();
         let mut config = self.ckpt_cfg.clone();
         if state.finished {
             let n_ctx = self.ckpt_cfg.model.n_ctx;
@@ -184,7 +165,7 @@ impl Stage for RmTrain<'_> {
             model: &model,
             config: &config,
             tok: self.tok,
-            optim: Some(&self.optim),
+            optim: Some(&self.net.optim),
             state,
         })
     }
