@@ -159,7 +159,6 @@ struct Lm<'a> {
 }
 
 impl Stage for Lm<'_> {
-    type Step = LmRow;
     type Eval = f64;
     type Row = LmRow;
 
@@ -189,10 +188,10 @@ impl Stage for Lm<'_> {
         eval_loss(self.net.model()?, self.data.eval_batches(), self.job.device)
     }
 
-    fn row(&self, step: &LmRow, eval: Option<&f64>) -> LmRow {
+    fn with_eval(&self, row: LmRow, eval: Option<&f64>) -> LmRow {
         LmRow {
             loss_eval: eval.copied().unwrap_or(f64::NAN),
-            ..*step
+            ..row
         }
     }
 

@@ -134,8 +134,6 @@ pub fn resume_dir(out: &Path, resume: bool) -> Option<PathBuf> {
 
 /// What a stage gives the loop.
 pub trait Stage {
-    /// What one step reports (loss, norms, ...).
-    type Step;
     /// What one held-out evaluation reports.
     type Eval: Clone;
     /// One `metrics.csv` row.
@@ -143,13 +141,14 @@ pub trait Stage {
 
     /// One optimisation step at 0-based `step`; data is drawn from `ctx.rng`, and an update is
     /// applied only when [`StepCtx::judge`] (or the stage's own use of `ctx.guard`) allows it.
-    fn step(&mut self, step: usize, ctx: &mut StepCtx<'_>) -> Result<Self::Step>;
+    /// Returns the step's row, its evaluation columns empty (NaN).
+    fn step(&mut self, step: usize, ctx: &mut StepCtx<'_>) -> Result<Self::Row>;
 
     /// A held-out evaluation of the current model (only called when `Cadence::eval_every` is set).
     fn eval(&mut self) -> Result<Self::Eval>;
 
-    /// The row logged after `step`; `eval` is this step's evaluation, if one was due.
-    fn row(&self, step: &Self::Step, eval: Option<&Self::Eval>) -> Self::Row;
+    /// The step's row with this step's evaluation, if one was due, filled in.
+    fn with_eval(&self, row: Self::Row, eval: Option<&Self::Eval>) -> Self::Row;
 
     /// The progress bar's message after a step; `last_eval` is the latest evaluation.
     fn message(&self, row: &Self::Row, last_eval: Option<&Self::Eval>) -> String;
@@ -248,7 +247,7 @@ impl Trainer<'_> {
                 guard: &mut guard,
                 pb: &pb,
             };
-            let out = stage.step(state.step, &mut ctx)?;
+            let row = stage.step(state.step, &mut ctx)?;
             state.step += 1;
             let is_last = state.step == c.steps;
             let eval = match c.eval_every {
@@ -258,7 +257,7 @@ impl Trainer<'_> {
             if eval.is_some() {
                 last_eval.clone_from(&eval);
             }
-            let row = stage.row(&out, eval.as_ref());
+            let row = stage.with_eval(row, eval.as_ref());
             let values: Vec<f64> = row.fields().into_iter().map(|(_, v)| v).collect();
             metrics.row(state.step, &values)?;
             pb.set_message(stage.message(&row, last_eval.as_ref()));

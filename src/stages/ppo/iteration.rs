@@ -179,7 +179,6 @@ impl PpoTrain<'_> {
 }
 
 impl Stage for PpoTrain<'_> {
-    type Step = IterStats;
     type Eval = ();
     type Row = IterStats;
 
@@ -216,8 +215,8 @@ impl Stage for PpoTrain<'_> {
         Ok(())
     }
 
-    fn row(&self, step: &IterStats, _: Option<&()>) -> IterStats {
-        *step
+    fn with_eval(&self, row: IterStats, _: Option<&()>) -> IterStats {
+        row
     }
 
     fn message(&self, s: &IterStats, _: Option<&()>) -> String {

@@ -70,7 +70,6 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         device,
         ad: device.clone().autodiff(),
         seqs: 0,
-        steps: 0,
         reward_bias: None,
     };
     let trainer = Trainer {
@@ -93,8 +92,8 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         final_eval: fin.last_eval.unwrap_or_default(),
         reward_bias: stage.reward_bias.unwrap_or(f64::NAN),
         skipped_steps: fin.skipped,
-        sequences_per_step: if stage.steps > 0 {
-            stage.seqs as f64 / stage.steps as f64
+        sequences_per_step: if fin.steps_run > 0 {
+            stage.seqs as f64 / fin.steps_run as f64
         } else {
             f64::NAN
         },

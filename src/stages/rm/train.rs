@@ -82,15 +82,13 @@ pub(super) struct RmTrain<'a> {
     pub sched: LrSchedule,
     pub device: &'a Device,
     pub ad: Device,
-    /// Sequences forwarded and steps run, for `sequences_per_step`.
+    /// Sequences forwarded by this invocation, for `sequences_per_step`.
     pub seqs: usize,
-    pub steps: usize,
     /// Set by the final save.
     pub reward_bias: Option<f64>,
 }
 
 impl Stage for RmTrain<'_> {
-    type Step = RmRow;
     type Eval = RankStats;
     type Row = RmRow;
 
@@ -103,7 +101,6 @@ impl Stage for RmTrain<'_> {
         let model = self.net.model()?;
         let out = rm_step(model, &group, self.tok.eot, cfg, step, ctx.guard, &self.ad)?;
         self.seqs += out.rewards.len();
-        self.steps += 1;
         let train_stats = rank_stats(&out.rewards, &out.ks);
         let mut grads = out.grads;
         let norm = clip_global_norm(model, &mut grads, cfg.grad_clip);
@@ -134,10 +131,10 @@ impl Stage for RmTrain<'_> {
         Ok(rank_stats(&r, &ks))
     }
 
-    fn row(&self, step: &RmRow, eval: Option<&RankStats>) -> RmRow {
+    fn with_eval(&self, row: RmRow, eval: Option<&RankStats>) -> RmRow {
         RmRow {
             eval: eval.cloned().unwrap_or_else(no_eval),
-            ..step.clone()
+            ..row
         }
     }
 
