@@ -391,7 +391,8 @@ pub struct RmArgs {
     /// responses). InstructGPT used the SFT model's samples.
     #[arg(long)]
     pub norm_samples: Option<PathBuf>,
-    /// Score at most this many of those responses for the bias, one per prompt in turn (0: all).
+    /// Score at most this many of those responses for the bias: a random one of every prompt, then
+    /// a second, and so on (0: all).
     #[arg(long, default_value_t = crate::stages::rm::DEFAULT_NORM_MAX)]
     pub norm_max: usize,
     /// Dropout in the trunk while training (off when scoring). The RM sees each prompt many

@@ -83,6 +83,10 @@ const CASES: &[Case] = &[
     case("sample --device cpu --ckpt {ck}/other_tokenizer --prompts {bad} --out {out}", "prompts_number.jsonl", &["tokenizer has 300 tokens but the model's vocabulary is 512"]),
     case("sample --device cpu --ckpt {ck}/bad_config --prompts {bad} --out {out}", "prompts_number.jsonl", &["parsing", "bad_config/config.json"]),
     case("score --device cpu --rm {ckpt} --data {bad} --out {out}", "prompts_number.jsonl", &["is a 'lm' checkpoint, not a reward model"]),
+    // PPO settings that would panic or train off-policy mid-run are refused before any work
+    case("ppo --device cpu --policy {ckpt} --reward-token , --prompts {dir}/p.jsonl --reward-clip=-1 --out {out}", "", &["reward clip must be a finite number > 0", "got -1"]),
+    case("ppo --device cpu --policy {ckpt} --reward-token , --prompts {dir}/p.jsonl --reward-clip=NaN --out {out}", "", &["reward clip must be a finite number > 0", "got NaN"]),
+    case("ppo --device cpu --policy {ckpt} --reward-token , --prompts {dir}/p.jsonl --temperature=0 --out {out}", "", &["temperature must be a finite number > 0", "got 0"]),
     case("pretrain --device cpu --preset tiny --n-layer 3 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_dir", "", &["cannot resume from", "resume_dir/ckpt", "n_layer: 2", "n_layer: 3"]),
 ];
 

@@ -2,6 +2,7 @@
 //! the same directory (every stage skipped). Also: clear errors for bad input.
 
 mod common;
+mod fixtures;
 
 use std::process::Command;
 
@@ -145,13 +146,27 @@ fn bad_input_gives_file_and_line() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("does not exist"), "{err}");
+    // -k 0 with a real checkpoint and real prompts: refused for what it is, nothing written
+    let inp = fixtures::inputs(&d.join("in"), &common::tok());
+    let ckpt = d.join("ckpt");
+    fixtures::tiny_pretrain(&inp, &ckpt, 1);
+    let prompts = d.join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\":\"Define: cat\"}\n").unwrap();
+    let out = d.join("samples.jsonl");
     let o = rlhf()
-        .args(["sample", "--device", "cpu", "--ckpt", "x", "--prompts"])
-        .arg(&f)
-        .args(["--out", "y", "-k", "0"])
+        .args(["sample", "--device", "cpu", "--ckpt"])
+        .arg(&ckpt)
+        .arg("--prompts")
+        .arg(&prompts)
+        .arg("--out")
+        .arg(&out)
+        .args(["-k", "0"])
         .output()
         .unwrap();
-    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("-k must be at least 1"), "{err}");
+    assert!(!out.exists(), "nothing is written");
     let o = rlhf()
         .args(["pipeline", "--preset", "huge", "--device", "cpu"])
         .output()

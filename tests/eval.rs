@@ -296,3 +296,178 @@ fn sequence_logprobs_match_a_direct_computation_alone_or_batched() {
     // random init: every token near ln(1/50) = −3.91
     assert!((direct / 3.0 + 50f64.ln()).abs() < 0.2, "{direct}");
 }
+
+/// A random tiny LM whose logits are `scale` times larger (the tied embedding scaled): peaked
+/// next-token distributions, so two of them are far apart in KL.
+fn peaked_ckpt(dir: &Path, scale: f32) -> PathBuf {
+    let tok = common::tok();
+    let mut cfg = ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = tok.vocab_size();
+    let dev = Device::flex();
+    let mut model = rlhf::model::Gpt::new(&cfg, &dev);
+    model.wte.weight = burn::module::Param::from_tensor(model.wte.weight.val().mul_scalar(scale));
+    checkpoint::save(SaveRequest {
+        dir,
+        model: &model,
+        config: &CheckpointConfig {
+            kind: CheckpointKind::Lm,
+            stage: "test".into(),
+            model: cfg,
+            reward_bias: None,
+        },
+        tok: &tok,
+        optim: None,
+        state: &TrainState {
+            step: 0,
+            rng: rlhf::util::rng::Rng::new(0),
+            finished: true,
+            extra: serde_json::Value::Null,
+        },
+    })
+    .unwrap()
+}
+
+/// log-softmax of the next-token logits after each prompt. → one (V,) row per prompt
+fn next_token_logprobs(ckpt: &Path, prompts: &[Vec<u32>]) -> Vec<Vec<f64>> {
+    let dev = Device::flex();
+    let m = checkpoint::load_lm(ckpt, &dev).unwrap().model;
+    prompts
+        .iter()
+        .map(|p| {
+            let t = p.len();
+            let logits = m.forward(rlhf::util::tensors::ints(
+                &p.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+                [1, t],
+                &dev,
+            )); // (1, T, V)
+            let v = logits.dims()[2];
+            let last = logits.slice([0..1, t - 1..t, 0..v]).reshape([v]);
+            let lp = burn::tensor::activation::log_softmax(last, 0);
+            rlhf::util::tensors::to_vec(lp)
+                .unwrap()
+                .into_iter()
+                .map(f64::from)
+                .collect()
+        })
+        .collect()
+}
+
+/// With one new token, eval's Monte Carlo KL (mean over prompts of log p(x) − log q(x), x ~ p)
+/// agrees with the exact Σ p log(p/q) of each prompt's next-token distributions, within 3
+/// standard errors (computed from the same distributions); and the exact value is many standard
+/// errors from 0 and from −KL, so a sign or alignment error fails.
+#[test]
+fn monte_carlo_kl_matches_the_exact_kl_with_one_token() {
+    let _rng = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let d = common::tmp_dir("eval-kl");
+    let p = peaked_ckpt(&d.join("p"), 6.0);
+    let q = peaked_ckpt(&d.join("q"), 6.0);
+    let n = 300;
+    let prompts = d.join("prompts.jsonl");
+    let text: String = (0..n)
+        .map(|i| format!("{{\"prompt\":\"Define: Word{i} and {}\"}}\n", i * 7 % 13))
+        .collect();
+    std::fs::write(&prompts, text).unwrap();
+    let out = d.join("kl");
+    let o = Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["eval", "--device", "cpu", "--max-new-tokens", "1"])
+        .args(["--n", &n.to_string(), "--ppl-windows", "1", "--policy"])
+        .arg(&p)
+        .arg("--baseline")
+        .arg(&q)
+        .arg("--prompts")
+        .arg(&prompts)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: EvalReport = rlhf::config::load_json(&out.join("eval.json")).unwrap();
+    let tok = common::tok();
+    let ids: Vec<Vec<u32>> = rlhf::data::formats::read_prompts(&prompts)
+        .unwrap()
+        .iter()
+        .map(|s| tok.encode(&rlhf::data::template::render_prompt(s)).unwrap())
+        .collect();
+    let (lp, lq) = (next_token_logprobs(&p, &ids), next_token_logprobs(&q, &ids));
+    let (mut kl, mut var) = (0.0, 0.0);
+    for (a, b) in lp.iter().zip(&lq) {
+        let k: f64 = a.iter().zip(b).map(|(x, y)| x.exp() * (x - y)).sum();
+        let m2: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| x.exp() * (x - y).powi(2))
+            .sum();
+        kl += k;
+        var += m2 - k * k;
+    }
+    let (kl, se) = (kl / n as f64, var.sqrt() / n as f64);
+    assert!(
+        kl > 10.0 * se,
+        "the models must differ clearly: KL {kl}, SE {se}"
+    );
+    assert!(
+        (r.kl_nats_per_seq - kl).abs() < 3.0 * se,
+        "Monte Carlo KL {} vs exact {kl} (3 SE = {})",
+        r.kl_nats_per_seq,
+        3.0 * se
+    );
+}
+
+/// eval scores a response from the token ids the policy generated, exactly as PPO's scorer
+/// scores an episode (`prompt + response + <|endoftext|>`), bias included, also for an empty
+/// response and for tokens whose decoded text would re-encode differently.
+#[test]
+fn eval_scores_the_generated_ids_as_ppo_does() {
+    let _rng = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let d = common::tmp_dir("eval-rm-ids");
+    let policy_dir = random_ckpt(&d.join("p"), CheckpointKind::Lm);
+    let rm_dir = random_ckpt(&d.join("rm"), CheckpointKind::Rm);
+    let dev = Device::flex();
+    let policy = checkpoint::load_lm(&policy_dir, &dev).unwrap();
+    let tok = common::tok();
+    let prompt_ids: Vec<Vec<u32>> = ["Define: cat", "Define: dog", "Define: sea"]
+        .iter()
+        .map(|p| tok.encode(&rlhf::data::template::render_prompt(p)).unwrap())
+        .collect();
+    let space = tok.encode(" ").unwrap();
+    let word = tok.encode(" the sea").unwrap();
+    // empty; leading spaces the text's trim() would drop; a plain response
+    let gen: Vec<Vec<u32>> = vec![
+        vec![],
+        space.iter().chain(&space).chain(&word).copied().collect(),
+        word.clone(),
+    ];
+    let [got, _] = rlhf::stages::eval::rm_scores(
+        &rm_dir,
+        &policy,
+        &prompt_ids,
+        [&gen, &gen],
+        policy.config.model.n_ctx,
+        &dev,
+    )
+    .unwrap();
+    let rm = checkpoint::load_rm(&rm_dir, &dev).unwrap();
+    let scorer = rlhf::ppo::Scorer::Model {
+        rm: Box::new(rm.model),
+        bias: rm.config.reward_bias.unwrap() as f32,
+    };
+    let eps: Vec<rlhf::ppo::Episode> = prompt_ids
+        .iter()
+        .zip(&gen)
+        .map(|(p, g)| rlhf::ppo::Episode {
+            prompt: p.clone(),
+            actions: g.iter().copied().chain([tok.eot]).collect(),
+            ended: true,
+            ..Default::default()
+        })
+        .collect();
+    let want = scorer.score(&eps, tok.eot, 2, &dev).unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - f64::from(*w)).abs() < 1e-5,
+            "response {i}: eval {g}, PPO {w}"
+        );
+    }
+}

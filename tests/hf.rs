@@ -1,8 +1,11 @@
-//! Hugging Face interop: the GPT-2 tokenizer against tiktoken's `r50k_base`, export → import
-//! round trips (identical logits and rewards, GPT-2's exact tensor names and shapes), clear
-//! import errors, and the `gpt2` preset taking a training step.
+//! Hugging Face interop: export → import round trips (identical logits and rewards, GPT-2's
+//! exact tensor names and shapes), clear import errors, and the `gpt2` preset taking a training
+//! step. The comparisons with outside references (a model made by `transformers`, the GPT-2
+//! tokenizer against tiktoken's `r50k_base`) are in `hf_reference/`.
 
 mod common;
+#[path = "hf_reference/mod.rs"]
+mod hf_reference;
 
 use burn::prelude::*;
 use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
@@ -15,19 +18,22 @@ use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
-/// Paragraphs mixed into Austen so the tokenizer sees accents, dashes, quotes, CJK, Hangul,
-/// Cyrillic, Greek, emoji (with modifiers and ZWJ sequences), symbols and odd whitespace.
-const NON_ASCII: &[&str] = &[
-    "Café au lait, naïve façade, jalapeño, Zürich, Ångström, crème brûlée, São Paulo, Łódź.",
-    "She paused — then, with a sigh – went on… “Quite so,” said he; ‘indeed’ — «très bien».",
-    "東京は日本の首都です。中文测试：你好，世界！我们在这里。",
-    "한국어 문장입니다. Русский текст: Привет, мир! Ελληνικά: Γειά σου κόσμε. עברית: שלום.",
-    "Emoji: 😀🎉👍🏽 ❤️ 🇫🇷 👨‍👩‍👧 and a flag 🏳️‍🌈, then done.",
-    "Math: ∑ x² ≤ ∞, ½ + ¼ = ¾, €5 £3 ¥100 © ® ™ ° µ — Ω ≈ π.",
-    "Tabs\tand   multiple    spaces,\u{a0}non-breaking,\r\nCRLF lines,   trailing   \n  \n",
-    "Numbers 1234567890 3.14159 and contractions: don't, I'll, we've, they're, it's, she'd, I'm.",
-];
+/// Taken by every test of this file while it draws from burn's backend RNG. The CPU backend has
+/// one RNG per process, which `Device::seed` sets for every thread, and the tests of a file run
+/// on parallel threads: without this a test that seeds it and then builds a model gets draws
+/// interleaved with those of other tests, so its init changes from run to run. Draws happen in
+/// `Gpt::new`, `RewardModel::new`, checkpoint loading, `import_hf` and `export_hf` (they build a
+/// fresh model before setting its weights) and the sft stage (which also seeds the RNG itself).
+/// `rlhf` subprocesses have their own RNG.
+static BACKEND_RNG: Mutex<()> = Mutex::new(());
+
+fn backend_rng() -> MutexGuard<'static, ()> {
+    // a test that failed while holding it leaves the RNG usable: the next holder reseeds or
+    // does not care
+    BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn rlhf_cmd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rlhf"));
@@ -90,60 +96,34 @@ fn some_ids(n: usize, vocab: usize) -> Vec<i64> {
 /// GPT-2's tensors as `GPT2LMHeadModel.save_pretrained` writes them, for n_layer = 2, C = 64,
 /// V = 512, n_positions = 64 (the tied `lm_head.weight` and the mask buffers are not stored).
 fn expected_lm_layout() -> Vec<(String, Vec<usize>)> {
-    let mut v: Vec<(&str, Vec<usize>)> = vec![
-        ("transformer.wte.weight", vec![512, 64]),
-        ("transformer.wpe.weight", vec![64, 64]),
-        ("transformer.ln_f.weight", vec![64]),
-        ("transformer.ln_f.bias", vec![64]),
+    let mut v: Vec<(String, Vec<usize>)> = vec![
+        ("transformer.wte.weight".into(), vec![512, 64]),
+        ("transformer.wpe.weight".into(), vec![64, 64]),
+        ("transformer.ln_f.weight".into(), vec![64]),
+        ("transformer.ln_f.bias".into(), vec![64]),
     ];
-    for l in [
-        [
-            "transformer.h.0.ln_1.weight",
-            "transformer.h.0.ln_1.bias",
-            "transformer.h.0.attn.c_attn.weight",
-            "transformer.h.0.attn.c_attn.bias",
-            "transformer.h.0.attn.c_proj.weight",
-            "transformer.h.0.attn.c_proj.bias",
-            "transformer.h.0.ln_2.weight",
-            "transformer.h.0.ln_2.bias",
-            "transformer.h.0.mlp.c_fc.weight",
-            "transformer.h.0.mlp.c_fc.bias",
-            "transformer.h.0.mlp.c_proj.weight",
-            "transformer.h.0.mlp.c_proj.bias",
-        ],
-        [
-            "transformer.h.1.ln_1.weight",
-            "transformer.h.1.ln_1.bias",
-            "transformer.h.1.attn.c_attn.weight",
-            "transformer.h.1.attn.c_attn.bias",
-            "transformer.h.1.attn.c_proj.weight",
-            "transformer.h.1.attn.c_proj.bias",
-            "transformer.h.1.ln_2.weight",
-            "transformer.h.1.ln_2.bias",
-            "transformer.h.1.mlp.c_fc.weight",
-            "transformer.h.1.mlp.c_fc.bias",
-            "transformer.h.1.mlp.c_proj.weight",
-            "transformer.h.1.mlp.c_proj.bias",
-        ],
-    ] {
-        // Conv1D weights are [in, out]
-        let shapes = [
-            vec![64],
-            vec![64],
-            vec![64, 192],
-            vec![192],
-            vec![64, 64],
-            vec![64],
-            vec![64],
-            vec![64],
-            vec![64, 256],
-            vec![256],
-            vec![256, 64],
-            vec![64],
-        ];
-        v.extend(l.into_iter().zip(shapes));
+    // Conv1D weights are [in, out]
+    let block: [(&str, &[usize]); 12] = [
+        ("ln_1.weight", &[64]),
+        ("ln_1.bias", &[64]),
+        ("attn.c_attn.weight", &[64, 192]),
+        ("attn.c_attn.bias", &[192]),
+        ("attn.c_proj.weight", &[64, 64]),
+        ("attn.c_proj.bias", &[64]),
+        ("ln_2.weight", &[64]),
+        ("ln_2.bias", &[64]),
+        ("mlp.c_fc.weight", &[64, 256]),
+        ("mlp.c_fc.bias", &[256]),
+        ("mlp.c_proj.weight", &[256, 64]),
+        ("mlp.c_proj.bias", &[64]),
+    ];
+    for l in 0..2 {
+        v.extend(
+            block
+                .iter()
+                .map(|(n, s)| (format!("transformer.h.{l}.{n}"), s.to_vec())),
+        );
     }
-    let mut v: Vec<(String, Vec<usize>)> = v.into_iter().map(|(n, s)| (n.into(), s)).collect();
     v.sort();
     v
 }
@@ -163,50 +143,8 @@ fn read_json(p: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn gpt2_tokenizer_matches_tiktoken_r50k_base() {
-    let ours = Tok::open("gpt2").unwrap(); // what `--tokenizer gpt2` loads
-    assert_eq!(ours.vocab_size(), 50257);
-    assert_eq!(ours.eot, 50256);
-    assert_eq!(ours.encode("Hello world").unwrap(), vec![15496, 995]);
-    assert_eq!(ours.encode("<|endoftext|>").unwrap(), vec![50256]);
-    let reference = tiktoken_rs::r50k_base().unwrap();
-    let emma = std::fs::read_to_string(common::assets().join("austen/emma.txt")).unwrap();
-    let mansfield =
-        std::fs::read_to_string(common::assets().join("austen/mansfieldpark.txt")).unwrap();
-    let pound = mansfield.split("\n\n").find(|p| p.contains('£')).unwrap();
-    let mut paragraphs: Vec<&str> = vec![pound];
-    for (i, p) in emma.split("\n\n").take(900).enumerate() {
-        paragraphs.push(p);
-        if i % 8 == 0 {
-            paragraphs.push(NON_ASCII[(i / 8) % NON_ASCII.len()]);
-        }
-    }
-    let (mut bytes, mut non_ascii, mut tokens) = (0, 0, 0);
-    for chunk in paragraphs.chunks(40) {
-        let text = chunk.join("\n\n");
-        let want = reference.encode_ordinary(&text);
-        let got = ours.encode(&text).unwrap();
-        if got != want {
-            let k = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
-            panic!(
-                "token {k} differs: ours {:?} tiktoken {:?} near {:?}",
-                &got[k..(k + 5).min(got.len())],
-                &want[k..(k + 5).min(want.len())],
-                ours.decode(&got[k.saturating_sub(5)..(k + 5).min(got.len())])
-            );
-        }
-        assert_eq!(ours.decode(&got).unwrap(), text, "decode(encode(x)) != x");
-        bytes += text.len();
-        non_ascii += text.chars().filter(|c| !c.is_ascii()).count();
-        tokens += got.len();
-    }
-    assert!(bytes >= 100_000, "only {bytes} bytes compared");
-    assert!(non_ascii >= 2_000, "only {non_ascii} non-ASCII characters");
-    eprintln!("{bytes} bytes, {non_ascii} non-ASCII chars, {tokens} tokens: identical");
-}
-
-#[test]
 fn export_then_import_gives_identical_logits_and_gpt2_layout() {
+    let _rng = backend_rng();
     let tok = common::tok();
     let cfg = tiny_config(tok.vocab_size());
     let model = Gpt::new(&cfg, &Device::flex());
@@ -277,6 +215,7 @@ fn export_then_import_gives_identical_logits_and_gpt2_layout() {
 
 #[test]
 fn reward_model_round_trip_keeps_score_head_and_bias() {
+    let _rng = backend_rng();
     let tok = common::tok();
     let cfg = tiny_config(tok.vocab_size());
     let dev = Device::flex();
@@ -333,6 +272,7 @@ fn rand_suffix() -> u64 {
 
 #[test]
 fn import_accepts_bare_names_buffers_tied_head_and_vocab_merges() {
+    let _rng = backend_rng();
     let (hf, model, tensors) = exported("hf-bare");
     let mut bare: Vec<(String, HostTensor)> = tensors
         .into_iter()
@@ -380,6 +320,7 @@ fn import_accepts_bare_names_buffers_tied_head_and_vocab_merges() {
 
 #[test]
 fn import_errors_name_the_tensor() {
+    let _rng = backend_rng();
     let (hf, _, tensors) = exported("hf-errors");
     let missing: Vec<_> = tensors
         .iter()
@@ -453,8 +394,11 @@ fn gpt2_preset_forward_and_backward() {
     let cfg = ModelConfig::preset("gpt2").unwrap();
     assert_eq!(cfg.num_params(), 124_439_808);
     let dev = Device::flex().autodiff();
-    dev.seed(124);
-    let model = Gpt::new(&cfg, &dev).train();
+    let model = {
+        let _rng = backend_rng();
+        dev.seed(124);
+        Gpt::new(&cfg, &dev).train()
+    };
     let tok = Tok::gpt2().unwrap();
     let text = std::fs::read_to_string(common::assets().join("austen/prideprejudice.txt")).unwrap();
     let ids: Vec<i64> = tok.encode(&text[..4000]).unwrap()[..257]
@@ -464,17 +408,19 @@ fn gpt2_preset_forward_and_backward() {
     let t = ids.len() - 1;
     let x = ints(&ids[..t], [1, t], &dev);
     let y = ints(&ids[1..], [1, t], &dev);
+    // the preset trains with dropout 0.1, whose masks come from this thread's RNG
+    rlhf::model::dropout::seed_masks(124, 0, 0);
     let loss =
         rlhf::model::loss::masked_nll(model.forward(x), y, floats(&vec![1.0; t], [1, t], &dev));
     let l = loss.clone().into_scalar::<f32>();
     // at GPT-2 init a logit is h·w with |h|² ≈ C (after ln_f) and w ~ N(0, 0.02²): variance
-    // σ² = 768 · 0.02² = 0.307, so the loss ≈ ln(50257) + σ²/2 = 10.825 + 0.154 = 10.979, with
-    // a standard deviation of about σ/sqrt(T) = 0.55/16 = 0.035 from the target logits. The
-    // spread between runs is larger (10.78 and 10.94 seen): the backend RNG that `seed` sets is
-    // process-wide and the other tests of this file draw from it in parallel, and tied
-    // embeddings correlate h and w through the context. A mis-scaled init (σ = 1 gives a loss
-    // in the hundreds) or a mis-shaped head would be far outside ±0.4.
-    assert!((l - 10.979).abs() < 0.4, "initial loss {l}");
+    // σ² = 768 · 0.02² = 0.307, so the loss ≈ ln(50257) + σ²/2 = 10.825 + 0.154 = 10.979. The
+    // init (seeded under BACKEND_RNG) and the dropout masks (seeded below) make it one number
+    // per seed: seeds 1..=8 and 124 gave 10.844 to 10.969 (mean 10.912, sd 0.044; tied
+    // embeddings correlate h and w through the context, hence a mean a little under the
+    // theory), seed 124 10.964. ±0.2 holds every seed by over 1.5 sd, while a mis-scaled init
+    // fails: σ twice 0.02 gives ≈ 10.825 + 1.23/2 = 11.44, σ = 1 a loss in the hundreds.
+    assert!((l - 10.979).abs() < 0.2, "initial loss {l}");
     let grads = loss.backward();
     for g in [
         to_vec(model.wte.weight.grad(&grads).unwrap()).unwrap(),
@@ -492,6 +438,7 @@ fn gpt2_preset_forward_and_backward() {
 /// An imported checkpoint is an ordinary one: `rlhf sft --init` trains from it.
 #[test]
 fn imported_checkpoint_runs_sft() {
+    let _rng = backend_rng();
     let (hf, _, _) = exported("hf-sft");
     let ckpt = hf.with_file_name("imported");
     rlhf::hf::import_hf(&hf, &ckpt).unwrap();

@@ -1,8 +1,9 @@
 //! Crash safety and the numerical guard, through the binary as a user runs it, on the CPU:
 //!
 //! - pretrain, SFT and RM of the tiny preset are SIGKILLed mid-run once a checkpoint past step 0
-//!   exists, resumed with `--resume`, and must end with the weights of an uninterrupted run
-//!   (≤ 1e-6; dropout 0.1 for the LM stages, so the dropout RNG is part of what resumes);
+//!   exists, resumed with `--resume`, and must end with the weights of an uninterrupted run,
+//!   bitwise (every tensor equal; dropout 0.1 for the LM stages, so the dropout RNG is part of
+//!   what resumes), as the README promises; PPO (ptx on, adaptive β) too, with its KL controller;
 //! - a NaN injected through the `RLHF_INJECT_NAN_AT_STEP` test hook is skipped and logged with
 //!   its step, changes nothing, and is never saved; N in a row stop the stage with a message
 //!   naming the last good checkpoint, from which `--resume` finishes the stage;
@@ -125,7 +126,7 @@ fn pretrain_killed_and_resumed_matches_uninterrupted() {
     );
     let (at, diff) = kill_resume_compare(args, &d);
     assert!(at < 60);
-    assert!(diff <= 1e-6, "max |Δw| = {diff}");
+    assert_eq!(diff, 0.0, "max |Δw| = {diff}");
 }
 
 #[test]
@@ -156,7 +157,7 @@ fn sft_killed_and_resumed_matches_uninterrupted() {
     .map(String::from)
     .to_vec();
     let (_, diff) = kill_resume_compare(args, &d);
-    assert!(diff <= 1e-6, "max |Δw| = {diff}");
+    assert_eq!(diff, 0.0, "max |Δw| = {diff}");
 }
 
 #[test]
@@ -183,7 +184,7 @@ fn rm_killed_and_resumed_matches_uninterrupted() {
     .map(String::from)
     .to_vec();
     let (_, diff) = kill_resume_compare(args, &d);
-    assert!(diff <= 1e-6, "max |Δw| = {diff}");
+    assert_eq!(diff, 0.0, "max |Δw| = {diff}");
     // the final reward-model checkpoint carries the same normalisation bias
     let bias = |p: PathBuf| -> f64 {
         let v: serde_json::Value =
@@ -194,7 +195,7 @@ fn rm_killed_and_resumed_matches_uninterrupted() {
         bias(d.join("uninterrupted/ckpt/config.json")),
         bias(d.join("killed/ckpt/config.json")),
     );
-    assert!((ba - bb).abs() <= 1e-6, "{ba} vs {bb}");
+    assert_eq!(ba, bb, "normalisation bias");
 }
 
 #[test]
@@ -466,6 +467,11 @@ fn ppo_args(inp: &Inputs, base: &Path, d: &Path) -> Vec<String> {
         "1e-3",
         "--value-lr",
         "1e-3",
+        // adaptive β: the KL controller's state is part of what must resume
+        "--kl-target",
+        "2",
+        "--kl-horizon",
+        "64",
     ]
     .map(String::from)
     .to_vec()
@@ -476,12 +482,31 @@ fn ppo_killed_and_resumed_matches_uninterrupted() {
     let (inp, base) = setup();
     let d = common::tmp_dir("kill-ppo");
     let (_, diff) = kill_resume_compare(ppo_args(inp, base, &d), &d);
-    assert!(diff <= 1e-6, "policy: max |Δw| = {diff}");
+    assert_eq!(diff, 0.0, "policy: max |Δw| = {diff}");
     let v = max_abs_diff(
         &d.join("uninterrupted/ckpt/value/model.safetensors"),
         &d.join("killed/ckpt/value/model.safetensors"),
     );
-    assert!(v <= 1e-6, "value model: max |Δw| = {v}");
+    assert_eq!(v, 0.0, "value model: max |Δw| = {v}");
+    // the KL controller (β, target, horizon) and the episode count resumed exactly
+    let extra = |run: &str| -> serde_json::Value {
+        let p = d.join(run).join("ckpt/train_state.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        v["extra"].clone()
+    };
+    let (a, b) = (extra("uninterrupted"), extra("killed"));
+    assert!(a["kl"].is_object(), "{a}");
+    assert_eq!(a, b, "PPO state after the resumed run");
+    // β moved: the adaptive controller really ran
+    let kl_coef = |run: &str| -> Vec<f64> {
+        let (h, rows) = rlhf::train::metrics::read(&d.join(run).join("metrics.csv")).unwrap();
+        let i = h.iter().position(|c| c == "ppo/kl_coef").unwrap();
+        rows.iter().map(|r| r[i]).collect()
+    };
+    let (ka, kb) = (kl_coef("uninterrupted"), kl_coef("killed"));
+    assert_eq!(ka, kb, "β per iteration");
+    assert!(ka.first() != ka.last(), "β should adapt: {ka:?}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Stage tests on the tiny preset: pretraining lowers held-out loss; resume continues.
+//! Stage tests on the tiny preset: pretraining lowers held-out loss. (Resuming a killed stage
+//! is tested through the binary in `tests/recovery.rs`.)
 
 mod common;
 

@@ -76,13 +76,14 @@ pub struct PpoArgs {
     /// missing_eos_penalty) [default: none].
     #[arg(long)]
     pub missing_eos_penalty: Option<f32>,
-    /// Clip reward-model scores to ±this [default: none].
+    /// Clip reward-model scores to ±this (a number > 0) [default: none].
     #[arg(long)]
     pub reward_clip: Option<f32>,
     /// Whiten reward-model scores within each rollout batch.
     #[arg(long)]
     pub whiten_rewards: bool,
-    /// Rollout sampling temperature [default: 1.0].
+    /// Rollout sampling temperature (> 0). PPO trains the tempered policy: the log-probs of
+    /// the PPO ratio and of the KL penalty are computed at the same temperature [default: 1.0].
     #[arg(long)]
     pub temperature: Option<f32>,
     /// Maximum response tokens [default: 48].

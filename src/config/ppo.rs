@@ -76,7 +76,9 @@ pub struct PpoConfig {
     /// none: no penalty. Default none (the pipeline's `small` job sets it).
     #[serde(default)]
     pub missing_eos_penalty: Option<f32>,
-    /// Sampling temperature of rollouts. Default 1.0 (log-probs are of the unscaled policy).
+    /// Sampling temperature of rollouts, > 0. PPO then trains the tempered policy softmax(l/T):
+    /// π_old, π_new and the reference's log-probs (so the KL) are all computed at T, as the
+    /// actions were drawn at T (otherwise the update would be off-policy). Default 1.0.
     pub temperature: f32,
     /// Maximum response tokens per episode. Default 48.
     pub max_new_tokens: usize,
@@ -201,9 +203,52 @@ impl PpoConfig {
         }
         anyhow::ensure!(self.clip_eps > 0.0, "clip ε must be > 0");
         anyhow::ensure!(
+            self.temperature.is_finite() && self.temperature > 0.0,
+            "temperature must be a finite number > 0 (PPO samples its rollouts from the policy; \
+             greedy decoding, temperature 0, has no log-probabilities to train), got {}",
+            self.temperature
+        );
+        if let Some(c) = self.reward_clip {
+            anyhow::ensure!(
+                c.is_finite() && c > 0.0,
+                "reward clip must be a finite number > 0 (scores are clipped to ±clip), got {c}"
+            );
+        }
+        anyhow::ensure!(
             (0.0..=1.0).contains(&self.gamma) && (0.0..=1.0).contains(&self.lambda),
             "γ and λ must lie in [0, 1]"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_refuses_what_would_panic_or_train_off_policy() {
+        assert!(PpoConfig::default().validate().is_ok());
+        let with = |f: fn(&mut PpoConfig)| {
+            let mut c = PpoConfig::default();
+            f(&mut c);
+            c.validate().map_err(|e| e.to_string())
+        };
+        for bad in [
+            with(|c| c.reward_clip = Some(-1.0)),
+            with(|c| c.reward_clip = Some(f32::NAN)),
+            with(|c| c.reward_clip = Some(0.0)),
+        ] {
+            assert!(bad.unwrap_err().contains("reward clip"));
+        }
+        assert!(with(|c| c.reward_clip = Some(2.0)).is_ok());
+        for bad in [
+            with(|c| c.temperature = 0.0),
+            with(|c| c.temperature = -0.5),
+            with(|c| c.temperature = f32::INFINITY),
+        ] {
+            assert!(bad.unwrap_err().contains("temperature"));
+        }
+        assert!(with(|c| c.temperature = 0.7).is_ok());
     }
 }

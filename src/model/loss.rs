@@ -11,6 +11,17 @@ pub fn token_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
         .reshape([b, t])
 }
 
+/// Logits of the distribution sampled at `temperature` (softmax(l/T)): PPO computes every
+/// log-probability of its rollouts (π_old, π_new, the reference's) from these, so the ratio and
+/// the KL are of the distribution the actions were drawn from. T = 1 returns `logits` as is.
+pub fn tempered(logits: Tensor<3>, temperature: f32) -> Tensor<3> {
+    if temperature == 1.0 {
+        logits
+    } else {
+        logits.div_scalar(temperature)
+    }
+}
+
 /// Mean negative log-likelihood over positions where `weights` is 1 (0 elsewhere).
 /// logits (B, T, V), targets (B, T), weights (B, T) → scalar (1,)
 ///

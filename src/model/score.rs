@@ -8,20 +8,33 @@ use crate::util::tensors::{ints, to_vec};
 use anyhow::Result;
 use burn::prelude::*;
 
-/// Rewards of every response of `group` (prompt-major), in one forward. → (N,), ks
+/// The rewards of a group of rankings and what was run to get them.
+pub struct GroupRewards {
+    /// Every response's reward, prompt-major. (N,)
+    pub rewards: Tensor<1>,
+    /// K of every prompt.
+    pub ks: Vec<usize>,
+    /// Rows of the batch that went through the trunk (the RM stage reports it per step: each
+    /// response once, not once per pair).
+    pub rows: usize,
+}
+
+/// Rewards of every response of `group` (prompt-major), in one forward.
 pub fn group_rewards(
     model: &RewardModel,
     group: &[&TokRanking],
     pad: u32,
     device: &Device,
-) -> (Tensor<1>, Vec<usize>) {
+) -> GroupRewards {
     let seqs: Vec<&Vec<u32>> = group.iter().flat_map(|r| r.seqs.iter()).collect();
     let (ids, t, lens) = pad_batch(&seqs, pad);
-    let ks = group.iter().map(|r| r.seqs.len()).collect();
-    (
-        model.forward(ints(&ids, [seqs.len(), t], device), &lens),
-        ks,
-    )
+    let idx = ints(&ids, [seqs.len(), t], device);
+    let rows = idx.dims()[0];
+    GroupRewards {
+        rewards: model.forward(idx, &lens),
+        ks: group.iter().map(|r| r.seqs.len()).collect(),
+        rows,
+    }
 }
 
 /// Scores groups in chunks of `prompts_per_batch` (two halves of the groups on parallel threads
@@ -38,8 +51,8 @@ pub fn score_groups(
             .chunks(per_batch.max(1))
             .map(|chunk| {
                 let refs: Vec<&TokRanking> = chunk.iter().collect();
-                let (r, k) = group_rewards(model, &refs, pad, device);
-                Ok((to_vec(r)?, k))
+                let g = group_rewards(model, &refs, pad, device);
+                Ok((to_vec(g.rewards)?, g.ks))
             })
             .collect()
     })?;
@@ -49,4 +62,38 @@ pub fn score_groups(
         ks.extend(k);
     }
     Ok((all, ks))
+}
+
+/// The sequence a reward model scores for a generated response: `prompt + response +
+/// <|endoftext|>`, as the RM was trained on (`data::pairs::tokenize_pair`). `response` excludes
+/// the closing token (a response cut at the limit is scored as if it had ended).
+pub fn scored_sequence(prompt: &[u32], response: &[u32], eot: u32) -> Vec<u32> {
+    let mut s: Vec<u32> = prompt.iter().chain(response).copied().collect();
+    s.push(eot);
+    s
+}
+
+/// Rewards (without the normalisation bias) of generated responses to their prompts, from their
+/// token ids (never re-tokenised text), `chunk` sequences per forward: how PPO scores its
+/// rollouts and `rlhf eval` its samples. → host rewards, one per response
+pub fn score_responses(
+    model: &RewardModel,
+    pairs: &[(&[u32], &[u32])],
+    eot: u32,
+    chunk: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for part in pairs.chunks(chunk.max(1)) {
+        let seqs: Vec<Vec<u32>> = part
+            .iter()
+            .map(|(p, r)| scored_sequence(p, r, eot))
+            .collect();
+        let refs: Vec<&Vec<u32>> = seqs.iter().collect();
+        let (ids, t, lens) = pad_batch(&refs, eot);
+        out.extend(to_vec(
+            model.forward(ints(&ids, [seqs.len(), t], device), &lens),
+        )?);
+    }
+    Ok(out)
 }

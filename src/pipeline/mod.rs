@@ -34,6 +34,10 @@ pub fn run(
     assets_dir: Option<&Path>,
     device: &Device,
 ) -> Result<PathBuf> {
+    // PPO runs after every other stage: a setting it refuses must stop the run before them
+    cfg.ppo
+        .validate()
+        .context("the pipeline's PPO settings (pipeline.json \"ppo\")")?;
     let assets = assets::dir(assets_dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::config::save_json(cfg, &out.join("pipeline.json"))?;

@@ -7,7 +7,7 @@ use super::episode::{Episode, Grid};
 use super::loss::{entropy, policy_loss, value_loss};
 use crate::config::PpoConfig;
 use crate::data::batching::Batch;
-use crate::model::loss::{masked_nll, token_logprobs};
+use crate::model::loss::{masked_nll, tempered, token_logprobs};
 use crate::model::{Gpt, RewardModel};
 use crate::rl::ppo_policy_loss;
 use crate::train::clip::clip_global_norm;
@@ -23,6 +23,10 @@ use burn::prelude::*;
 pub struct Learner {
     pub policy: Gpt,
     pub value: RewardModel,
+    /// Added to every value (not trained): the normalisation bias of the reward model the
+    /// value model starts from, so that V₀ is that model's reward, bias included, as the
+    /// scores it predicts are. Saved as the value checkpoint's `reward_bias`.
+    pub value_bias: f32,
     pub policy_optim: ModuleOptimizer,
     pub value_optim: ModuleOptimizer,
 }
@@ -134,7 +138,8 @@ impl Learner {
         let x = ints(&g.x, shape, ad);
         let y = ints(&g.y, shape, ad);
         let mask = floats(&g.mask, shape, ad);
-        let logits = policy.forward(x); // (B, T, V)
+        // the rollouts were sampled at this temperature: π_new must be the same distribution
+        let logits = tempered(policy.forward(x), cfg.temperature); // (B, T, V)
         let ent = scalar(entropy(logits.clone(), mask.clone()));
         let logp_new = token_logprobs(logits, y); // (B, T)
         let new_host: Vec<f32> = g.gather(&to_vec(logp_new.clone().detach())?).concat();
@@ -181,7 +186,7 @@ impl Learner {
         let x = ints(&g.x, shape, ad);
         let mask = floats(&g.mask, shape, ad);
         let vl = value_loss(
-            value.values(x),
+            value.values(x).add_scalar(self.value_bias),
             grid_field(g, eps, |e| &e.values, ad),
             grid_field(g, eps, |e| &e.returns, ad),
             mask,

@@ -5,7 +5,8 @@
 
 use super::episode::{Episode, Grid};
 use crate::model::generate::{generate_parallel, SampleConfig};
-use crate::model::loss::token_logprobs;
+use crate::model::loss::{tempered, token_logprobs};
+use crate::model::score::score_responses;
 use crate::model::{Gpt, RewardModel};
 use crate::util::rng::Rng;
 use crate::util::shards;
@@ -41,30 +42,14 @@ impl Scorer {
                 // two halves on parallel threads on the CPU backend (`util::shards`), each in
                 // chunks
                 shards::concat_ranges(eps.len(), 2, device, |_, half| {
-                    let mut out = Vec::new();
-                    for part in eps[half].chunks(chunk.max(1)) {
-                        // the RM was trained on `prompt + response + <|endoftext|>`
-                        let seqs: Vec<Vec<u32>> = part
-                            .iter()
-                            .map(|e| {
-                                let mut s: Vec<u32> =
-                                    e.prompt.iter().chain(e.response()).copied().collect();
-                                s.push(eot);
-                                s
-                            })
-                            .collect();
-                        let t = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
-                        let mut ids = vec![eot as i64; seqs.len() * t];
-                        for (r, s) in seqs.iter().enumerate() {
-                            for (j, &x) in s.iter().enumerate() {
-                                ids[r * t + j] = x as i64;
-                            }
-                        }
-                        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
-                        let r = rm.forward(ints(&ids, [seqs.len(), t], device), &lens);
-                        out.extend(to_vec(r)?.into_iter().map(|x| x + bias));
-                    }
-                    Ok(out)
+                    let pairs: Vec<(&[u32], &[u32])> = eps[half]
+                        .iter()
+                        .map(|e| (e.prompt.as_slice(), e.response()))
+                        .collect();
+                    Ok(score_responses(rm, &pairs, eot, chunk, device)?
+                        .into_iter()
+                        .map(|x| x + bias)
+                        .collect())
                 })
             }
         }
@@ -76,9 +61,12 @@ pub struct RolloutModels<'a> {
     pub policy: &'a Gpt,
     pub reference: &'a Gpt,
     pub value: &'a RewardModel,
+    /// Added to every value (see [`super::Learner::value_bias`]).
+    pub value_bias: f32,
 }
 
-/// Samples one response per prompt and records log-probs and values. Prompts must already fit
+/// Samples one response per prompt and records log-probs (of the tempered distribution the
+/// responses are drawn from, `sampling.temperature` > 0) and values. Prompts must already fit
 /// (`len + max_new_tokens + 1 ≤ n_ctx`, see `data::pairs::fit_prompt`). Forwards run `chunk` episodes at a time.
 pub fn rollout(
     m: &RolloutModels<'_>,
@@ -114,10 +102,13 @@ pub fn rollout(
         let outs = shards::run(3, device, |i| {
             let x = ints(&g.x, [g.b, g.t], device);
             let y = ints(&g.y, [g.b, g.t], device);
+            // log-probs of the distribution the actions were sampled from (softmax(l/T)),
+            // for the policy and the reference alike, so the KL compares like with like
+            let temp = sampling.temperature;
             let host = match i {
-                0 => to_vec(token_logprobs(m.policy.forward(x), y))?,
-                1 => to_vec(token_logprobs(m.reference.forward(x), y))?,
-                _ => to_vec(m.value.values(x))?,
+                0 => to_vec(token_logprobs(tempered(m.policy.forward(x), temp), y))?,
+                1 => to_vec(token_logprobs(tempered(m.reference.forward(x), temp), y))?,
+                _ => to_vec(m.value.values(x).add_scalar(m.value_bias))?,
             };
             Ok(g.gather(&host))
         })?;

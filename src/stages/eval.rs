@@ -94,32 +94,40 @@ fn load(path: &Path, what: &str, device: &Device) -> Result<Loaded> {
     })
 }
 
-/// Scores with the RM: reward (bias included) of each (prompt, response) of each list.
-fn rm_scores(
+/// Scores with the RM: reward (bias included) of each response of each list to its prompt, from
+/// the token ids the policy generated, as PPO scores its rollouts (decoding and re-encoding
+/// could give other tokens, and would turn an empty response into a space). The RM must read
+/// the policy's tokens and fit its sequences.
+pub fn rm_scores(
     rm: &Path,
-    prompts: &[String],
-    lists: [&[String]; 2],
+    policy: &Loaded,
+    prompt_ids: &[Vec<u32>],
+    gen: [&[Vec<u32>]; 2],
+    n_ctx: usize,
     device: &Device,
 ) -> Result<[Vec<f64>; 2]> {
-    use crate::data::pairs::{tokenize_pair, TokRanking};
-    use crate::model::score::score_groups;
     let loaded = checkpoint::load_rm(rm, device)?;
+    let rm_tok: serde_json::Value = crate::config::load_json(&loaded.dir.join("tokenizer.json"))?;
+    if rm_tok != tokenizer_json(policy)? || loaded.config.model.n_ctx < n_ctx {
+        bail!(
+            "the reward model {} does not read the policy's tokens or fit its context ({n_ctx}); \
+             eval scores the generated token ids with it",
+            rm.display()
+        );
+    }
     let bias = loaded.config.reward_bias.unwrap_or(0.0);
     let model = loaded.model.valid();
-    let score = |resp: &[String]| -> Result<Vec<f64>> {
-        let groups = prompts
+    let eot = policy.tok.eot;
+    let score = |resp: &[Vec<u32>]| -> Result<Vec<f64>> {
+        let pairs: Vec<(&[u32], &[u32])> = prompt_ids
             .iter()
             .zip(resp)
-            .map(|(p, r)| {
-                Ok(TokRanking {
-                    seqs: vec![tokenize_pair(&loaded.tok, p, r, loaded.config.model.n_ctx)?],
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let (r, _) = score_groups(&model, &groups, loaded.tok.eot, 32, device)?;
+            .map(|(p, r)| (p.as_slice(), r.as_slice()))
+            .collect();
+        let r = crate::model::score::score_responses(&model, &pairs, eot, 32, device)?;
         Ok(r.into_iter().map(|x| x as f64 + bias).collect())
     };
-    Ok([score(lists[0])?, score(lists[1])?])
+    Ok([score(gen[0])?, score(gen[1])?])
 }
 
 /// Per-sequence KL estimate terms: log π_policy − log π_baseline summed over the response tokens
@@ -283,7 +291,7 @@ fn compare(job: &EvalJob, m: &Models, prompts: &[String], device: &Device) -> Re
     };
     let rm = match &job.rm {
         Some(rm) => {
-            let [p, b] = rm_scores(rm, prompts, [&txt_p, &txt_b], device)?;
+            let [p, b] = rm_scores(rm, policy, &prompt_ids, [&gen_p, &gen_b], n_ctx, device)?;
             [Some(p), Some(b)]
         }
         None => [None, None],

@@ -32,7 +32,7 @@ pub fn score_file(rm: &Path, data: &Path, device: &Device) -> Result<Vec<serde_j
             Vec::new()
         } else {
             let g = TokRanking { seqs };
-            let (r, _) = group_rewards(&model, &[&g], loaded.tok.eot, device);
+            let r = group_rewards(&model, &[&g], loaded.tok.eot, device).rewards;
             to_vec(r)?.into_iter().map(|x| x as f64 + bias).collect()
         };
         out.push(

@@ -46,7 +46,8 @@ pub fn wgpu_device() -> Option<Device> {
     }
 }
 
-/// Maximum relative difference |a-b| / max(|a|,|b|, 1e-3)... as used by the cross-device tests.
+/// Largest |a−b| over the elements, relative to the largest |a| (at least 1e-6): the scale-free
+/// error the cross-device tests bound.
 pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);

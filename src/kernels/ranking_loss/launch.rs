@@ -13,17 +13,20 @@ use burn::cubecl::prelude::KernelId;
 use burn::cubecl::server::KernelArguments;
 use burn::cubecl::{CubeCount, CubeDim};
 use derive_new::new;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 /// Invocations (one per prompt) in a workgroup.
 const WORKGROUP: u32 = 64;
 
-static KERNEL_LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static KERNEL_LAUNCHES: Cell<usize> = const { Cell::new(0) };
+}
 
-/// How many times the WGSL ranking-loss kernel has been launched in this process (tests use it
-/// to prove the kernel path, not the reference twin, ran).
+/// How many times this thread has launched the WGSL ranking-loss kernel (tests use it to prove
+/// the kernel path, not the reference twin, ran; per thread, so parallel tests do not count
+/// each other's launches).
 pub fn kernel_launches() -> usize {
-    KERNEL_LAUNCHES.load(Ordering::Relaxed)
+    KERNEL_LAUNCHES.with(Cell::get)
 }
 
 kernel_source!(RankingLossRaw, "../../../shaders/ranking_loss.wgsl");
@@ -87,7 +90,7 @@ impl RankLossExt for CubeBackend {
                 info.binding(),
             ]),
         );
-        KERNEL_LAUNCHES.fetch_add(1, Ordering::Relaxed);
+        KERNEL_LAUNCHES.with(|n| n.set(n.get() + 1));
         out
     }
 }

@@ -107,6 +107,7 @@ impl PpoTrain<'_> {
             policy: &policy_now,
             reference: &fixed.reference,
             value: &value_now,
+            value_bias: learner.value_bias,
         };
         let eot = fixed.tok.eot;
         let mut eps = rollout(

@@ -16,6 +16,7 @@ mod job;
 mod setup;
 
 pub use job::{IterStats, PpoJob, PpoSummary, RewardSource};
+pub use setup::initial_value;
 
 use crate::train::trainer::{Cadence, Trainer};
 use anyhow::{Context, Result};

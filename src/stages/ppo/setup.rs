@@ -166,6 +166,7 @@ pub(super) fn initial_learner(
         let l = Learner {
             policy: policy.with_dropout(0.0),
             value: value.with_dropout(0.0),
+            value_bias: v.config.reward_bias.unwrap_or(0.0) as f32,
             policy_optim: popt,
             value_optim: vopt,
         };
@@ -179,12 +180,7 @@ pub(super) fn initial_learner(
         .start
         .clone()
         .unwrap_or_else(|| fixed.reference.clone());
-    let value = match (&job.value_init, &job.reward) {
-        (Some(p), _) | (None, RewardSource::Model(p)) => checkpoint::load_rm(p, device)?.model,
-        (None, RewardSource::TokenCount { .. }) => {
-            RewardModel::value_from_trunk(fixed.reference.clone(), device)
-        }
-    };
+    let (value, value_bias) = initial_value(job, &fixed.reference, device)?;
     let extra = Extra {
         kl: cfg.kl_controller(),
         episodes: 0,
@@ -192,10 +188,29 @@ pub(super) fn initial_learner(
     let l = Learner {
         policy: policy.with_dropout(0.0),
         value: value.with_dropout(0.0),
+        value_bias,
         policy_optim: optim(),
         value_optim: optim(),
     };
     Ok((l, Start::fresh(cfg.seed), extra))
+}
+
+/// The value model a fresh run starts from and the constant added to its values: a reward model
+/// (`value_init`, else the reward model) with its normalisation bias, so V₀ predicts the scores
+/// PPO is given (bias included); with a token-count reward, `reference`'s trunk with a zero head
+/// and no bias.
+pub fn initial_value(job: &PpoJob, reference: &Gpt, device: &Device) -> Result<(RewardModel, f32)> {
+    Ok(match (&job.value_init, &job.reward) {
+        (Some(p), _) | (None, RewardSource::Model(p)) => {
+            let rm = checkpoint::load_rm(p, device)
+                .with_context(|| format!("loading the value model's start {}", p.display()))?;
+            (rm.model, rm.config.reward_bias.unwrap_or(0.0) as f32)
+        }
+        (None, RewardSource::TokenCount { .. }) => (
+            RewardModel::value_from_trunk(reference.clone(), device),
+            0.0,
+        ),
+    })
 }
 
 /// Writes `out/ckpt/` (policy) with `out/ckpt/value/` (value model) in one atomic commit.
@@ -217,7 +232,7 @@ pub(super) fn save(
         kind: CheckpointKind::Rm,
         stage: "ppo-value".into(),
         model: fixed.model_cfg.clone(),
-        reward_bias: None,
+        reward_bias: Some(learner.value_bias as f64),
     };
     checkpoint::save_with(
         SaveRequest {

@@ -18,7 +18,8 @@ pub struct RmJob {
     pub skip_invalid: bool,
     /// Responses whose mean score is shifted to 0 after training (default: the training responses).
     pub norm_samples: Option<PathBuf>,
-    /// Score at most this many of them, one per prompt in turn (`norm_subset`); 0: all.
+    /// Score at most this many of them, one random response per prompt in turn (`norm_subset`);
+    /// 0: all.
     pub norm_max: usize,
     /// Trunk dropout while training; scoring and the saved config never use it.
     pub dropout: f64,

@@ -9,6 +9,7 @@ use crate::data::rankings::Ranking;
 use crate::data::tokenizer::Tok;
 use crate::model::score::score_groups;
 use crate::model::RewardModel;
+use crate::util::rng::Rng;
 use anyhow::Result;
 use burn::prelude::*;
 
@@ -36,7 +37,7 @@ pub(super) fn normalisation_bias(
         }
         None => train.to_vec(),
     };
-    let groups = norm_subset(&groups, job.norm_max);
+    let groups = norm_subset(&groups, job.norm_max, job.train.seed);
     let (r, _) = score_groups(model, &groups, tok.eot, job.train.batch_size, device)?;
     Ok(-(r.iter().map(|&x| x as f64).sum::<f64>() / r.len().max(1) as f64))
 }
@@ -45,24 +46,36 @@ pub(super) fn normalisation_bias(
 /// ~3% of the reward's spread, and scoring the default job's 9,000 took ~60 s of the RM stage.
 pub const DEFAULT_NORM_MAX: usize = 1000;
 
-/// The responses the bias is computed on: the first response of every prompt, then the second,
-/// and so on until `max` (0: all). Each prompt's responses are independent samples, so any
-/// prefix of this order is an unbiased sample of the whole, spread over as many prompts as fit.
-pub fn norm_subset(groups: &[TokRanking], max: usize) -> Vec<TokRanking> {
+/// The responses the bias is computed on: one response of every prompt, then a second, and so
+/// on until `max` (0: all), spread over as many prompts as fit. Which response of a prompt comes
+/// in which round is drawn at random (seeded by `seed`): rankings are stored best first, so
+/// taking them in stored order would put every prompt's best response in round 0 and the bias
+/// would be the mean of the best responses, not of all. With a random order, every response of
+/// a prompt is equally likely in every round, and any prefix is an unbiased sample of the whole.
+pub fn norm_subset(groups: &[TokRanking], max: usize, seed: u64) -> Vec<TokRanking> {
     let total: usize = groups.iter().map(|g| g.seqs.len()).sum();
     if max == 0 || max >= total {
         return groups.to_vec();
     }
+    let mut rng = Rng::new(seed);
+    let orders: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|g| {
+            let mut o: Vec<usize> = (0..g.seqs.len()).collect();
+            rng.shuffle(&mut o);
+            o
+        })
+        .collect();
     let mut out: Vec<TokRanking> = groups
         .iter()
         .map(|_| TokRanking { seqs: Vec::new() })
         .collect();
     let (mut taken, mut round) = (0, 0);
     while taken < max {
-        for (g, o) in groups.iter().zip(out.iter_mut()) {
+        for ((g, order), o) in groups.iter().zip(&orders).zip(out.iter_mut()) {
             if taken < max {
-                if let Some(s) = g.seqs.get(round) {
-                    o.seqs.push(s.clone());
+                if let Some(&j) = order.get(round) {
+                    o.seqs.push(g.seqs[j].clone());
                     taken += 1;
                 }
             }
@@ -94,18 +107,37 @@ mod tests {
     #[test]
     fn norm_subset_takes_one_response_per_prompt_in_turn() {
         let g = groups(&[3, 1, 2]);
-        // round 0: (0,0) (1,0) (2,0); round 1: (0,1) (2,1) — prompt 1 has no second response
-        assert_eq!(
-            flat(&norm_subset(&g, 4)),
-            vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![2, 0]]
-        );
-        assert_eq!(
-            flat(&norm_subset(&g, 2)),
-            vec![vec![0, 0], vec![1, 0]],
-            "prompts that get no response are dropped"
-        );
-        assert_eq!(norm_subset(&g, 2).len(), 2);
-        assert_eq!(flat(&norm_subset(&g, 0)), flat(&g), "0 keeps all");
-        assert_eq!(flat(&norm_subset(&g, 99)), flat(&g));
+        for seed in 0..20 {
+            let four = norm_subset(&g, 4, seed);
+            // round 0 takes one response of each prompt, round 1 one more of prompt 0
+            let per_prompt: Vec<usize> = four.iter().map(|r| r.seqs.len()).collect();
+            assert_eq!(per_prompt, vec![2, 1, 1], "seed {seed}");
+            for (p, r) in four.iter().enumerate() {
+                let mut js: Vec<u32> = r.seqs.iter().map(|s| s[1]).collect();
+                assert!(r.seqs.iter().all(|s| s[0] == [0, 1, 2][p]));
+                js.dedup();
+                assert_eq!(js.len(), r.seqs.len(), "no response twice: {four:?}");
+            }
+            let two = norm_subset(&g, 2, seed);
+            assert_eq!(two.len(), 2, "prompts that get no response are dropped");
+            assert_eq!(flat(&two).iter().map(|s| s[0]).collect::<Vec<_>>(), [0, 1]);
+        }
+        assert_eq!(flat(&norm_subset(&g, 0, 1)), flat(&g), "0 keeps all");
+        assert_eq!(flat(&norm_subset(&g, 99, 1)), flat(&g));
+    }
+
+    #[test]
+    fn norm_subset_of_rankings_is_not_the_best_responses() {
+        // 1,000 prompts × K = 4, stored best first (response j has rank j): a quarter of the
+        // responses, one per prompt, must have a mean rank near the mean of all ranks (1.5);
+        // taking round 0 in stored order gives rank 0 for all of them
+        let g = groups(&[4; 1000]);
+        let sub = norm_subset(&g, 1000, 7);
+        let ranks: Vec<f64> = flat(&sub).iter().map(|s| s[1] as f64).collect();
+        assert_eq!(ranks.len(), 1000);
+        assert_eq!(sub.len(), 1000, "one response from every prompt");
+        let mean = ranks.iter().sum::<f64>() / 1000.0;
+        // the rank of one random response has sd √1.25 ≈ 1.118: standard error 0.035
+        assert!((mean - 1.5).abs() < 4.0 * 0.035, "mean rank {mean}");
     }
 }

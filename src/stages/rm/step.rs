@@ -22,6 +22,8 @@ pub struct RmStep {
     pub loss: f64,
     pub rewards: Vec<f32>,
     pub ks: Vec<usize>,
+    /// Sequences run through the trunk.
+    pub rows: usize,
     pub grads: GradientsParams,
 }
 
@@ -39,7 +41,8 @@ pub fn rm_step(
     let outs = shards::run(parts.len(), ad, |i| {
         seed_masks(cfg.seed, step, i);
         let m = model.clone().fork(ad);
-        let (rewards, ks) = group_rewards(&m, &group[parts[i].clone()], pad, ad);
+        let g = group_rewards(&m, &group[parts[i].clone()], pad, ad);
+        let (rewards, ks) = (g.rewards, g.ks);
         let host = to_vec(rewards.clone().detach())?;
         let loss = guard.poison(
             step,
@@ -48,19 +51,22 @@ pub fn rm_step(
         let share = parts[i].len() as f64 / total;
         let loss_v = loss.clone().into_scalar::<f32>() as f64 * share;
         let grads = GradientsParams::from_grads(loss.backward(), &m);
-        Ok((loss_v, host, ks, (grads, share)))
+        Ok((loss_v, host, ks, g.rows, (grads, share)))
     })?;
-    let (mut loss, mut rewards, mut ks, mut parts_g) = (0.0, Vec::new(), Vec::new(), Vec::new());
-    for (l, r, k, g) in outs {
+    let (mut loss, mut rewards, mut ks, mut rows, mut parts_g) =
+        (0.0, Vec::new(), Vec::new(), 0, Vec::new());
+    for (l, r, k, n, g) in outs {
         loss += l;
         rewards.extend(r);
         ks.extend(k);
+        rows += n;
         parts_g.push(g);
     }
     Ok(RmStep {
         loss,
         rewards,
         ks,
+        rows,
         grads: shards::combine(model, parts_g),
     })
 }

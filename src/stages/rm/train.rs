@@ -100,7 +100,7 @@ impl Stage for RmTrain<'_> {
             .collect();
         let model = self.net.model()?;
         let out = rm_step(model, &group, self.tok.eot, cfg, step, ctx.guard, &self.ad)?;
-        self.seqs += out.rewards.len();
+        self.seqs += out.rows;
         let train_stats = rank_stats(&out.rewards, &out.ks);
         let mut grads = out.grads;
         let norm = clip_global_norm(model, &mut grads, cfg.grad_clip);
