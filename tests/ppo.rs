@@ -372,7 +372,7 @@ fn rollout_logprobs_are_of_the_sampling_distribution() {
         );
     }
     let mut top: Vec<(usize, f32)> = by_token.values().copied().collect();
-    top.sort_by(|a, b| b.0.cmp(&a.0));
+    top.sort_by_key(|t| std::cmp::Reverse(t.0));
     for &(count, logp) in top.iter().take(3) {
         let (f, p) = (count as f64 / n as f64, f64::from(logp).exp());
         let se = (p * (1.0 - p) / n as f64).sqrt();
