@@ -160,3 +160,21 @@ fn undo_removes_the_last_record_even_after_a_restart() {
     assert!(records(&out).is_empty());
     session(&s, &out, "u\nq\n"); // nothing to undo is fine
 }
+
+#[test]
+fn windows_console_line_ends_give_the_same_session() {
+    // a Windows console (and a file piped from a Windows editor) ends each line with `\r\n`
+    let input = "3 1 2\ns\n2 1\n";
+    let (s, lf) = setup("human-lf");
+    session(&s, &lf, input);
+    let (s, crlf) = setup("human-crlf");
+    let o = session(&s, &crlf, &input.replace('\n', "\r\n"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("not a response number"), "{text}");
+    assert_eq!(records(&crlf), records(&lf));
+    assert_eq!(records(&crlf).len(), 2);
+    let progress = |out: &Path| {
+        std::fs::read_to_string(rlhf::labeler::human_store::progress_path(out)).unwrap()
+    };
+    assert_eq!(progress(&crlf), progress(&lf));
+}

@@ -217,10 +217,8 @@ pub fn save_with<M: Module>(
     write_parts(&tmp, &req)?;
     extra(&tmp)?;
     sync_dir_files(&tmp)?;
-    let swap = |from: &Path, to: &Path| {
-        std::fs::rename(from, to)
-            .with_context(|| format!("renaming {} to {}", from.display(), to.display()))
-    };
+    // each rename has an absent destination: Windows cannot rename a directory over another
+    let swap = crate::util::fs::rename;
     if final_dir.exists() {
         // `ckpt/` is complete, so a leftover `ckpt.old/` is not needed any more
         if old.exists() {
@@ -258,20 +256,19 @@ pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()
     save_json(req.state, &dir.join("train_state.json"))
 }
 
-/// Flushes every file of `dir` (and its subdirectories) to disk, so a power loss right after
-/// the rename cannot leave a checkpoint whose files are empty.
+/// Flushes every file of `dir` (and its subdirectories), then the directories' own entries, to
+/// disk, so a power loss right after the rename cannot leave a checkpoint whose files are empty
+/// or missing.
 fn sync_dir_files(dir: &Path) -> Result<()> {
     for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let p = e?.path();
         if p.is_dir() {
             sync_dir_files(&p)?;
         } else if p.is_file() {
-            std::fs::File::open(&p)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("syncing {}", p.display()))?;
+            crate::util::fs::flush_file(&p)?;
         }
     }
-    Ok(())
+    crate::util::fs::sync_dir(dir)
 }
 
 /// Errs unless a checkpoint found in a stage's `--out` (to resume from) was made for the model

@@ -4,6 +4,9 @@
 //! - SFT: `{"prompt","response"}`, or Alpaca `{"instruction","input","output"}`
 //! - Prompts: `{"prompt"}`
 //! - Samples: `{"prompt","responses":[...]}`
+//!
+//! Files from Windows editors read as the same records: `\r\n` line ends as `\n`, and a UTF-8
+//! byte-order mark at the start is dropped.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -35,8 +38,14 @@ pub fn read_objects(
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let n = i + 1;
         let bytes = line.with_context(|| format!("{}:{n}: reading", path.display()))?;
-        let text = std::str::from_utf8(&bytes)
+        let bytes = if n == 1 {
+            strip_bom(path, &bytes)?
+        } else {
+            &bytes[..]
+        };
+        let text = std::str::from_utf8(bytes)
             .map_err(|e| anyhow::anyhow!("{}:{n}: not valid UTF-8 ({e})", path.display()))?;
+        // trims the `\r` of a `\r\n` line end too (and a blank `\r\n` line is blank)
         let text = text.trim();
         if text.is_empty() {
             continue;
@@ -53,6 +62,22 @@ pub fn read_objects(
         }
     }
     Ok(())
+}
+
+/// `start` (the first bytes of a file) without a UTF-8 byte-order mark, which Windows tools write
+/// (PowerShell's `Set-Content -Encoding UTF8`, Notepad before 2019). A UTF-16 mark is an error
+/// saying so: PowerShell 5's `>` and `Out-File` write UTF-16, which no reader here takes.
+pub fn strip_bom<'a>(path: &Path, start: &'a [u8]) -> Result<&'a [u8]> {
+    if let Some(rest) = start.strip_prefix(b"\xEF\xBB\xBF") {
+        return Ok(rest);
+    }
+    if start.starts_with(b"\xFF\xFE") || start.starts_with(b"\xFE\xFF") {
+        bail!(
+            "{}: the file is UTF-16 (as PowerShell's `>` writes); save it as UTF-8",
+            path.display()
+        );
+    }
+    Ok(start)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -165,19 +190,27 @@ pub fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {
 }
 
 /// Reads a UTF-8 text file (a corpus). Invalid UTF-8 is an error naming the file, the line and
-/// the byte offset of the first bad byte; so is a file with nothing but whitespace.
+/// the byte offset of the first bad byte; so is a file with nothing but whitespace. `\r\n` line
+/// ends read as `\n` and a byte-order mark is dropped, so a copy saved on Windows (or checked out
+/// there with `core.autocrlf`) is the same text: the same tokenizer, paragraphs and model.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bom = bytes.len() - strip_bom(path, &bytes)?.len();
+    bytes.drain(..bom);
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
         anyhow::anyhow!(
-            "{}:{line}: not valid UTF-8 (byte offset {at}); text files must be UTF-8",
-            path.display()
+            "{}:{line}: not valid UTF-8 (byte offset {}); text files must be UTF-8",
+            path.display(),
+            at + bom
         )
     })?;
     if text.trim().is_empty() {
         bail!("{}: the file is empty", path.display());
+    }
+    if text.contains("\r\n") {
+        return Ok(text.replace("\r\n", "\n"));
     }
     Ok(text)
 }

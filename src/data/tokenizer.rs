@@ -154,11 +154,16 @@ pub fn train(files: &[PathBuf], vocab_size: usize) -> Result<Tok> {
     > = TokenizerImpl::new(BPE::default().into());
     tk.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tk.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
-    let names: Vec<String> = files
+    // read as every other corpus reader does (`read_text`: UTF-8 checked, `\r\n` read as `\n`)
+    // rather than `train_from_files`, which keeps a Windows file's `\r`s and needs each path as
+    // a UTF-8 string; the lines with their endings are what `train_from_files` feeds, so an
+    // `\n` corpus trains the same tokenizer
+    let texts = files
         .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    tk.train_from_files(&mut trainer, names)
+        .map(|f| super::formats::read_text(f).context("reading the tokenizer's corpus"))
+        .collect::<Result<Vec<_>>>()?;
+    let lines = texts.iter().flat_map(|t| t.split_inclusive('\n'));
+    tk.train(&mut trainer, lines)
         .map_err(|e| anyhow!("training the tokenizer: {e}"))?;
     let inner = tokenizers::Tokenizer::from(tk);
     let eot = inner

@@ -6,7 +6,8 @@
 //!   list puts those responses first and the rest after them in the order shown (`3` alone:
 //!   response 3 is best, the others keep their order).
 //! - `s` skip this prompt, `u` undo the last ranking or skip (also one made before a restart),
-//!   `q` quit, `?` help. End of input (Ctrl-D, a closed pipe) quits too.
+//!   `q` quit, `?` help. End of input (Ctrl-D; Ctrl-Z Enter on Windows; a closed pipe) quits
+//!   too. A Windows console's `\r\n` line ends are trimmed with the rest of the whitespace.
 //!
 //! Every ranking is appended to the output and fsynced before the next prompt is shown, and the
 //! session resumes where it stopped (see [`super::human_store`]), so Ctrl-C or a crash loses at

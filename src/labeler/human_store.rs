@@ -60,8 +60,11 @@ fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<(Vec<T>, Opti
     if !path.exists() {
         return Ok((Vec::new(), None));
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // a file edited on Windows: a byte-order mark is dropped here, and a `\r` before the `\n` is
+    // whitespace to the JSON parser, so its lines are the same records
+    let text = std::str::from_utf8(crate::data::formats::strip_bom(path, &bytes)?)
+        .with_context(|| format!("{}: not valid UTF-8", path.display()))?;
     let complete = text.ends_with('\n') || text.is_empty();
     let lines: Vec<&str> = text.split('\n').collect();
     let (mut out, mut dropped) = (Vec::new(), None);

@@ -14,12 +14,26 @@ use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use std::time::Instant;
 
-/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
+/// Peak resident memory of this process, in MiB: Linux's `VmHWM`, macOS's `ru_maxrss`; None on
+/// Windows (the bench prints `null`).
 pub fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    #[cfg(target_os = "macos")]
+    {
+        // SAFETY: getrusage only writes the struct it is given, which is zeroed and ours
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+            return None;
+        }
+        // in bytes on macOS (in KiB on Linux, which reads /proc instead)
+        Some(u.ru_maxrss as f64 / (1024.0 * 1024.0))
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        let s = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    }
 }
 
 /// Device memory in use by burn's pools (wgpu), in MiB.
@@ -76,12 +90,14 @@ pub fn train(
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},\"peak_rss_mib\":{:.0},\"device_mem_mib\":{}}}",
+        "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},\"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
         cfg.n_layer,
         cfg.n_embd,
         t,
         (steps * b * t) as f64 / secs,
-        peak_rss_mib().unwrap_or(f64::NAN),
+        peak_rss_mib()
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or("null".into()),
         device_mem_mib(device).map(|m| format!("{m:.0}")).unwrap_or("null".into())
     );
     Ok(())
