@@ -23,21 +23,22 @@ use burn::backend::{backend_extension, Backend, Dispatch};
 use burn::prelude::*;
 use burn::tensor::DType;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static FORCE_REFERENCE: Cell<bool> = const { Cell::new(false) };
-    static LAUNCHES: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Number of fused attention kernels launched so far by this thread (forward and backward
-/// kernels each count one). Lets a test prove that the kernel path is taken by what it ran:
-/// per thread, so tests running in parallel do not count each other's launches.
+/// Number of fused attention kernels launched so far in this process (forward and backward
+/// kernels each count one). Lets tests prove that the kernel path is taken.
 pub fn attention_kernel_launches() -> usize {
-    LAUNCHES.with(Cell::get)
+    LAUNCHES.load(Ordering::Relaxed)
 }
 
 pub(super) fn count_launch() {
-    LAUNCHES.with(|n| n.set(n.get() + 1));
+    LAUNCHES.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Forces the composed reference on this thread (tests and `rlhf bench attention` only).
