@@ -118,8 +118,16 @@ pub fn rm_scores(
     let bias = loaded.config.reward_bias.unwrap_or(0.0);
     let model = loaded.model.valid();
     let eot = policy.tok.eot;
+    let rm_ctx = loaded.config.model.n_ctx;
     let score = |resp: &[Vec<u32>]| -> Result<Vec<f64>> {
-        let pairs: Vec<(&[u32], &[u32])> = prompt_ids
+        // a response that used all of its room leaves no place for the closing token the RM
+        // reads: the prompt is cut from the left, the rule the RM's training pairs follow
+        let fitted: Vec<Vec<u32>> = prompt_ids
+            .iter()
+            .zip(resp)
+            .map(|(p, r)| fit_prompt(p, r.len(), rm_ctx))
+            .collect();
+        let pairs: Vec<(&[u32], &[u32])> = fitted
             .iter()
             .zip(resp)
             .map(|(p, r)| (p.as_slice(), r.as_slice()))
