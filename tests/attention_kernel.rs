@@ -20,6 +20,16 @@ use rlhf::model::{Gpt, InitRng};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 
+/// The launch counters are process wide and this file is one process whose tests run on
+/// parallel threads: every test here that launches kernels holds this lock for its whole run,
+/// so a count read in one test is that test's own launches (exactly, not "at least").
+static KERNEL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // a failed test leaves nothing behind that the next one depends on
+    KERNEL_TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const TOL: f32 = 1e-4;
 
 fn randn(n: usize, seed: u64) -> Vec<f32> {
@@ -69,9 +79,10 @@ fn run(c: &Case, dev: &Device, reference: bool) -> [Vec<f32>; 4] {
         let before = attention_kernel_launches();
         let o = causal_attention(q.clone(), k.clone(), v.clone(), pad, c.t_past);
         let _ = to_vec(o.clone()).unwrap();
-        assert!(
-            attention_kernel_launches() > before,
-            "kernel path not taken"
+        assert_eq!(
+            attention_kernel_launches() - before,
+            1,
+            "one forward kernel: kernel path not taken"
         );
         o
     };
@@ -130,6 +141,7 @@ fn case(b: usize, nh: usize, t: usize, hs: usize) -> Case {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn outputs_and_grads_match_reference_across_shapes() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     for c in [
         case(2, 2, 1, 16),
@@ -172,6 +184,7 @@ fn plan_depends_on_adapter_type_and_limits() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn gpu_and_cpu_plans_match_reference() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let mut pad = vec![false; 2 * 40];
     pad[..7].fill(true);
@@ -202,6 +215,7 @@ fn gpu_and_cpu_plans_match_reference() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn decode_with_t_past_matches_reference() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     // one new query against 20 cached keys, and a 5-token chunk after 70 cached ones
     check(
@@ -223,6 +237,7 @@ fn decode_with_t_past_matches_reference() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn left_and_right_padding_match_reference() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let (t, b) = (40, 2);
     // row 0 left-padded by 7 (its first 7 queries see only padding), row 1 right-padded by 9
@@ -253,6 +268,7 @@ fn left_and_right_padding_match_reference() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn tiny_gpt_training_step_matches_reference() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let ad = dev.clone().autodiff();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
@@ -293,8 +309,9 @@ fn tiny_gpt_training_step_matches_reference() {
     };
     let before = attention_kernel_launches();
     let (l_k, g_k) = step(false);
-    assert!(
-        attention_kernel_launches() >= before + 3 * cfg.n_layer,
+    assert_eq!(
+        attention_kernel_launches() - before,
+        3 * cfg.n_layer,
         "forward + 2 backward kernels per layer expected"
     );
     let (l_r, g_r) = step(true);
@@ -324,6 +341,7 @@ impl burn::module::ModuleVisitor for GradCollector<'_> {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn model_takes_kernel_path_on_wgpu() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
@@ -332,9 +350,10 @@ fn model_takes_kernel_path_on_wgpu() {
     let idx: Vec<i64> = (0..24).map(|i| i % 50).collect();
     let logits = to_vec(model.forward(ints(&idx, [2, 12], &dev))).unwrap();
     assert!(logits.iter().all(|v| v.is_finite()));
-    assert!(
-        attention_kernel_launches() >= before + cfg.n_layer,
-        "model forward on wgpu did not launch the fused kernel"
+    assert_eq!(
+        attention_kernel_launches() - before,
+        cfg.n_layer,
+        "model forward on wgpu: one fused kernel per layer"
     );
 }
 
@@ -343,6 +362,7 @@ fn model_takes_kernel_path_on_wgpu() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
@@ -359,7 +379,7 @@ fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
     };
     let (got, launched) = decode(false);
     assert!(
-        launched >= cfg.n_layer,
+        launched == cfg.n_layer,
         "decode step launched {launched} attention kernels for {} layers",
         cfg.n_layer
     );

@@ -11,6 +11,16 @@ use rlhf::kernels::{kernel_launches, ranking_loss, ranking_loss_reference};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, to_vec};
 
+/// The launch counters are process wide and this file is one process whose tests run on
+/// parallel threads: every test here that launches kernels holds this lock for its whole run,
+/// so a count read in one test is that test's own launches (exactly, not "at least").
+static KERNEL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // a failed test leaves nothing behind that the next one depends on
+    KERNEL_TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 type LossFn = fn(Tensor<1>, &[usize]) -> anyhow::Result<Tensor<1>>;
 
 /// Loss and dL/dr of `f` on `rewards` (N,), computed on `device` with autodiff.
@@ -71,6 +81,7 @@ fn assert_finite(what: &str, xs: &[f32]) {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kernel_matches_reference_on_wgpu() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     for (ks, r) in cases() {
         let (lk, gk) = loss_and_grad(ranking_loss, &r, &ks, &dev);
@@ -125,6 +136,7 @@ fn hand_computed_small_case() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn hand_computed_small_case_on_wgpu() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     check_hand_computed(vec![
         ("wgpu kernel", ranking_loss as LossFn, dev.clone()),
@@ -150,6 +162,7 @@ fn check_hand_computed(runs: Vec<(&str, LossFn, Device)>) {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kernel_path_runs_and_gradients_reach_parameters() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let dev = dev.autodiff();
     let ks = [4usize, 9, 2, 7, 3];
@@ -177,7 +190,7 @@ fn kernel_path_runs_and_gradients_reach_parameters() {
     };
     let before = kernel_launches();
     let (wk, bk) = grads_of(ranking_loss);
-    assert!(kernel_launches() > before, "the WGSL kernel did not run");
+    assert_eq!(kernel_launches() - before, 1, "one WGSL kernel launch");
     let (wr, br) = grads_of(ranking_loss_reference);
     assert_finite("weight grad", &wk);
     assert!(
@@ -202,6 +215,7 @@ fn kernel_path_runs_and_gradients_reach_parameters() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn backward_scales_with_upstream_gradient() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let (ks, r) = cases().swap_remove(3);
     let scaled: LossFn = |r, ks| Ok(ranking_loss(r, ks)?.mul_scalar(2.5));
@@ -217,11 +231,12 @@ fn backward_scales_with_upstream_gradient() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kernel_without_autodiff_matches_reference() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let (ks, r) = cases().pop().expect("cases");
     let before = kernel_launches();
     let lk = to_vec(ranking_loss(floats(&r, [r.len()], &dev), &ks).unwrap()).unwrap()[0];
-    assert!(kernel_launches() > before, "the WGSL kernel did not run");
+    assert_eq!(kernel_launches() - before, 1, "one WGSL kernel launch");
     let lr = to_vec(ranking_loss_reference(floats(&r, [r.len()], &dev), &ks).unwrap()).unwrap()[0];
     assert_close("loss without autodiff", lk, lr, 1e-5);
 }
@@ -243,6 +258,7 @@ fn cpu_path_equals_reference() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn wgpu_kernel_equals_the_cpu_path() {
+    let _serial = one_at_a_time();
     let (cpu, dev) = (Device::flex(), common::wgpu_device());
     for (ks, r) in cases() {
         let (l, g) = loss_and_grad(ranking_loss, &r, &ks, &cpu);
@@ -270,6 +286,7 @@ fn rejects_bad_rankings() {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn rejects_bad_rankings_on_wgpu() {
+    let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let e = ranking_loss(floats(&[0.0; 3], [3], &dev), &[2, 2]).unwrap_err();
     assert!(
