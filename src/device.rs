@@ -91,6 +91,23 @@ fn is_hardware(t: wgpu::DeviceType) -> bool {
     rank(t) <= 2
 }
 
+impl AdapterDetails {
+    fn of(adapter: &wgpu::Adapter) -> Self {
+        let (info, limits) = (adapter.get_info(), adapter.limits());
+        Self {
+            name: info.name,
+            device_type: info.device_type,
+            backend: info.backend,
+            driver: info.driver,
+            driver_info: info.driver_info,
+            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+            max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_storage_buffer_binding: limits.max_storage_buffer_binding_size,
+            max_buffer: limits.max_buffer_size,
+        }
+    }
+}
+
 /// Every adapter wgpu sees on Vulkan, Metal and DX12.
 pub fn list_adapters() -> Vec<AdapterRow> {
     let inst = instance(backends_for(DeviceChoice::Wgpu));
@@ -178,18 +195,7 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         .nth(i)
         .ok_or_else(|| anyhow!("adapter vanished"))?;
     let row = &rows[i];
-    let (info, limits) = (adapter.get_info(), adapter.limits());
-    let details = AdapterDetails {
-        name: info.name,
-        device_type: info.device_type,
-        backend: info.backend,
-        driver: info.driver,
-        driver_info: info.driver_info,
-        max_workgroup_storage: limits.max_compute_workgroup_storage_size,
-        max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
-        max_storage_buffer_binding: limits.max_storage_buffer_binding_size,
-        max_buffer: limits.max_buffer_size,
-    };
+    let details = AdapterDetails::of(&adapter);
     // the attention kernels pick their work sizes by adapter type (see kernels::attention::plan)
     crate::kernels::attention::plan::set_adapter_is_cpu(row.device_type == wgpu::DeviceType::Cpu);
     let (device, queue) = pollster::block_on(
