@@ -49,6 +49,11 @@ pub enum Command {
     /// Print throughput figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Write the final WGSL text of every kernel variant this program can launch, one file each.
+    Kernels(KernelsArgs),
+    /// Check the device: the fused kernels against their reference twins, a training step
+    /// against the CPU backend, a throughput probe; prints the adapter, driver and limits.
+    Doctor(DeviceArg),
     /// Compare a policy with a baseline on held-out prompts: win rate, scores, KL, perplexity,
     /// fluency and reward-hacking guards.
     Eval(EvalArgs),
@@ -60,6 +65,18 @@ pub enum Command {
     /// Write a checkpoint as a Hugging Face GPT-2 directory (`GPT2LMHeadModel`, or
     /// `GPT2ForSequenceClassification` for a reward model) with its tokenizer.
     ExportHf(ExportHfArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KernelsArgs {
+    /// Directory to write into (created if missing): one `.wgsl` file per variant, named by
+    /// kernel, head size and work-size plan, as the shader compiler receives it (loops
+    /// unrolled, placeholders filled), for checking with other tools (naga, tint, dxc).
+    #[arg(long)]
+    pub dump: PathBuf,
+    /// Attention head sizes (n_embd / n_head) to write; default: those of the bundled presets.
+    #[arg(long = "head-size", num_args = 1..)]
+    pub head_sizes: Vec<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -255,10 +272,24 @@ pub struct PipelineArgs {
     /// PPO iterations [default: 60; tiny 12].
     #[arg(long)]
     pub ppo_steps: Option<usize>,
+    /// Pretraining steps (default: the preset's; tiny 120, small 500): fewer for a quick try.
+    #[arg(long)]
+    pub pretrain_steps: Option<usize>,
+    /// SFT steps (default: the preset's; tiny 60, small 150).
+    #[arg(long)]
+    pub sft_steps: Option<usize>,
+    /// Reward-model steps (default: the preset's; tiny 30, small 400).
+    #[arg(long)]
+    pub rm_steps: Option<usize>,
     /// Also run the last PPO without the pretraining mix (`ppo_noptx/`) and evaluate it
     /// (`eval_noptx/`): the report then shows the alignment tax with and without ptx.
     #[arg(long)]
     pub ptx_ablation: bool,
+    /// Run every op with its composed reference (plain burn ops) instead of the fused WGSL
+    /// kernels, on any device. Without it a GPU run first checks the kernels against their
+    /// twins on the adapter (as `rlhf doctor` does) and stops if they disagree.
+    #[arg(long)]
+    pub no_kernels: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }

@@ -41,5 +41,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::ImportHf(a) => tools::import_hf(a),
         Command::ExportHf(a) => tools::export_hf(a),
         Command::Bench(b) => tools::bench(b),
+        Command::Kernels(a) => tools::kernels(a),
+        Command::Doctor(a) => crate::stages::doctor::run(&device::select(a.device)?),
     }
 }

@@ -33,6 +33,24 @@ pub enum DeviceChoice {
 pub struct Selected {
     pub device: Device,
     pub description: String,
+    /// What wgpu says about the adapter (None on the CPU backend).
+    pub adapter: Option<AdapterDetails>,
+}
+
+/// The adapter's identity and the limits the kernels depend on, as `rlhf doctor` prints them.
+#[derive(Debug, Clone)]
+pub struct AdapterDetails {
+    pub name: String,
+    pub device_type: wgpu::DeviceType,
+    pub backend: wgpu::Backend,
+    /// Driver name and version string (may be empty: not every backend reports them).
+    pub driver: String,
+    pub driver_info: String,
+    /// Workgroup memory per workgroup, bytes (sizes the attention tiles).
+    pub max_workgroup_storage: u32,
+    pub max_invocations_per_workgroup: u32,
+    pub max_storage_buffer_binding: u64,
+    pub max_buffer: u64,
 }
 
 /// One adapter as wgpu reports it.
@@ -71,6 +89,23 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 
 fn is_hardware(t: wgpu::DeviceType) -> bool {
     rank(t) <= 2
+}
+
+impl AdapterDetails {
+    fn of(adapter: &wgpu::Adapter) -> Self {
+        let (info, limits) = (adapter.get_info(), adapter.limits());
+        Self {
+            name: info.name,
+            device_type: info.device_type,
+            backend: info.backend,
+            driver: info.driver,
+            driver_info: info.driver_info,
+            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+            max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_storage_buffer_binding: limits.max_storage_buffer_binding_size,
+            max_buffer: limits.max_buffer_size,
+        }
+    }
 }
 
 /// Every adapter wgpu sees on Vulkan, Metal and DX12.
@@ -128,6 +163,7 @@ fn cpu() -> Selected {
     Selected {
         device: Device::flex(),
         description: "CPU (burn Flex backend)".into(),
+        adapter: None,
     }
 }
 
@@ -159,6 +195,7 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         .nth(i)
         .ok_or_else(|| anyhow!("adapter vanished"))?;
     let row = &rows[i];
+    let details = AdapterDetails::of(&adapter);
     // the attention kernels pick their work sizes by adapter type (see kernels::attention::plan)
     crate::kernels::attention::plan::set_adapter_is_cpu(row.device_type == wgpu::DeviceType::Cpu);
     let (device, queue) = pollster::block_on(
@@ -199,6 +236,7 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
             "{} ({:?}, {:?}, wgpu)",
             row.name, row.device_type, row.backend
         ),
+        adapter: Some(details),
     })
 }
 

@@ -11,6 +11,7 @@ use rlhf::data::formats::read_samples;
 use rlhf::eval::guards::{distinct_n, frequency_growth, win_rate, words};
 use rlhf::eval::EvalReport;
 use rlhf::labeler::sentiment::SentimentScorer;
+use rlhf::model::{Gpt, InitRng, RewardModel};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,12 +31,6 @@ fn words_of(path: &Path) -> Vec<Vec<String>> {
         .map(|r| words(&r.responses[0]))
         .collect()
 }
-
-/// Held by every test here that draws from the backend's process-wide RNG (model init, and
-/// `load_rm`'s fresh head): a concurrent draw from another test thread was seen to give the
-/// random-init model of `sequence_logprobs_…` a loss of 4.14 nats/token instead of ≈ ln 50 = 3.91
-/// (1 run in 12 in parallel, never alone).
-static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-12
@@ -91,7 +86,7 @@ fn guards_on_hand_made_sample_files() {
 }
 
 /// A randomly initialised tiny checkpoint (a language model or a reward model) in `dir/ckpt`.
-fn random_ckpt(dir: &Path, kind: CheckpointKind) -> PathBuf {
+fn random_ckpt(dir: &Path, kind: CheckpointKind, seed: u64) -> PathBuf {
     let tok = common::tok();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
@@ -109,7 +104,7 @@ fn random_ckpt(dir: &Path, kind: CheckpointKind) -> PathBuf {
         extra: serde_json::Value::Null,
     };
     if kind == CheckpointKind::Rm {
-        let model = rlhf::model::RewardModel::new(&cfg, &dev);
+        let model = RewardModel::new(&cfg, &mut InitRng::new(seed), &dev);
         checkpoint::save(SaveRequest {
             dir,
             model: &model,
@@ -120,7 +115,7 @@ fn random_ckpt(dir: &Path, kind: CheckpointKind) -> PathBuf {
         })
         .unwrap()
     } else {
-        let model = rlhf::model::Gpt::new(&cfg, &dev);
+        let model = Gpt::new(&cfg, &mut InitRng::new(seed), &dev);
         checkpoint::save(SaveRequest {
             dir,
             model: &model,
@@ -176,11 +171,10 @@ fn eval(policy: &Path, baseline: &Path, prompts: &Path, out: &Path, extra: &[&Pa
 
 #[test]
 fn eval_command_on_tiny_checkpoints() {
-    let _rng = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let d = common::tmp_dir("eval-cmd");
-    let a = random_ckpt(&d.join("a"), CheckpointKind::Lm);
-    let b = random_ckpt(&d.join("b"), CheckpointKind::Lm);
-    let rm = random_ckpt(&d.join("rm"), CheckpointKind::Rm);
+    let a = random_ckpt(&d.join("a"), CheckpointKind::Lm, 1);
+    let b = random_ckpt(&d.join("b"), CheckpointKind::Lm, 2);
+    let rm = random_ckpt(&d.join("rm"), CheckpointKind::Rm, 3);
     let prompts = d.join("prompts.jsonl");
     let text: String = (0..8)
         .map(|i| format!("{{\"prompt\":\"Define: Word{i}\"}}\n"))
@@ -251,12 +245,11 @@ fn eval_command_on_tiny_checkpoints() {
 
 #[test]
 fn sequence_logprobs_match_a_direct_computation_alone_or_batched() {
-    let _rng = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
     use rlhf::eval::lm::{sequence_logprobs, ScoredSeq};
     let dev = Device::flex();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
-    let model = rlhf::model::Gpt::new(&cfg, &dev);
+    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
     let a = ScoredSeq {
         context: vec![3, 1, 4],
         target: vec![1, 5, 9],
@@ -304,9 +297,8 @@ fn peaked_ckpt(dir: &Path, scale: f32, seed: u64) -> PathBuf {
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
     let dev = Device::flex();
-    // seeded (the caller holds BACKEND_RNG): the same two models, so the same KL, on every run
-    dev.seed(seed);
-    let mut model = rlhf::model::Gpt::new(&cfg, &dev);
+    // seeded: the same two models, so the same KL, on every run
+    let mut model = Gpt::new(&cfg, &mut InitRng::new(seed), &dev);
     model.wte.weight = burn::module::Param::from_tensor(model.wte.weight.val().mul_scalar(scale));
     checkpoint::save(SaveRequest {
         dir,
@@ -360,7 +352,6 @@ fn next_token_logprobs(ckpt: &Path, prompts: &[Vec<u32>]) -> Vec<Vec<f64>> {
 /// errors from 0 (and so 8 from −KL), so a sign or alignment error fails.
 #[test]
 fn monte_carlo_kl_matches_the_exact_kl_with_one_token() {
-    let _rng = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let d = common::tmp_dir("eval-kl");
     let p = peaked_ckpt(&d.join("p"), 6.0, 1);
     let q = peaked_ckpt(&d.join("q"), 6.0, 2);
@@ -422,10 +413,9 @@ fn monte_carlo_kl_matches_the_exact_kl_with_one_token() {
 /// response and for tokens whose decoded text would re-encode differently.
 #[test]
 fn eval_scores_the_generated_ids_as_ppo_does() {
-    let _rng = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let d = common::tmp_dir("eval-rm-ids");
-    let policy_dir = random_ckpt(&d.join("p"), CheckpointKind::Lm);
-    let rm_dir = random_ckpt(&d.join("rm"), CheckpointKind::Rm);
+    let policy_dir = random_ckpt(&d.join("p"), CheckpointKind::Lm, 4);
+    let rm_dir = random_ckpt(&d.join("rm"), CheckpointKind::Rm, 3);
     let dev = Device::flex();
     let policy = checkpoint::load_lm(&policy_dir, &dev).unwrap();
     let tok = common::tok();

@@ -11,7 +11,7 @@ use rlhf::data::batching::{sft_batch, SftExample};
 use rlhf::model::generate::{generate, Decoder, SampleConfig};
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
-use rlhf::model::Gpt;
+use rlhf::model::{Gpt, InitRng};
 use rlhf::train::tensors::batch_tensors;
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{ints, to_vec};
@@ -28,17 +28,16 @@ fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<i64> {
 }
 
 #[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn same_weights_same_logits_on_wgpu_and_cpu() {
-    let Some(gpu) = common::wgpu_device() else {
-        return;
-    };
+    let gpu = common::wgpu_device();
     let cpu = Device::flex();
     let cfg = tiny(300);
-    let model = Gpt::new(&cfg, &cpu);
+    let model = Gpt::new(&cfg, &mut InitRng::new(0), &cpu);
     let d = common::tmp_dir("xdev");
     let f = d.join("m.safetensors");
     checkpoint::save_weights(&model, &f).unwrap();
-    let on_gpu = checkpoint::load_weights(Gpt::new(&cfg, &gpu), &f).unwrap();
+    let on_gpu = checkpoint::load_weights(Gpt::zeroed(&cfg, &gpu), &f).unwrap();
     let idx = tokens(2 * 40, 300, 1);
     let a = to_vec(model.forward(ints(&idx, [2, 40], &cpu))).unwrap();
     let b = to_vec(on_gpu.forward(ints(&idx, [2, 40], &gpu))).unwrap();
@@ -54,7 +53,7 @@ fn same_weights_same_logits_on_wgpu_and_cpu() {
 fn kv_cache_matches_full_forward() {
     let dev = Device::flex();
     let cfg = tiny(200);
-    let model = Gpt::new(&cfg, &dev);
+    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
     // two prompts of different lengths: the short one is left-padded
     let prompts = vec![vec![5u32, 6, 7, 8, 9], vec![11u32, 12]];
     let extra = [[20u32, 21, 22], [30u32, 31, 32]];
@@ -97,7 +96,7 @@ fn kv_cache_matches_full_forward() {
 fn sft_loss_ignores_prompt_tokens() {
     let dev = Device::flex().autodiff();
     let cfg = tiny(100);
-    let model = Gpt::new(&cfg, &dev).train();
+    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev).train();
     let e = SftExample {
         tokens: vec![1, 2, 3, 4, 50, 51, 52, 0],
         n_prompt: 4,
@@ -132,7 +131,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let dev = Device::flex();
     let tok = common::tok();
     let cfg = tiny(tok.vocab_size());
-    let model = Gpt::new(&cfg, &dev);
+    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
     let d = common::tmp_dir("ckpt");
     let cc = CheckpointConfig {
         kind: rlhf::checkpoint::CheckpointKind::Lm,
@@ -214,14 +213,14 @@ fn positions_helper() {
     let p = positions(2, 3, 5, &dev);
     let v: Vec<i64> = p.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
     assert_eq!(v, vec![5, 6, 7, 5, 6, 7]);
-    let _ = Gpt::new(&tiny(10), &dev).valid();
+    let _ = Gpt::new(&tiny(10), &mut InitRng::new(0), &dev).valid();
 }
 
 #[test]
 fn attention_is_causal() {
     // changing token 5 must leave the logits of positions 0..5 unchanged and change position 5's
     let dev = Device::flex();
-    let model = Gpt::new(&tiny(60), &dev);
+    let model = Gpt::new(&tiny(60), &mut InitRng::new(0), &dev);
     let a: Vec<i64> = (0..10).map(|i| (i * 7 % 60) as i64).collect();
     let mut b = a.clone();
     b[5] = 59;
@@ -284,7 +283,7 @@ fn gelu_new_matches_tanh_gelu_values_and_gradients() {
 fn reward_forward_matches_full(dev: &Device) {
     use rlhf::model::RewardModel;
     let cfg = tiny(120);
-    let m = RewardModel::new(&cfg, dev);
+    let m = RewardModel::new(&cfg, &mut InitRng::new(0), dev);
     let (b, t) = (3, 20);
     let lens = [20usize, 7, 1];
     let idx = tokens(b * t, 120, 5);
@@ -350,9 +349,36 @@ fn reward_at_last_token_matches_full_forward_on_cpu() {
 }
 
 #[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn reward_at_last_token_matches_full_forward_on_wgpu() {
-    let Some(gpu) = common::wgpu_device() else {
-        return;
-    };
+    let gpu = common::wgpu_device();
     reward_forward_matches_full(&gpu.autodiff());
+}
+
+/// The same seed samples the same tokens on every device: on the CPU the two halves of a batch
+/// run on their own threads, on wgpu as one batch, each half from its own RNG either way.
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn the_same_seed_samples_the_same_tokens_on_wgpu_and_the_cpu() {
+    use rlhf::model::generate::generate_parallel;
+    let gpu = common::wgpu_device();
+    let cfg = tiny(300);
+    let cpu = Device::flex();
+    let on_cpu = Gpt::new(&cfg, &mut InitRng::new(9), &cpu);
+    let on_gpu = Gpt::new(&cfg, &mut InitRng::new(9), &gpu);
+    let prompts: Vec<Vec<u32>> = (0..7)
+        .map(|i| (0..3 + i).map(|j| (j * 37 + i) as u32 % 300).collect())
+        .collect();
+    let sc = SampleConfig {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        max_new_tokens: 12,
+    };
+    let run = |m: &Gpt, d: &Device| {
+        generate_parallel(m, &prompts, &sc, 299, &mut Rng::new(4), d).unwrap()
+    };
+    let (a, b) = (run(&on_cpu, &cpu), run(&on_gpu, &gpu));
+    assert_eq!(a, b);
+    assert!(a.iter().map(|r| r.len()).sum::<usize>() > 40, "{a:?}");
 }

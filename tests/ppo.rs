@@ -248,7 +248,7 @@ fn fixture_models() -> (rlhf::model::Gpt, rlhf::model::RewardModel, Vec<Vec<u32>
     let dev = Device::flex();
     let (base, _, prompts) = fixture();
     let policy = rlhf::checkpoint::load_lm(base, &dev).unwrap().model.valid();
-    let value = rlhf::model::RewardModel::value_from_trunk(policy.clone(), &dev);
+    let value = rlhf::model::RewardModel::with_zero_head(policy.clone(), &dev);
     let tok = common::tok();
     let ids = rlhf::data::formats::read_prompts(prompts)
         .unwrap()
@@ -266,7 +266,11 @@ fn value_model_starts_at_the_normalised_reward() {
     let (policy, _, prompts) = fixture_models();
     let (base, corpus, prompt_file) = fixture();
     let d = common::tmp_dir("ppo-value-bias");
-    let rm = rlhf::model::RewardModel::from_trunk(policy.clone(), &dev);
+    let rm = rlhf::model::RewardModel::from_trunk(
+        policy.clone(),
+        &mut rlhf::model::InitRng::new(0),
+        &dev,
+    );
     let bias = 3.0;
     let cc = rlhf::checkpoint::CheckpointConfig {
         kind: rlhf::checkpoint::CheckpointKind::Rm,

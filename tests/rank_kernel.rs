@@ -11,6 +11,16 @@ use rlhf::kernels::{kernel_launches, ranking_loss, ranking_loss_reference};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, to_vec};
 
+/// The launch counters are process wide and this file is one process whose tests run on
+/// parallel threads: every test here that launches kernels holds this lock for its whole run,
+/// so a count read in one test is that test's own launches (exactly, not "at least").
+static KERNEL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // a failed test leaves nothing behind that the next one depends on
+    KERNEL_TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 type LossFn = fn(Tensor<1>, &[usize]) -> anyhow::Result<Tensor<1>>;
 
 /// Loss and dL/dr of `f` on `rewards` (N,), computed on `device` with autodiff.
@@ -69,10 +79,10 @@ fn assert_finite(what: &str, xs: &[f32]) {
 }
 
 #[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kernel_matches_reference_on_wgpu() {
-    let Some(dev) = common::wgpu_device() else {
-        return;
-    };
+    let _serial = one_at_a_time();
+    let dev = common::wgpu_device();
     for (ks, r) in cases() {
         let (lk, gk) = loss_and_grad(ranking_loss, &r, &ks, &dev);
         let (lr, gr) = loss_and_grad(ranking_loss_reference, &r, &ks, &dev);
@@ -117,21 +127,27 @@ fn kernel_matches_reference_on_wgpu() {
 /// → 0.7822060747723478
 #[test]
 fn hand_computed_small_case() {
+    check_hand_computed(vec![
+        ("cpu kernel-path", ranking_loss as LossFn, Device::flex()),
+        ("cpu reference", ranking_loss_reference, Device::flex()),
+    ]);
+}
+
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn hand_computed_small_case_on_wgpu() {
+    let _serial = one_at_a_time();
+    let dev = common::wgpu_device();
+    check_hand_computed(vec![
+        ("wgpu kernel", ranking_loss as LossFn, dev.clone()),
+        ("wgpu reference", ranking_loss_reference, dev),
+    ]);
+}
+
+fn check_hand_computed(runs: Vec<(&str, LossFn, Device)>) {
     let r = [2.0, 1.0, 0.0, 0.0, 1.0];
     let ks = [3, 2];
     let want_g = [-0.06469072, 0.0, 0.06469072, -0.365_529_3, 0.365_529_3];
-    let mut runs: Vec<(&str, LossFn, Device)> = vec![
-        ("cpu kernel-path", ranking_loss as LossFn, Device::flex()),
-        (
-            "cpu reference",
-            ranking_loss_reference as LossFn,
-            Device::flex(),
-        ),
-    ];
-    if let Some(dev) = common::wgpu_device() {
-        runs.push(("wgpu kernel", ranking_loss, dev.clone()));
-        runs.push(("wgpu reference", ranking_loss_reference, dev));
-    }
     for (name, f, dev) in runs {
         let (l, g) = loss_and_grad(f, &r, &ks, &dev);
         assert_close(name, l, 0.78220607, 1e-6);
@@ -144,10 +160,10 @@ fn hand_computed_small_case() {
 /// Rewards from a Linear layer on an autodiff wgpu device: the kernel launches, and the weight
 /// and bias gradients through it equal those through the reference twin.
 #[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kernel_path_runs_and_gradients_reach_parameters() {
-    let Some(dev) = common::wgpu_device() else {
-        return;
-    };
+    let _serial = one_at_a_time();
+    let dev = common::wgpu_device();
     let dev = dev.autodiff();
     let ks = [4usize, 9, 2, 7, 3];
     let n: usize = ks.iter().sum();
@@ -174,7 +190,7 @@ fn kernel_path_runs_and_gradients_reach_parameters() {
     };
     let before = kernel_launches();
     let (wk, bk) = grads_of(ranking_loss);
-    assert!(kernel_launches() > before, "the WGSL kernel did not run");
+    assert_eq!(kernel_launches() - before, 1, "one WGSL kernel launch");
     let (wr, br) = grads_of(ranking_loss_reference);
     assert_finite("weight grad", &wk);
     assert!(
@@ -197,10 +213,10 @@ fn kernel_path_runs_and_gradients_reach_parameters() {
 /// The backward step multiplies the kernel's dL/dr by the upstream gradient: for 2.5·L the
 /// reward gradients are 2.5 times the reference's dL/dr.
 #[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn backward_scales_with_upstream_gradient() {
-    let Some(dev) = common::wgpu_device() else {
-        return;
-    };
+    let _serial = one_at_a_time();
+    let dev = common::wgpu_device();
     let (ks, r) = cases().swap_remove(3);
     let scaled: LossFn = |r, ks| Ok(ranking_loss(r, ks)?.mul_scalar(2.5));
     let (l, g) = loss_and_grad(scaled, &r, &ks, &dev);
@@ -213,38 +229,46 @@ fn backward_scales_with_upstream_gradient() {
 
 /// Without autodiff the kernel runs too (the forward alone) and agrees with the reference.
 #[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kernel_without_autodiff_matches_reference() {
-    let Some(dev) = common::wgpu_device() else {
-        return;
-    };
+    let _serial = one_at_a_time();
+    let dev = common::wgpu_device();
     let (ks, r) = cases().pop().expect("cases");
     let before = kernel_launches();
     let lk = to_vec(ranking_loss(floats(&r, [r.len()], &dev), &ks).unwrap()).unwrap()[0];
-    assert!(kernel_launches() > before, "the WGSL kernel did not run");
+    assert_eq!(kernel_launches() - before, 1, "one WGSL kernel launch");
     let lr = to_vec(ranking_loss_reference(floats(&r, [r.len()], &dev), &ks).unwrap()).unwrap()[0];
     assert_close("loss without autodiff", lk, lr, 1e-5);
 }
 
-/// On the CPU (Flex) `ranking_loss` is the reference twin, and both agree with the wgpu kernel.
+/// On the CPU (Flex) `ranking_loss` is the reference twin.
 #[test]
 fn cpu_path_equals_reference() {
     let cpu = Device::flex();
-    let wgpu = common::wgpu_device();
     for (ks, r) in cases() {
         let (l, g) = loss_and_grad(ranking_loss, &r, &ks, &cpu);
         let (lr, gr) = loss_and_grad(ranking_loss_reference, &r, &ks, &cpu);
         assert_finite("cpu grad", &g);
         assert_eq!(l, lr, "ks {ks:?}");
         assert_eq!(g, gr, "ks {ks:?}");
-        if let Some(dev) = &wgpu {
-            let (lk, gk) = loss_and_grad(ranking_loss, &r, &ks, dev);
-            assert_close(&format!("cpu vs wgpu kernel, ks {ks:?}"), l, lk, 1e-5);
-            let d = common::max_rel_diff(&g, &gk);
-            assert!(
-                d <= 1e-5,
-                "ks {ks:?}: cpu vs kernel gradients differ by {d:e}"
-            );
-        }
+    }
+}
+
+/// The wgpu kernel agrees with the CPU path.
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn wgpu_kernel_equals_the_cpu_path() {
+    let _serial = one_at_a_time();
+    let (cpu, dev) = (Device::flex(), common::wgpu_device());
+    for (ks, r) in cases() {
+        let (l, g) = loss_and_grad(ranking_loss, &r, &ks, &cpu);
+        let (lk, gk) = loss_and_grad(ranking_loss, &r, &ks, &dev);
+        assert_close(&format!("cpu vs wgpu kernel, ks {ks:?}"), l, lk, 1e-5);
+        let d = common::max_rel_diff(&g, &gk);
+        assert!(
+            d <= 1e-5,
+            "ks {ks:?}: cpu vs kernel gradients differ by {d:e}"
+        );
     }
 }
 
@@ -257,11 +281,16 @@ fn rejects_bad_rankings() {
     assert!(err(4, &[1, 3]).contains("K = 1"));
     assert!(err(10, &[10]).contains("K = 10"));
     assert!(err(0, &[]).contains("no prompts"));
-    if let Some(dev) = common::wgpu_device() {
-        let e = ranking_loss(floats(&[0.0; 3], [3], &dev), &[2, 2]).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("sum to 4 but there are 3"),
-            "{e:#}"
-        );
-    }
+}
+
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn rejects_bad_rankings_on_wgpu() {
+    let _serial = one_at_a_time();
+    let dev = common::wgpu_device();
+    let e = ranking_loss(floats(&[0.0; 3], [3], &dev), &[2, 2]).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("sum to 4 but there are 3"),
+        "{e:#}"
+    );
 }

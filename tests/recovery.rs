@@ -13,6 +13,7 @@ mod common;
 mod fixtures;
 
 use fixtures::{ckpt_step, max_abs_diff, ok, rlhf, s, Inputs};
+use rlhf::model::{Gpt, InitRng};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -375,7 +376,7 @@ fn save_refuses_non_finite_weights_and_keeps_the_previous_checkpoint() {
     let mut cfg = rlhf::config::ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
     let dev = Device::flex();
-    let model = rlhf::model::Gpt::new(&cfg, &dev);
+    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
     let config = CheckpointConfig {
         kind: rlhf::checkpoint::CheckpointKind::Lm,
         stage: "test".into(),

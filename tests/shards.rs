@@ -7,7 +7,7 @@ use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::config::TrainConfig;
 use rlhf::data::batching::{sft_batch, Batch, SftExample};
-use rlhf::model::Gpt;
+use rlhf::model::{Gpt, InitRng};
 use rlhf::stages::lm_train::batch_grads;
 use rlhf::train::guard::Guard;
 use rlhf::util::rng::Rng;
@@ -66,7 +66,7 @@ fn grads_of(model: &Gpt, micro: usize, step: usize) -> (f64, Vec<f32>) {
 #[test]
 fn micro_batches_give_the_whole_batch_gradient() {
     let dev = Device::flex();
-    let model = Gpt::new(&tiny(0.0), &dev).train();
+    let model = Gpt::new(&tiny(0.0), &mut InitRng::new(0), &dev).train();
     let (l1, g1) = grads_of(&model, 1, 0);
     let n_params: usize = model.num_params();
     assert_eq!(g1.len(), n_params, "every parameter has a gradient");
@@ -91,7 +91,7 @@ fn micro_batches_give_the_whole_batch_gradient() {
 #[test]
 fn dropout_masks_follow_seed_step_and_micro_batch_not_threads() {
     let dev = Device::flex();
-    let model = Gpt::new(&tiny(0.2), &dev).train();
+    let model = Gpt::new(&tiny(0.2), &mut InitRng::new(0), &dev).train();
     let (la, ga) = grads_of(&model, 2, 4);
     let (lb, gb) = grads_of(&model, 2, 4);
     assert_eq!(la, lb, "same step, same masks, same loss");

@@ -329,7 +329,7 @@ fn load_header(
 pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
     let (dir, config, tok) = load_header(path, CheckpointKind::Lm, "a language model")?;
     let model = load_weights(
-        Gpt::new(&config.model, device),
+        Gpt::zeroed(&config.model, device),
         &dir.join("model.safetensors"),
     )?;
     Ok(Loaded {
@@ -375,7 +375,7 @@ pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
         CheckpointKind::Rm,
         "a reward model (train one with `rlhf rm`)",
     )?;
-    let fresh = crate::model::RewardModel::new(&config.model, device);
+    let fresh = crate::model::RewardModel::zeroed(&config.model, device);
     let model = load_weights(fresh, &dir.join("model.safetensors"))?;
     Ok(LoadedRm {
         dir,

@@ -58,7 +58,28 @@ pub(super) fn pipeline(a: PipelineArgs) -> Result<()> {
     if let Some(v) = a.ppo_steps {
         cfg.ppo.steps = v;
     }
+    for (flag, v, steps) in [
+        (
+            "--pretrain-steps",
+            a.pretrain_steps,
+            &mut cfg.pretrain.steps,
+        ),
+        ("--sft-steps", a.sft_steps, &mut cfg.sft.steps),
+        ("--rm-steps", a.rm_steps, &mut cfg.rm.steps),
+    ] {
+        if let Some(v) = v {
+            anyhow::ensure!(v >= 1, "{flag} must be at least 1");
+            *steps = v;
+        }
+    }
     let out = a.out.unwrap_or_else(default_run_dir);
+    if a.no_kernels {
+        crate::kernels::set_kernels_disabled(true);
+        eprintln!("kernels: off (--no-kernels): the composed reference ops run");
+    } else if crate::kernels::is_kernel_device(&dev.device) {
+        let n = crate::stages::doctor::require_kernels(&dev.device)?.len();
+        eprintln!("kernels: {n} checks against the reference twins passed on this adapter");
+    }
     pipeline::run(&cfg, &out, a.assets.as_deref(), &dev.device)?;
     Ok(())
 }

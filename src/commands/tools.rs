@@ -2,12 +2,12 @@
 //! around the training stages.
 
 use super::open;
-use crate::cli::{BenchCmd, ExportHfArgs, ImportHfArgs, ReportArgs, TokenizerCmd};
+use crate::cli::{BenchCmd, ExportHfArgs, ImportHfArgs, KernelsArgs, ReportArgs, TokenizerCmd};
 use crate::config::ModelConfig;
 use crate::device::{self, DeviceChoice};
 use crate::pipeline::report;
 use crate::stages::{bench, bench_attention, tokenizer};
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// `rlhf devices`: every wgpu adapter, and the one `--device auto` picks.
 pub(super) fn devices() -> Result<()> {
@@ -25,6 +25,45 @@ pub(super) fn devices() -> Result<()> {
         ),
         None => println!("--device auto picks: the CPU backend (no hardware GPU adapter)"),
     }
+    Ok(())
+}
+
+/// `rlhf kernels --dump DIR`: the final WGSL text of every kernel variant, one file each.
+pub(super) fn kernels(a: KernelsArgs) -> Result<()> {
+    let sizes = if a.head_sizes.is_empty() {
+        crate::config::model::preset_head_sizes()?
+    } else {
+        a.head_sizes
+    };
+    if let Some(bad) = sizes
+        .iter()
+        .find(|&&h| h % 4 != 0 || !(4..=128).contains(&h))
+    {
+        anyhow::bail!("--head-size {bad}: the attention kernels take multiples of 4 from 4 to 128");
+    }
+    std::fs::create_dir_all(&a.dump).with_context(|| format!("creating {}", a.dump.display()))?;
+    let variants = crate::kernels::variants::variants(&sizes);
+    for v in &variants {
+        let t = crate::kernels::translate::translate(&v.wgsl)
+            .with_context(|| format!("kernel variant {}", v.name))?;
+        let stem = v.name.trim_end_matches(".wgsl");
+        let files: [(String, &[u8]); 5] = [
+            (v.name.clone(), v.wgsl.as_bytes()),
+            (format!("{stem}.spv"), &t.spirv),
+            (format!("{stem}.metal"), t.msl.as_bytes()),
+            (format!("{stem}.hlsl"), t.hlsl.as_bytes()),
+            (format!("{stem}.comp"), t.glsl.as_bytes()),
+        ];
+        for (name, bytes) in files {
+            let p = a.dump.join(name);
+            std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    eprintln!(
+        "kernels: {} variants (head sizes {sizes:?}) validated by naga and written to {} as WGSL, SPIR-V (.spv), MSL (.metal), HLSL (.hlsl) and GLSL ES 3.10 (.comp)",
+        variants.len(),
+        a.dump.display()
+    );
     Ok(())
 }
 

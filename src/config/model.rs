@@ -60,6 +60,17 @@ pub fn preset_names() -> Vec<&'static str> {
     PRESETS.iter().map(|(n, _)| *n).collect()
 }
 
+/// The attention head sizes of the bundled presets, ascending, each once.
+pub fn preset_head_sizes() -> Result<Vec<usize>> {
+    let mut v = PRESETS
+        .iter()
+        .map(|(n, _)| ModelConfig::preset(n).map(|c| c.head_size()))
+        .collect::<Result<Vec<_>>>()?;
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
 /// Command-line overrides of single fields (`--n-layer 3` etc.); `None` keeps the preset's value.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOverrides {

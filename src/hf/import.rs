@@ -57,7 +57,7 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
     let sorted = sort(read_weights(dir)?, &hf)?;
     check_layout(&sorted.trunk, &hf.model).with_context(|| format!("{}", dir.display()))?;
     let device = Device::flex();
-    let mut gpt = Gpt::new(&hf.model, &device);
+    let mut gpt = Gpt::zeroed(&hf.model, &device);
     set_gpt(&mut gpt, &sorted.trunk, &device)?;
     let n = sorted.trunk.len() + usize::from(sorted.score.is_some());
     let kind = if hf.reward_model {
@@ -76,7 +76,7 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
     let weights = tmp.join("model.safetensors");
     match sorted.score {
         Some(score) => {
-            let mut rm = RewardModel::from_trunk(gpt, &device);
+            let mut rm = RewardModel::with_zero_head(gpt, &device);
             Slot::Matrix(&mut rm.score.weight)
                 .set(&score.transposed()?, &device)
                 .context("tensor 'score.weight'")?;

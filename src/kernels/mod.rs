@@ -7,18 +7,63 @@
 
 pub mod attention;
 pub mod ranking_loss;
+pub mod selfcheck;
+pub mod translate;
+pub mod variants;
 mod wgsl_unroll;
 
 pub use ranking_loss::{bench_rank_loss, kernel_launches, ranking_loss, ranking_loss_reference};
 
 use burn::backend::DispatchDevice;
 use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// True when `device` (with or without autodiff) runs on CubeCL, i.e. wgpu in this build: where
-/// the WGSL kernels apply.
+/// Fused kernels launched in this process, by kernel (a forward and each backward kernel count
+/// one). Counted where the kernel is enqueued, which under burn's fusion is another thread than
+/// the caller's, so the counts are process wide: a stage reads its own as the difference over
+/// its run ([`Launches::since`]), exact because a process runs its stages one at a time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launches {
+    /// Fused causal attention (forward, backward dK/dV, backward dQ).
+    pub attention: usize,
+    /// The K-wise ranking loss (forward and dL/dr in one kernel).
+    pub ranking_loss: usize,
+}
+
+impl Launches {
+    /// The counts so far.
+    pub fn now() -> Self {
+        Self {
+            attention: attention::attention_kernel_launches(),
+            ranking_loss: kernel_launches(),
+        }
+    }
+
+    /// The launches after `start` was read.
+    pub fn since(start: Self) -> Self {
+        let n = Self::now();
+        Self {
+            attention: n.attention - start.attention,
+            ranking_loss: n.ranking_loss - start.ranking_loss,
+        }
+    }
+}
+
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the fused kernels off (or on again) for this process: every op then runs its composed
+/// reference twin, on any device (`rlhf pipeline --no-kernels`).
+pub fn set_kernels_disabled(off: bool) {
+    DISABLED.store(off, Ordering::Relaxed);
+}
+
+/// True when `device` (with or without autodiff) runs on CubeCL, i.e. wgpu in this build, and
+/// the kernels are not turned off: where the WGSL kernels apply.
 pub fn is_kernel_device(device: &Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        DispatchDevice::Cube(_)
-    )
+    !DISABLED.load(Ordering::Relaxed)
+        && matches!(
+            device.clone().inner().as_dispatch(),
+            DispatchDevice::Cube(_)
+        )
 }

@@ -239,10 +239,11 @@ pub fn prompt_room(n_ctx: usize, cfg: &SampleConfig) -> usize {
     n_ctx - response_room(n_ctx, cfg)
 }
 
-/// As [`generate`] with the KV cache, but on the CPU backend the prompts are cut into two halves
-/// generated on parallel threads (`util::shards`), each from its own RNG drawn from `rng`:
-/// a decode step of a small model is too short for the backend to use both cores. Elsewhere it
-/// is one batch from `rng`. Either way the result depends only on the prompts and the RNG.
+/// As [`generate`] with the KV cache, the prompts cut into two halves that each sample from
+/// their own RNG drawn from `rng`. On the CPU backend the halves run on parallel threads
+/// (`util::shards`: a decode step of a small model is too short for the backend to use both
+/// cores); elsewhere they run as one batch whose rows sample from their half's RNG, so the
+/// same seed draws the same tokens on every device (up to logits that round differently).
 pub fn generate_parallel(
     model: &Gpt,
     prompts: &[Vec<u32>],
@@ -251,11 +252,19 @@ pub fn generate_parallel(
     rng: &mut Rng,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
-    if prompts.len() < 2 || !crate::util::shards::is_cpu(device) {
+    if prompts.len() < 2 {
         return generate(model, prompts, cfg, eot, rng, true, device);
     }
     // two or more prompts make exactly two halves
     let seeds = [rng.next_u64(), rng.next_u64()];
+    if !crate::util::shards::is_cpu(device) {
+        let halves = crate::util::shards::ranges(prompts.len(), 2);
+        let stream: Vec<usize> = (0..prompts.len())
+            .map(|i| usize::from(!halves[0].contains(&i)))
+            .collect();
+        let mut rngs = seeds.map(Rng::new);
+        return generate_streams(model, prompts, cfg, eot, (&mut rngs, &stream), true, device);
+    }
     crate::util::shards::concat_ranges(prompts.len(), 2, device, |i, half| {
         let mut r = Rng::new(seeds[i]);
         generate(model, &prompts[half], cfg, eot, &mut r, true, device)
@@ -273,6 +282,22 @@ pub fn generate(
     use_cache: bool,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
+    let stream = vec![0; prompts.len()];
+    let rngs = std::slice::from_mut(rng);
+    generate_streams(model, prompts, cfg, eot, (rngs, &stream), use_cache, device)
+}
+
+/// [`generate`] with row `i` sampling from `rngs[stream[i]]`: each stream draws for its rows in
+/// the order (step, row), as it would generating those rows alone.
+fn generate_streams(
+    model: &Gpt,
+    prompts: &[Vec<u32>],
+    cfg: &SampleConfig,
+    eot: u32,
+    (rngs, stream): (&mut [Rng], &[usize]),
+    use_cache: bool,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>> {
     let n_ctx = model.n_ctx();
     let max_new = response_room(n_ctx, cfg);
     // the last of the `max_new` tokens may be the closing one
@@ -287,7 +312,14 @@ pub fn generate(
         let next: Vec<u32> = logits
             .iter()
             .zip(done.iter())
-            .map(|(row, &d)| if d { eot } else { sample_token(row, cfg, rng) })
+            .zip(stream)
+            .map(|((row, &d), &s)| {
+                if d {
+                    eot
+                } else {
+                    sample_token(row, cfg, &mut rngs[s])
+                }
+            })
             .collect();
         for (i, &t) in next.iter().enumerate() {
             if !done[i] {

@@ -4,13 +4,13 @@
 
 use super::attention::{CausalSelfAttention, LayerKv};
 use super::dropout::Dropout;
+use super::init::{Init, InitRng};
 use super::layer_norm::LayerNorm;
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::Distribution;
 
 /// GPT-2's MLP: `c_fc` (C → 4C), tanh-approximated GELU ("gelu_new"), `c_proj` (4C → C).
 #[derive(Module, Debug)]
@@ -69,31 +69,35 @@ impl KvCache {
 }
 
 /// A linear layer initialised as GPT-2: weights N(0, std), biases 0.
-fn linear(d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
+fn linear(init: &mut Init, d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
     Linear {
-        weight: Param::from_tensor(Tensor::random(
-            [d_in, d_out],
-            Distribution::Normal(0.0, std),
-            device,
-        )),
+        weight: Param::from_tensor(init.normal([d_in, d_out], std, device)),
         bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
     }
 }
 
-fn embedding(n: usize, c: usize, std: f64, device: &Device) -> Embedding {
+fn embedding(init: &mut Init, n: usize, c: usize, std: f64, device: &Device) -> Embedding {
     Embedding {
-        weight: Param::from_tensor(Tensor::random(
-            [n, c],
-            Distribution::Normal(0.0, std),
-            device,
-        )),
+        weight: Param::from_tensor(init.normal([n, c], std, device)),
     }
 }
 
 impl Gpt {
     /// Creates a randomly initialised model (GPT-2 init: N(0, 0.02), residual projections scaled
-    /// by 1/sqrt(2·n_layer)). `cfg.vocab_size` must be set.
-    pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
+    /// by 1/sqrt(2·n_layer)) drawn from `rng` on the host: the same seed gives the same weights
+    /// on every device. `cfg.vocab_size` must be set.
+    pub fn new(cfg: &ModelConfig, rng: &mut InitRng, device: &Device) -> Self {
+        Self::build(cfg, &mut Init::Random(rng), device)
+    }
+
+    /// A model of this shape with zero weights, for a checkpoint's weights to replace.
+    pub fn zeroed(cfg: &ModelConfig, device: &Device) -> Self {
+        Self::build(cfg, &mut Init::Zeros, device)
+    }
+
+    /// The draw order (blocks in order: c_attn, attn.c_proj, c_fc, mlp.c_proj; then wte, wpe) is
+    /// part of what a seed means: changing it changes every model trained from a seed.
+    pub(crate) fn build(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
         let c = cfg.n_embd;
         let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
         let drop = || Dropout::new(cfg.dropout);
@@ -101,21 +105,21 @@ impl Gpt {
             .map(|_| Block {
                 ln_1: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
                 attn: CausalSelfAttention {
-                    c_attn: linear(c, 3 * c, 0.02, device),
-                    c_proj: linear(c, c, proj_std, device),
+                    c_attn: linear(init, c, 3 * c, 0.02, device),
+                    c_proj: linear(init, c, c, proj_std, device),
                     n_head: cfg.n_head,
                 },
                 ln_2: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
                 mlp: Mlp {
-                    c_fc: linear(c, 4 * c, 0.02, device),
-                    c_proj: linear(4 * c, c, proj_std, device),
+                    c_fc: linear(init, c, 4 * c, 0.02, device),
+                    c_proj: linear(init, 4 * c, c, proj_std, device),
                 },
                 drop: drop(),
             })
             .collect();
         Self {
-            wte: embedding(cfg.vocab_size, c, 0.02, device),
-            wpe: embedding(cfg.n_ctx, c, 0.01, device),
+            wte: embedding(init, cfg.vocab_size, c, 0.02, device),
+            wpe: embedding(init, cfg.n_ctx, c, 0.01, device),
             drop: drop(),
             h,
             ln_f: LayerNorm::new(c, cfg.layer_norm_epsilon, device),

@@ -5,11 +5,11 @@
 //! not a weight: it lives in the checkpoint's `config.json` and is added when scoring.
 
 use super::gpt::{positions, Gpt};
+use super::init::{Init, InitRng};
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::Distribution;
 
 #[derive(Module, Debug)]
 pub struct RewardModel {
@@ -20,27 +20,22 @@ pub struct RewardModel {
 
 impl RewardModel {
     /// A reward model on a given trunk with a freshly initialised head (N(0, 1/sqrt(C+1)) as
-    /// DeepSpeed-Chat / InstructGPT's small-init head).
-    pub fn from_trunk(transformer: Gpt, device: &Device) -> Self {
+    /// DeepSpeed-Chat / InstructGPT's small-init head), drawn from `rng` on the host.
+    pub fn from_trunk(transformer: Gpt, rng: &mut InitRng, device: &Device) -> Self {
+        Self::with_head(transformer, &mut Init::Random(rng), device)
+    }
+
+    /// The trunk with a zero head: PPO's value model starts so (every initial value is the
+    /// reward bias alone, whatever the random state), and import fills the head in from a file.
+    pub fn with_zero_head(transformer: Gpt, device: &Device) -> Self {
+        Self::with_head(transformer, &mut Init::Zeros, device)
+    }
+
+    fn with_head(transformer: Gpt, init: &mut Init, device: &Device) -> Self {
         let c = transformer.wte.weight.dims()[1];
         let std = 1.0 / ((c + 1) as f64).sqrt();
         let score = Linear {
-            weight: Param::from_tensor(Tensor::random(
-                [c, 1],
-                Distribution::Normal(0.0, std),
-                device,
-            )),
-            bias: None,
-        };
-        Self { transformer, score }
-    }
-
-    /// A value model on a policy's trunk: the head starts at zero, so every initial value is 0
-    /// and the start does not depend on any random state (a resumed run matches a straight one).
-    pub fn value_from_trunk(transformer: Gpt, device: &Device) -> Self {
-        let c = transformer.wte.weight.dims()[1];
-        let score = Linear {
-            weight: Param::from_tensor(Tensor::zeros([c, 1], device)),
+            weight: Param::from_tensor(init.normal([c, 1], std, device)),
             bias: None,
         };
         Self { transformer, score }
@@ -54,8 +49,15 @@ impl RewardModel {
         }
     }
 
-    pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
-        Self::from_trunk(Gpt::new(cfg, device), device)
+    /// A fresh reward model: the trunk, then the head, drawn from `rng`.
+    pub fn new(cfg: &ModelConfig, rng: &mut InitRng, device: &Device) -> Self {
+        let trunk = Gpt::new(cfg, rng, device);
+        Self::from_trunk(trunk, rng, device)
+    }
+
+    /// A reward model of this shape with zero weights, for a checkpoint's weights to replace.
+    pub fn zeroed(cfg: &ModelConfig, device: &Device) -> Self {
+        Self::with_zero_head(Gpt::zeroed(cfg, device), device)
     }
 
     /// Rewards of right-padded sequences.

@@ -6,9 +6,11 @@ pub mod dropout;
 pub mod generate;
 pub mod gpt;
 pub mod heads;
+pub mod init;
 pub mod layer_norm;
 pub mod loss;
 pub mod score;
 
 pub use gpt::{Gpt, KvCache};
 pub use heads::RewardModel;
+pub use init::InitRng;

@@ -4,7 +4,7 @@ use crate::config::ModelConfig;
 use crate::config::TrainConfig;
 use crate::data::batching::Batch;
 use crate::model::generate::{generate, SampleConfig};
-use crate::model::Gpt;
+use crate::model::{Gpt, InitRng};
 use crate::stages::lm_train::batch_grads;
 use crate::train::guard::Guard;
 use crate::util::rng::Rng;
@@ -57,15 +57,14 @@ fn random_batch(b: usize, t: usize, vocab: usize, rng: &mut Rng) -> Batch {
 
 /// Train tokens/s of `cfg` with batch `b` at full context cut into `micro` micro-batches (the
 /// training stages' step, `lm_train::batch_grads`), after 3 warm-up steps.
-pub fn train(
+pub fn train_tokens_per_s(
     cfg: &ModelConfig,
     (b, micro): (usize, usize),
     steps: usize,
     device: &Device,
-    label: &str,
-) -> Result<()> {
+) -> Result<f64> {
     let ad = device.clone().autodiff();
-    let mut model = Gpt::new(cfg, device).train();
+    let mut model = Gpt::new(cfg, &mut InitRng::new(0), device).train();
     let mut optim = AdamWConfig::new().init();
     let mut rng = Rng::new(0);
     let t = cfg.n_ctx;
@@ -88,13 +87,24 @@ pub fn train(
     for _ in 0..steps {
         model = run(model, &mut rng)?;
     }
-    let secs = t0.elapsed().as_secs_f64();
+    Ok((steps * b * t) as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// `rlhf bench train`: [`train_tokens_per_s`] as one JSON line, with peak memory.
+pub fn train(
+    cfg: &ModelConfig,
+    (b, micro): (usize, usize),
+    steps: usize,
+    device: &Device,
+    label: &str,
+) -> Result<()> {
+    let tokens_per_s = train_tokens_per_s(cfg, (b, micro), steps, device)?;
     println!(
         "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},\"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
         cfg.n_layer,
         cfg.n_embd,
-        t,
-        (steps * b * t) as f64 / secs,
+        cfg.n_ctx,
+        tokens_per_s,
         peak_rss_mib()
             .map(|m| format!("{m:.0}"))
             .unwrap_or("null".into()),
@@ -103,15 +113,15 @@ pub fn train(
     Ok(())
 }
 
-/// Generated tokens/s with and without the KV cache (greedy, `new_tokens` per row, no EOT stop).
-pub fn generate_bench(
+/// Generated tokens/s of batch `b` with the KV cache and without it (greedy, `new_tokens` per
+/// row, no EOT stop), after a warm-up run of each.
+pub fn generate_tokens_per_s(
     cfg: &ModelConfig,
     b: usize,
     new_tokens: usize,
     device: &Device,
-    label: &str,
-) -> Result<()> {
-    let model = Gpt::new(cfg, device).valid();
+) -> Result<[f64; 2]> {
+    let model = Gpt::new(cfg, &mut InitRng::new(0), device).valid();
     let prompt_len = 8.min(cfg.n_ctx / 2).max(1);
     let mut rng = Rng::new(1);
     let prompts: Vec<Vec<u32>> = (0..b)
@@ -129,17 +139,29 @@ pub fn generate_bench(
     };
     // eot = vocab_size never matches, so every row generates exactly max_new_tokens
     let eot = cfg.vocab_size as u32;
-    let mut figures = Vec::new();
-    for cached in [true, false] {
+    let mut figures = [0.0; 2];
+    for (i, cached) in [true, false].into_iter().enumerate() {
         let _ = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?; // warm-up
         let t0 = Instant::now();
         let out = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?;
         let n: usize = out.iter().map(|o| o.len()).sum();
-        figures.push(n as f64 / t0.elapsed().as_secs_f64());
+        figures[i] = n as f64 / t0.elapsed().as_secs_f64();
     }
+    Ok(figures)
+}
+
+/// `rlhf bench generate`: [`generate_tokens_per_s`] as one JSON line.
+pub fn generate_bench(
+    cfg: &ModelConfig,
+    b: usize,
+    new_tokens: usize,
+    device: &Device,
+    label: &str,
+) -> Result<()> {
+    let [cached, uncached] = generate_tokens_per_s(cfg, b, new_tokens, device)?;
     println!(
-        "{{\"bench\":\"generate\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"batch\":{b},\"new_tokens\":{new_tokens},\"tokens_per_s_kv_cache\":{:.0},\"tokens_per_s_no_cache\":{:.0},\"speedup\":{:.2}}}",
-        cfg.n_layer, cfg.n_embd, figures[0], figures[1], figures[0] / figures[1]
+        "{{\"bench\":\"generate\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"batch\":{b},\"new_tokens\":{new_tokens},\"tokens_per_s_kv_cache\":{cached:.0},\"tokens_per_s_no_cache\":{uncached:.0},\"speedup\":{:.2}}}",
+        cfg.n_layer, cfg.n_embd, cached / uncached
     );
     Ok(())
 }

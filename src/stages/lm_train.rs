@@ -6,6 +6,7 @@
 use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use crate::data::batching::Batch;
 use crate::data::tokenizer::Tok;
+use crate::kernels::Launches;
 use crate::model::dropout::seed_masks;
 use crate::model::loss::masked_nll;
 use crate::model::Gpt;
@@ -106,6 +107,9 @@ pub struct StageSummary {
     pub tokens_per_s: f64,
     pub skipped_steps: usize,
     pub seconds: f64,
+    /// Fused kernels this run launched (0 on the CPU backend, where the reference path runs).
+    #[serde(default)]
+    pub fused_kernels: Launches,
 }
 
 /// One row of a language-model stage's `metrics.csv`.
@@ -220,6 +224,7 @@ impl Stage for Lm<'_> {
 impl LmStage<'_> {
     pub fn run(&self, init: Gpt, data: &dyn BatchSource) -> Result<(Gpt, StageSummary)> {
         let cfg = self.cfg;
+        let launches = Launches::now();
         std::fs::create_dir_all(self.out)?;
         crate::config::save_json(cfg, &self.out.join("stage.json"))?;
         let mut optim = stage_optimizer(cfg);
@@ -263,6 +268,7 @@ impl LmStage<'_> {
             },
             skipped_steps: fin.skipped,
             seconds: fin.seconds,
+            fused_kernels: Launches::since(launches),
         };
         crate::config::save_json(&summary, &self.out.join("summary.json"))?;
         Ok((stage.net.into_model()?.valid(), summary))

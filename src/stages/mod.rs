@@ -5,6 +5,7 @@ pub mod assets;
 pub mod bench;
 pub mod bench_attention;
 pub mod chat;
+pub mod doctor;
 pub mod eval;
 pub mod label;
 pub mod lm_train;

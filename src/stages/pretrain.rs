@@ -8,7 +8,7 @@ use crate::config::TrainConfig;
 use crate::data::batching::{random_windows, sequential_windows, Batch};
 use crate::data::corpus::tokenize_corpus;
 use crate::data::tokenizer::Tok;
-use crate::model::Gpt;
+use crate::model::{Gpt, InitRng};
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
 use burn::prelude::*;
@@ -69,8 +69,7 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
         mcfg.n_layer,
         mcfg.n_embd
     );
-    device.seed(job.train.seed);
-    let init = Gpt::new(&mcfg, device);
+    let init = Gpt::new(&mcfg, &mut InitRng::new(job.train.seed), device);
     let data = Windows {
         stream: streams.train,
         b: job.train.batch_size,

@@ -80,12 +80,11 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
     );
     let model = if job.dropout.is_some() {
         // rebuild with the new dropout, then copy the weights over
-        let fresh = crate::model::Gpt::new(&mcfg, device);
+        let fresh = crate::model::Gpt::zeroed(&mcfg, device);
         checkpoint::load_weights(fresh, &loaded.dir.join("model.safetensors"))?
     } else {
         loaded.model
     };
-    device.seed(job.train.seed);
     let data = Demos {
         train: examples,
         b: job.train.batch_size,

@@ -217,7 +217,7 @@ mod tests {
         assert!(g.poison(1, x).into_scalar::<f32>().is_nan());
         let mut cfg = crate::config::ModelConfig::preset("tiny").unwrap();
         cfg.vocab_size = 16;
-        let m = crate::model::Gpt::new(&cfg, &d);
+        let m = crate::model::Gpt::zeroed(&cfg, &d);
         crate::checkpoint::check_finite(&m).unwrap();
         let mut m = m;
         m.ln_f.weight = m.ln_f.weight.map(|w| w.mul_scalar(f32::NAN));

@@ -8,7 +8,7 @@
 
 mod tokenizer;
 
-use super::{backend_rng, logits, read_json, run_ok};
+use super::{logits, read_json, run_ok};
 use rlhf::checkpoint;
 use rlhf::hf::weights::{read_safetensors, write_safetensors};
 use std::path::{Path, PathBuf};
@@ -43,11 +43,7 @@ fn hf_dir(root: &Path) -> PathBuf {
 /// `rlhf import-hf` of `hf`, then our logits for `ids`, flattened (T·V).
 fn imported_logits(hf: &Path, out: &Path, ids: &[i64]) -> Vec<f32> {
     run_ok(&["import-hf", "--dir"], &[hf, Path::new("--out"), out]);
-    // loading builds a fresh model (drawing from the backend RNG) before reading the weights
-    let loaded = {
-        let _rng = backend_rng();
-        checkpoint::load_lm(out, &burn::prelude::Device::flex()).unwrap()
-    };
+    let loaded = checkpoint::load_lm(out, &burn::prelude::Device::flex()).unwrap();
     logits(&loaded.model, ids)
 }
 

@@ -59,6 +59,19 @@ impl KernelSource for AttnKernel {
     }
 }
 
+/// The final WGSL text of the three kernels (forward, backward dK/dV, backward dQ) for head size
+/// `hs` and `plan`, each with its short name (`fwd`, `bwd_dkv`, `bwd_dq`).
+pub fn sources(hs: usize, plan: AttnPlan) -> Vec<(&'static str, String)> {
+    [
+        (Pass::Forward, "fwd"),
+        (Pass::BackwardDkv, "bwd_dkv"),
+        (Pass::BackwardDq, "bwd_dq"),
+    ]
+    .into_iter()
+    .map(|(pass, name)| (name, AttnKernel { pass, hs, plan }.source().complete()))
+    .collect()
+}
+
 /// The adapter's plan for head size `hs` (see `plan.rs`), unless a test forces one.
 fn pick_plan(t: &CubeTensor, hs: usize) -> AttnPlan {
     if let Some(p) = plan_override() {

@@ -15,6 +15,7 @@ mod launch;
 pub mod plan;
 mod reference;
 
+pub use launch::sources;
 pub use reference::{attention_reference, MASK_VALUE};
 
 use burn::backend::fusion::custom::TensorSpec;

@@ -49,6 +49,14 @@ impl KernelSource for RankingLossKernel {
     }
 }
 
+/// The workgroup size and the final WGSL text of the kernel.
+pub fn source() -> (u32, String) {
+    let k = RankingLossKernel {
+        cube_dim: CubeDim::new_3d(WORKGROUP, 1, 1),
+    };
+    (WORKGROUP, k.source().complete())
+}
+
 /// `[P, N, off_0, …, off_P]` as the shader's `info` binding reads it.
 fn kernel_info(n: usize, ks: &[u32]) -> Vec<u32> {
     let mut info = Vec::with_capacity(ks.len() + 3);

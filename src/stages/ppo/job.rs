@@ -48,6 +48,9 @@ pub struct PpoSummary {
     /// Gradient steps skipped for non-finite numbers.
     pub skipped_steps: usize,
     pub seconds: f64,
+    /// Fused kernels this run launched (0 on the CPU backend, where the reference path runs).
+    #[serde(default)]
+    pub fused_kernels: crate::kernels::Launches,
 }
 
 /// One iteration's numbers, as written to `metrics.csv`.

@@ -28,6 +28,7 @@ use iteration::PpoTrain;
 pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
     let cfg = &job.cfg;
     cfg.validate()?;
+    let launches = crate::kernels::Launches::now();
     std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
     crate::config::save_json(cfg, &job.out.join("stage.json"))?;
     let fixed = setup::load_fixed(&job, device)?;
@@ -66,6 +67,7 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
         ptx_batches: stage.ptx_read,
         skipped_steps: fin.skipped,
         seconds: fin.seconds,
+        fused_kernels: crate::kernels::Launches::since(launches),
     };
     crate::config::save_json(&summary, &job.out.join("summary.json"))?;
     Ok(summary)

@@ -206,10 +206,9 @@ pub fn initial_value(job: &PpoJob, reference: &Gpt, device: &Device) -> Result<(
                 .with_context(|| format!("loading the value model's start {}", p.display()))?;
             (rm.model, rm.config.reward_bias.unwrap_or(0.0) as f32)
         }
-        (None, RewardSource::TokenCount { .. }) => (
-            RewardModel::value_from_trunk(reference.clone(), device),
-            0.0,
-        ),
+        (None, RewardSource::TokenCount { .. }) => {
+            (RewardModel::with_zero_head(reference.clone(), device), 0.0)
+        }
     })
 }
 

@@ -45,4 +45,7 @@ pub struct RmSummary {
     /// Sequences run through the model per training step (= Σ K of a batch: one forward each).
     pub sequences_per_step: f64,
     pub seconds: f64,
+    /// Fused kernels this run launched (0 on the CPU backend, where the reference path runs).
+    #[serde(default)]
+    pub fused_kernels: crate::kernels::Launches,
 }

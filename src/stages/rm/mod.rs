@@ -33,12 +33,12 @@ use train::RmTrain;
 
 pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let t0 = std::time::Instant::now();
+    let launches = crate::kernels::Launches::now();
     let data = setup::prepare(&job, device)?;
     std::fs::create_dir_all(&job.out)?;
     crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
     let cfg = &job.train;
-    device.seed(cfg.seed);
-    let mut model = data.init_model(device)?;
+    let mut model = data.init_model(cfg.seed, device)?;
     let mut optim = stage_optimizer(cfg);
     let mut start = Start::fresh(cfg.seed);
     let ckpt_cfg = CheckpointConfig {
@@ -98,6 +98,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
             f64::NAN
         },
         seconds: t0.elapsed().as_secs_f64(),
+        fused_kernels: crate::kernels::Launches::since(launches),
     };
     crate::config::save_json(&summary, &job.out.join("summary.json"))?;
     Ok(summary)

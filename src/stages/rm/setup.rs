@@ -8,7 +8,7 @@ use crate::config::ModelConfig;
 use crate::data::pairs::{tokenize_rankings, warn_cut, TokRanking};
 use crate::data::rankings::{read_rankings, Ranking};
 use crate::data::tokenizer::Tok;
-use crate::model::{Gpt, RewardModel};
+use crate::model::{InitRng, RewardModel};
 use crate::util::rng::Rng;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
@@ -114,15 +114,19 @@ pub(super) fn prepare(job: &RmJob, device: &Device) -> Result<Prepared> {
 }
 
 impl Prepared {
-    /// The model training starts from (not resuming). A fresh head draws from the device's
-    /// RNG, which the caller seeds first.
-    pub fn init_model(&self, device: &Device) -> Result<RewardModel> {
+    /// The model training starts from (not resuming). From a language model, a fresh reward
+    /// model is drawn from `seed` (trunk, then head: the head is the draw after the trunk's) and
+    /// its trunk replaced by the language model's weights.
+    pub fn init_model(&self, seed: u64, device: &Device) -> Result<RewardModel> {
         let weights = self.init_dir.join("model.safetensors");
         Ok(if self.from_rm {
-            checkpoint::load_weights(RewardModel::new(&self.mcfg, device), &weights)?
+            checkpoint::load_weights(RewardModel::zeroed(&self.mcfg, device), &weights)?
         } else {
-            let trunk = checkpoint::load_weights(Gpt::new(&self.mcfg, device), &weights)?;
-            RewardModel::from_trunk(trunk, device)
+            let fresh = RewardModel::new(&self.mcfg, &mut InitRng::new(seed), device);
+            RewardModel {
+                transformer: checkpoint::load_weights(fresh.transformer, &weights)?,
+                score: fresh.score,
+            }
         })
     }
 }

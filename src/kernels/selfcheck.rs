@@ -1,0 +1,172 @@
+//! The fused kernels against their reference twins on one device, values and gradients: what
+//! `rlhf doctor` reports and what a GPU run of `rlhf pipeline` checks before it trains, so an
+//! adapter or driver that computes wrong numbers stops a run at once instead of training a
+//! broken model. The tests run the same checks on lavapipe (`tests/doctor.rs`).
+
+use super::attention::{attention_kernel_launches, attention_reference, causal_attention};
+use super::ranking_loss::{kernel_launches, ranking_loss, ranking_loss_reference};
+use crate::util::rng::Rng;
+use crate::util::tensors::{floats, to_vec};
+use anyhow::Result;
+use burn::prelude::*;
+
+/// Largest relative error allowed between a kernel and its twin: f32 sums in another order
+/// differ by a few ulps per term (≈ 1e-7 relative) times the terms summed (up to a few hundred
+/// here), so 1e-4 leaves a margin of ten while a wrong index or a missing mask is off by O(1).
+pub const TOLERANCE: f32 = 1e-4;
+
+/// One comparison of a kernel with its reference twin.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What was compared (kernel, shape).
+    pub name: String,
+    /// Largest |kernel − reference| over the values and every gradient, relative to the largest
+    /// |reference| of the same output; NaN when the kernel produced a non-finite number.
+    pub max_rel: f32,
+    /// False when the kernel was never launched (the reference ran instead).
+    pub launched: bool,
+}
+
+impl Check {
+    pub fn ok(&self) -> bool {
+        self.launched && self.max_rel <= TOLERANCE
+    }
+}
+
+fn randn(n: usize, rng: &mut Rng) -> Vec<f32> {
+    // a sum of four uniforms: roughly normal, sd ≈ 1
+    (0..n)
+        .map(|_| {
+            (0..4)
+                .map(|_| rng.below(1 << 20) as f32 / (1 << 20) as f32 - 0.5)
+                .sum::<f32>()
+                * 1.7
+        })
+        .collect()
+}
+
+/// Largest |a − b| relative to the largest |b| (at least 1e-6); NaN if `a` is not finite.
+fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    if a.iter().any(|x| !x.is_finite()) || a.len() != b.len() {
+        return f32::NAN;
+    }
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / scale)
+        .fold(0.0, f32::max)
+}
+
+fn worst(errs: &[f32]) -> f32 {
+    errs.iter().copied().fold(0.0, |m, e| {
+        if e.is_nan() || m.is_nan() {
+            f32::NAN
+        } else {
+            m.max(e)
+        }
+    })
+}
+
+/// (B, nh, T, hs, t_past, right padding of the last row's keys)
+type AttnCase = (usize, usize, usize, usize, usize, usize);
+
+/// Attention shapes: the presets' head sizes, a ragged length, a padded batch and a KV-cache
+/// decode step (one query past 20 cached keys).
+const ATTN_CASES: [AttnCase; 4] = [
+    (2, 4, 37, 16, 0, 0),
+    (2, 4, 64, 32, 0, 9),
+    (1, 6, 50, 64, 0, 0),
+    (3, 2, 1, 64, 20, 4),
+];
+
+/// O, dQ, dK, dV of `Σ O ∘ W` by the kernel path (`reference` false) or the twin.
+fn attention_run(c: AttnCase, device: &Device, reference: bool) -> Result<Vec<Vec<f32>>> {
+    let (b, nh, t, hs, t_past, padded) = c;
+    let tk = t_past + t;
+    let ad = device.clone().autodiff();
+    let mut rng = Rng::new(7);
+    let (sq, skv) = ([b, nh, t, hs], [b, nh, tk, hs]);
+    let q = floats(&randn(b * nh * t * hs, &mut rng), sq, &ad).require_grad();
+    let k = floats(&randn(b * nh * tk * hs, &mut rng), skv, &ad).require_grad();
+    let v = floats(&randn(b * nh * tk * hs, &mut rng), skv, &ad).require_grad();
+    let w = floats(&randn(b * nh * t * hs, &mut rng), sq, &ad);
+    let pad: Vec<bool> = (0..b * tk)
+        .map(|i| i / tk == b - 1 && i % tk >= tk - padded)
+        .collect();
+    let pad =
+        (padded > 0).then(|| Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, tk]), &ad));
+    let o = if reference {
+        attention_reference(q.clone(), k.clone(), v.clone(), pad, t_past)
+    } else {
+        causal_attention(q.clone(), k.clone(), v.clone(), pad, t_past)
+    };
+    let g = (o.clone() * w).sum().backward();
+    let grad = |x: &Tensor<4>| x.grad(&g).map(to_vec).transpose();
+    Ok(vec![
+        to_vec(o)?,
+        grad(&q)?.unwrap_or_default(),
+        grad(&k)?.unwrap_or_default(),
+        grad(&v)?.unwrap_or_default(),
+    ])
+}
+
+fn attention_check(c: AttnCase, device: &Device) -> Result<Check> {
+    let before = attention_kernel_launches();
+    let got = attention_run(c, device, false)?;
+    let launched = attention_kernel_launches() > before;
+    let want = attention_run(c, device, true)?;
+    let errs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| rel_err(a, b)).collect();
+    let (b, nh, t, hs, t_past, padded) = c;
+    let mut name = format!("attention fwd+bwd B{b} nh{nh} T{t} hs{hs}");
+    if t_past > 0 {
+        name += &format!(" t_past {t_past}");
+    }
+    if padded > 0 {
+        name += &format!(" {padded} padded keys");
+    }
+    Ok(Check {
+        name,
+        max_rel: worst(&errs),
+        launched,
+    })
+}
+
+/// Loss and dL/dr of the ranking loss by the kernel path or the twin.
+fn rank_run(r: &[f32], ks: &[usize], device: &Device, reference: bool) -> Result<Vec<Vec<f32>>> {
+    let ad = device.clone().autodiff();
+    let x = floats(r, [r.len()], &ad).require_grad();
+    let loss = if reference {
+        ranking_loss_reference(x.clone(), ks)?
+    } else {
+        ranking_loss(x.clone(), ks)?
+    };
+    let g = loss.clone().backward();
+    let dx = x.grad(&g).map(to_vec).transpose()?.unwrap_or_default();
+    Ok(vec![to_vec(loss)?, dx])
+}
+
+fn rank_check(device: &Device) -> Result<Check> {
+    let ks = [2, 3, 9, 4, 2, 7];
+    let n: usize = ks.iter().sum();
+    let r = randn(n, &mut Rng::new(11));
+    let before = kernel_launches();
+    let got = rank_run(&r, &ks, device, false)?;
+    let launched = kernel_launches() > before;
+    let want = rank_run(&r, &ks, device, true)?;
+    let errs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| rel_err(a, b)).collect();
+    Ok(Check {
+        name: format!("ranking loss + dL/dr, K = {ks:?}"),
+        max_rel: worst(&errs),
+        launched,
+    })
+}
+
+/// Every check on `device` (a wgpu device: on the CPU backend the kernels never launch).
+pub fn run_checks(device: &Device) -> Result<Vec<Check>> {
+    let mut out = Vec::new();
+    for c in ATTN_CASES {
+        out.push(attention_check(c, device)?);
+    }
+    out.push(rank_check(device)?);
+    Ok(out)
+}
