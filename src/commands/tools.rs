@@ -37,7 +37,7 @@ pub(super) fn kernels(a: KernelsArgs) -> Result<()> {
     };
     if let Some(bad) = sizes
         .iter()
-        .find(|&&h| h % 4 != 0 || !(4..=128).contains(&h))
+        .find(|&&h| !crate::kernels::attention::head_size_supported(h))
     {
         anyhow::bail!("--head-size {bad}: the attention kernels take multiples of 4 from 4 to 128");
     }

@@ -45,8 +45,9 @@ fn randn(n: usize, rng: &mut Rng) -> Vec<f32> {
         .collect()
 }
 
-/// Largest |a − b| relative to the largest |b| (at least 1e-6); NaN if `a` is not finite.
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+/// Largest |a − b| relative to the largest |b| (at least 1e-6); NaN if `a` is not finite or
+/// the lengths differ.
+pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
     if a.iter().any(|x| !x.is_finite()) || a.len() != b.len() {
         return f32::NAN;
     }

@@ -43,7 +43,8 @@ pub fn device_mem_mib(device: &Device) -> Option<f64> {
         .map(|u| u.bytes_in_use as f64 / (1024.0 * 1024.0))
 }
 
-fn random_batch(b: usize, t: usize, vocab: usize, rng: &mut Rng) -> Batch {
+/// A batch of `b` rows of `t` random ids (inputs, then targets, from `rng`), every target weighted.
+pub(crate) fn random_batch(b: usize, t: usize, vocab: usize, rng: &mut Rng) -> Batch {
     let x: Vec<i64> = (0..b * t).map(|_| rng.below(vocab) as i64).collect();
     let y: Vec<i64> = (0..b * t).map(|_| rng.below(vocab) as i64).collect();
     Batch {

@@ -5,7 +5,6 @@
 //! when a check fails, so a script or a bug report can rely on it.
 
 use crate::config::{ModelConfig, TrainConfig};
-use crate::data::batching::Batch;
 use crate::device::Selected;
 use crate::kernels::selfcheck::{self, Check};
 use crate::model::{Gpt, InitRng};
@@ -30,20 +29,7 @@ fn training_step(device: &Device) -> Result<(f64, f64, Vec<f32>)> {
     let mut cfg = ModelConfig::preset("tiny")?;
     cfg.vocab_size = 512;
     let model = Gpt::new(&cfg, &mut InitRng::new(3), device).train();
-    let (b, t) = (4, cfg.n_ctx);
-    let mut rng = Rng::new(5);
-    let mut ids = || {
-        (0..b * t)
-            .map(|_| rng.below(cfg.vocab_size) as i64)
-            .collect::<Vec<_>>()
-    };
-    let batch = Batch {
-        b,
-        t,
-        x: ids(),
-        y: ids(),
-        w: vec![1.0; b * t],
-    };
+    let batch = bench::random_batch(4, cfg.n_ctx, cfg.vocab_size, &mut Rng::new(5));
     let tc = TrainConfig {
         micro_batches: 2,
         ..TrainConfig::pretrain()
@@ -69,13 +55,6 @@ fn rel(a: f64, b: f64) -> f64 {
 fn step_against_cpu(device: &Device) -> Result<Vec<(String, f64)>> {
     let (l, n, g) = training_step(device)?;
     let (lc, nc, gc) = training_step(&Device::flex())?;
-    let scale = gc.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
-    let worst = g
-        .iter()
-        .zip(&gc)
-        .map(|(a, b)| ((a - b).abs() / scale) as f64)
-        .fold(0.0, f64::max);
-    let bad = g.len() != gc.len() || g.iter().any(|x| !x.is_finite());
     Ok(vec![
         (
             format!("training step: loss {l:.6} (CPU {lc:.6})"),
@@ -87,7 +66,7 @@ fn step_against_cpu(device: &Device) -> Result<Vec<(String, f64)>> {
         ),
         (
             "training step: wte gradient".to_string(),
-            if bad { f64::NAN } else { worst },
+            selfcheck::rel_err(&g, &gc) as f64,
         ),
     ])
 }

@@ -107,14 +107,19 @@ fn bwd_meta(
     (q.clone(), k.clone(), v.clone())
 }
 
-/// True when the WGSL kernels can serve these inputs: a cubecl (wgpu) device, f32, and a head
-/// size that is a multiple of 4 up to 128 (the kernels keep per-row vectors in registers).
+/// Head sizes the kernels take: multiples of 4 up to 128 (they keep per-row vectors in
+/// registers, 4 floats at a time).
+pub fn head_size_supported(hs: usize) -> bool {
+    hs.is_multiple_of(4) && (4..=128).contains(&hs)
+}
+
+/// True when the WGSL kernels can serve these inputs: a cubecl (wgpu) device, f32, and a
+/// [supported](head_size_supported) head size.
 pub fn kernel_applies(q: &Tensor<4>) -> bool {
     let [b, nh, t, hs] = q.dims();
     super::is_kernel_device(&q.device())
         && q.dtype() == DType::F32
-        && hs % 4 == 0
-        && (4..=128).contains(&hs)
+        && head_size_supported(hs)
         && t > 0
         && b * nh <= 65_535
 }
