@@ -339,7 +339,7 @@ fn tiny_pipeline_runs_to_its_report_on_wgpu() {
         .unwrap();
     let err = ok(&o);
     assert!(
-        err.contains("kernels: 5 checks against the reference twins passed"),
+        err.contains("kernels: 6 checks against the reference twins passed"),
         "{err}"
     );
     for f in ["report.md", "eval/eval.json", "ppo/ckpt/model.safetensors"] {

@@ -1,6 +1,8 @@
 //! Micro-batches (`util::shards`): a batch cut into micro-batches on parallel threads gives the
 //! whole batch's loss and gradient, and dropout masks do not depend on the thread schedule.
 
+mod common;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -48,13 +50,18 @@ impl ModuleVisitor for Flatten<'_> {
 }
 
 fn grads_of(model: &Gpt, micro: usize, step: usize) -> (f64, Vec<f32>) {
-    let ad = Device::flex().autodiff();
+    grads_on(model, micro, step, &Device::flex())
+}
+
+fn grads_on(model: &Gpt, micro: usize, step: usize, device: &Device) -> (f64, Vec<f32>) {
+    let ad = device.clone().autodiff();
     let cfg = TrainConfig {
         micro_batches: micro,
         ..TrainConfig::sft()
     };
     let guard = Guard::new("test", 1).unwrap();
-    let (loss, g) = batch_grads(model, &batch(), &cfg, step, &guard, &ad).unwrap();
+    let out = batch_grads(model, &batch(), &cfg, step, &guard, &ad).unwrap();
+    let (loss, g) = (out.loss, out.grads);
     let mut f = Flatten {
         grads: &g,
         out: Vec::new(),
@@ -101,4 +108,22 @@ fn dropout_masks_follow_seed_step_and_micro_batch_not_threads() {
     // without dropout the loss is different again (the masks really act)
     let (l0, _) = grads_of(&model.clone().with_dropout(0.0), 2, 4);
     assert_ne!(la, l0);
+}
+
+/// On a GPU the step runs the whole batch in one pass, each micro-batch's rows still reading its
+/// own dropout stream: the same masks, so the same loss and gradient as the CPU's threads.
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn one_gpu_pass_drops_what_the_cpu_micro_batches_drop() {
+    let wgpu = common::wgpu_device();
+    let cfg = tiny(0.3);
+    let on = |dev: &Device| Gpt::new(&cfg, &mut InitRng::new(0), dev).train();
+    let (lc, gc) = grads_of(&on(&Device::flex()), 2, 4);
+    let (lg, gg) = grads_on(&on(&wgpu), 2, 4, &wgpu);
+    assert!(
+        (lg - lc).abs() < 1e-5 * lc.abs(),
+        "loss {lg} on wgpu, {lc} on the CPU"
+    );
+    let err = common::max_rel_diff(&gc, &gg);
+    assert!(err < 1e-4, "gradients differ by {err} (relative)");
 }

@@ -6,6 +6,7 @@
 //! reference twin). Helpers shared by the kernels (`wgsl_unroll`) sit here.
 
 pub mod attention;
+pub mod dropout;
 pub mod ranking_loss;
 pub mod selfcheck;
 pub mod translate;
@@ -29,6 +30,9 @@ pub struct Launches {
     pub attention: usize,
     /// The K-wise ranking loss (forward and dL/dr in one kernel).
     pub ranking_loss: usize,
+    /// Dropout with its mask drawn on the device (forward and backward).
+    #[serde(default)]
+    pub dropout: usize,
 }
 
 impl Launches {
@@ -37,6 +41,7 @@ impl Launches {
         Self {
             attention: attention::attention_kernel_launches(),
             ranking_loss: kernel_launches(),
+            dropout: dropout::kernel_launches(),
         }
     }
 
@@ -46,6 +51,7 @@ impl Launches {
         Self {
             attention: n.attention - start.attention,
             ranking_loss: n.ranking_loss - start.ranking_loss,
+            dropout: n.dropout - start.dropout,
         }
     }
 }

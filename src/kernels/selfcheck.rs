@@ -4,6 +4,7 @@
 //! broken model. The tests run the same checks on lavapipe (`tests/doctor.rs`).
 
 use super::attention::{attention_kernel_launches, attention_reference, causal_attention};
+use super::dropout::{self as drop, dropout, dropout_reference, MaskKey, Segment};
 use super::ranking_loss::{kernel_launches, ranking_loss, ranking_loss_reference};
 use crate::util::rng::Rng;
 use crate::util::tensors::{floats, to_vec};
@@ -162,6 +163,60 @@ fn rank_check(device: &Device) -> Result<Check> {
     })
 }
 
+/// Dropout's output and dx for the upstream gradient `dy`, by the kernel or the twin.
+fn dropout_run(
+    x: &[f32],
+    dy: &[f32],
+    key: &MaskKey,
+    device: &Device,
+    reference: bool,
+) -> Result<Vec<Vec<f32>>> {
+    let ad = device.clone().autodiff();
+    let rows = key.segments.last().map_or(0, |s| s.row_end);
+    let shape = [rows, key.per_row];
+    let xt = floats(x, shape, &ad).require_grad();
+    let y = if reference {
+        dropout_reference(xt.clone(), key)
+    } else {
+        dropout(xt.clone(), key)
+    };
+    let g = (y.clone() * floats(dy, shape, &ad)).sum().backward();
+    let dx = xt.grad(&g).map(to_vec).transpose()?.unwrap_or_default();
+    Ok(vec![to_vec(y)?, dx])
+}
+
+fn dropout_check(device: &Device) -> Result<Check> {
+    // two micro-batches, the second starting deep in its stream (as at a later dropout site)
+    let key = MaskKey {
+        keep: 0.9,
+        per_row: 301,
+        segments: vec![
+            Segment {
+                row_end: 2,
+                seed: 0x1234_5678_9ABC_DEF0,
+                start: 0,
+            },
+            Segment {
+                row_end: 5,
+                seed: 42,
+                start: (1 << 33) + 7,
+            },
+        ],
+    };
+    let mut rng = Rng::new(12);
+    let (x, dy) = (randn(key.len(), &mut rng), randn(key.len(), &mut rng));
+    let before = drop::kernel_launches();
+    let got = dropout_run(&x, &dy, &key, device, false)?;
+    let launched = drop::kernel_launches() > before;
+    let want = dropout_run(&x, &dy, &key, device, true)?;
+    let errs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| rel_err(a, b)).collect();
+    Ok(Check {
+        name: format!("dropout + dx, p = 0.1, {} elements", key.len()),
+        max_rel: worst(&errs),
+        launched,
+    })
+}
+
 /// Every check on `device` (a wgpu device: on the CPU backend the kernels never launch).
 pub fn run_checks(device: &Device) -> Result<Vec<Check>> {
     let mut out = Vec::new();
@@ -169,5 +224,6 @@ pub fn run_checks(device: &Device) -> Result<Vec<Check>> {
         out.push(attention_check(c, device)?);
     }
     out.push(rank_check(device)?);
+    out.push(dropout_check(device)?);
     Ok(out)
 }

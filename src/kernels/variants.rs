@@ -5,7 +5,8 @@
 //!
 //! The attention kernels are specialised per head size and work-size plan (`attention::plan`);
 //! the plans are all those `plan()` returns for the adapters it distinguishes (GPU or CPU, and
-//! workgroup memory from the 16 KiB every adapter has up to 96 KiB). The ranking loss has one.
+//! workgroup memory from the 16 KiB every adapter has up to 96 KiB). The ranking loss and dropout
+//! have one each.
 
 use super::attention::plan::{plan, AttnPlan};
 
@@ -36,7 +37,7 @@ pub fn plans(hs: usize) -> Vec<AttnPlan> {
 }
 
 /// The variants for these attention head sizes (each a multiple of 4 up to 128, as
-/// `attention::kernel_applies` requires) plus the ranking loss.
+/// `attention::kernel_applies` requires) plus the ranking loss and dropout.
 pub fn variants(head_sizes: &[usize]) -> Vec<Variant> {
     let mut out = Vec::new();
     for &hs in head_sizes {
@@ -55,6 +56,11 @@ pub fn variants(head_sizes: &[usize]) -> Vec<Variant> {
     let (wg, wgsl) = super::ranking_loss::source();
     out.push(Variant {
         name: format!("ranking_loss_wg{wg}.wgsl"),
+        wgsl,
+    });
+    let (wg, wgsl) = super::dropout::source();
+    out.push(Variant {
+        name: format!("dropout_wg{wg}.wgsl"),
         wgsl,
     });
     out

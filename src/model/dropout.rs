@@ -1,54 +1,115 @@
-//! Dropout whose masks come from a per-thread RNG instead of the backend's.
+//! Dropout whose masks are a pure function of `(seed, step, micro-batch, element)`, made on the
+//! device that trains (`kernels::dropout`: a WGSL kernel on wgpu, its host twin on the CPU).
 //!
 //! Why not burn's `Dropout`: it draws its masks from the backend's one process-wide RNG. The
 //! training stages run the micro-batches of a step on parallel threads on the CPU backend
 //! (`util::shards`), and threads taking turns at one RNG would get different masks from run to
-//! run, so a resumed run would no longer end with the weights of an uninterrupted one. Here
-//! every thread draws from its own SplitMix64, which [`seed_masks`] sets from `(seed, step,
-//! micro-batch)` before that micro-batch's forward: the masks depend on those numbers only.
+//! run, so a resumed run would no longer end with the weights of an uninterrupted one; and on a
+//! GPU the masks would be drawn on the host and uploaded at every site. Here every micro-batch
+//! has its own SplitMix64 stream, seeded from `(seed, step, micro-batch)` by [`seed_masks`] (one
+//! micro-batch on this thread) or [`seed_masks_rows`] (all of a step's micro-batches in one
+//! forward, as on a GPU); each dropout site reads the next numbers of every stream. A stream is
+//! counter-based (number n is computed directly), so the kernel and the host draw the same mask
+//! whichever way the micro-batches are laid out.
 //!
 //! Dropout acts only on autodiff devices (training); `valid()` models and every inference path
 //! see the input unchanged, as with burn's layer.
 
+use crate::kernels::dropout::{dropout, MaskKey, Segment};
 use crate::util::rng::Rng;
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::TensorData;
-use std::cell::Cell;
+use std::cell::RefCell;
+
+/// One micro-batch's stream: its rows in the forward (`None`: all rows left), its seed and the
+/// numbers earlier dropout sites have used.
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    rows: Option<usize>,
+    seed: u64,
+    used: u64,
+}
 
 thread_local! {
-    /// The mask RNG of this thread; a fixed start until [`seed_masks`] is called.
-    static MASK_RNG: Cell<Rng> = const { Cell::new(Rng { state: 0x5EED_0D80_9A11_0001 }) };
+    /// The streams of the forward on this thread; one fixed stream until a step seeds them.
+    static STREAMS: RefCell<Vec<Stream>> = const {
+        RefCell::new(Vec::new())
+    };
 }
 
-/// Seeds this thread's mask RNG for micro-batch `shard` of training step `step`.
-pub fn seed_masks(seed: u64, step: usize, shard: usize) {
-    let mut r = Rng::new(
+/// The stream of a thread that has not been seeded (fixed, so masks are still reproducible).
+const UNSEEDED: u64 = 0x5EED_0D80_9A11_0001;
+
+/// The seed of micro-batch `shard`'s stream at training step `step`.
+fn stream_seed(seed: u64, step: usize, shard: usize) -> u64 {
+    Rng::new(
         seed ^ (step as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
             ^ (shard as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
-    let s = r.next_u64();
-    MASK_RNG.with(|c| c.set(Rng::new(s)));
+    )
+    .next_u64()
 }
 
-/// `count` keep/drop multipliers: `1/keep` with probability `keep`, else 0. Two draws per
-/// 64-bit number (32-bit thresholds: the keep probability is exact to 2⁻³²).
-fn mask_values(count: usize, keep: f64) -> Vec<f32> {
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
-    MASK_RNG.with(|c| {
-        let mut r = c.get();
-        let mut v = Vec::with_capacity(count);
-        while v.len() < count {
-            let x = r.next_u64();
-            for half in [x & 0xFFFF_FFFF, x >> 32] {
-                if v.len() < count {
-                    v.push(if half < threshold { scale } else { 0.0 });
-                }
-            }
+/// This thread's next forward is micro-batch `shard` of step `step`, alone.
+pub fn seed_masks(seed: u64, step: usize, shard: usize) {
+    let s = Stream {
+        rows: None,
+        seed: stream_seed(seed, step, shard),
+        used: 0,
+    };
+    STREAMS.with(|c| *c.borrow_mut() = vec![s]);
+}
+
+/// This thread's next forward holds every micro-batch of step `step` at once, `rows[i]` rows of
+/// micro-batch `i` in order: each still reads its own stream, so the masks are those the
+/// micro-batches would get forwarded one by one ([`seed_masks`]).
+pub fn seed_masks_rows(seed: u64, step: usize, rows: &[usize]) {
+    let streams = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| Stream {
+            rows: Some(r),
+            seed: stream_seed(seed, step, i),
+            used: 0,
+        })
+        .collect();
+    STREAMS.with(|c| *c.borrow_mut() = streams);
+}
+
+/// The key of the next dropout site over `rows` rows of `per_row` elements, advancing every
+/// stream past the numbers it uses. Streams take their rows in order; the last one takes the
+/// rest (so a forward with other rows than were seeded still gets a mask, from the same streams).
+fn next_key(rows: usize, per_row: usize, keep: f64) -> MaskKey {
+    STREAMS.with(|c| {
+        let mut streams = c.borrow_mut();
+        if streams.is_empty() {
+            streams.push(Stream {
+                rows: None,
+                seed: UNSEEDED,
+                used: 0,
+            });
         }
-        c.set(r);
-        v
+        let last = streams.len() - 1;
+        let mut row_end = 0;
+        let mut segments = Vec::with_capacity(streams.len());
+        for (i, s) in streams.iter_mut().enumerate() {
+            let n = match s.rows {
+                Some(r) if i < last => r.min(rows - row_end),
+                _ => rows - row_end,
+            };
+            row_end += n;
+            segments.push(Segment {
+                row_end,
+                seed: s.seed,
+                start: s.used,
+            });
+            // two 32-bit halves per number; a site never shares a number with the next
+            s.used += (n * per_row).div_ceil(2) as u64;
+        }
+        MaskKey {
+            keep,
+            per_row,
+            segments,
+        }
     })
 }
 
@@ -66,35 +127,97 @@ impl Dropout {
     }
 
     /// # Shapes
-    /// - x: any; returns the same shape
+    /// - x: (rows, …) with rows the batch; returns the same shape
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let device = x.device();
-        if self.prob <= 0.0 || !device.is_autodiff() {
+        if self.prob <= 0.0 || !x.device().is_autodiff() {
             return x;
         }
-        let shape = x.shape();
-        let mask = mask_values(shape.num_elements(), 1.0 - self.prob);
-        x * Tensor::<D>::from_data(TensorData::new(mask, shape), &device)
+        let dims = x.dims();
+        let rows = dims[0];
+        let per_row = dims[1..].iter().product::<usize>();
+        let key = next_key(rows, per_row, 1.0 - self.prob);
+        dropout(x, &key)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::dropout::mask_values;
+
+    /// The masks before they were counter-based: one sequential SplitMix64 per thread, two
+    /// halves per number, a site starting on a fresh number. Kept to prove nothing moved.
+    fn sequential(seed: u64, step: usize, shard: usize, counts: &[usize], keep: f64) -> Vec<f32> {
+        let mut r = Rng::new(stream_seed(seed, step, shard));
+        let threshold = (keep * 4_294_967_296.0) as u64;
+        let scale = (1.0 / keep) as f32;
+        let mut v = Vec::new();
+        for &count in counts {
+            let mut site = Vec::with_capacity(count);
+            while site.len() < count {
+                let x = r.next_u64();
+                for half in [x & 0xFFFF_FFFF, x >> 32] {
+                    if site.len() < count {
+                        site.push(if half < threshold { scale } else { 0.0 });
+                    }
+                }
+            }
+            v.extend(site);
+        }
+        v
+    }
+
+    #[test]
+    fn masks_are_those_of_the_sequential_stream() {
+        seed_masks(5, 3, 1);
+        let a = mask_values(&next_key(3, 7, 0.9)); // 21 elements: an odd count
+        let b = mask_values(&next_key(2, 50, 0.9));
+        assert_eq!([a, b].concat(), sequential(5, 3, 1, &[21, 100], 0.9));
+    }
+
+    #[test]
+    fn one_forward_of_all_micro_batches_draws_their_masks() {
+        // micro-batch 0 has 2 rows, 1 has 3; per site each reads its own stream
+        let per_row = [5, 8];
+        let one_by_one: Vec<Vec<f32>> = (0..2)
+            .map(|shard| {
+                seed_masks(7, 4, shard);
+                let rows = [2, 3][shard];
+                per_row
+                    .iter()
+                    .map(|&p| mask_values(&next_key(rows, p, 0.8)))
+                    .collect::<Vec<_>>()
+                    .concat()
+            })
+            .collect();
+        seed_masks_rows(7, 4, &[2, 3]);
+        let site0 = mask_values(&next_key(5, 5, 0.8));
+        let site1 = mask_values(&next_key(5, 8, 0.8));
+        assert_eq!(
+            [&site0[..10], &site1[..16]].concat(),
+            one_by_one[0],
+            "micro-batch 0"
+        );
+        assert_eq!(
+            [&site0[10..], &site1[16..]].concat(),
+            one_by_one[1],
+            "micro-batch 1"
+        );
+    }
 
     #[test]
     fn masks_depend_on_seed_step_and_shard_only() {
         seed_masks(5, 3, 1);
-        let a = mask_values(1000, 0.9);
+        let a = mask_values(&next_key(10, 100, 0.9));
         let other = std::thread::spawn(|| {
             seed_masks(5, 3, 1);
-            mask_values(1000, 0.9)
+            mask_values(&next_key(10, 100, 0.9))
         })
         .join()
         .unwrap();
         assert_eq!(a, other);
         seed_masks(5, 3, 0);
-        assert_ne!(a, mask_values(1000, 0.9));
+        assert_ne!(a, mask_values(&next_key(10, 100, 0.9)));
         let kept = a.iter().filter(|&&x| x > 0.0).count();
         assert!(
             (850..=950).contains(&kept),

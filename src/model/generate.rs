@@ -9,7 +9,8 @@
 use super::gpt::{Gpt, KvCache};
 use crate::data::pairs::fit_prompt;
 use crate::util::rng::Rng;
-use anyhow::{bail, Result};
+use crate::util::tensors::{bools, ints, to_vec};
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -132,10 +133,7 @@ impl<'a> Decoder<'a> {
         }
         let (b, t) = (self.pad.len(), self.len());
         let flat: Vec<bool> = self.pad.iter().flatten().copied().collect();
-        Some(Tensor::<2, Bool>::from_data(
-            TensorData::new(flat, [b, t]),
-            &self.device,
-        ))
+        Some(bools(&flat, [b, t], &self.device))
     }
 
     /// Forward over every position so far; fills the cache.
@@ -160,7 +158,7 @@ impl<'a> Decoder<'a> {
 }
 
 fn int_tensor<const D: usize>(v: Vec<i64>, shape: [usize; D], device: &Device) -> Tensor<D, Int> {
-    Tensor::from_data(TensorData::new(v, shape), device)
+    ints(&v, shape, device)
 }
 
 /// Logits of the last position of `h` (B, T, C) as host rows (B, V).
@@ -168,10 +166,7 @@ fn last_logits(model: &Gpt, h: Tensor<3>) -> Result<Vec<Vec<f32>>> {
     let [b, t, _] = h.dims();
     let logits = model.logits(h.narrow(1, t - 1, 1)); // (B, 1, V)
     let v = logits.dims()[2];
-    let flat: Vec<f32> = logits
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("reading logits from the device: {e:?}"))?;
+    let flat: Vec<f32> = to_vec(logits).context("reading logits from the device")?;
     Ok(flat.chunks(v).map(|r| r.to_vec()).take(b).collect())
 }
 

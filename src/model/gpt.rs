@@ -7,6 +7,7 @@ use super::dropout::Dropout;
 use super::init::{Init, InitRng};
 use super::layer_norm::LayerNorm;
 use crate::config::ModelConfig;
+use crate::util::tensors::{bools, ints};
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
@@ -186,7 +187,7 @@ impl Gpt {
         let device = idx.device();
         let c = self.wte.weight.dims()[1];
         let last: Vec<i64> = lens.iter().map(|&l| (l.clamp(1, t) - 1) as i64).collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(last.clone(), [b]), &device)
+        let index = ints(&last, [b], &device)
             .reshape([b, 1, 1])
             .expand([b, 1, c]); // (B, 1, C)
         let pos = positions(b, t, 0, &device);
@@ -207,7 +208,7 @@ impl Gpt {
             .iter()
             .flat_map(|&l| (0..t as i64).map(move |j| j > l))
             .collect();
-        let key_pad = Tensor::<2, Bool>::from_data(TensorData::new(after, [b, t]), &device);
+        let key_pad = bools(&after, [b, t], &device);
         let a = tail
             .attn
             .forward_at(tail.ln_1.forward(x.clone()), index.clone(), key_pad); // (B, 1, C)

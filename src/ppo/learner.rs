@@ -10,11 +10,11 @@ use crate::data::batching::Batch;
 use crate::model::loss::{masked_nll, tempered, token_logprobs};
 use crate::model::{Gpt, RewardModel};
 use crate::rl::ppo_policy_loss;
-use crate::train::clip::clip_global_norm;
+use crate::train::clip::{clip_to_norm, sum_squares};
 use crate::train::guard::{Guard, Verdict};
 use crate::train::tensors::batch_tensors;
 use crate::util::shards;
-use crate::util::tensors::{floats, ints, scalar, to_vec};
+use crate::util::tensors::{floats, ints, read_scalars};
 use anyhow::{anyhow, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -76,35 +76,41 @@ impl Learner {
                 _ => self.ptx_part(ptx, ad),
             }
         })?;
-        let (mut stats, mut ptx_loss, mut value_loss) = (StepStats::default(), f64::NAN, 0.0);
+        let (mut sur, mut ptx_loss, mut value_loss) = (None, None, None);
         let (mut pparts, mut vgrads) = (Vec::new(), None);
         for part in parts {
             match part {
                 Part::Surrogate(s, grads) => {
-                    stats = s;
+                    sur = Some(s);
                     pparts.push((grads, 1.0));
                 }
                 Part::Ptx(loss, grads) => {
-                    ptx_loss = loss;
+                    ptx_loss = Some(loss);
                     pparts.push((grads, cfg.ptx_coef));
                 }
                 Part::Value(loss, grads) => {
-                    value_loss = loss;
+                    value_loss = Some(loss);
                     vgrads = Some(grads);
                 }
             }
         }
-        (stats.ptx_loss, stats.value_loss) = (ptx_loss, value_loss);
+        let sur = sur.ok_or_else(|| anyhow!("PPO step: the surrogate pass is missing"))?;
+        let value_loss =
+            value_loss.ok_or_else(|| anyhow!("PPO step: the value pass is missing"))?;
+        let mut pgrads = shards::combine(&self.policy, pparts);
+        let mut vgrads = vgrads.ok_or_else(|| anyhow!("PPO step: the value pass is missing"))?;
+        let read = Read {
+            sur,
+            value_loss,
+            ptx_loss,
+        };
+        let mut stats = self.read_stats_and_clip(read, &g, (&mut pgrads, &mut vgrads), cfg)?;
         let total_v = stats.policy_loss
             + if ptx.is_some() {
                 cfg.ptx_coef * stats.ptx_loss
             } else {
                 0.0
             };
-        let mut pgrads = shards::combine(&self.policy, pparts);
-        stats.policy_grad_norm = clip_global_norm(&self.policy, &mut pgrads, cfg.grad_clip);
-        let mut vgrads = vgrads.ok_or_else(|| anyhow!("PPO step: the value pass is missing"))?;
-        stats.value_grad_norm = clip_global_norm(&self.value, &mut vgrads, cfg.grad_clip);
 
         let verdict = guard.check(
             update,
@@ -121,6 +127,48 @@ impl Learner {
             Verdict::Apply => None,
         };
         Ok((self, stats, skipped))
+    }
+
+    /// Everything the step reports, read back in one transfer: the losses, entropy, log π_new
+    /// (for the host's clip fraction and approx KL) and both gradients' Σg², by which both
+    /// gradients are then clipped.
+    fn read_stats_and_clip(
+        &self,
+        r: Read,
+        g: &Grid,
+        (pgrads, vgrads): (&mut GradientsParams, &mut GradientsParams),
+        cfg: &PpoConfig,
+    ) -> Result<StepStats> {
+        let sur = r.sur;
+        let n_logp = sur.logp_new.dims()[0];
+        let mut read = vec![sur.logp_new, sur.entropy, sur.loss, r.value_loss];
+        read.extend(r.ptx_loss);
+        let has_ptx = read.len() == 5;
+        let sq_p = sum_squares(&self.policy, &*pgrads);
+        let sq_v = sum_squares(&self.value, &*vgrads);
+        let (has_p, has_v) = (sq_p.is_some(), sq_v.is_some());
+        read.extend(sq_p);
+        read.extend(sq_v);
+        let v = read_scalars(read)?;
+        let (logp, rest) = v.split_at(n_logp);
+        let mut rest = rest.iter().map(|&x| x as f64);
+        let mut next = || rest.next().unwrap_or(f64::NAN);
+        let new_host: Vec<f32> = g.gather(logp).concat();
+        let diag = ppo_policy_loss(&new_host, &sur.logp_old, &sur.advantages, cfg.clip_eps);
+        let mut stats = StepStats {
+            entropy: next(),
+            policy_loss: next(),
+            value_loss: next(),
+            clip_frac: diag.clip_frac as f64,
+            approx_kl: diag.approx_kl as f64,
+            ..Default::default()
+        };
+        stats.ptx_loss = if has_ptx { next() } else { f64::NAN };
+        stats.policy_grad_norm = if has_p { next().sqrt() } else { 0.0 };
+        stats.value_grad_norm = if has_v { next().sqrt() } else { 0.0 };
+        clip_to_norm(&self.policy, pgrads, stats.policy_grad_norm, cfg.grad_clip);
+        clip_to_norm(&self.value, vgrads, stats.value_grad_norm, cfg.grad_clip);
+        Ok(stats)
     }
 
     /// The clipped surrogate on a fork of the policy: its stats and gradients.
@@ -140,30 +188,26 @@ impl Learner {
         let mask = floats(&g.mask, shape, ad);
         // the rollouts were sampled at this temperature: π_new must be the same distribution
         let logits = tempered(policy.forward(x), cfg.temperature); // (B, T, V)
-        let ent = scalar(entropy(logits.clone(), mask.clone()));
+        let ent = entropy(logits.clone(), mask.clone());
         let logp_new = token_logprobs(logits, y); // (B, T)
-        let new_host: Vec<f32> = g.gather(&to_vec(logp_new.clone().detach())?).concat();
-        let old_host: Vec<f32> = eps.iter().flat_map(|e| e.logp_old.clone()).collect();
-        let adv_host: Vec<f32> = eps.iter().flat_map(|e| e.advantages.clone()).collect();
-        let diag = ppo_policy_loss(&new_host, &old_host, &adv_host, cfg.clip_eps);
         let pl = policy_loss(
-            logp_new,
+            logp_new.clone(),
             grid_field(g, eps, |e| &e.logp_old, ad),
             grid_field(g, eps, |e| &e.advantages, ad),
             mask,
             cfg.clip_eps,
         );
         let pl = guard.poison(update, pl);
-        let stats = StepStats {
-            policy_loss: scalar(pl.clone()),
-            clip_frac: diag.clip_frac as f64,
-            approx_kl: diag.approx_kl as f64,
-            entropy: ent,
-            ..Default::default()
-        };
+        let grads = GradientsParams::from_grads(pl.clone().backward(), &policy);
         Ok(Part::Surrogate(
-            stats,
-            GradientsParams::from_grads(pl.backward(), &policy),
+            Box::new(Surrogate {
+                logp_new: logp_new.detach().reshape([g.b * g.t]),
+                entropy: ent.detach(),
+                loss: pl.detach(),
+                logp_old: eps.iter().flat_map(|e| e.logp_old.clone()).collect(),
+                advantages: eps.iter().flat_map(|e| e.advantages.clone()).collect(),
+            }),
+            grads,
         ))
     }
 
@@ -173,10 +217,8 @@ impl Learner {
         let policy = self.policy.clone().fork(ad);
         let (px, py, pw) = batch_tensors(b, ad);
         let l = masked_nll(policy.forward(px), py, pw);
-        Ok(Part::Ptx(
-            scalar(l.clone()),
-            GradientsParams::from_grads(l.backward(), &policy),
-        ))
+        let grads = GradientsParams::from_grads(l.clone().backward(), &policy);
+        Ok(Part::Ptx(l.detach(), grads))
     }
 
     /// The clipped squared error of the value model to the λ-returns.
@@ -192,10 +234,8 @@ impl Learner {
             mask,
             cfg.value_clip,
         );
-        Ok(Part::Value(
-            scalar(vl.clone()),
-            GradientsParams::from_grads(vl.backward(), &value),
-        ))
+        let grads = GradientsParams::from_grads(vl.clone().backward(), &value);
+        Ok(Part::Value(vl.detach(), grads))
     }
 }
 
@@ -204,9 +244,28 @@ fn grid_field(g: &Grid, eps: &[&Episode], f: fn(&Episode) -> &[f32], ad: &Device
     floats(&g.spread(eps.iter().map(|e| f(e))), [g.b, g.t], ad)
 }
 
-/// What one of a step's parallel passes returns.
+/// What the surrogate pass leaves to read (on the device) and the host numbers it is compared
+/// with.
+struct Surrogate {
+    /// log π_new of every grid cell, (B·T,).
+    logp_new: Tensor<1>,
+    entropy: Tensor<1>,
+    loss: Tensor<1>,
+    logp_old: Vec<f32>,
+    advantages: Vec<f32>,
+}
+
+/// The step's values still on the device, to be read at once.
+struct Read {
+    sur: Box<Surrogate>,
+    value_loss: Tensor<1>,
+    ptx_loss: Option<Tensor<1>>,
+}
+
+/// What one of a step's parallel passes returns: its losses still on the device (the step reads
+/// them all at once) and its gradients.
 enum Part {
-    Surrogate(StepStats, GradientsParams),
-    Ptx(f64, GradientsParams),
-    Value(f64, GradientsParams),
+    Surrogate(Box<Surrogate>, GradientsParams),
+    Ptx(Tensor<1>, GradientsParams),
+    Value(Tensor<1>, GradientsParams),
 }

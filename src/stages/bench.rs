@@ -5,7 +5,9 @@ use crate::config::TrainConfig;
 use crate::data::batching::Batch;
 use crate::model::generate::{generate, SampleConfig};
 use crate::model::{Gpt, InitRng};
+use crate::stages::bench_counters::{Counting, Counts};
 use crate::stages::lm_train::batch_grads;
+use crate::train::clip::clip_to_norm;
 use crate::train::guard::Guard;
 use crate::util::rng::Rng;
 use anyhow::Result;
@@ -57,13 +59,24 @@ pub(crate) fn random_batch(b: usize, t: usize, vocab: usize, rng: &mut Rng) -> B
 }
 
 /// Train tokens/s of `cfg` with batch `b` at full context cut into `micro` micro-batches (the
-/// training stages' step, `lm_train::batch_grads`), after 3 warm-up steps.
+/// training stages' step: `lm_train::batch_grads`, global-norm clipping, AdamW), after 3
+/// warm-up steps.
 pub fn train_tokens_per_s(
     cfg: &ModelConfig,
     (b, micro): (usize, usize),
     steps: usize,
     device: &Device,
 ) -> Result<f64> {
+    Ok(train_measure(cfg, (b, micro), steps, device)?.0)
+}
+
+/// [`train_tokens_per_s`] and what the timed steps cost the host ([`Counts`], over all steps).
+pub fn train_measure(
+    cfg: &ModelConfig,
+    (b, micro): (usize, usize),
+    steps: usize,
+    device: &Device,
+) -> Result<(f64, Counts)> {
     let ad = device.clone().autodiff();
     let mut model = Gpt::new(cfg, &mut InitRng::new(0), device).train();
     let mut optim = AdamWConfig::new().init();
@@ -77,18 +90,30 @@ pub fn train_tokens_per_s(
     let mut step = 0;
     let mut run = |model: Gpt, rng: &mut Rng| -> Result<Gpt> {
         let batch = random_batch(b, t, cfg.vocab_size, rng);
-        let (_, g) = batch_grads(&model, &batch, &tc, step, &guard, &ad)?;
+        // the stage's step: gradient, its global norm (read with the loss), clipping
+        let out = batch_grads(&model, &batch, &tc, step, &guard, &ad)?;
+        let mut g = out.grads;
+        clip_to_norm(&model, &mut g, out.grad_norm, tc.grad_clip);
         step += 1;
         Ok(optim.step(1e-4, model, g))
     };
     for _ in 0..3 {
         model = run(model, &mut rng)?;
     }
+    device
+        .sync()
+        .map_err(|e| anyhow::anyhow!("waiting for the device: {e:?}"))?;
+    let counting = Counting::start();
     let t0 = Instant::now();
     for _ in 0..steps {
         model = run(model, &mut rng)?;
     }
-    Ok((steps * b * t) as f64 / t0.elapsed().as_secs_f64())
+    device
+        .sync()
+        .map_err(|e| anyhow::anyhow!("waiting for the device: {e:?}"))?;
+    let secs = t0.elapsed().as_secs_f64();
+    drop(model);
+    Ok(((steps * b * t) as f64 / secs, counting.finish()))
 }
 
 /// `rlhf bench train`: [`train_tokens_per_s`] as one JSON line, with peak memory.
@@ -99,13 +124,14 @@ pub fn train(
     device: &Device,
     label: &str,
 ) -> Result<()> {
-    let tokens_per_s = train_tokens_per_s(cfg, (b, micro), steps, device)?;
+    let (tokens_per_s, counts) = train_measure(cfg, (b, micro), steps, device)?;
     println!(
-        "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},\"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
+        "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},{},\"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
         cfg.n_layer,
         cfg.n_embd,
         cfg.n_ctx,
         tokens_per_s,
+        counts.json_fields(steps, "step"),
         peak_rss_mib()
             .map(|m| format!("{m:.0}"))
             .unwrap_or("null".into()),
@@ -122,6 +148,17 @@ pub fn generate_tokens_per_s(
     new_tokens: usize,
     device: &Device,
 ) -> Result<[f64; 2]> {
+    Ok(generate_measure(cfg, b, new_tokens, device)?.0)
+}
+
+/// [`generate_tokens_per_s`] and what the cached run cost the host ([`Counts`] and the tokens
+/// it generated: B per step).
+pub fn generate_measure(
+    cfg: &ModelConfig,
+    b: usize,
+    new_tokens: usize,
+    device: &Device,
+) -> Result<([f64; 2], Counts, usize)> {
     let model = Gpt::new(cfg, &mut InitRng::new(0), device).valid();
     let prompt_len = 8.min(cfg.n_ctx / 2).max(1);
     let mut rng = Rng::new(1);
@@ -141,14 +178,21 @@ pub fn generate_tokens_per_s(
     // eot = vocab_size never matches, so every row generates exactly max_new_tokens
     let eot = cfg.vocab_size as u32;
     let mut figures = [0.0; 2];
+    let mut counted = None;
     for (i, cached) in [true, false].into_iter().enumerate() {
         let _ = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?; // warm-up
+        let counting = Counting::start();
         let t0 = Instant::now();
         let out = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?;
         let n: usize = out.iter().map(|o| o.len()).sum();
         figures[i] = n as f64 / t0.elapsed().as_secs_f64();
+        let counts = counting.finish();
+        if cached {
+            counted = Some((counts, n));
+        }
     }
-    Ok(figures)
+    let (counts, n) = counted.unwrap_or_else(|| (Counting::start().finish(), 0));
+    Ok((figures, counts, n))
 }
 
 /// `rlhf bench generate`: [`generate_tokens_per_s`] as one JSON line.
@@ -159,10 +203,13 @@ pub fn generate_bench(
     device: &Device,
     label: &str,
 ) -> Result<()> {
-    let [cached, uncached] = generate_tokens_per_s(cfg, b, new_tokens, device)?;
+    let ([cached, uncached], counts, n) = generate_measure(cfg, b, new_tokens, device)?;
     println!(
-        "{{\"bench\":\"generate\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"batch\":{b},\"new_tokens\":{new_tokens},\"tokens_per_s_kv_cache\":{cached:.0},\"tokens_per_s_no_cache\":{uncached:.0},\"speedup\":{:.2}}}",
-        cfg.n_layer, cfg.n_embd, cached / uncached
+        "{{\"bench\":\"generate\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"batch\":{b},\"new_tokens\":{new_tokens},\"tokens_per_s_kv_cache\":{cached:.0},\"tokens_per_s_no_cache\":{uncached:.0},\"speedup\":{:.2},{}}}",
+        cfg.n_layer,
+        cfg.n_embd,
+        cached / uncached,
+        counts.json_fields(n, "token")
     );
     Ok(())
 }

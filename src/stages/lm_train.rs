@@ -7,10 +7,10 @@ use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use crate::data::batching::Batch;
 use crate::data::tokenizer::Tok;
 use crate::kernels::Launches;
-use crate::model::dropout::seed_masks;
+use crate::model::dropout::{seed_masks, seed_masks_rows};
 use crate::model::loss::masked_nll;
 use crate::model::Gpt;
-use crate::train::clip::clip_global_norm;
+use crate::train::clip::{clip_to_norm, norm_of, sum_squares};
 use crate::train::guard::Guard;
 use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::schedule::LrSchedule;
@@ -20,7 +20,7 @@ use crate::train::trainer::{
 };
 use crate::util::rng::Rng;
 use crate::util::shards;
-use crate::util::tensors::scalar;
+use crate::util::tensors::read_scalars;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -37,22 +37,40 @@ pub trait BatchSource {
     fn eval_batches(&self) -> &[Batch];
 }
 
-/// One evaluation: mean loss over the held-out batches (weighted by target count).
+/// One evaluation: mean loss over the held-out batches (weighted by target count), the batches'
+/// losses read back together at the end.
 pub fn eval_loss(model: &Gpt, batches: &[Batch], device: &Device) -> Result<f64> {
     let m = model.valid();
+    let losses: Vec<Tensor<1>> = batches
+        .iter()
+        .map(|b| {
+            let (x, y, w) = batch_tensors(b, device);
+            masked_nll(m.forward(x), y, w)
+        })
+        .collect();
     let (mut sum, mut n) = (0.0, 0.0);
-    for b in batches {
-        let (x, y, w) = batch_tensors(b, device);
+    for (b, l) in batches.iter().zip(read_scalars(losses)?) {
         let cnt = b.n_targets() as f64;
-        sum += scalar(masked_nll(m.forward(x), y, w)) * cnt;
+        sum += l as f64 * cnt;
         n += cnt;
     }
     Ok(if n > 0.0 { sum / n } else { f64::NAN })
 }
 
-/// Loss and gradient of one training batch, cut into `cfg.micro_batches` micro-batches
-/// (`util::shards`: parallel threads on the CPU backend), each weighted by its share of the
-/// batch's target weight, so the result is the whole batch's masked mean.
+/// What one training batch gave: its loss, the global norm of its gradient (before clipping)
+/// and the gradient, the two numbers read back together in one transfer.
+pub struct BatchGrads {
+    pub loss: f64,
+    pub grad_norm: f64,
+    pub grads: GradientsParams,
+}
+
+/// Loss and gradient of one training batch, cut into `cfg.micro_batches` micro-batches each
+/// weighted by its share of the batch's target weight, so the result is the whole batch's
+/// masked mean. On the CPU backend the micro-batches run on parallel threads
+/// (`util::shards`); on a GPU the batch goes through in one pass (the device is parallel
+/// already, and every extra pass is more dispatches), with each micro-batch's rows still reading
+/// its own dropout stream, so both devices drop the same elements.
 pub fn batch_grads(
     model: &Gpt,
     batch: &Batch,
@@ -60,30 +78,53 @@ pub fn batch_grads(
     step: usize,
     guard: &Guard,
     ad: &Device,
-) -> Result<(f64, GradientsParams)> {
-    let parts: Vec<Batch> = shards::ranges(batch.b, cfg.micro_batches)
-        .into_iter()
-        .map(|r| batch.rows(r))
-        .collect();
+) -> Result<BatchGrads> {
+    let ranges = shards::ranges(batch.b, cfg.micro_batches);
+    let split: Vec<Batch> = if shards::is_cpu(ad) {
+        ranges.iter().map(|r| batch.rows(r.clone())).collect()
+    } else {
+        Vec::new()
+    };
+    let parts: Vec<&Batch> = if split.is_empty() {
+        vec![batch]
+    } else {
+        split.iter().collect()
+    };
+    let rows: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
     let total = batch.weight_sum().max(1.0);
     let outs = shards::run(parts.len(), ad, |i| {
-        seed_masks(cfg.seed, step, i);
+        if parts.len() == 1 {
+            seed_masks_rows(cfg.seed, step, &rows);
+        } else {
+            seed_masks(cfg.seed, step, i);
+        }
         let m = model.clone().fork(ad);
-        let (x, y, w) = batch_tensors(&parts[i], ad);
+        let (x, y, w) = batch_tensors(parts[i], ad);
         let loss = guard.poison(step, masked_nll(m.forward(x), y, w));
         // masked_nll divides by max(Σw, 1): this weight makes Σ share·loss the batch's loss
         let share = parts[i].weight_sum().max(1.0) / total;
-        let loss_v = scalar(loss.clone()) * share;
-        Ok((
-            loss_v,
-            (GradientsParams::from_grads(loss.backward(), &m), share),
-        ))
+        let grads = GradientsParams::from_grads(loss.clone().backward(), &m);
+        Ok((loss.detach(), (grads, share)))
     })?;
-    let loss_v = outs.iter().map(|(l, _)| l).sum();
-    Ok((
-        loss_v,
-        shards::combine(model, outs.into_iter().map(|(_, g)| g).collect()),
-    ))
+    let shares: Vec<f64> = outs.iter().map(|(_, (_, s))| *s).collect();
+    let (losses, parts_g): (Vec<Tensor<1>>, Vec<_>) = outs.into_iter().unzip();
+    let grads = shards::combine(model, parts_g);
+    let mut read = losses;
+    let sq = sum_squares(model, &grads);
+    let has_sq = sq.is_some();
+    read.extend(sq);
+    let v = read_scalars(read)?;
+    let loss = v.iter().zip(&shares).map(|(&l, s)| l as f64 * s).sum();
+    let grad_norm = if has_sq {
+        norm_of(v[shares.len()])
+    } else {
+        0.0
+    };
+    Ok(BatchGrads {
+        loss,
+        grad_norm,
+        grads,
+    })
 }
 
 /// Runs (or resumes) a stage. `init` is the model to start from when not resuming.
@@ -171,8 +212,12 @@ impl Stage for Lm<'_> {
         let cfg = self.job.cfg;
         let batch = self.data.train_batch(ctx.rng)?;
         let model = self.net.model()?;
-        let (loss, mut grads) = batch_grads(model, &batch, cfg, step, ctx.guard, &self.ad)?;
-        let norm = clip_global_norm(model, &mut grads, cfg.grad_clip);
+        let BatchGrads {
+            loss,
+            grad_norm: norm,
+            mut grads,
+        } = batch_grads(model, &batch, cfg, step, ctx.guard, &self.ad)?;
+        clip_to_norm(model, &mut grads, norm, cfg.grad_clip);
         let lr = self.sched.at(step);
         if ctx.judge(step, loss, norm)? {
             self.net.apply(lr, grads)?;

@@ -122,6 +122,7 @@ fn launch(
     info: &[u32],
 ) {
     let info_h = like.client.create_from_slice(bytemuck::cast_slice(info));
+    crate::util::tensors::count_upload(std::mem::size_of_val(info));
     let mut bindings: Vec<_> = buffers.iter().map(|t| t.handle.clone().binding()).collect();
     bindings.push(info_h.binding());
     let cube_dim = CubeDim::new_3d(kernel.plan.wg as u32, 1, 1);

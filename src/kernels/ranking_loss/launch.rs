@@ -3,6 +3,7 @@
 //! tests read. One pass writes the loss and dL/dr packed into one output.
 
 use super::RankLossExt;
+use crate::util::tensors::count_upload;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{
     into_contiguous, kernel_source, CubeBackend, CubeTensor, KernelSource, SourceKernel,
@@ -84,7 +85,9 @@ impl RankLossExt for CubeBackend {
             client.empty((n + p) * rewards.dtype.size()),
             rewards.dtype,
         ); // (N + P,)
-        let info = client.create_from_slice(bytemuck::cast_slice(&kernel_info(n, &ks)));
+        let words = kernel_info(n, &ks);
+        let info = client.create_from_slice(bytemuck::cast_slice(&words));
+        count_upload(std::mem::size_of_val(&words[..]));
         let cube_dim = CubeDim::new_3d(WORKGROUP, 1, 1);
         client.launch(
             Box::new(SourceKernel::new(RankingLossKernel { cube_dim }, cube_dim)),

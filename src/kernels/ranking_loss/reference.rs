@@ -2,6 +2,7 @@
 //! wgpu, and what `tests/rank_kernel.rs` compares the kernel's values and gradients against.
 
 use super::validate;
+use crate::util::tensors::{floats, ints};
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -43,9 +44,9 @@ pub fn ranking_loss_reference(rewards: Tensor<1>, ks: &[usize]) -> Result<Tensor
     let device = rewards.device();
     let (better, worse, weight) = pairs(ks);
     let m = weight.len();
-    let better = Tensor::<1, Int>::from_data(TensorData::new(better, [m]), &device); // (M,)
-    let worse = Tensor::<1, Int>::from_data(TensorData::new(worse, [m]), &device); // (M,)
-    let weight = Tensor::<1>::from_data(TensorData::new(weight, [m]), &device); // (M,)
+    let better = ints(&better, [m], &device); // (M,)
+    let worse = ints(&worse, [m], &device); // (M,)
+    let weight = floats(&weight, [m], &device); // (M,)
     let margin = rewards.clone().select(0, better) - rewards.select(0, worse); // (M,)
     Ok((stable_softplus(margin.neg()) * weight).sum()) // (1,)
 }

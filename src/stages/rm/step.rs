@@ -8,9 +8,10 @@ use crate::data::pairs::TokRanking;
 use crate::model::dropout::seed_masks;
 use crate::model::score::group_rewards;
 use crate::model::RewardModel;
+use crate::train::clip::{norm_of, sum_squares};
 use crate::train::guard::Guard;
 use crate::util::shards;
-use crate::util::tensors::to_vec;
+use crate::util::tensors::read_scalars;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -24,9 +25,15 @@ pub struct RmStep {
     pub ks: Vec<usize>,
     /// Sequences run through the trunk.
     pub rows: usize,
+    /// Global norm of the gradient before clipping.
+    pub grad_norm: f64,
     pub grads: GradientsParams,
 }
 
+/// One step. The micro-batches run on parallel threads on the CPU backend and in turn on a
+/// GPU (each pads to its own longest sequence, and the dropout masks are laid out per padded
+/// row, so one pass over the whole batch would drop other elements than the CPU does); the
+/// rewards, losses and the gradient's Σg² come back in one transfer.
 pub fn rm_step(
     model: &RewardModel,
     group: &[&TokRanking],
@@ -43,30 +50,41 @@ pub fn rm_step(
         let m = model.clone().fork(ad);
         let g = group_rewards(&m, &group[parts[i].clone()], pad, ad);
         let (rewards, ks) = (g.rewards, g.ks);
-        let host = to_vec(rewards.clone().detach())?;
         let loss = guard.poison(
             step,
-            crate::kernels::ranking_loss::ranking_loss(rewards, &ks)?,
+            crate::kernels::ranking_loss::ranking_loss(rewards.clone(), &ks)?,
         );
         let share = parts[i].len() as f64 / total;
-        let loss_v = loss.clone().into_scalar::<f32>() as f64 * share;
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        Ok((loss_v, host, ks, g.rows, (grads, share)))
+        let grads = GradientsParams::from_grads(loss.clone().backward(), &m);
+        Ok((rewards.detach(), loss.detach(), ks, g.rows, (grads, share)))
     })?;
-    let (mut loss, mut rewards, mut ks, mut rows, mut parts_g) =
-        (0.0, Vec::new(), Vec::new(), 0, Vec::new());
-    for (l, r, k, n, g) in outs {
-        loss += l;
-        rewards.extend(r);
-        ks.extend(k);
+    let (mut read, mut shares, mut ks, mut rows, mut parts_g) =
+        (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new());
+    for (r, l, k, n, g) in outs {
+        read.extend([r, l]);
+        shares.push(g.1);
+        ks.push(k);
         rows += n;
         parts_g.push(g);
+    }
+    let grads = shards::combine(model, parts_g);
+    let sq = sum_squares(model, &grads);
+    let has_sq = sq.is_some();
+    read.extend(sq);
+    let v = read_scalars(read)?;
+    let (mut at, mut loss, mut rewards) = (0, 0.0, Vec::new());
+    for (k, share) in ks.iter().zip(&shares) {
+        let n: usize = k.iter().sum();
+        rewards.extend_from_slice(&v[at..at + n]);
+        loss += v[at + n] as f64 * share;
+        at += n + 1;
     }
     Ok(RmStep {
         loss,
         rewards,
-        ks,
+        ks: ks.concat(),
         rows,
-        grads: shards::combine(model, parts_g),
+        grad_norm: if has_sq { norm_of(v[at]) } else { 0.0 },
+        grads,
     })
 }

@@ -11,7 +11,7 @@ use crate::data::pairs::TokRanking;
 use crate::data::tokenizer::Tok;
 use crate::model::score::score_groups;
 use crate::model::RewardModel;
-use crate::train::clip::clip_global_norm;
+use crate::train::clip::clip_to_norm;
 use crate::train::schedule::LrSchedule;
 use crate::train::trainer::{MetricRow, Stage, StepCtx, Trained};
 use anyhow::Result;
@@ -102,8 +102,8 @@ impl Stage for RmTrain<'_> {
         let out = rm_step(model, &group, self.tok.eot, cfg, step, ctx.guard, &self.ad)?;
         self.seqs += out.rows;
         let train_stats = rank_stats(&out.rewards, &out.ks);
-        let mut grads = out.grads;
-        let norm = clip_global_norm(model, &mut grads, cfg.grad_clip);
+        let (mut grads, norm) = (out.grads, out.grad_norm);
+        clip_to_norm(model, &mut grads, norm, cfg.grad_clip);
         let lr = self.sched.at(step);
         if ctx.judge(step, out.loss, norm)? {
             self.net.apply(lr, grads)?;

@@ -1,0 +1,98 @@
+//! The reference twin of the dropout kernel: the same mask drawn on the host, applied with a
+//! burn multiply. The CPU backend's dropout, and what `tests/dropout_kernel.rs` compares the
+//! kernel against (values and gradients, bitwise).
+
+use super::MaskKey;
+use crate::util::tensors::floats;
+use burn::prelude::*;
+
+/// Number `n` (0-based) of the SplitMix64 stream whose state starts at `seed`: what the
+/// `n + 1`-th `Rng::next_u64` from `Rng::new(seed)` returns (`util::rng`), at any n at once.
+pub fn splitmix_at(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The key's mask: element l of a micro-batch (counted from its first row) is kept when the
+/// (l % 2) half (low first) of number `start + l / 2` of its stream is below the threshold.
+pub fn mask_values(key: &MaskKey) -> Vec<f32> {
+    let (threshold, scale) = (key.threshold() as u64, key.scale());
+    let mut v = Vec::with_capacity(key.len());
+    let mut row_start = 0;
+    for s in &key.segments {
+        let count = (s.row_end - row_start) * key.per_row;
+        for l in 0..count {
+            let x = splitmix_at(s.seed, s.start + (l / 2) as u64);
+            let half = if l % 2 == 0 { x & 0xFFFF_FFFF } else { x >> 32 };
+            v.push(if half < threshold { scale } else { 0.0 });
+        }
+        row_start = s.row_end;
+    }
+    v
+}
+
+/// `x · mask(key)` in burn ops.
+/// # Shapes
+/// - x: (rows, …) with `key.len()` elements; returns the same shape
+pub fn dropout_reference<const D: usize>(x: Tensor<D>, key: &MaskKey) -> Tensor<D> {
+    let shape = x.dims();
+    let mask = floats(&mask_values(key), shape, &x.device());
+    x * mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::dropout::Segment;
+    use crate::util::rng::Rng;
+
+    #[test]
+    fn splitmix_at_is_the_stream() {
+        let mut r = Rng::new(77);
+        for n in 0..100 {
+            assert_eq!(splitmix_at(77, n), r.next_u64(), "number {n}");
+        }
+    }
+
+    #[test]
+    fn segments_read_their_own_streams_from_their_start() {
+        let key = MaskKey {
+            keep: 0.5,
+            per_row: 3,
+            segments: vec![
+                Segment {
+                    row_end: 1,
+                    seed: 9,
+                    start: 0,
+                },
+                Segment {
+                    row_end: 3,
+                    seed: 11,
+                    start: 4,
+                },
+            ],
+        };
+        let m = mask_values(&key);
+        assert_eq!(m.len(), 9);
+        // row 0: numbers 0 and 1 of stream 9 (halves lo, hi, lo)
+        let half = |seed, n: u64, hi: bool| {
+            let x = splitmix_at(seed, n);
+            if hi {
+                x >> 32
+            } else {
+                x & 0xFFFF_FFFF
+            }
+        };
+        let t = key.threshold() as u64;
+        let expect = |h: u64| if h < t { 2.0 } else { 0.0 };
+        assert_eq!(m[0], expect(half(9, 0, false)));
+        assert_eq!(m[2], expect(half(9, 1, false)));
+        // rows 1..3 start at number 4 of stream 11: element 5 is the high half of number 6
+        assert_eq!(m[3], expect(half(11, 4, false)));
+        assert_eq!(m[8], expect(half(11, 6, true)));
+        let kept = m.iter().filter(|&&x| x > 0.0).count();
+        assert!(kept > 0 && kept < 9, "{m:?}");
+    }
+}
