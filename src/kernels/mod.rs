@@ -3,7 +3,7 @@
 //!
 //! One folder per kernel, each with the same parts: `mod.rs` (the entry the crate calls),
 //! `launch.rs`, `plan.rs` (work sizes, where there is a plan), `backward.rs`, `reference.rs` (the
-//! reference twin). Helpers shared by the kernels (`wgsl_unroll`) sit here.
+//! reference twin). Helpers shared by the kernels (`wgsl_unroll`, `wgsl_1d`) sit here.
 
 pub mod attention;
 pub mod dropout;
@@ -11,6 +11,7 @@ pub mod ranking_loss;
 pub mod selfcheck;
 pub mod translate;
 pub mod variants;
+mod wgsl_1d;
 mod wgsl_unroll;
 
 pub use ranking_loss::{bench_rank_loss, kernel_launches, ranking_loss, ranking_loss_reference};

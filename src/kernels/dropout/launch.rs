@@ -3,16 +3,9 @@
 //! workgroups), and the launch counter the tests read.
 
 use super::DropoutExt;
-use crate::util::tensors::count_upload;
+use crate::kernels::wgsl_1d::Wgsl1d;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::wgpu::{
-    into_contiguous, kernel_source, CubeBackend, CubeTensor, KernelSource, SourceKernel,
-    SourceTemplate,
-};
-use burn::cubecl::prelude::KernelId;
-use burn::cubecl::server::KernelArguments;
-use burn::cubecl::{CubeCount, CubeDim};
-use derive_new::new;
+use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Invocations (one per element) in a workgroup.
@@ -27,34 +20,18 @@ pub fn kernel_launches() -> usize {
     KERNEL_LAUNCHES.load(Ordering::Relaxed)
 }
 
-kernel_source!(DropoutRaw, "../../../shaders/dropout.wgsl");
-
-struct DropoutKernel {
-    cube_dim: CubeDim,
-}
-
-impl KernelSource for DropoutKernel {
-    fn source(&self) -> SourceTemplate {
-        DropoutRaw
-            .source()
-            .register("wg", self.cube_dim.x.to_string())
-    }
-
-    fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info(self.cube_dim)
-    }
-
-    fn lang(&self) -> &'static str {
-        "wgsl"
+/// The kernel at its workgroup size.
+fn kernel() -> Wgsl1d {
+    Wgsl1d {
+        name: "dropout",
+        text: include_str!("../../../shaders/dropout.wgsl"),
+        wg: WORKGROUP,
     }
 }
 
 /// The workgroup size and the final WGSL text of the kernel.
 pub fn source() -> (u32, String) {
-    let k = DropoutKernel {
-        cube_dim: CubeDim::new_3d(WORKGROUP, 1, 1),
-    };
-    (WORKGROUP, k.source().complete())
+    (WORKGROUP, kernel().final_text())
 }
 
 /// Workgroups for `n` elements as (x, y).
@@ -76,19 +53,7 @@ impl DropoutExt for CubeBackend {
             client.empty(n * x.dtype.size()),
             x.dtype,
         );
-        let info = client.create_from_slice(bytemuck::cast_slice(&words));
-        count_upload(std::mem::size_of_val(&words[..]));
-        let cube_dim = CubeDim::new_3d(WORKGROUP, 1, 1);
-        let (gx, gy) = grid(n);
-        client.launch(
-            Box::new(SourceKernel::new(DropoutKernel { cube_dim }, cube_dim)),
-            CubeCount::Static(gx, gy, 1),
-            KernelArguments::new().with_buffers(vec![
-                x.handle.clone().binding(),
-                out.handle.clone().binding(),
-                info.binding(),
-            ]),
-        );
+        kernel().launch(grid(n), &x, &out, &words);
         KERNEL_LAUNCHES.fetch_add(1, Ordering::Relaxed);
         out
     }

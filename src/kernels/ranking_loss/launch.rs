@@ -3,17 +3,10 @@
 //! tests read. One pass writes the loss and dL/dr packed into one output.
 
 use super::RankLossExt;
-use crate::util::tensors::count_upload;
+use crate::kernels::wgsl_1d::Wgsl1d;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::wgpu::{
-    into_contiguous, kernel_source, CubeBackend, CubeTensor, KernelSource, SourceKernel,
-    SourceTemplate,
-};
+use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
 use burn::backend::Shape;
-use burn::cubecl::prelude::KernelId;
-use burn::cubecl::server::KernelArguments;
-use burn::cubecl::{CubeCount, CubeDim};
-use derive_new::new;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Invocations (one per prompt) in a workgroup.
@@ -27,35 +20,18 @@ pub fn kernel_launches() -> usize {
     KERNEL_LAUNCHES.load(Ordering::Relaxed)
 }
 
-kernel_source!(RankingLossRaw, "../../../shaders/ranking_loss.wgsl");
-
-/// The WGSL source with its workgroup size filled in.
-struct RankingLossKernel {
-    cube_dim: CubeDim,
-}
-
-impl KernelSource for RankingLossKernel {
-    fn source(&self) -> SourceTemplate {
-        RankingLossRaw
-            .source()
-            .register("wg", self.cube_dim.x.to_string())
-    }
-
-    fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info(self.cube_dim)
-    }
-
-    fn lang(&self) -> &'static str {
-        "wgsl"
+/// The kernel at its workgroup size.
+fn kernel() -> Wgsl1d {
+    Wgsl1d {
+        name: "ranking_loss",
+        text: include_str!("../../../shaders/ranking_loss.wgsl"),
+        wg: WORKGROUP,
     }
 }
 
 /// The workgroup size and the final WGSL text of the kernel.
 pub fn source() -> (u32, String) {
-    let k = RankingLossKernel {
-        cube_dim: CubeDim::new_3d(WORKGROUP, 1, 1),
-    };
-    (WORKGROUP, k.source().complete())
+    (WORKGROUP, kernel().final_text())
 }
 
 /// `[P, N, off_0, …, off_P]` as the shader's `info` binding reads it.
@@ -85,19 +61,8 @@ impl RankLossExt for CubeBackend {
             client.empty((n + p) * rewards.dtype.size()),
             rewards.dtype,
         ); // (N + P,)
-        let words = kernel_info(n, &ks);
-        let info = client.create_from_slice(bytemuck::cast_slice(&words));
-        count_upload(std::mem::size_of_val(&words[..]));
-        let cube_dim = CubeDim::new_3d(WORKGROUP, 1, 1);
-        client.launch(
-            Box::new(SourceKernel::new(RankingLossKernel { cube_dim }, cube_dim)),
-            CubeCount::Static((p as u32).div_ceil(WORKGROUP), 1, 1),
-            KernelArguments::new().with_buffers(vec![
-                rewards.handle.clone().binding(),
-                out.handle.clone().binding(),
-                info.binding(),
-            ]),
-        );
+        let groups = ((p as u32).div_ceil(WORKGROUP), 1);
+        kernel().launch(groups, &rewards, &out, &kernel_info(n, &ks));
         KERNEL_LAUNCHES.fetch_add(1, Ordering::Relaxed);
         out
     }
