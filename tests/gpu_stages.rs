@@ -1,7 +1,8 @@
 //! Every training stage on wgpu (Mesa lavapipe here) against the same run on the CPU backend:
 //! pretrain, SFT, RM and PPO, each run through the binary as a user runs it, from the same seed
-//! and inputs. Weight init is drawn on the host (`model::init`) and dropout masks too, so both
-//! runs start from identical weights and see identical masks; what differs is only how each
+//! and inputs. Weight init is drawn on the host (`model::init`) and dropout masks are a pure
+//! function of seed, step, micro-batch and element (`model::dropout`; the pretraining run has
+//! dropout on), so both runs start from identical weights and see identical masks; what differs is only how each
 //! device rounds (summation order in matmuls and reductions, fused kernels against composed
 //! ops), and each stage's `metrics.csv` must agree step by step, and its final weights, within
 //! the tolerances below. Each wgpu run must also have launched the fused kernels itself: the
@@ -155,6 +156,10 @@ fn pretrain_on_wgpu_matches_the_cpu() {
         "6",
         "--eval-every",
         "3",
+        // dropout on: both devices must drop the same elements (masks keyed by seed, step,
+        // micro-batch and element; on wgpu drawn by the dropout kernel in one pass)
+        "--dropout",
+        "0.2",
     ];
     let (cpu, gpu) = on_both(&args, &d);
     // the same init on both devices: the first loss differs by rounding only
@@ -167,6 +172,35 @@ fn pretrain_on_wgpu_matches_the_cpu() {
         METRIC_TOL,
     );
     assert_kernels(&cpu, &gpu, "attention");
+    assert_kernels(&cpu, &gpu, "dropout");
+}
+
+/// `rlhf chat` on wgpu answers what it answers on the CPU: same checkpoint, same seed, so the
+/// same sampled tokens.
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn chat_on_wgpu_says_what_it_says_on_the_cpu() {
+    use std::io::Write;
+    let (_, base) = setup();
+    let ckpt = base.join("ckpt");
+    let [cpu, gpu] = ["cpu", "wgpu"].map(|device| {
+        let mut child = rlhf()
+            .args(["chat", "--ckpt", s(&ckpt), "--max-new-tokens", "12"])
+            .args(["--seed", "4", "--device", device])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"Define: Cat\nContinue: It was\n").unwrap();
+        drop(stdin);
+        let o = child.wait_with_output().unwrap();
+        ok(&o);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    });
+    assert!(!cpu.trim().is_empty(), "no reply");
+    assert_eq!(cpu, gpu, "the two devices answered differently");
 }
 
 #[test]
