@@ -8,15 +8,17 @@
 //   mix(seed + (n + 1) * 0x9E3779B97F4A7C15),  mix(z) = z ^= z >> 30; z *= 0xBF58476D1CE4E5B9;
 //                                               z ^= z >> 27; z *= 0x94D049BB133111EB; z ^ z >> 31
 //
-// so element l of a micro-batch (counted from its first row) is the (l % 2) half of number
-// start + l / 2. A half below `threshold` keeps the element (value * 1/keep), otherwise it is 0.
+// so element j of row r of a micro-batch (r counted from its first row) is its stream's element
+// l = r * width + j, the (l % 2) half of number start + l / 2. A half below `threshold` keeps the
+// element (value * 1/keep), otherwise it is 0. Elements j >= width (padding positions a
+// micro-batch padded to a shorter length never had) are 0.
 // WGSL has no 64-bit integers: a u64 is a vec2<u32> (low, high) and the arithmetic is spelled out.
 //
 // Bindings:
 //   input  (N,)  read only
 //   output (N,)
 //   info   [N, per_row, threshold, bits of scale (f32), S, then per micro-batch s < S:
-//           row_end_s, seed_lo, seed_hi, start_lo, start_hi]
+//           row_end_s, width_s, seed_lo, seed_hi, start_lo, start_hi]
 //           rows [row_end_{s-1}, row_end_s) belong to micro-batch s; start is the stream index
 //           its first element reads (the numbers earlier dropout sites of the step used).
 
@@ -86,18 +88,20 @@ fn main(
     var row_start = 0u;
     // few micro-batches (a handful): a scan is cheaper than anything cleverer
     for (; s + 1u < segments; s++) {
-        let row_end = info[5u + 5u * s];
+        let row_end = info[5u + 6u * s];
         if row < row_end {
             break;
         }
         row_start = row_end;
     }
-    let base = 5u + 5u * s;
-    let seed = vec2<u32>(info[base + 1u], info[base + 2u]);
-    let start = vec2<u32>(info[base + 3u], info[base + 4u]);
-    let l = e - row_start * per_row;
+    let base = 5u + 6u * s;
+    let width = info[base + 1u];
+    let seed = vec2<u32>(info[base + 2u], info[base + 3u]);
+    let start = vec2<u32>(info[base + 4u], info[base + 5u]);
+    let j = e - row * per_row;
+    let l = (row - row_start) * width + j;
     let x = splitmix_at(seed, add64(start, vec2<u32>(l >> 1u, 0u)));
     let half = select(x.y, x.x, (l & 1u) == 0u);
-    let m = select(0.0, scale, half < threshold);
+    let m = select(0.0, scale, half < threshold && j < width);
     output[e] = input[e] * m;
 }

@@ -35,8 +35,9 @@ fn run(f: DropFn, key: &MaskKey, x: &[f32], dy: &[f32], device: &Device) -> (Vec
 }
 
 fn keys() -> Vec<MaskKey> {
-    let seg = |row_end, seed, start| Segment {
+    let seg = |row_end, width, seed, start| Segment {
         row_end,
+        width,
         seed,
         start,
     };
@@ -45,23 +46,24 @@ fn keys() -> Vec<MaskKey> {
         MaskKey {
             keep: 0.9,
             per_row: 7,
-            segments: vec![seg(3, 5, 0)],
+            segments: vec![seg(3, 7, 5, 0)],
         },
         // three micro-batches at stream offsets past 2^32 (the carry into the high word)
         MaskKey {
             keep: 0.5,
             per_row: 129,
             segments: vec![
-                seg(2, u64::MAX - 3, 0xFFFF_FFFF),
-                seg(3, 1, 1 << 40),
-                seg(7, 0xDEAD_BEEF_0BAD_F00D, 12),
+                seg(2, 129, u64::MAX - 3, 0xFFFF_FFFF),
+                // a micro-batch padded to fewer positions than the tensor holds
+                seg(3, 100, 1, 1 << 40),
+                seg(7, 129, 0xDEAD_BEEF_0BAD_F00D, 12),
             ],
         },
         // more workgroups than one grid dimension holds (65,535 × 256 elements)
         MaskKey {
             keep: 0.8,
             per_row: 256 * 1024,
-            segments: vec![seg(40, 77, 3), seg(70, 78, 0)],
+            segments: vec![seg(40, 256 * 1024, 77, 3), seg(70, 256 * 1000, 78, 0)],
         },
     ]
 }

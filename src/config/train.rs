@@ -35,7 +35,7 @@ pub struct TrainConfig {
     /// Seed for initialisation, batch order and dropout. Default 1337 / 2024 / 31.
     pub seed: u64,
     /// Micro-batches each batch is cut into; on the CPU backend they run on parallel threads
-    /// (`util::shards`), on a GPU a pretraining or SFT batch runs in one pass. The gradient is
+    /// (`util::shards`), on a GPU a pretraining, SFT or RM batch runs in one pass. The gradient is
     /// the whole batch's either way, but each micro-batch's rows draw their dropout masks from
     /// its own stream, so this is part of what makes a run reproducible (on either device).
     /// Default 2.

@@ -193,11 +193,13 @@ fn dropout_check(device: &Device) -> Result<Check> {
         segments: vec![
             Segment {
                 row_end: 2,
+                width: 301,
                 seed: 0x1234_5678_9ABC_DEF0,
                 start: 0,
             },
             Segment {
                 row_end: 5,
+                width: 250,
                 seed: 42,
                 start: (1 << 33) + 7,
             },

@@ -21,11 +21,13 @@ use burn::module::Module;
 use burn::prelude::*;
 use std::cell::RefCell;
 
-/// One micro-batch's stream: its rows in the forward (`None`: all rows left), its seed and the
-/// numbers earlier dropout sites have used.
+/// One micro-batch's stream: its rows in the forward (`None`: all rows left), the length it
+/// was padded to on its own (`None`: the forward's), its seed and the numbers earlier dropout
+/// sites have used.
 #[derive(Debug, Clone, Copy)]
 struct Stream {
     rows: Option<usize>,
+    len: Option<usize>,
     seed: u64,
     used: u64,
 }
@@ -53,6 +55,7 @@ fn stream_seed(seed: u64, step: usize, shard: usize) -> u64 {
 pub fn seed_masks(seed: u64, step: usize, shard: usize) {
     let s = Stream {
         rows: None,
+        len: None,
         seed: stream_seed(seed, step, shard),
         used: 0,
     };
@@ -63,11 +66,25 @@ pub fn seed_masks(seed: u64, step: usize, shard: usize) {
 /// micro-batch `i` in order: each still reads its own stream, so the masks are those the
 /// micro-batches would get forwarded one by one ([`seed_masks`]).
 pub fn seed_masks_rows(seed: u64, step: usize, rows: &[usize]) {
+    seed_streams(seed, step, rows, None);
+}
+
+/// As [`seed_masks_rows`] for a forward whose micro-batches were padded to different lengths
+/// one by one (`lens[i]`, the longest being the forward's): at a site over every position
+/// (B, T, …) a micro-batch's rows read only their first `lens[i]` positions, as they would
+/// forwarded alone, and the positions past them are dropped (padding that never reaches a real
+/// position in a causal model).
+pub fn seed_masks_padded(seed: u64, step: usize, rows: &[usize], lens: &[usize]) {
+    seed_streams(seed, step, rows, Some(lens));
+}
+
+fn seed_streams(seed: u64, step: usize, rows: &[usize], lens: Option<&[usize]>) {
     let streams = rows
         .iter()
         .enumerate()
         .map(|(i, &r)| Stream {
             rows: Some(r),
+            len: lens.and_then(|l| l.get(i).copied()),
             seed: stream_seed(seed, step, i),
             used: 0,
         })
@@ -75,19 +92,23 @@ pub fn seed_masks_rows(seed: u64, step: usize, rows: &[usize]) {
     STREAMS.with(|c| *c.borrow_mut() = streams);
 }
 
-/// The key of the next dropout site over `rows` rows of `per_row` elements, advancing every
-/// stream past the numbers it uses. Streams take their rows in order; the last one takes the
-/// rest (so a forward with other rows than were seeded still gets a mask, from the same streams).
-fn next_key(rows: usize, per_row: usize, keep: f64) -> MaskKey {
+/// The key of the next dropout site over `rows` rows of `per_row` elements (`positions` of
+/// them along the second dimension), advancing every stream past the numbers it uses. Streams
+/// take their rows in order; the last one takes the rest (so a forward with other rows than
+/// were seeded still gets a mask, from the same streams). A stream padded to its own length
+/// reads `len / positions` of each row when the site spans the forward's longest length.
+fn next_key(rows: usize, positions: usize, per_row: usize, keep: f64) -> MaskKey {
     STREAMS.with(|c| {
         let mut streams = c.borrow_mut();
         if streams.is_empty() {
             streams.push(Stream {
                 rows: None,
+                len: None,
                 seed: UNSEEDED,
                 used: 0,
             });
         }
+        let longest = streams.iter().filter_map(|s| s.len).max();
         let last = streams.len() - 1;
         let mut row_end = 0;
         let mut segments = Vec::with_capacity(streams.len());
@@ -97,13 +118,18 @@ fn next_key(rows: usize, per_row: usize, keep: f64) -> MaskKey {
                 _ => rows - row_end,
             };
             row_end += n;
+            let width = match (s.len, longest) {
+                (Some(len), Some(t)) if t == positions && len <= t => len * (per_row / t.max(1)),
+                _ => per_row,
+            };
             segments.push(Segment {
                 row_end,
+                width,
                 seed: s.seed,
                 start: s.used,
             });
             // two 32-bit halves per number; a site never shares a number with the next
-            s.used += (n * per_row).div_ceil(2) as u64;
+            s.used += (n * width).div_ceil(2) as u64;
         }
         MaskKey {
             keep,
@@ -134,8 +160,9 @@ impl Dropout {
         }
         let dims = x.dims();
         let rows = dims[0];
+        let positions = dims.get(1).copied().unwrap_or(1);
         let per_row = dims[1..].iter().product::<usize>();
-        let key = next_key(rows, per_row, 1.0 - self.prob);
+        let key = next_key(rows, positions, per_row, 1.0 - self.prob);
         dropout(x, &key)
     }
 }
@@ -170,8 +197,8 @@ mod tests {
     #[test]
     fn masks_are_those_of_the_sequential_stream() {
         seed_masks(5, 3, 1);
-        let a = mask_values(&next_key(3, 7, 0.9)); // 21 elements: an odd count
-        let b = mask_values(&next_key(2, 50, 0.9));
+        let a = mask_values(&next_key(3, 7, 7, 0.9)); // 21 elements: an odd count
+        let b = mask_values(&next_key(2, 50, 50, 0.9));
         assert_eq!([a, b].concat(), sequential(5, 3, 1, &[21, 100], 0.9));
     }
 
@@ -185,14 +212,14 @@ mod tests {
                 let rows = [2, 3][shard];
                 per_row
                     .iter()
-                    .map(|&p| mask_values(&next_key(rows, p, 0.8)))
+                    .map(|&p| mask_values(&next_key(rows, p, p, 0.8)))
                     .collect::<Vec<_>>()
                     .concat()
             })
             .collect();
         seed_masks_rows(7, 4, &[2, 3]);
-        let site0 = mask_values(&next_key(5, 5, 0.8));
-        let site1 = mask_values(&next_key(5, 8, 0.8));
+        let site0 = mask_values(&next_key(5, 5, 5, 0.8));
+        let site1 = mask_values(&next_key(5, 8, 8, 0.8));
         assert_eq!(
             [&site0[..10], &site1[..16]].concat(),
             one_by_one[0],
@@ -206,18 +233,41 @@ mod tests {
     }
 
     #[test]
+    fn micro_batches_padded_apart_keep_their_masks_in_one_padded_forward() {
+        // micro-batch 0: 2 rows padded to 3 positions; 1: 1 row padded to 5; C = 2
+        let alone = |shard: usize, len: usize| {
+            seed_masks(7, 4, shard);
+            let rows = [2, 1][shard];
+            let full = mask_values(&next_key(rows, len, len * 2, 0.5)); // (rows, len, 2)
+            let last = mask_values(&next_key(rows, 1, 2, 0.5)); // a (rows, 1, 2) site
+            (full, last)
+        };
+        let (a0, l0) = alone(0, 3);
+        let (a1, l1) = alone(1, 5);
+        seed_masks_padded(7, 4, &[2, 1], &[3, 5]);
+        let full = mask_values(&next_key(3, 5, 10, 0.5)); // (3, 5, 2)
+        let last = mask_values(&next_key(3, 1, 2, 0.5));
+        for r in 0..2 {
+            assert_eq!(full[r * 10..r * 10 + 6], a0[r * 6..r * 6 + 6], "row {r}");
+            assert!(full[r * 10 + 6..r * 10 + 10].iter().all(|&v| v == 0.0));
+        }
+        assert_eq!(full[20..30], a1[..], "micro-batch 1");
+        assert_eq!([&l0[..], &l1[..]].concat(), last, "the one-position site");
+    }
+
+    #[test]
     fn masks_depend_on_seed_step_and_shard_only() {
         seed_masks(5, 3, 1);
-        let a = mask_values(&next_key(10, 100, 0.9));
+        let a = mask_values(&next_key(10, 100, 100, 0.9));
         let other = std::thread::spawn(|| {
             seed_masks(5, 3, 1);
-            mask_values(&next_key(10, 100, 0.9))
+            mask_values(&next_key(10, 100, 100, 0.9))
         })
         .join()
         .unwrap();
         assert_eq!(a, other);
         seed_masks(5, 3, 0);
-        assert_ne!(a, mask_values(&next_key(10, 100, 0.9)));
+        assert_ne!(a, mask_values(&next_key(10, 100, 100, 0.9)));
         let kept = a.iter().filter(|&&x| x > 0.0).count();
         assert!(
             (850..=950).contains(&kept),

@@ -9,8 +9,9 @@
 //!
 //! On the CPU backend (burn Flex) the micro-batches run on parallel threads: Flex runs most
 //! element-wise ops on one thread, so a single step kept ~1.1 of 2 cores busy. On a GPU, [`run`]
-//! runs them in turn (the device is parallel already); the language-model step does not split
-//! there at all but runs the whole batch in one pass (`stages::lm_train::batch_grads`). Dropout
+//! runs them in turn (the device is parallel already); the language-model and reward-model steps
+//! do not split there at all but run the whole batch in one pass (`stages::lm_train::batch_grads`,
+//! `stages::rm::step`). Dropout
 //! masks come from `(seed, step, micro-batch, element)` (`model::dropout`) however the batch is
 //! laid out, so the result does not depend on the thread schedule and a resumed run still ends
 //! bitwise where an uninterrupted one does.

@@ -29,6 +29,10 @@ use burn::tensor::DType;
 pub struct Segment {
     /// One past the micro-batch's last row (rows are the first dimension).
     pub row_end: usize,
+    /// Elements of each of its rows that read the stream (at most `MaskKey::per_row`): a
+    /// micro-batch padded to fewer positions than the tensor holds counts only its own; the
+    /// elements past them are padding it never had, and are dropped.
+    pub width: usize,
     /// The micro-batch's SplitMix64 seed (its state before the first number).
     pub seed: u64,
     /// Index of the number the micro-batch's first element reads (what earlier sites used).
@@ -80,6 +84,7 @@ impl MaskKey {
         for s in &self.segments {
             w.extend([
                 small(s.row_end)?,
+                small(s.width.min(self.per_row))?,
                 s.seed as u32,
                 (s.seed >> 32) as u32,
                 s.start as u32,

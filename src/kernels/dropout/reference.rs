@@ -15,18 +15,26 @@ pub fn splitmix_at(seed: u64, n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The key's mask: element l of a micro-batch (counted from its first row) is kept when the
-/// (l % 2) half (low first) of number `start + l / 2` of its stream is below the threshold.
+/// The key's mask: element j of row r of a micro-batch (r counted from its first row) is
+/// element l = r·width + j of its stream, kept when the (l % 2) half (low first) of number
+/// `start + l / 2` is below the threshold; elements j ≥ width are dropped.
 pub fn mask_values(key: &MaskKey) -> Vec<f32> {
     let (threshold, scale) = (key.threshold() as u64, key.scale());
     let mut v = Vec::with_capacity(key.len());
     let mut row_start = 0;
     for s in &key.segments {
-        let count = (s.row_end - row_start) * key.per_row;
-        for l in 0..count {
-            let x = splitmix_at(s.seed, s.start + (l / 2) as u64);
-            let half = if l % 2 == 0 { x & 0xFFFF_FFFF } else { x >> 32 };
-            v.push(if half < threshold { scale } else { 0.0 });
+        let width = s.width.min(key.per_row);
+        for r in 0..s.row_end - row_start {
+            for j in 0..key.per_row {
+                if j >= width {
+                    v.push(0.0);
+                    continue;
+                }
+                let l = r * width + j;
+                let x = splitmix_at(s.seed, s.start + (l / 2) as u64);
+                let half = if l % 2 == 0 { x & 0xFFFF_FFFF } else { x >> 32 };
+                v.push(if half < threshold { scale } else { 0.0 });
+            }
         }
         row_start = s.row_end;
     }
@@ -64,11 +72,13 @@ mod tests {
             segments: vec![
                 Segment {
                     row_end: 1,
+                    width: 3,
                     seed: 9,
                     start: 0,
                 },
                 Segment {
                     row_end: 3,
+                    width: 3,
                     seed: 11,
                     start: 4,
                 },

@@ -5,7 +5,7 @@
 
 use crate::config::TrainConfig;
 use crate::data::pairs::TokRanking;
-use crate::model::dropout::seed_masks;
+use crate::model::dropout::{seed_masks, seed_masks_padded};
 use crate::model::score::group_rewards;
 use crate::model::RewardModel;
 use crate::train::clip::{norm_of, sum_squares};
@@ -30,10 +30,11 @@ pub struct RmStep {
     pub grads: GradientsParams,
 }
 
-/// One step. The micro-batches run on parallel threads on the CPU backend and in turn on a
-/// GPU (each pads to its own longest sequence, and the dropout masks are laid out per padded
-/// row, so one pass over the whole batch would drop other elements than the CPU does); the
-/// rewards, losses and the gradient's Σg² come back in one transfer.
+/// One step. The micro-batches run on parallel threads on the CPU backend, each padded to its
+/// own longest sequence; on a GPU the whole batch runs in one pass, padded to the longest of
+/// all, each micro-batch's rows reading their own dropout stream over their own padded length
+/// (`model::dropout::seed_masks_padded`), so both devices drop the same elements. The rewards,
+/// losses and the gradient's Σg² come back in one transfer.
 pub fn rm_step(
     model: &RewardModel,
     group: &[&TokRanking],
@@ -43,10 +44,26 @@ pub fn rm_step(
     guard: &Guard,
     ad: &Device,
 ) -> Result<RmStep> {
-    let parts = shards::ranges(group.len(), cfg.micro_batches);
+    let micro = shards::ranges(group.len(), cfg.micro_batches);
+    let one_pass = !shards::is_cpu(ad) && micro.len() > 1;
+    let parts: Vec<std::ops::Range<usize>> = if one_pass {
+        std::iter::once(0..group.len()).collect()
+    } else {
+        micro.clone()
+    };
     let total = group.len().max(1) as f64;
     let outs = shards::run(parts.len(), ad, |i| {
-        seed_masks(cfg.seed, step, i);
+        if one_pass {
+            let seqs = |r: &std::ops::Range<usize>| group[r.clone()].iter().flat_map(|g| &g.seqs);
+            let rows: Vec<usize> = micro.iter().map(|r| seqs(r).count()).collect();
+            let lens: Vec<usize> = micro
+                .iter()
+                .map(|r| seqs(r).map(|s| s.len()).max().unwrap_or(1))
+                .collect();
+            seed_masks_padded(cfg.seed, step, &rows, &lens);
+        } else {
+            seed_masks(cfg.seed, step, i);
+        }
         let m = model.clone().fork(ad);
         let g = group_rewards(&m, &group[parts[i].clone()], pad, ad);
         let (rewards, ks) = (g.rewards, g.ks);
