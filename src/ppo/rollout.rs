@@ -10,8 +10,8 @@ use crate::model::score::score_responses;
 use crate::model::{Gpt, RewardModel};
 use crate::util::rng::Rng;
 use crate::util::shards;
-use crate::util::tensors::{ints, to_vec};
-use anyhow::{anyhow, Result};
+use crate::util::tensors::{ints, read_scalars};
+use anyhow::Result;
 use burn::prelude::*;
 
 /// What scores a finished episode.
@@ -98,23 +98,26 @@ pub fn rollout(
     for part in eps.chunks_mut(chunk.max(1)) {
         let refs: Vec<&Episode> = part.iter().collect();
         let g = Grid::new(&refs, eot);
+        let n = g.b * g.t;
+        let x = ints(&g.x, [g.b, g.t], device);
+        let y = ints(&g.y, [g.b, g.t], device);
         // three independent forwards: parallel threads on the CPU backend (`util::shards`)
         let outs = shards::run(3, device, |i| {
-            let x = ints(&g.x, [g.b, g.t], device);
-            let y = ints(&g.y, [g.b, g.t], device);
+            let (x, y) = (x.clone(), y.clone());
             // log-probs of the distribution the actions were sampled from (softmax(l/T)),
             // for the policy and the reference alike, so the KL compares like with like
             let temp = sampling.temperature;
-            let host = match i {
-                0 => to_vec(token_logprobs(tempered(m.policy.forward(x), temp), y))?,
-                1 => to_vec(token_logprobs(tempered(m.reference.forward(x), temp), y))?,
-                _ => to_vec(m.value.values(x).add_scalar(m.value_bias))?,
+            let t = match i {
+                0 => token_logprobs(tempered(m.policy.forward(x), temp), y),
+                1 => token_logprobs(tempered(m.reference.forward(x), temp), y),
+                _ => m.value.values(x).add_scalar(m.value_bias),
             };
-            Ok(g.gather(&host))
+            Ok(t.reshape([n]))
         })?;
-        let [lp, lr, v]: [Vec<Vec<f32>>; 3] = outs
-            .try_into()
-            .map_err(|_| anyhow!("rollout forwards: expected 3 results"))?;
+        // the three read back in one transfer
+        let host = read_scalars(outs)?;
+        let [lp, lr, v]: [Vec<Vec<f32>>; 3] =
+            [0, 1, 2].map(|i| g.gather(&host[i * n..(i + 1) * n]));
         for (((e, lp), lr), v) in part.iter_mut().zip(lp).zip(lr).zip(v) {
             (e.logp_old, e.logp_ref, e.values) = (lp, lr, v);
         }
