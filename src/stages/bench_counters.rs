@@ -120,14 +120,15 @@ impl Counts {
 /// thread of the process). The first is the host's work on the program's behalf: the thread
 /// that runs the step (autodiff, the loop) and the threads CubeCL names `DS…` that run burn's
 /// ops, fuse, compile and submit them; a driver's own threads are left out (on lavapipe they
-/// are the "device": its shaders run on them). Linux reads /proc/self/task/*/schedstat; on
-/// other Unixes both are the process's CPU time; elsewhere None.
+/// are the "device": its shaders run on them). Linux reads /proc/self/task/*/schedstat (these
+/// threads live as long as the process) and the process clock; on other Unixes both are the
+/// process's CPU time; elsewhere None.
 pub fn host_cpu_ns() -> Option<(u64, u64)> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: gettid has no preconditions
         let me = unsafe { libc::gettid() }.to_string();
-        let (mut host, mut all) = (0u64, 0u64);
+        let mut host = 0u64;
         for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
             let dir = entry.path();
             let stat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
@@ -140,9 +141,17 @@ pub fn host_cpu_ns() -> Option<(u64, u64)> {
             if entry.file_name().to_string_lossy() == me || comm.starts_with("DS") {
                 host += ns;
             }
-            all += ns;
         }
-        Some((host, all))
+        // the whole process from the kernel's own clock: it keeps the time of threads that
+        // have exited (the CPU backend's micro-batch threads live for one step), which the
+        // per-thread files lose
+        // SAFETY: clock_gettime only writes the struct it is given, which is ours
+        let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } != 0 {
+            return None;
+        }
+        let all = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+        Some((host, all.max(host)))
     }
     #[cfg(all(unix, not(target_os = "linux")))]
     {
