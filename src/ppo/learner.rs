@@ -10,11 +10,11 @@ use crate::data::batching::Batch;
 use crate::model::loss::{masked_nll, tempered, token_logprobs};
 use crate::model::{Gpt, RewardModel};
 use crate::rl::ppo_policy_loss;
-use crate::train::clip::{clip_to_norm, sum_squares};
+use crate::train::clip::{clip_to_norm, read_with_norms, sum_squares};
 use crate::train::guard::{Guard, Verdict};
 use crate::train::tensors::batch_tensors;
 use crate::util::shards;
-use crate::util::tensors::{floats, ints, read_scalars};
+use crate::util::tensors::{floats, ints};
 use anyhow::{anyhow, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -144,12 +144,11 @@ impl Learner {
         let mut read = vec![sur.logp_new, sur.entropy, sur.loss, r.value_loss];
         read.extend(r.ptx_loss);
         let has_ptx = read.len() == 5;
-        let sq_p = sum_squares(&self.policy, &*pgrads);
-        let sq_v = sum_squares(&self.value, &*vgrads);
-        let (has_p, has_v) = (sq_p.is_some(), sq_v.is_some());
-        read.extend(sq_p);
-        read.extend(sq_v);
-        let v = read_scalars(read)?;
+        let squares = vec![
+            sum_squares(&self.policy, &*pgrads),
+            sum_squares(&self.value, &*vgrads),
+        ];
+        let (v, norms) = read_with_norms(read, squares)?;
         let (logp, rest) = v.split_at(n_logp);
         let mut rest = rest.iter().map(|&x| x as f64);
         let mut next = || rest.next().unwrap_or(f64::NAN);
@@ -164,8 +163,7 @@ impl Learner {
             ..Default::default()
         };
         stats.ptx_loss = if has_ptx { next() } else { f64::NAN };
-        stats.policy_grad_norm = if has_p { next().sqrt() } else { 0.0 };
-        stats.value_grad_norm = if has_v { next().sqrt() } else { 0.0 };
+        (stats.policy_grad_norm, stats.value_grad_norm) = (norms[0], norms[1]);
         clip_to_norm(&self.policy, pgrads, stats.policy_grad_norm, cfg.grad_clip);
         clip_to_norm(&self.value, vgrads, stats.value_grad_norm, cfg.grad_clip);
         Ok(stats)

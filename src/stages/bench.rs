@@ -177,21 +177,19 @@ pub fn generate_measure(
     };
     // eot = vocab_size never matches, so every row generates exactly max_new_tokens
     let eot = cfg.vocab_size as u32;
-    let mut figures = [0.0; 2];
-    let mut counted = None;
-    for (i, cached) in [true, false].into_iter().enumerate() {
+    // one timed run after a warm-up: tokens/s, its counts and the tokens it generated
+    let mut timed = |cached: bool| -> Result<(f64, Counts, usize)> {
         let _ = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?; // warm-up
         let counting = Counting::start();
         let t0 = Instant::now();
         let out = generate(&model, &prompts, &sc, eot, &mut rng, cached, device)?;
         let n: usize = out.iter().map(|o| o.len()).sum();
-        figures[i] = n as f64 / t0.elapsed().as_secs_f64();
-        let counts = counting.finish();
-        if cached {
-            counted = Some((counts, n));
-        }
-    }
-    let (counts, n) = counted.unwrap_or_else(|| (Counting::start().finish(), 0));
+        let tokens_per_s = n as f64 / t0.elapsed().as_secs_f64();
+        Ok((tokens_per_s, counting.finish(), n))
+    };
+    let (cached, counts, n) = timed(true)?;
+    let (uncached, _, _) = timed(false)?;
+    let figures = [cached, uncached];
     Ok((figures, counts, n))
 }
 

@@ -29,7 +29,7 @@ pub struct Counting {
     host_ns: Option<(u64, u64)>,
 }
 
-/// Totals over a counted span, divided by [`Counts::per`] units (steps or tokens) when printed.
+/// Totals over a counted span ([`Counts::json_fields`] divides them by the steps or tokens).
 #[derive(Debug, Clone)]
 pub struct Counts {
     pub dispatches: u64,

@@ -10,7 +10,7 @@ use crate::kernels::Launches;
 use crate::model::dropout::{seed_masks, seed_masks_rows};
 use crate::model::loss::masked_nll;
 use crate::model::Gpt;
-use crate::train::clip::{clip_to_norm, norm_of, sum_squares};
+use crate::train::clip::{clip_to_norm, read_with_norms, sum_squares};
 use crate::train::guard::Guard;
 use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::schedule::LrSchedule;
@@ -109,20 +109,11 @@ pub fn batch_grads(
     let shares: Vec<f64> = outs.iter().map(|(_, (_, s))| *s).collect();
     let (losses, parts_g): (Vec<Tensor<1>>, Vec<_>) = outs.into_iter().unzip();
     let grads = shards::combine(model, parts_g);
-    let mut read = losses;
-    let sq = sum_squares(model, &grads);
-    let has_sq = sq.is_some();
-    read.extend(sq);
-    let v = read_scalars(read)?;
+    let (v, norms) = read_with_norms(losses, vec![sum_squares(model, &grads)])?;
     let loss = v.iter().zip(&shares).map(|(&l, s)| l as f64 * s).sum();
-    let grad_norm = if has_sq {
-        norm_of(v[shares.len()])
-    } else {
-        0.0
-    };
     Ok(BatchGrads {
         loss,
-        grad_norm,
+        grad_norm: norms[0],
         grads,
     })
 }

@@ -47,29 +47,27 @@ pub fn sum_squares<M: Module>(module: &M, grads: &GradientsParams) -> Option<Ten
     v.acc
 }
 
-/// The global norm from a [`sum_squares`] read back.
-pub fn norm_of(sum_squares: f32) -> f64 {
-    (sum_squares as f64).sqrt()
-}
-
-/// Global L2 norm of all gradients of `module`'s parameters.
-pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> Result<f64> {
-    Ok(match sum_squares(module, grads) {
-        Some(a) => norm_of(read_scalars(vec![a])?[0]),
-        None => 0.0,
-    })
-}
-
-/// Scales all gradients so their global norm is at most `max_norm`; returns the norm before
-/// clipping (also when it is not finite, so the caller can skip the step).
-pub fn clip_global_norm<M: Module>(
-    module: &M,
-    grads: &mut GradientsParams,
-    max_norm: f64,
-) -> Result<f64> {
-    let norm = global_norm(module, grads)?;
-    clip_to_norm(module, grads, norm, max_norm);
-    Ok(norm)
+/// A step's values and the global norms of its gradients, read back in ONE transfer: the
+/// elements of `values` in order, then one norm per entry of `squares` (each a [`sum_squares`];
+/// 0 where there was no gradient).
+pub fn read_with_norms(
+    values: Vec<Tensor<1>>,
+    squares: Vec<Option<Tensor<1>>>,
+) -> Result<(Vec<f32>, Vec<f64>)> {
+    let n: usize = values.iter().map(|t| t.dims()[0]).sum();
+    let present: Vec<bool> = squares.iter().map(Option::is_some).collect();
+    let mut read = values;
+    read.extend(squares.into_iter().flatten());
+    let mut v = read_scalars(read)?;
+    let mut sq = v.split_off(n).into_iter();
+    let norms = present
+        .iter()
+        .map(|&p| match p {
+            true => sq.next().map_or(0.0, |s| (s as f64).sqrt()),
+            false => 0.0,
+        })
+        .collect();
+    Ok((v, norms))
 }
 
 /// Scales all gradients by `max_norm / norm` when `norm` (their global norm, already read)

@@ -9,17 +9,31 @@ pub struct Rng {
     pub state: u64,
 }
 
+/// SplitMix64's increment.
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl Rng {
     pub fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.state = self.state.wrapping_add(GAMMA);
+        mix(self.state)
+    }
+
+    /// Number `n` (0-based) of the stream whose state starts at `seed`: what the `n + 1`-th
+    /// [`Rng::next_u64`] from `Rng::new(seed)` returns, computed directly (the stream is
+    /// counter-based; the dropout kernel draws its masks this way, `kernels::dropout`).
+    pub fn at(seed: u64, n: u64) -> u64 {
+        mix(seed.wrapping_add(n.wrapping_add(1).wrapping_mul(GAMMA)))
     }
 
     /// Uniform in [0, 1).

@@ -17,7 +17,7 @@ mod launch;
 mod reference;
 
 pub use launch::{kernel_launches, source};
-pub use reference::{dropout_reference, mask_values, splitmix_at};
+pub use reference::{dropout_reference, mask_values};
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Shape};
@@ -100,17 +100,14 @@ impl MaskKey {
 /// # Shapes
 /// - x: (rows, …) with `key.len()` elements; returns the same shape
 pub fn dropout<const D: usize>(x: Tensor<D>, key: &MaskKey) -> Tensor<D> {
-    let words = key.words();
-    match words {
-        Some(words)
-            if super::is_kernel_device(&x.device())
-                && x.dtype() == DType::F32
-                && x.shape().num_elements() == key.len()
-                && !key.is_empty() =>
-        {
-            Tensor::from_dispatch(Dispatch::dropout_apply(x.into_dispatch(), words))
-        }
-        _ => dropout_reference(x, key),
+    let applies = super::is_kernel_device(&x.device())
+        && x.dtype() == DType::F32
+        && x.shape().num_elements() == key.len()
+        && !key.is_empty();
+    // the words only where the kernel runs: the CPU path builds nothing per site
+    match applies.then(|| key.words()).flatten() {
+        Some(words) => Tensor::from_dispatch(Dispatch::dropout_apply(x.into_dispatch(), words)),
+        None => dropout_reference(x, key),
     }
 }
 

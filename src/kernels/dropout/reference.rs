@@ -3,17 +3,9 @@
 //! kernel against (values and gradients, bitwise).
 
 use super::MaskKey;
+use crate::util::rng::Rng;
 use crate::util::tensors::floats;
 use burn::prelude::*;
-
-/// Number `n` (0-based) of the SplitMix64 stream whose state starts at `seed`: what the
-/// `n + 1`-th `Rng::next_u64` from `Rng::new(seed)` returns (`util::rng`), at any n at once.
-pub fn splitmix_at(seed: u64, n: u64) -> u64 {
-    let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// The key's mask: element j of row r of a micro-batch (r counted from its first row) is
 /// element l = r·width + j of its stream, kept when the (l % 2) half (low first) of number
@@ -31,7 +23,7 @@ pub fn mask_values(key: &MaskKey) -> Vec<f32> {
                     continue;
                 }
                 let l = r * width + j;
-                let x = splitmix_at(s.seed, s.start + (l / 2) as u64);
+                let x = Rng::at(s.seed, s.start + (l / 2) as u64);
                 let half = if l % 2 == 0 { x & 0xFFFF_FFFF } else { x >> 32 };
                 v.push(if half < threshold { scale } else { 0.0 });
             }
@@ -54,13 +46,12 @@ pub fn dropout_reference<const D: usize>(x: Tensor<D>, key: &MaskKey) -> Tensor<
 mod tests {
     use super::*;
     use crate::kernels::dropout::Segment;
-    use crate::util::rng::Rng;
 
     #[test]
-    fn splitmix_at_is_the_stream() {
+    fn rng_at_is_the_stream() {
         let mut r = Rng::new(77);
         for n in 0..100 {
-            assert_eq!(splitmix_at(77, n), r.next_u64(), "number {n}");
+            assert_eq!(Rng::at(77, n), r.next_u64(), "number {n}");
         }
     }
 
@@ -88,7 +79,7 @@ mod tests {
         assert_eq!(m.len(), 9);
         // row 0: numbers 0 and 1 of stream 9 (halves lo, hi, lo)
         let half = |seed, n: u64, hi: bool| {
-            let x = splitmix_at(seed, n);
+            let x = Rng::at(seed, n);
             if hi {
                 x >> 32
             } else {

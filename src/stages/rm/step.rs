@@ -8,10 +8,9 @@ use crate::data::pairs::TokRanking;
 use crate::model::dropout::{seed_masks, seed_masks_padded};
 use crate::model::score::group_rewards;
 use crate::model::RewardModel;
-use crate::train::clip::{norm_of, sum_squares};
+use crate::train::clip::{read_with_norms, sum_squares};
 use crate::train::guard::Guard;
 use crate::util::shards;
-use crate::util::tensors::read_scalars;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -52,15 +51,16 @@ pub fn rm_step(
         micro.clone()
     };
     let total = group.len().max(1) as f64;
+    // each micro-batch's sequences and the length it would pad to alone (the one-pass layout)
+    let seqs = |r: &std::ops::Range<usize>| group[r.clone()].iter().flat_map(|g| &g.seqs);
+    let micro_rows: Vec<usize> = micro.iter().map(|r| seqs(r).count()).collect();
+    let micro_lens: Vec<usize> = micro
+        .iter()
+        .map(|r| seqs(r).map(|s| s.len()).max().unwrap_or(1))
+        .collect();
     let outs = shards::run(parts.len(), ad, |i| {
         if one_pass {
-            let seqs = |r: &std::ops::Range<usize>| group[r.clone()].iter().flat_map(|g| &g.seqs);
-            let rows: Vec<usize> = micro.iter().map(|r| seqs(r).count()).collect();
-            let lens: Vec<usize> = micro
-                .iter()
-                .map(|r| seqs(r).map(|s| s.len()).max().unwrap_or(1))
-                .collect();
-            seed_masks_padded(cfg.seed, step, &rows, &lens);
+            seed_masks_padded(cfg.seed, step, &micro_rows, &micro_lens);
         } else {
             seed_masks(cfg.seed, step, i);
         }
@@ -85,10 +85,7 @@ pub fn rm_step(
         parts_g.push(g);
     }
     let grads = shards::combine(model, parts_g);
-    let sq = sum_squares(model, &grads);
-    let has_sq = sq.is_some();
-    read.extend(sq);
-    let v = read_scalars(read)?;
+    let (v, norms) = read_with_norms(read, vec![sum_squares(model, &grads)])?;
     let (mut at, mut loss, mut rewards) = (0, 0.0, Vec::new());
     for (k, share) in ks.iter().zip(&shares) {
         let n: usize = k.iter().sum();
@@ -101,7 +98,7 @@ pub fn rm_step(
         rewards,
         ks: ks.concat(),
         rows,
-        grad_norm: if has_sq { norm_of(v[at]) } else { 0.0 },
+        grad_norm: norms[0],
         grads,
     })
 }
