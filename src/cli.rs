@@ -32,7 +32,7 @@ pub enum Command {
     Tokenizer(TokenizerCmd),
     /// Pretrain a GPT-2 model from scratch on raw text.
     Pretrain(PretrainArgs),
-    /// Supervised fine-tuning on prompt → response demonstrations (loss on response tokens only).
+    /// Supervised fine-tuning on demonstrations or conversations (loss on assistant tokens only).
     Sft(SftArgs),
     /// Rank sampled responses with a labeler and write rankings for `rlhf rm`.
     Label(LabelArgs),
@@ -44,7 +44,7 @@ pub enum Command {
     Score(ScoreArgs),
     /// Sample K responses per prompt from a checkpoint.
     Sample(SampleArgs),
-    /// Talk to a checkpoint interactively.
+    /// Talk to a checkpoint: a conversation it remembers (`/reset`, `/save FILE`).
     Chat(ChatArgs),
     /// Print throughput figures.
     #[command(subcommand)]
@@ -341,7 +341,9 @@ pub struct SftArgs {
     /// Checkpoint to start from (a stage directory or its ckpt/).
     #[arg(long)]
     pub init: PathBuf,
-    /// Demonstrations: JSONL of {"prompt","response"} or Alpaca {"instruction","input","output"}.
+    /// Demonstrations: JSONL of {"prompt","response"}, Alpaca {"instruction","input","output"},
+    /// conversations {"messages":[{"role","content"},...]} ending with the assistant's turn
+    /// (every assistant turn is learned), {"prompt","completion"} or Anthropic HH {"chosen"}.
     #[arg(long)]
     pub data: PathBuf,
     /// Output directory.
@@ -367,7 +369,8 @@ pub struct SampleArgs {
     /// Checkpoint to sample from.
     #[arg(long)]
     pub ckpt: PathBuf,
-    /// Prompts: JSONL of {"prompt"}.
+    /// Prompts: JSONL of {"prompt"} or conversations {"messages":[...]} ending with the user's
+    /// turn.
     #[arg(long)]
     pub prompts: PathBuf,
     /// Responses per prompt.
@@ -393,6 +396,10 @@ pub struct ChatArgs {
     /// Checkpoint to talk to.
     #[arg(long)]
     pub ckpt: PathBuf,
+    /// After each reply, print to stderr the tokens the turn ran through the model (only the new
+    /// ones while the history is cached), the tokens in context, the tokens sampled and the time.
+    #[arg(long)]
+    pub stats: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
@@ -406,7 +413,8 @@ pub struct RmArgs {
     #[arg(long)]
     pub init: PathBuf,
     /// Rankings: {"prompt","responses":[best,...]} (2 ≤ K ≤ 9), {"prompt","chosen","rejected"},
-    /// or Anthropic HH {"chosen","rejected"}.
+    /// or Anthropic HH {"chosen","rejected"}; the prompt may be a conversation (an array of
+    /// messages, or "messages") ending with the user's turn.
     #[arg(long)]
     pub data: PathBuf,
     /// Output directory.

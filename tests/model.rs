@@ -97,10 +97,7 @@ fn sft_loss_ignores_prompt_tokens() {
     let dev = Device::flex().autodiff();
     let cfg = tiny(100);
     let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev).train();
-    let e = SftExample {
-        tokens: vec![1, 2, 3, 4, 50, 51, 52, 0],
-        n_prompt: 4,
-    };
+    let e = SftExample::single(vec![1, 2, 3, 4, 50, 51, 52, 0], 4);
     let batch = sft_batch(&[&e], 0);
     let mut changed = batch.clone();
     // target positions 0..2 predict prompt tokens 2, 3, 4: change them

@@ -68,7 +68,7 @@ fn windows_line_ends_read_as_the_same_jsonl_records() {
     });
     // a `\r\n` inside a JSON string is the record's own text, kept
     assert_eq!(
-        read_sft(&d.join("crlf-sft.jsonl")).unwrap()[1].response,
+        read_sft(&d.join("crlf-sft.jsonl")).unwrap()[1].response(),
         "hello\r\nthere"
     );
 }

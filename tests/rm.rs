@@ -70,7 +70,7 @@ fn happy_rankings(path: &Path, n: usize, k: usize) {
     let sft = rlhf::data::formats::read_sft(&common::assets().join("sft.jsonl")).unwrap();
     let plain: Vec<&str> = sft
         .iter()
-        .map(|r| r.response.as_str())
+        .map(|r| r.response())
         .filter(|r| !r.to_lowercase().contains("happ") && r.len() < 80)
         .collect();
     let mut rng = Rng::new(5);

@@ -27,9 +27,11 @@ fn tiny(dropout: f64) -> ModelConfig {
 fn batch() -> Batch {
     let mut r = Rng::new(3);
     let examples: Vec<SftExample> = (0..5)
-        .map(|i| SftExample {
-            tokens: (0..12 + 7 * i).map(|_| 1 + r.below(95) as u32).collect(),
-            n_prompt: 3 + 2 * i,
+        .map(|i| {
+            SftExample::single(
+                (0..12 + 7 * i).map(|_| 1 + r.below(95) as u32).collect(),
+                3 + 2 * i,
+            )
         })
         .collect();
     let refs: Vec<&SftExample> = examples.iter().collect();

@@ -12,7 +12,8 @@ pub struct EvalArgs {
     /// The model it is compared with (e.g. the SFT model).
     #[arg(long)]
     pub baseline: PathBuf,
-    /// Held-out prompts, {"prompt"} per line (default: the bundled assets/eval_prompts.jsonl).
+    /// Held-out prompts, {"prompt"} or {"messages": [...]} per line (default: the bundled
+    /// assets/eval_prompts.jsonl).
     #[arg(long)]
     pub prompts: Option<PathBuf>,
     /// Who judges the responses (only the simulated sentiment labeler can judge unattended).

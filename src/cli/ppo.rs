@@ -23,7 +23,8 @@ pub struct PpoArgs {
     /// reference's trunk with a new head).
     #[arg(long)]
     pub value_init: Option<PathBuf>,
-    /// Prompts, {"prompt": ...} per line (default: the bundled assets/prompts.jsonl).
+    /// Prompts, {"prompt": ...} or a conversation {"messages": [...]} ending with the user's turn
+    /// per line (default: the bundled assets/prompts.jsonl).
     #[arg(long)]
     pub prompts: Option<PathBuf>,
     /// Pretraining text files for PPO-ptx (default: the bundled Austen training novels). Not

@@ -80,5 +80,10 @@ pub(super) fn sample(a: SampleArgs) -> Result<()> {
 /// `rlhf chat`: an interactive session with a checkpoint.
 pub(super) fn chat(a: ChatArgs) -> Result<()> {
     let dev = open(a.device.device)?;
-    chat::run(&a.ckpt, &a.sampling.config(), a.sampling.seed, &dev.device)
+    let opts = chat::ChatOptions {
+        sampling: a.sampling.config(),
+        seed: a.sampling.seed,
+        stats: a.stats,
+    };
+    chat::run(&a.ckpt, &opts, &dev.device)
 }

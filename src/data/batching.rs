@@ -2,11 +2,13 @@
 //!
 //! - Pretraining: one long token stream; a batch is B random windows of T+1 tokens (nanoGPT),
 //!   so the data position is fully described by the RNG state.
-//! - SFT: each example is `prompt + response + <|endoftext|>`; batches are right-padded and carry
-//!   a weight per target position: 1 on response tokens, 0 on prompt and padding.
+//! - SFT: each example is a conversation in the template, `prompt + response + <|endoftext|>` for
+//!   one turn; batches are right-padded and carry a weight per target position: 1 on the tokens
+//!   of every assistant turn (and the `<|endoftext|>` closing it), 0 on user and system text and
+//!   padding.
 
 use crate::data::formats::SftRecord;
-use crate::data::template::{render_prompt, render_response};
+use crate::data::template::pieces;
 use crate::data::tokenizer::Tok;
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
@@ -99,16 +101,26 @@ pub fn sequential_windows(stream: &[u32], b: usize, t: usize, max: usize) -> Vec
     out
 }
 
-/// One tokenized demonstration: `tokens[..n_prompt]` is the prompt.
+/// One tokenized demonstration: `target[i]` says whether token `i` is an assistant's (a
+/// response token or the `<|endoftext|>` closing one), which the loss learns to produce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SftExample {
     pub tokens: Vec<u32>,
-    pub n_prompt: usize,
+    pub target: Vec<bool>,
 }
 
-/// Tokenizes demonstrations with the template. An example longer than `n_ctx + 1` tokens keeps
-/// the end of its prompt (cut from the left) and at most `n_ctx / 2` response tokens first; the
-/// number of examples cut is returned so the caller can report it.
+impl SftExample {
+    /// A prompt of `n_prompt` tokens, then the response's.
+    pub fn single(tokens: Vec<u32>, n_prompt: usize) -> Self {
+        let target = (0..tokens.len()).map(|i| i >= n_prompt).collect();
+        Self { tokens, target }
+    }
+}
+
+/// Tokenizes demonstrations with the template, each turn on its own (a conversation's turns are
+/// concatenated). An example longer than `n_ctx + 1` tokens keeps at most `n_ctx / 2` tokens of
+/// its last response first and then the end of what precedes it (cut from the left: the oldest
+/// turns go first); the number of examples cut is returned so the caller can report it.
 pub fn tokenize_sft(
     tok: &Tok,
     records: &[SftRecord],
@@ -118,25 +130,27 @@ pub fn tokenize_sft(
     let mut cut = 0;
     let max_len = n_ctx + 1;
     for r in records {
-        let mut p = tok.encode(&render_prompt(&r.prompt))?;
-        let mut resp = tok.encode(&render_response(&r.response))?;
-        resp.push(tok.eot);
-        if p.len() + resp.len() > max_len {
-            cut += 1;
-            let resp_keep = resp
-                .len()
-                .min(max_len / 2)
-                .max(max_len.saturating_sub(p.len()));
-            resp.truncate(resp_keep.min(max_len - 1));
-            let p_keep = max_len - resp.len();
-            p = p[p.len() - p_keep.min(p.len())..].to_vec();
+        let (mut tokens, mut target) = (Vec::new(), Vec::new());
+        let mut last = 0; // where the last piece starts
+        for piece in pieces(&r.messages) {
+            let mut ids = tok.encode(&piece.text)?;
+            if piece.assistant {
+                ids.push(tok.eot);
+            }
+            last = tokens.len();
+            target.extend(std::iter::repeat_n(piece.assistant, ids.len()));
+            tokens.extend(ids);
         }
-        let n_prompt = p.len();
-        p.extend(resp);
-        out.push(SftExample {
-            tokens: p,
-            n_prompt,
-        });
+        if tokens.len() > max_len {
+            cut += 1;
+            let (p, resp) = (last, tokens.len() - last);
+            let resp_keep = resp.min(max_len / 2).max(max_len.saturating_sub(p));
+            let end = p + resp_keep.min(max_len - 1);
+            let start = end - max_len.min(end);
+            tokens = tokens[start..end].to_vec();
+            target = target[start..end].to_vec();
+        }
+        out.push(SftExample { tokens, target });
     }
     Ok((out, cut))
 }
@@ -161,8 +175,8 @@ pub fn sft_batch(examples: &[&SftExample], pad_id: u32) -> Batch {
         for j in 0..e.tokens.len() - 1 {
             batch.x[r * t + j] = e.tokens[j] as i64;
             batch.y[r * t + j] = e.tokens[j + 1] as i64;
-            // target j predicts tokens[j + 1]; it is a response token when j + 1 >= n_prompt
-            if j + 1 >= e.n_prompt {
+            // target j predicts tokens[j + 1]: counted when that is an assistant's token
+            if e.target[j + 1] {
                 batch.w[r * t + j] = 1.0;
             }
         }
@@ -176,10 +190,7 @@ mod tests {
 
     #[test]
     fn sft_weights_cover_response_only() {
-        let e = SftExample {
-            tokens: vec![10, 11, 12, 20, 21, 0],
-            n_prompt: 3,
-        };
+        let e = SftExample::single(vec![10, 11, 12, 20, 21, 0], 3);
         let b = sft_batch(&[&e], 0);
         assert_eq!(b.t, 5);
         assert_eq!(b.x, vec![10, 11, 12, 20, 21]);

@@ -1,24 +1,50 @@
 //! JSON Lines readers and writers for the project's formats. Every malformed line is an error
 //! naming the file, the 1-based line number and what is wrong; nothing is skipped silently.
 //!
-//! - SFT: `{"prompt","response"}`, or Alpaca `{"instruction","input","output"}`
-//! - Prompts: `{"prompt"}`
+//! - SFT: `{"prompt","response"}`, Alpaca `{"instruction","input","output"}`, a conversation
+//!   `{"messages":[{"role","content"},...]}` ending with the assistant's turn, TRL's
+//!   `{"prompt","completion"}` (either a string or messages), or an Anthropic HH `{"chosen"}`
+//!   dialogue (its `"rejected"` ignored)
+//! - Prompts: `{"prompt"}`, the prompt a string or a conversation ending with the user's turn, or
+//!   `{"messages":[...]}` ending with the user's turn
 //! - Samples: `{"prompt","responses":[...]}`
+//!
+//! A conversation prompt is read as one string, `template::prompt_text`, which every stage
+//! renders like a single prompt (see `template`).
 //!
 //! Files from Windows editors read as the same records: `\r\n` line ends as `\n`, and a UTF-8
 //! byte-order mark at the start is dropped.
 
+use super::conversation::{parse_hh, parse_messages, validate, Ending, Message, Role};
+use super::template::prompt_text;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
-/// One demonstration: the model learns to produce `response` after `prompt`.
+/// One demonstration: a validated conversation ending with the assistant's turn; the model
+/// learns every assistant turn (a single prompt and response is a one-turn conversation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SftRecord {
-    pub prompt: String,
-    pub response: String,
+    pub messages: Vec<Message>,
+}
+
+impl SftRecord {
+    /// A single prompt and its response.
+    pub fn single(prompt: impl Into<String>, response: impl Into<String>) -> Self {
+        Self {
+            messages: vec![
+                Message::new(Role::User, prompt),
+                Message::new(Role::Assistant, response),
+            ],
+        }
+    }
+
+    /// The last assistant turn.
+    pub fn response(&self) -> &str {
+        self.messages.last().map_or("", |m| m.content.as_str())
+    }
 }
 
 /// K responses to one prompt (what `rlhf sample` writes and `rlhf label` reads).
@@ -107,37 +133,23 @@ fn get_opt_str(m: &Map<String, Value>, key: &str) -> Result<Option<String>> {
     }
 }
 
-/// Reads SFT demonstrations (either format, may be mixed). Empty responses are errors.
+/// Reads SFT demonstrations (any of the formats above, may be mixed). Empty prompts or
+/// responses and malformed conversations are errors.
 pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
     let mut out = Vec::new();
     read_objects(path, |_, m| {
-        let rec = if m.contains_key("instruction") {
-            let instruction = get_str(&m, "instruction")?;
-            let input = get_opt_str(&m, "input")?.unwrap_or_default();
-            let prompt = if input.trim().is_empty() {
-                instruction
-            } else {
-                format!("{instruction}\n{input}")
-            };
-            SftRecord {
-                prompt,
-                response: get_str(&m, "output")?,
+        let messages = sft_messages(&m)?;
+        if let [u, a] = messages.as_slice() {
+            // a single prompt and response: say which is empty in the record's own terms
+            if u.role == Role::User && u.content.trim().is_empty() {
+                bail!("empty prompt");
             }
-        } else if m.contains_key("prompt") {
-            SftRecord {
-                prompt: get_str(&m, "prompt")?,
-                response: get_str(&m, "response")?,
+            if a.role == Role::Assistant && a.content.trim().is_empty() {
+                bail!("empty response");
             }
-        } else {
-            bail!("expected {{\"prompt\",\"response\"}} or Alpaca {{\"instruction\",\"input\",\"output\"}}");
-        };
-        if rec.prompt.trim().is_empty() {
-            bail!("empty prompt");
         }
-        if rec.response.trim().is_empty() {
-            bail!("empty response");
-        }
-        out.push(rec);
+        validate(&messages, Ending::Assistant)?;
+        out.push(SftRecord { messages });
         Ok(())
     })?;
     if out.is_empty() {
@@ -146,11 +158,92 @@ pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
     Ok(out)
 }
 
+fn sft_messages(m: &Map<String, Value>) -> Result<Vec<Message>> {
+    if let Some(v) = m.get("messages") {
+        return parse_messages(v);
+    }
+    if m.contains_key("instruction") {
+        let instruction = get_str(m, "instruction")?;
+        let input = get_opt_str(m, "input")?.unwrap_or_default();
+        let prompt = if input.trim().is_empty() {
+            instruction
+        } else {
+            format!("{instruction}\n{input}")
+        };
+        return Ok(single(prompt, get_str(m, "output")?));
+    }
+    if let Some(p) = m.get("prompt") {
+        let mut messages = prompt_messages(p)?;
+        messages.extend(match (m.get("response"), m.get("completion")) {
+            (Some(_), _) => vec![Message::new(Role::Assistant, get_str(m, "response")?)],
+            (None, Some(c)) => completion(c)?,
+            (None, None) => bail!("missing field \"response\""),
+        });
+        return Ok(messages);
+    }
+    if m.contains_key("chosen") {
+        return parse_hh(&get_str(m, "chosen")?).context("field \"chosen\"");
+    }
+    bail!("expected {{\"prompt\",\"response\"}}, {{\"messages\"}}, Alpaca {{\"instruction\",\"input\",\"output\"}} or HH {{\"chosen\"}}");
+}
+
+fn single(prompt: String, response: String) -> Vec<Message> {
+    SftRecord::single(prompt, response).messages
+}
+
+/// A `"prompt"` value: a string (one user turn) or a conversation.
+fn prompt_messages(v: &Value) -> Result<Vec<Message>> {
+    match v {
+        Value::String(s) => Ok(vec![Message::new(Role::User, s.clone())]),
+        Value::Array(_) => parse_messages(v).context("field \"prompt\""),
+        other => bail!(
+            "field \"prompt\" must be a string or an array of messages, found {}",
+            kind(other)
+        ),
+    }
+}
+
+/// A `"completion"` value: a string or the assistant's messages.
+fn completion(v: &Value) -> Result<Vec<Message>> {
+    match v {
+        Value::String(s) => Ok(vec![Message::new(Role::Assistant, s.clone())]),
+        _ => parse_messages(v).context("field \"completion\""),
+    }
+}
+
+/// The prompt of a record as one string (see the module docs): `"messages"` or `"prompt"`, a
+/// conversation ending with the user's turn or a string.
+pub fn get_prompt(m: &Map<String, Value>) -> Result<String> {
+    let messages = match (m.get("messages"), m.get("prompt")) {
+        (Some(v), _) => parse_messages(v)?,
+        (None, Some(v)) => prompt_messages(v)?,
+        (None, None) => bail!("missing field \"prompt\""),
+    };
+    if messages.len() == 1 && messages[0].role == Role::User {
+        return Ok(messages[0].content.clone());
+    }
+    validate(&messages, Ending::User)?;
+    Ok(prompt_text(&messages))
+}
+
+/// A response value: a string, or a conversation of one assistant message (TRL's conversational
+/// preference records).
+pub fn response_text(v: &Value, what: &str) -> Result<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(_) => match parse_messages(v).with_context(|| what.to_string())?.as_slice() {
+            [m] if m.role == Role::Assistant => Ok(m.content.clone()),
+            _ => bail!("{what} must be a string or one assistant message"),
+        },
+        other => bail!("{what} must be a string, found {}", kind(other)),
+    }
+}
+
 /// Reads prompts (`{"prompt"}`; a samples file also works, its responses are ignored).
 pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     read_objects(path, |_, m| {
-        let p = get_str(&m, "prompt")?;
+        let p = get_prompt(&m)?;
         if p.trim().is_empty() {
             bail!("empty prompt");
         }
@@ -245,8 +338,7 @@ mod tests {
         );
         let r = read_sft(&p).unwrap();
         assert_eq!(r.len(), 2);
-        assert_eq!(r[1].prompt, "Say\nhi");
-        assert_eq!(r[1].response, "hello");
+        assert_eq!(r[1], SftRecord::single("Say\nhi", "hello"));
     }
 
     #[test]

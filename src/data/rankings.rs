@@ -4,13 +4,21 @@
 //! - `{"prompt", "responses": [best, second, ...]}` with 2 ≤ K ≤ 9;
 //! - pairwise `{"prompt", "chosen", "rejected"}` (K = 2);
 //! - Anthropic HH `{"chosen", "rejected"}` full dialogues: the shared prefix up to and including
-//!   the last `"\n\nAssistant:"` is the prompt, the rest the two responses.
+//!   the last `"\n\nAssistant:"` is the prompt (read as a conversation), the rest the two
+//!   responses.
+//!
+//! The prompt may be a conversation ending with the user's turn (`"prompt"` as an array of
+//! messages, or `"messages"`), and each response a string or one assistant message, as in TRL's
+//! conversational preference records; see `formats`. The labeler scores the responses: the final
+//! assistant turn.
 //!
 //! A record with K < 2 or K > 9, a duplicated response, or an empty response is an error naming
 //! the file and line — or, with `skip_invalid`, skipped and counted. Never silent.
 
-use super::formats::{get_str, read_objects};
-use anyhow::{anyhow, bail, Result};
+use super::conversation::{parse_hh, validate as validate_conversation, Ending};
+use super::formats::{get_prompt, read_objects, response_text};
+use super::template::prompt_text;
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -54,8 +62,16 @@ fn split_hh(chosen: &str, rejected: &str) -> Result<(String, String, String)> {
     if p == 0 {
         bail!("\"chosen\" and \"rejected\" share no prompt prefix");
     }
+    let prompt = match parse_hh(&chosen[..p]) {
+        Ok(m) => {
+            validate_conversation(&m, Ending::User)?;
+            prompt_text(&m)
+        }
+        // not a dialogue: the shared text, cut at a word, is the prompt
+        Err(_) => chosen[..p].to_string(),
+    };
     Ok((
-        chosen[..p].to_string(),
+        prompt,
         chosen[p..].to_string(),
         rejected[p..].to_string(),
     ))
@@ -69,22 +85,21 @@ fn parse(m: &Map<String, Value>) -> Result<Ranking> {
         let responses = a
             .iter()
             .enumerate()
-            .map(|(i, x)| {
-                x.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| anyhow!("responses[{i}] must be a string"))
-            })
+            .map(|(i, x)| response_text(x, &format!("responses[{i}]")))
             .collect::<Result<Vec<_>>>()?;
         return Ok(Ranking {
-            prompt: get_str(m, "prompt")?,
+            prompt: get_prompt(m)?,
             responses,
         });
     }
-    let chosen = get_str(m, "chosen")?;
-    let rejected = get_str(m, "rejected")?;
-    if m.contains_key("prompt") {
+    let field = |k: &str| match m.get(k) {
+        Some(v) => response_text(v, &format!("field \"{k}\"")),
+        None => bail!("missing field \"{k}\""),
+    };
+    let (chosen, rejected) = (field("chosen")?, field("rejected")?);
+    if m.contains_key("prompt") || m.contains_key("messages") {
         return Ok(Ranking {
-            prompt: get_str(m, "prompt")?,
+            prompt: get_prompt(m)?,
             responses: vec![chosen, rejected],
         });
     }
@@ -145,7 +160,7 @@ mod tests {
         let c = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: Sure, here it is.";
         let r = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: No.";
         let (p, a, b) = split_hh(c, r).unwrap();
-        assert!(p.ends_with("joke?\n\nAssistant:"));
+        assert_eq!(p, "hi\nResponse: hello<|endoftext|>joke?");
         assert_eq!(a, " Sure, here it is.");
         assert_eq!(b, " No.");
     }

@@ -51,6 +51,8 @@ pub struct Decoder<'a> {
     /// All tokens so far, padded (for the uncached path).
     tokens: Vec<Vec<u32>>,
     use_cache: bool,
+    /// Positions run through the model so far, all rows (what a step costs).
+    positions_run: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -83,6 +85,7 @@ impl<'a> Decoder<'a> {
             cache: None,
             tokens,
             use_cache,
+            positions_run: 0,
         };
         let logits = d.run_full()?;
         Ok((d, logits))
@@ -95,6 +98,40 @@ impl<'a> Decoder<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Positions run through the model since the prefill began, all rows together: with the cache
+    /// a step adds one per row, without it the whole sequence again.
+    pub fn positions_run(&self) -> usize {
+        self.positions_run
+    }
+
+    /// Appends `tokens` (at least one) to a one-row decoder, as a chat's next turn, and returns the
+    /// next-token logits (1, V). With the cache only the new tokens run through the model; the
+    /// earlier turns' keys and values are reused.
+    pub fn extend(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        if self.tokens.len() != 1 || tokens.is_empty() {
+            bail!("extending a decoder needs one row and at least one token");
+        }
+        let n = tokens.len();
+        self.tokens[0].extend_from_slice(tokens);
+        self.pad[0].extend(std::iter::repeat_n(false, n));
+        let from = self.next_pos[0];
+        self.next_pos[0] += n as i64;
+        if !self.use_cache {
+            return self.run_full();
+        }
+        let idx = tokens.iter().map(|&t| t as i64).collect();
+        let pos = (from..from + n as i64).collect();
+        let (h, cache) = self.model.forward_hidden(
+            int_tensor(idx, [1, n], &self.device),
+            int_tensor(pos, [1, n], &self.device),
+            None,
+            self.cache.take(),
+        );
+        self.cache = Some(cache);
+        self.positions_run += n;
+        last_logits(self.model, h)
     }
 
     /// Appends one token per row and returns the next-token logits (B, V).
@@ -119,6 +156,7 @@ impl<'a> Decoder<'a> {
         for p in self.next_pos.iter_mut() {
             *p += 1;
         }
+        self.positions_run += b;
         let key_pad = self.key_pad();
         let (h, cache) = self
             .model
@@ -152,6 +190,7 @@ impl<'a> Decoder<'a> {
             None,
         );
         self.cache = Some(cache);
+        self.positions_run += b * t;
         let [_, t, _] = h.dims();
         last_logits(self.model, h.narrow(1, t - 1, 1))
     }
@@ -300,9 +339,23 @@ fn generate_streams(
         .iter()
         .map(|p| fit_prompt(p, max_new - 1, n_ctx))
         .collect();
-    let (mut dec, mut logits) = Decoder::prefill(model, &prompts, use_cache, device)?;
-    let mut out = vec![Vec::new(); prompts.len()];
-    let mut done = vec![false; prompts.len()];
+    let (mut dec, logits) = Decoder::prefill(model, &prompts, use_cache, device)?;
+    sample_rows(&mut dec, logits, max_new, cfg, eot, (rngs, stream))
+}
+
+/// Samples up to `max_new` tokens per row of `dec`, starting from its next-token `logits`; a row
+/// ends at `eot` (not included). The last token sampled is not fed to `dec`: a caller that goes
+/// on (a chat's next turn) feeds it first.
+pub fn sample_rows(
+    dec: &mut Decoder,
+    mut logits: Vec<Vec<f32>>,
+    max_new: usize,
+    cfg: &SampleConfig,
+    eot: u32,
+    (rngs, stream): (&mut [Rng], &[usize]),
+) -> Result<Vec<Vec<u32>>> {
+    let mut out = vec![Vec::new(); logits.len()];
+    let mut done = vec![false; logits.len()];
     for step in 0..max_new {
         let next: Vec<u32> = logits
             .iter()
