@@ -7,6 +7,9 @@ Deterministic (fixed seed). Writes:
   sft.jsonl           SFT demonstrations: "Define: X" -> Bierce's entry, "Continue: <opening>" -> Austen's next sentences
   prompts.jsonl       PPO / RM prompts, disjoint from the SFT prompts (same two kinds)
   eval_prompts.jsonl  held-out prompts: unused dictionary terms and openings from the held-out novel
+Each of the three also holds short conversations in the messages format: consecutive quoted
+utterances of Austen's characters, the speakers taking turns (a new paragraph is a new speaker),
+as user and assistant turns.
 Held-out novel (never trained on): austen/persuasion.txt.
 """
 import json, random, re, pathlib
@@ -61,6 +64,72 @@ def definition(entry, max_len=240):
     return d
 
 
+QUOTE = re.compile(r'"([^"]+)"')
+
+
+def utterance(par):
+    """The quoted words of a paragraph that opens with a quotation, narration ("said she") dropped."""
+    if not par.startswith('"') or par.count('"') % 2:
+        return None
+    u = " ".join(q.strip() for q in QUOTE.findall(par))
+    if len(u) > 160:  # a long speech: its opening sentences
+        kept = ""
+        for s in sentences(u):
+            if len(kept) + len(s) + 1 > 160:
+                break
+            kept = f"{kept} {s}".strip()
+        u = kept
+    if u.endswith(","):  # '"I thought how it would be," said she.'
+        u = u[:-1] + "."
+    return u if len(u) >= 8 else None
+
+
+def exchanges(path, size):
+    """Runs of consecutive quoted paragraphs, cut into windows of `size` utterances."""
+    out, run = [], []
+    for par in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")):
+        u = utterance(" ".join(par.split()).replace("_", ""))
+        if u is None:
+            run = []
+            continue
+        run.append(u)
+        if len(run) == size:
+            out.append(run)
+            run = []
+    return out
+
+
+def conversation(utterances):
+    roles = ["user", "assistant"]
+    return [{"role": roles[i % 2], "content": u} for i, u in enumerate(utterances)]
+
+
+def dialogues(novels, drng):
+    """SFT conversations (two exchanges) and prompts with a history (an exchange and a question)."""
+    train4, held3 = [], []
+    for n in novels:
+        if n.name == HELD_OUT:
+            held3 += exchanges(n, 3)
+        else:
+            train4 += exchanges(n, 4)
+    drng.shuffle(train4)
+    drng.shuffle(held3)
+    n_sft, n_ppo, n_eval = 400, 150, 50
+    sft = [{"messages": conversation(u)} for u in train4[:n_sft]]
+    ppo = [{"messages": conversation(u[:3])} for u in train4[n_sft:n_sft + n_ppo]]
+    ev = [{"messages": conversation(u)} for u in held3[:n_eval]]
+    assert len(sft) == n_sft and len(ppo) == n_ppo and len(ev) == n_eval
+    return sft, ppo, ev
+
+
+def mix(rows, extra, drng):
+    """`extra` inserted among `rows` at random places (the order of `rows` kept)."""
+    out = list(rows)
+    for r in extra:
+        out.insert(drng.randrange(len(out) + 1), r)
+    return out
+
+
 def main():
     novels = sorted((HERE / "austen").glob("*.txt"))
     train_pairs, held_pairs = [], []
@@ -90,6 +159,10 @@ def main():
     sft_prompts = {r["prompt"] for r in sft}
     assert not sft_prompts & {r["prompt"] for r in ppo}, "PPO prompts overlap SFT prompts"
     assert not sft_prompts & {r["prompt"] for r in ev}, "eval prompts overlap SFT prompts"
+
+    drng = random.Random(4321)  # its own stream: the records above are those of before
+    d_sft, d_ppo, d_ev = dialogues(novels, drng)
+    sft, ppo, ev = mix(sft, d_sft, drng), mix(ppo, d_ppo, drng), mix(ev, d_ev, drng)
     for name, rows in [("sft.jsonl", sft), ("prompts.jsonl", ppo), ("eval_prompts.jsonl", ev)]:
         with open(HERE / name, "w", encoding="utf-8") as f:
             for r in rows:

@@ -139,7 +139,7 @@ pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
     let mut out = Vec::new();
     read_objects(path, |_, m| {
         let messages = sft_messages(&m)?;
-        if let [u, a] = messages.as_slice() {
+        if let (false, [u, a]) = (m.contains_key("messages"), messages.as_slice()) {
             // a single prompt and response: say which is empty in the record's own terms
             if u.role == Role::User && u.content.trim().is_empty() {
                 bail!("empty prompt");
