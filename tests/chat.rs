@@ -84,9 +84,17 @@ fn replies_with_history(ckpt: &Path, turns: &[&str]) -> Vec<String> {
     for t in turns {
         history.extend(loaded.tok.encode(&render_prompt(t)).unwrap());
         let mut rng = Rng::new(0);
-        let r = generate(&model, &[history.clone()], &cfg, loaded.tok.eot, &mut rng, true, &dev)
-            .unwrap()
-            .remove(0);
+        let r = generate(
+            &model,
+            &[history.clone()],
+            &cfg,
+            loaded.tok.eot,
+            &mut rng,
+            true,
+            &dev,
+        )
+        .unwrap()
+        .remove(0);
         out.push(loaded.tok.decode(&r).unwrap().trim().to_string());
         history.extend(r);
         history.push(loaded.tok.eot);
@@ -101,10 +109,16 @@ fn the_second_turn_sees_the_first() {
     let (replies, err) = chat(&ckpt, "Is the day fine?\nAnd your mother?\n");
     assert_eq!(replies.len(), 2, "{err}");
     let want = replies_with_history(&ckpt, &["Is the day fine?", "And your mother?"]);
-    assert_eq!(replies, want, "chat's replies are not those of the whole history");
+    assert_eq!(
+        replies, want,
+        "chat's replies are not those of the whole history"
+    );
     // alone, the second question gets another answer: the history is what changed it
     let (alone, _) = chat(&ckpt, "And your mother?\n");
-    assert_ne!(alone[0], replies[1], "the test cannot tell history from none");
+    assert_ne!(
+        alone[0], replies[1],
+        "the test cannot tell history from none"
+    );
     // turn 2 ran only its own tokens: the previous reply's last token and closing token, and
     // the new question, not the history again
     let stats: Vec<(usize, usize)> = err
@@ -119,7 +133,10 @@ fn the_second_turn_sees_the_first() {
         })
         .collect();
     let tok = common::tok();
-    let q2 = tok.encode(&render_prompt("And your mother?")).unwrap().len();
+    let q2 = tok
+        .encode(&render_prompt("And your mother?"))
+        .unwrap()
+        .len();
     assert_eq!(stats.len(), 2, "{err}");
     assert_eq!(stats[0].0, stats[0].1, "turn 1 runs its whole prompt");
     // MAX_NEW sampled tokens, the last not yet fed, then the closing token and the question
@@ -159,8 +176,15 @@ fn a_long_conversation_drops_its_oldest_turns() {
     let input = format!("{}", format!("{q}\n").repeat(10));
     let (replies, err) = chat(&ckpt, &input);
     assert_eq!(replies.len(), 10, "{err}");
-    assert!(err.contains("outgrew the model's context of 64 tokens"), "{err}");
-    let turns: Vec<&str> = err.lines().filter_map(|l| l.split_once("[turn ")).map(|x| x.1).collect();
+    assert!(
+        err.contains("outgrew the model's context of 64 tokens"),
+        "{err}"
+    );
+    let turns: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once("[turn "))
+        .map(|x| x.1)
+        .collect();
     assert_eq!(turns.len(), 10, "{err}");
     for l in turns {
         // "N: F tokens run of C in context, ..."

@@ -61,9 +61,15 @@ fn sft_learns_every_assistant_turn_and_no_user_text() {
     // the whole conversation is in the inputs, in the template
     let text = tok.decode(&e.tokens).unwrap();
     assert!(text.starts_with("Answer as Miss Bates would.\nIs the day fine?\nResponse:"));
-    assert!(text.contains("you!And your mother?\nResponse: Oh!"), "{text}");
+    assert!(
+        text.contains("you!And your mother?\nResponse: Oh!"),
+        "{text}"
+    );
     // other user text: not one counted target changes
-    let (_, t2) = targets(&tok, &conversation("Shall we walk to Highbury?", "Is it far?"));
+    let (_, t2) = targets(
+        &tok,
+        &conversation("Shall we walk to Highbury?", "Is it far?"),
+    );
     let c2: Vec<u32> = t2.iter().filter(|x| x.1).map(|x| x.0 as u32).collect();
     assert_eq!(counted, c2);
     assert_ne!(t, t2, "the user text did change the sequence");

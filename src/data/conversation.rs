@@ -26,7 +26,9 @@ impl Role {
             "system" => Ok(Self::System),
             "user" => Ok(Self::User),
             "assistant" => Ok(Self::Assistant),
-            other => bail!("unknown role \"{other}\" (expected \"system\", \"user\" or \"assistant\")"),
+            other => {
+                bail!("unknown role \"{other}\" (expected \"system\", \"user\" or \"assistant\")")
+            }
         }
     }
 }
@@ -206,8 +208,8 @@ mod tests {
 
     #[test]
     fn hh_dialogues_become_messages() {
-        let m = parse_hh("\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant:")
-            .unwrap();
+        let m =
+            parse_hh("\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant:").unwrap();
         assert_eq!(
             m,
             vec![

@@ -231,7 +231,10 @@ pub fn get_prompt(m: &Map<String, Value>) -> Result<String> {
 pub fn response_text(v: &Value, what: &str) -> Result<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        Value::Array(_) => match parse_messages(v).with_context(|| what.to_string())?.as_slice() {
+        Value::Array(_) => match parse_messages(v)
+            .with_context(|| what.to_string())?
+            .as_slice()
+        {
             [m] if m.role == Role::Assistant => Ok(m.content.clone()),
             _ => bail!("{what} must be a string or one assistant message"),
         },

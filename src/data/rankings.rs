@@ -70,11 +70,7 @@ fn split_hh(chosen: &str, rejected: &str) -> Result<(String, String, String)> {
         // not a dialogue: the shared text, cut at a word, is the prompt
         Err(_) => chosen[..p].to_string(),
     };
-    Ok((
-        prompt,
-        chosen[p..].to_string(),
-        rejected[p..].to_string(),
-    ))
+    Ok((prompt, chosen[p..].to_string(), rejected[p..].to_string()))
 }
 
 fn parse(m: &Map<String, Value>) -> Result<Ranking> {

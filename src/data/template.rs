@@ -70,7 +70,9 @@ pub fn prompt_text(messages: &[Message]) -> String {
     for m in history {
         match m.role {
             Role::System => system = format!("{}\n", m.content.trim()),
-            Role::User => s += &render_prompt(&format!("{}{}", std::mem::take(&mut system), m.content)),
+            Role::User => {
+                s += &render_prompt(&format!("{}{}", std::mem::take(&mut system), m.content))
+            }
             Role::Assistant => {
                 s += &render_response(&m.content);
                 s += EOT_TEXT;
@@ -127,7 +129,11 @@ mod tests {
         let texts: Vec<String> = pieces(&m).into_iter().map(|p| p.text).collect();
         assert_eq!(
             texts,
-            ["Be kind.\nWho is he?\nResponse:", " Mr. Darcy.", "Is he rich?\nResponse:"]
+            [
+                "Be kind.\nWho is he?\nResponse:",
+                " Mr. Darcy.",
+                "Is he rich?\nResponse:"
+            ]
         );
         // a one-turn conversation is the single prompt itself
         assert_eq!(prompt_text(&m[1..2]), "Who is he?");

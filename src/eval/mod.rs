@@ -7,6 +7,7 @@
 //! - `labeler`: the labeler that judged (`"sentiment"`: VADER compound in −1..1);
 //! - `win_rate` {`rate`, `wins`, `ties`, `losses`}: policy vs baseline by the labeler, prompt by
 //!   prompt, ties count half; `rm_win_rate` the same by the reward model (`null` without `--rm`);
+//!   `conversation_win_rate` the labeler's on the conversation prompts alone (`null` if none);
 //! - `kl_nats_per_seq`: KL(policy ‖ baseline) per response in nats, Monte Carlo over one policy
 //!   sample per prompt drawn at temperature 1 (the models' own distributions, as PPO's penalty):
 //!   mean over prompts of Σ_t log π_policy(y_t) − log π_baseline(y_t) over the response tokens,
@@ -59,6 +60,10 @@ pub struct EvalReport {
     pub labeler: String,
     pub win_rate: guards::WinRate,
     pub rm_win_rate: Option<guards::WinRate>,
+    /// The labeler's win rate on the conversation prompts alone (a history before the user's
+    /// turn); `null` when there are none.
+    #[serde(default)]
+    pub conversation_win_rate: Option<guards::WinRate>,
     pub kl_nats_per_seq: f64,
     pub kl_nats_per_token: f64,
     pub policy: ModelEval,

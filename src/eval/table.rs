@@ -80,6 +80,13 @@ pub fn format_table(r: &EvalReport) -> String {
             w.rate, w.wins, w.ties, w.losses
         );
     }
+    if let Some(w) = &r.conversation_win_rate {
+        let _ = writeln!(
+            s,
+            "  win rate on the conversation prompts: {:.3} ({} wins, {} ties, {} losses)",
+            w.rate, w.wins, w.ties, w.losses
+        );
+    }
     let _ = writeln!(
         s,
         "  KL(policy ‖ baseline): {:.3} nats per sequence ({:.4} per token)",

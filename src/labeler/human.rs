@@ -19,6 +19,7 @@ use super::distinct_responses;
 use super::human_store::{Action, Store};
 use crate::data::formats::SampleRecord;
 use crate::data::rankings::{Ranking, MAX_K};
+use crate::data::template::display_prompt;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -144,7 +145,7 @@ fn show<W: Write>(
     writeln!(
         ui,
         "\n[{pos}/{total}] Prompt: {}",
-        indent(prompt, "        ")
+        indent(&display_prompt(prompt), "        ")
     )?;
     for (j, r) in resp.iter().enumerate() {
         writeln!(ui, "  {}. {}", j + 1, indent(r.trim(), "     "))?;

@@ -10,8 +10,10 @@ use crate::checkpoint::{self, Loaded};
 use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::{read_prompts, write_jsonl, SampleRecord};
 use crate::data::pairs::fit_prompt;
-use crate::data::template::render_prompt;
-use crate::eval::guards::{distinct_n, frequency_growth, mean, perplexity, win_rate, words};
+use crate::data::template::{render_prompt, EOT_TEXT};
+use crate::eval::guards::{
+    distinct_n, frequency_growth, mean, perplexity, win_rate, words, WinRate,
+};
 use crate::eval::lm::{sequence_logprobs, spaced_windows, windows_perplexity, ScoredSeq};
 use crate::eval::{table, EvalReport, HeldoutInfo, ModelEval};
 use crate::labeler::sentiment::SentimentScorer;
@@ -387,6 +389,20 @@ fn model_eval(
     })
 }
 
+/// The labeler's win rate over the prompts that are conversations (`None` if there are none).
+fn conversation_win_rate(prompts: &[String], sent: &[Vec<f64>; 2]) -> Option<WinRate> {
+    let pick = |side: &Vec<f64>| -> Vec<f64> {
+        prompts
+            .iter()
+            .zip(side)
+            .filter(|(p, _)| p.contains(EOT_TEXT))
+            .map(|(_, &x)| x)
+            .collect()
+    };
+    let (policy, baseline) = (pick(&sent[0]), pick(&sent[1]));
+    (!policy.is_empty()).then(|| win_rate(&policy, &baseline, 1e-9))
+}
+
 /// Runs the evaluation, writes its files into `job.out`, prints the table; returns the report.
 pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
     let t0 = std::time::Instant::now();
@@ -410,6 +426,7 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
             [Some(a), Some(b)] => Some(win_rate(a, b, 1e-9)),
             _ => None,
         },
+        conversation_win_rate: conversation_win_rate(&prompts, &c.sent),
         kl_nats_per_seq: mean(&kl).unwrap_or(0.0),
         kl_nats_per_token: kl.iter().sum::<f64>() / kl_tokens.max(1) as f64,
         policy: model_eval(&m.policy, 0, &c, judge, &windows, bs, device)?,

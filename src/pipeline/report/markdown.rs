@@ -1,8 +1,9 @@
 //! `report.md`: the text of a run's report, from what [`super::inputs::read_run`] found and the
 //! plots already drawn. Sections whose inputs are missing are left out.
 
-use super::inputs::{ConfigFile, RunInputs};
+use super::inputs::{ConfigFile, RunInputs, SidePair};
 use super::targets::{pipeline_seconds, ppl_increase, targets};
+use crate::data::template::{display_prompt, EOT_TEXT};
 use crate::eval::guards::WordGrowth;
 use crate::eval::{EvalReport, ModelEval};
 use serde::Serialize;
@@ -174,6 +175,14 @@ fn summary_lines(s: &mut String, e: &EvalReport) {
     if let Some(r) = &e.rm_win_rate {
         let _ = writeln!(s, "- win rate by the reward model: {:.3}", r.rate);
     }
+    if let Some(r) = &e.conversation_win_rate {
+        let _ = writeln!(
+            s,
+            "- win rate on the {} conversation prompts alone: {:.3}",
+            r.wins + r.ties + r.losses,
+            r.rate
+        );
+    }
     let _ = writeln!(
         s,
         "- KL(PPO ‖ SFT): **{:.2}** nats per sequence ({:.4} per token)",
@@ -221,15 +230,36 @@ fn tax_table(s: &mut String, e: &EvalReport, noptx: Option<&EvalReport>) {
 }
 
 fn samples_section(s: &mut String, inp: &RunInputs, max: usize) {
+    let is_conversation = |p: &SidePair| p.prompt.contains(EOT_TEXT);
+    let single = inp.samples.iter().filter(|p| !is_conversation(p));
+    let conversations: Vec<&SidePair> = inp.samples.iter().filter(|p| is_conversation(p)).collect();
     let _ = writeln!(
         s,
         "## Samples: SFT vs PPO\n\n| prompt | SFT | PPO |\n|---|---|---|"
     );
-    for p in inp.samples.iter().take(max) {
+    for p in single.take(max) {
         let _ = writeln!(
             s,
             "| {} | {} | {} |",
             cell(&p.prompt),
+            cell(&p.baseline),
+            cell(&p.policy)
+        );
+    }
+    s.push('\n');
+    if conversations.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Conversations: SFT vs PPO\n\nThe history, then each model's next turn.\n\n| conversation | SFT | PPO |\n|---|---|---|"
+    );
+    for p in conversations.into_iter().take(max) {
+        let history: Vec<String> = display_prompt(&p.prompt).lines().map(cell).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            history.join("<br>"),
             cell(&p.baseline),
             cell(&p.policy)
         );

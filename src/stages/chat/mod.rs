@@ -40,7 +40,13 @@ struct Saved<'a> {
 pub fn run(ckpt: &Path, opts: &ChatOptions, device: &Device) -> Result<()> {
     let loaded = checkpoint::load_lm(ckpt, device)?;
     let model = loaded.model.valid();
-    let mut chat = ChatSession::new(&model, &loaded.tok, opts.sampling.clone(), opts.seed, device);
+    let mut chat = ChatSession::new(
+        &model,
+        &loaded.tok,
+        opts.sampling.clone(),
+        opts.seed,
+        device,
+    );
     let stdin = std::io::stdin();
     eprintln!(
         "chat with {} (/reset starts over, /save FILE writes the conversation; empty line or {EOF_KEYS} quits)",
@@ -107,12 +113,19 @@ fn command(cmd: &str, chat: &mut ChatSession, turn: &mut usize) -> Result<()> {
         ("save", file) => {
             let messages = chat.messages();
             // a failed save is reported and the conversation goes on
-            match write_jsonl(Path::new(file), &[Saved { messages: &messages }]) {
+            match write_jsonl(
+                Path::new(file),
+                &[Saved {
+                    messages: &messages,
+                }],
+            ) {
                 Ok(()) => eprintln!("(saved {} messages to {file})", messages.len()),
                 Err(e) => eprintln!("(could not save to {file}: {e:#})"),
             }
         }
-        _ => eprintln!("(unknown command /{name}: /reset starts over, /save FILE writes the conversation)"),
+        _ => eprintln!(
+            "(unknown command /{name}: /reset starts over, /save FILE writes the conversation)"
+        ),
     }
     Ok(())
 }

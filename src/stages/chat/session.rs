@@ -49,7 +49,13 @@ pub struct ChatSession<'a> {
 }
 
 impl<'a> ChatSession<'a> {
-    pub fn new(model: &'a Gpt, tok: &'a Tok, cfg: SampleConfig, seed: u64, device: &Device) -> Self {
+    pub fn new(
+        model: &'a Gpt,
+        tok: &'a Tok,
+        cfg: SampleConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
         Self {
             model,
             tok,
@@ -108,7 +114,14 @@ impl<'a> ChatSession<'a> {
             }
         };
         let rngs = std::slice::from_mut(&mut self.rng);
-        let out = sample_rows(&mut dec, logits, max_new, &self.cfg, self.tok.eot, (rngs, &[0]))?;
+        let out = sample_rows(
+            &mut dec,
+            logits,
+            max_new,
+            &self.cfg,
+            self.tok.eot,
+            (rngs, &[0]),
+        )?;
         self.dec = Some(dec);
         let mut ids = out.into_iter().next().unwrap_or_default();
         let text = self.tok.decode(&ids)?.trim().to_string();
