@@ -173,7 +173,7 @@ fn a_long_conversation_drops_its_oldest_turns() {
     let ckpt = checkpoint(&d.join("m"));
     // tiny's context is 64 tokens: ten turns of a long question outgrow it
     let q = "Pray, what do you think of the weather at Hartfield this week?";
-    let input = format!("{}", format!("{q}\n").repeat(10));
+    let input = format!("{q}\n").repeat(10);
     let (replies, err) = chat(&ckpt, &input);
     assert_eq!(replies.len(), 10, "{err}");
     assert!(

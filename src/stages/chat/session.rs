@@ -109,7 +109,8 @@ impl<'a> ChatSession<'a> {
                 (d, logits, new.len())
             }
             None => {
-                let (d, logits) = Decoder::prefill(self.model, &[all.clone()], true, &self.device)?;
+                let (d, logits) =
+                    Decoder::prefill(self.model, std::slice::from_ref(&all), true, &self.device)?;
                 (d, logits, all.len())
             }
         };
