@@ -7,13 +7,12 @@ mod fixtures;
 
 use burn::prelude::*;
 use fixtures::{ok, rlhf, s};
-use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
+use rlhf::checkpoint;
 use rlhf::config::ModelConfig;
 use rlhf::data::template::render_prompt;
 use rlhf::model::generate::{generate, SampleConfig};
 use rlhf::model::{Gpt, InitRng};
 use rlhf::util::rng::Rng;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A freshly initialised tiny model (its greedy replies depend on every token of context and
@@ -23,25 +22,7 @@ fn checkpoint(dir: &Path) -> PathBuf {
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
     let model = Gpt::new(&cfg, &mut InitRng::new(7), &Device::flex());
-    checkpoint::save(SaveRequest {
-        dir,
-        model: &model,
-        config: &CheckpointConfig {
-            kind: checkpoint::CheckpointKind::Lm,
-            stage: "test".into(),
-            model: cfg,
-            reward_bias: None,
-        },
-        tok: &tok,
-        optim: None,
-        state: &TrainState {
-            step: 0,
-            rng: Rng::new(1),
-            finished: true,
-            extra: serde_json::Value::Null,
-        },
-    })
-    .unwrap();
+    common::save_lm(dir, &model, cfg, &tok);
     dir.to_path_buf()
 }
 
@@ -49,21 +30,12 @@ const MAX_NEW: usize = 6;
 
 /// Runs `rlhf chat` greedily on `input`; returns (replies, stderr).
 fn chat(ckpt: &Path, input: &str) -> (Vec<String>, String) {
-    let mut child = rlhf()
-        .args(["chat", "--ckpt", s(ckpt), "--temperature", "0", "--stats"])
-        .args(["--max-new-tokens", &MAX_NEW.to_string(), "--device", "cpu"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = fixtures::run_with_input(
+        rlhf()
+            .args(["chat", "--ckpt", s(ckpt), "--temperature", "0", "--stats"])
+            .args(["--max-new-tokens", &MAX_NEW.to_string(), "--device", "cpu"]),
+        input,
+    );
     let err = ok(&o);
     let out = String::from_utf8_lossy(&o.stdout);
     (out.lines().map(str::to_string).collect(), err)

@@ -300,25 +300,8 @@ fn peaked_ckpt(dir: &Path, scale: f32, seed: u64) -> PathBuf {
     // seeded: the same two models, so the same KL, on every run
     let mut model = Gpt::new(&cfg, &mut InitRng::new(seed), &dev);
     model.wte.weight = burn::module::Param::from_tensor(model.wte.weight.val().mul_scalar(scale));
-    checkpoint::save(SaveRequest {
-        dir,
-        model: &model,
-        config: &CheckpointConfig {
-            kind: CheckpointKind::Lm,
-            stage: "test".into(),
-            model: cfg,
-            reward_bias: None,
-        },
-        tok: &tok,
-        optim: None,
-        state: &TrainState {
-            step: 0,
-            rng: rlhf::util::rng::Rng::new(0),
-            finished: true,
-            extra: serde_json::Value::Null,
-        },
-    })
-    .unwrap()
+    common::save_lm(dir, &model, cfg, &tok);
+    dir.to_path_buf()
 }
 
 /// log-softmax of the next-token logits after each prompt. → one (V,) row per prompt

@@ -56,3 +56,32 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs() / scale)
         .fold(0.0, f32::max)
 }
+
+/// Saves `model` as a finished language-model checkpoint in `dir` with the tokenizer `tok`.
+pub fn save_lm(
+    dir: &std::path::Path,
+    model: &rlhf::model::Gpt,
+    cfg: rlhf::config::ModelConfig,
+    tok: &Tok,
+) {
+    use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
+    checkpoint::save(SaveRequest {
+        dir,
+        model,
+        config: &CheckpointConfig {
+            kind: CheckpointKind::Lm,
+            stage: "test".into(),
+            model: cfg,
+            reward_bias: None,
+        },
+        tok,
+        optim: None,
+        state: &TrainState {
+            step: 0,
+            rng: rlhf::util::rng::Rng::new(0),
+            finished: true,
+            extra: serde_json::Value::Null,
+        },
+    })
+    .unwrap();
+}
