@@ -11,7 +11,7 @@ mod bench;
 mod eval_report;
 mod ppo;
 pub use bench::BenchCmd;
-pub use eval_report::{EvalArgs, EvalLabeler, ReportArgs};
+pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, ReportArgs};
 pub use ppo::PpoArgs;
 
 #[derive(Parser, Debug)]
@@ -57,6 +57,9 @@ pub enum Command {
     /// Compare a policy with a baseline on held-out prompts: win rate, scores, KL, perplexity,
     /// fluency and reward-hacking guards.
     Eval(EvalArgs),
+    /// Best-of-n from the SFT model, the reward model picking: win rate over a plain sample and
+    /// the exact KL, for n = 1, 2, 4, … (the frontier PPO is measured against).
+    Bon(BonArgs),
     /// (Re)write report.md and its plots for a run directory.
     Report(ReportArgs),
     /// Convert a Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer) into a

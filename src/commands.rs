@@ -37,6 +37,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Chat(a) => lm::chat(a),
         Command::Pipeline(a) => rl::pipeline(a),
         Command::Eval(a) => rl::eval(a),
+        Command::Bon(a) => rl::bon(a),
         Command::Report(a) => tools::report(a),
         Command::ImportHf(a) => tools::import_hf(a),
         Command::ExportHf(a) => tools::export_hf(a),

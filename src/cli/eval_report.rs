@@ -70,6 +70,47 @@ pub enum EvalLabeler {
 }
 
 #[derive(Args, Debug)]
+pub struct BonArgs {
+    /// The policy sampled: the SFT model (a checkpoint or stage directory).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The reward model that picks the best of n.
+    #[arg(long)]
+    pub rm: PathBuf,
+    /// Held-out prompts, {"prompt"} or {"messages": [...]} per line (default: the bundled
+    /// assets/eval_prompts.jsonl).
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// VADER lexicon of the labeler (default: the bundled assets/vader/vader_lexicon.txt).
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+    /// Largest n: candidates sampled per prompt (besides the baseline sample); n = 1, 2, 4, …
+    /// up to it are measured.
+    #[arg(long, default_value_t = 64)]
+    pub n_max: usize,
+    /// Output directory: bon.json, candidates.jsonl.
+    #[arg(long, default_value = "bon")]
+    pub out: PathBuf,
+    /// Use only the first N prompts (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub n: usize,
+    /// Softmax temperature (1: the policy itself, for which the KL formula holds).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Maximum tokens per response.
+    #[arg(long, default_value_t = 48)]
+    pub max_new_tokens: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
 pub struct ReportArgs {
     /// Run directory (what `rlhf pipeline --out` wrote); report.md and plots/ are written there.
     #[arg(long)]

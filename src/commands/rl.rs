@@ -3,9 +3,9 @@
 //! assets.
 
 use super::open;
-use crate::cli::{EvalArgs, PipelineArgs, PpoArgs};
+use crate::cli::{BonArgs, EvalArgs, PipelineArgs, PpoArgs};
 use crate::pipeline;
-use crate::stages::{assets, eval, ppo};
+use crate::stages::{assets, bon, eval, ppo};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -170,5 +170,36 @@ pub(super) fn eval(a: EvalArgs) -> Result<()> {
     };
     eval::run(&job, &dev.device)?;
     eprintln!("eval: wrote {}", a.out.join("eval.json").display());
+    Ok(())
+}
+
+/// `rlhf bon`: bundled defaults for the prompts and the lexicon.
+pub(super) fn bon(a: BonArgs) -> Result<()> {
+    let dev = open(a.device.device)?;
+    let assets = match (&a.prompts, &a.lexicon) {
+        (Some(_), Some(_)) => None,
+        _ => Some(assets::dir(None)?),
+    };
+    let asset = |p: Option<PathBuf>, rel: &str| -> PathBuf {
+        p.unwrap_or_else(|| assets.as_ref().map(|d| d.join(rel)).unwrap_or_default())
+    };
+    let job = bon::BonJob {
+        policy: a.policy,
+        rm: a.rm,
+        prompts: asset(a.prompts, "eval_prompts.jsonl"),
+        lexicon: asset(a.lexicon, "vader/vader_lexicon.txt"),
+        out: a.out.clone(),
+        n_max: a.n_max,
+        limit: a.n,
+        sampling: crate::model::generate::SampleConfig {
+            temperature: a.temperature,
+            max_new_tokens: a.max_new_tokens,
+            ..Default::default()
+        },
+        seed: a.seed,
+        batch_size: a.batch_size,
+    };
+    bon::run(&job, &dev.device)?;
+    eprintln!("bon: wrote {}", a.out.join("bon.json").display());
     Ok(())
 }

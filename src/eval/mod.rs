@@ -24,6 +24,7 @@
 //! - `heldout` {`text`, `windows`, `window_tokens`}: what the perplexities were measured on;
 //! - `sampling` (temperature, top_k, top_p, max_new_tokens), `seed`, `seconds`.
 
+pub mod bon;
 pub mod guards;
 pub mod lm;
 pub mod table;

@@ -65,7 +65,7 @@ pub fn default_sampling() -> SampleConfig {
 
 /// One response per prompt (token ids, closing token excluded), generated in batches from one
 /// RNG seeded with `seed`.
-fn generate_all(
+pub(crate) fn generate_all(
     m: &Loaded,
     prompts: &[Vec<u32>],
     cfg: &SampleConfig,
@@ -88,7 +88,7 @@ fn tokenizer_json(m: &Loaded) -> Result<serde_json::Value> {
     crate::config::load_json(&m.dir.join("tokenizer.json"))
 }
 
-fn load(path: &Path, what: &str, device: &Device) -> Result<Loaded> {
+pub(crate) fn load(path: &Path, what: &str, device: &Device) -> Result<Loaded> {
     let m = checkpoint::load_lm(path, device).with_context(|| format!("loading the {what}"))?;
     Ok(Loaded {
         model: m.model.valid(),
@@ -100,14 +100,14 @@ fn load(path: &Path, what: &str, device: &Device) -> Result<Loaded> {
 /// the token ids the policy generated, as PPO scores its rollouts (decoding and re-encoding
 /// could give other tokens, and would turn an empty response into a space). The RM must read
 /// the policy's tokens and fit its sequences.
-pub fn rm_scores(
+pub fn rm_scores<const N: usize>(
     rm: &Path,
     policy: &Loaded,
     prompt_ids: &[Vec<u32>],
-    gen: [&[Vec<u32>]; 2],
+    gen: [&[Vec<u32>]; N],
     n_ctx: usize,
     device: &Device,
-) -> Result<[Vec<f64>; 2]> {
+) -> Result<[Vec<f64>; N]> {
     let loaded = checkpoint::load_rm(rm, device)?;
     let rm_tok: serde_json::Value = crate::config::load_json(&loaded.dir.join("tokenizer.json"))?;
     if rm_tok != tokenizer_json(policy)? || loaded.config.model.n_ctx < n_ctx {
@@ -137,7 +137,11 @@ pub fn rm_scores(
         let r = crate::model::score::score_responses(&model, &pairs, eot, 32, device)?;
         Ok(r.into_iter().map(|x| x as f64 + bias).collect())
     };
-    Ok([score(gen[0])?, score(gen[1])?])
+    let mut out: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    for (o, g) in out.iter_mut().zip(gen) {
+        *o = score(g)?;
+    }
+    Ok(out)
 }
 
 /// Per-sequence KL estimate terms: log π_policy − log π_baseline summed over the response tokens

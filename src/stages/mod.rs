@@ -5,6 +5,7 @@ pub mod assets;
 pub mod bench;
 pub mod bench_attention;
 pub mod bench_counters;
+pub mod bon;
 pub mod chat;
 pub mod doctor;
 pub mod eval;
