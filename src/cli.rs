@@ -269,10 +269,10 @@ pub struct PipelineArgs {
     /// PPO pretraining-mix coefficient (0: plain PPO) [default: 0.25; tiny 1.0].
     #[arg(long)]
     pub ptx_coef: Option<f64>,
-    /// PPO KL coefficient β [default: 0.12; tiny 0.02].
+    /// PPO KL coefficient β [default: 0.14; tiny 0.02].
     #[arg(long)]
     pub kl_coef: Option<f32>,
-    /// PPO iterations [default: 60; tiny 12].
+    /// PPO iterations [default: 80; tiny 12].
     #[arg(long)]
     pub ppo_steps: Option<usize>,
     /// Pretraining steps (default: the preset's; tiny 120, small 500): fewer for a quick try.
@@ -288,6 +288,11 @@ pub struct PipelineArgs {
     /// (`eval_noptx/`): the report then shows the alignment tax with and without ptx.
     #[arg(long)]
     pub ptx_ablation: bool,
+    /// Seed of the whole job: every stage's seed (pretraining, SFT, sampling, reward model, PPO,
+    /// evaluation) is drawn from it. Without it each stage keeps its own default seed, those of
+    /// the measured default job.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Run every op with its composed reference (plain burn ops) instead of the fused WGSL
     /// kernels, on any device. Without it a GPU run first checks the kernels against their
     /// twins on the adapter (as `rlhf doctor` does) and stops if they disagree.

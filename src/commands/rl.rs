@@ -44,6 +44,9 @@ pub(super) fn pipeline(a: PipelineArgs) -> Result<()> {
     }
     anyhow::ensure!(a.rounds >= 1, "--rounds must be at least 1");
     cfg.rounds = a.rounds;
+    if let Some(s) = a.seed {
+        cfg.reseed(s);
+    }
     cfg.labeler = a.labeler;
     if let Some(v) = a.labeler_noise {
         cfg.labeler_noise = v;

@@ -108,7 +108,7 @@ impl RoundCtx<'_> {
                 k: cfg.k,
                 out: samples.to_path_buf(),
                 sampling: cfg.sampling.clone(),
-                seed: cfg.seed + self.round as u64 - 1,
+                seed: cfg.seed.wrapping_add(self.round as u64 - 1),
                 batch_size: 64,
                 limit: cfg.sample_prompts,
             },
