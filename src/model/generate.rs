@@ -51,8 +51,6 @@ pub struct Decoder<'a> {
     /// All tokens so far, padded (for the uncached path).
     tokens: Vec<Vec<u32>>,
     use_cache: bool,
-    /// Positions run through the model so far, all rows (what a step costs).
-    positions_run: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -85,7 +83,6 @@ impl<'a> Decoder<'a> {
             cache: None,
             tokens,
             use_cache,
-            positions_run: 0,
         };
         let logits = d.run_full()?;
         Ok((d, logits))
@@ -98,12 +95,6 @@ impl<'a> Decoder<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Positions run through the model since the prefill began, all rows together: with the cache
-    /// a step adds one per row, without it the whole sequence again.
-    pub fn positions_run(&self) -> usize {
-        self.positions_run
     }
 
     /// Appends `tokens` (at least one) to a one-row decoder, as a chat's next turn, and returns the
@@ -130,7 +121,6 @@ impl<'a> Decoder<'a> {
             self.cache.take(),
         );
         self.cache = Some(cache);
-        self.positions_run += n;
         last_logits(self.model, h)
     }
 
@@ -156,7 +146,6 @@ impl<'a> Decoder<'a> {
         for p in self.next_pos.iter_mut() {
             *p += 1;
         }
-        self.positions_run += b;
         let key_pad = self.key_pad();
         let (h, cache) = self
             .model
@@ -190,7 +179,6 @@ impl<'a> Decoder<'a> {
             None,
         );
         self.cache = Some(cache);
-        self.positions_run += b * t;
         let [_, t, _] = h.dims();
         last_logits(self.model, h.narrow(1, t - 1, 1))
     }
