@@ -11,7 +11,7 @@ mod bench;
 mod eval_report;
 mod ppo;
 pub use bench::BenchCmd;
-pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, ReportArgs};
+pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
 pub use ppo::PpoArgs;
 
 #[derive(Parser, Debug)]

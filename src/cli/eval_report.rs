@@ -4,6 +4,19 @@ use super::DeviceArg;
 use clap::Args;
 use std::path::PathBuf;
 
+/// The held-out prompts and the labeler's lexicon, for `eval` and `bon`.
+#[derive(Args, Debug)]
+pub struct HeldOutArgs {
+    /// Held-out prompts, {"prompt"} or {"messages": [...]} per line (default: the bundled
+    /// assets/eval_prompts.jsonl).
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// VADER lexicon of the sentiment labeler (default: the bundled
+    /// assets/vader/vader_lexicon.txt).
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The model under test (e.g. the PPO policy): a checkpoint or stage directory.
@@ -12,16 +25,11 @@ pub struct EvalArgs {
     /// The model it is compared with (e.g. the SFT model).
     #[arg(long)]
     pub baseline: PathBuf,
-    /// Held-out prompts, {"prompt"} or {"messages": [...]} per line (default: the bundled
-    /// assets/eval_prompts.jsonl).
-    #[arg(long)]
-    pub prompts: Option<PathBuf>,
+    #[command(flatten)]
+    pub held_out: HeldOutArgs,
     /// Who judges the responses (only the simulated sentiment labeler can judge unattended).
     #[arg(long, value_enum, default_value_t = EvalLabeler::Sentiment)]
     pub labeler: EvalLabeler,
-    /// VADER lexicon (default: the bundled assets/vader/vader_lexicon.txt).
-    #[arg(long)]
-    pub lexicon: Option<PathBuf>,
     /// Reward model: also report the mean RM score of each model and the RM's win rate.
     #[arg(long)]
     pub rm: Option<PathBuf>,
@@ -77,13 +85,8 @@ pub struct BonArgs {
     /// The reward model that picks the best of n.
     #[arg(long)]
     pub rm: PathBuf,
-    /// Held-out prompts, {"prompt"} or {"messages": [...]} per line (default: the bundled
-    /// assets/eval_prompts.jsonl).
-    #[arg(long)]
-    pub prompts: Option<PathBuf>,
-    /// VADER lexicon of the labeler (default: the bundled assets/vader/vader_lexicon.txt).
-    #[arg(long)]
-    pub lexicon: Option<PathBuf>,
+    #[command(flatten)]
+    pub held_out: HeldOutArgs,
     /// Largest n: candidates sampled per prompt (besides the baseline sample); n = 1, 2, 4, …
     /// up to it are measured.
     #[arg(long, default_value_t = 64)]

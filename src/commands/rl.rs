@@ -139,20 +139,15 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
 /// `rlhf eval`: bundled defaults for the prompts, lexicon and held-out text.
 pub(super) fn eval(a: EvalArgs) -> Result<()> {
     let dev = open(a.device.device)?;
-    let need_assets = a.prompts.is_none() || a.lexicon.is_none() || a.heldout_text.is_none();
-    let assets = if need_assets {
-        Some(assets::dir(None)?)
-    } else {
-        None
-    };
-    let asset = |p: Option<PathBuf>, rel: &str| -> PathBuf {
-        p.unwrap_or_else(|| assets.as_ref().map(|d| d.join(rel)).unwrap_or_default())
-    };
+    let h = &a.held_out;
+    let bundled =
+        Bundled::when(h.prompts.is_none() || h.lexicon.is_none() || a.heldout_text.is_none())?;
+    let asset = |p: Option<PathBuf>, rel: &str| bundled.or(p, rel);
     let job = eval::EvalJob {
         policy: a.policy,
         baseline: a.baseline,
-        prompts: asset(a.prompts, "eval_prompts.jsonl"),
-        lexicon: asset(a.lexicon, "vader/vader_lexicon.txt"),
+        prompts: asset(a.held_out.prompts, "eval_prompts.jsonl"),
+        lexicon: asset(a.held_out.lexicon, "vader/vader_lexicon.txt"),
         rm: a.rm,
         pretrained: a.pretrained,
         heldout_text: asset(
@@ -179,18 +174,13 @@ pub(super) fn eval(a: EvalArgs) -> Result<()> {
 /// `rlhf bon`: bundled defaults for the prompts and the lexicon.
 pub(super) fn bon(a: BonArgs) -> Result<()> {
     let dev = open(a.device.device)?;
-    let assets = match (&a.prompts, &a.lexicon) {
-        (Some(_), Some(_)) => None,
-        _ => Some(assets::dir(None)?),
-    };
-    let asset = |p: Option<PathBuf>, rel: &str| -> PathBuf {
-        p.unwrap_or_else(|| assets.as_ref().map(|d| d.join(rel)).unwrap_or_default())
-    };
+    let h = &a.held_out;
+    let bundled = Bundled::when(h.prompts.is_none() || h.lexicon.is_none())?;
     let job = bon::BonJob {
         policy: a.policy,
         rm: a.rm,
-        prompts: asset(a.prompts, "eval_prompts.jsonl"),
-        lexicon: asset(a.lexicon, "vader/vader_lexicon.txt"),
+        prompts: bundled.or(a.held_out.prompts, "eval_prompts.jsonl"),
+        lexicon: bundled.or(a.held_out.lexicon, "vader/vader_lexicon.txt"),
         out: a.out.clone(),
         n_max: a.n_max,
         limit: a.n,
@@ -205,4 +195,23 @@ pub(super) fn bon(a: BonArgs) -> Result<()> {
     bon::run(&job, &dev.device)?;
     eprintln!("bon: wrote {}", a.out.join("bon.json").display());
     Ok(())
+}
+
+/// Paths that default to files of the bundled assets, whose directory is looked up only when one
+/// of them is needed.
+struct Bundled(Option<PathBuf>);
+
+impl Bundled {
+    fn when(needed: bool) -> Result<Self> {
+        Ok(Self(if needed {
+            Some(assets::dir(None)?)
+        } else {
+            None
+        }))
+    }
+
+    /// `p`, or the bundled file `rel`.
+    fn or(&self, p: Option<PathBuf>, rel: &str) -> PathBuf {
+        p.unwrap_or_else(|| self.0.as_ref().map(|d| d.join(rel)).unwrap_or_default())
+    }
 }
