@@ -44,7 +44,7 @@ pub fn pieces(messages: &[Message]) -> Vec<Piece> {
     let mut out = Vec::with_capacity(messages.len());
     for m in messages {
         match m.role {
-            Role::System => system = format!("{}\n", m.content.trim()),
+            Role::System => system = system_line(&m.content),
             Role::User => out.push(Piece {
                 text: render_prompt(&format!("{}{}", std::mem::take(&mut system), m.content)),
                 assistant: false,
@@ -66,26 +66,32 @@ pub fn prompt_text(messages: &[Message]) -> String {
         return String::new();
     };
     let mut s = String::new();
-    let mut system = String::new();
-    for m in history {
-        match m.role {
-            Role::System => system = format!("{}\n", m.content.trim()),
-            Role::User => {
-                s += &render_prompt(&format!("{}{}", std::mem::take(&mut system), m.content))
-            }
-            Role::Assistant => {
-                s += &render_response(&m.content);
-                s += EOT_TEXT;
-            }
+    for p in pieces(history) {
+        s += &p.text;
+        if p.assistant {
+            s += EOT_TEXT;
         }
     }
-    s + &system + &last.content
+    // a system message right before the last turn has no piece yet: it is that turn's first line
+    if let Some(m) = history.last().filter(|m| m.role == Role::System) {
+        s += &system_line(&m.content);
+    }
+    s + &last.content
+}
+
+/// Whether a prompt string holds a conversation's history (an earlier turn before the user's).
+pub fn is_conversation(prompt: &str) -> bool {
+    prompt.contains(EOT_TEXT)
+}
+
+fn system_line(content: &str) -> String {
+    format!("{}\n", content.trim())
 }
 
 /// A prompt string for people to read: a conversation's turns as `User:` / `Assistant:` lines; a
 /// single-turn prompt unchanged.
 pub fn display_prompt(prompt: &str) -> String {
-    if !prompt.contains(EOT_TEXT) {
+    if !is_conversation(prompt) {
         return prompt.to_string();
     }
     let mut lines = Vec::new();

@@ -9,17 +9,13 @@
 //! Writes `bon.json` (one row per n) and `candidates.jsonl` (every response with its scores, from
 //! which the table can be recomputed).
 
-use crate::checkpoint::Loaded;
 use crate::data::formats::{read_prompts, write_jsonl};
-use crate::data::pairs::fit_prompt;
-use crate::data::template::render_prompt;
 use crate::eval::bon::{best_of, kl_best_of, sizes};
 use crate::eval::guards::{mean, win_rate, WinRate};
 use crate::labeler::sentiment::SentimentScorer;
-use crate::model::generate::{generate_parallel, response_room, SampleConfig};
-use crate::stages::eval::{load, rm_scores};
+use crate::model::generate::{response_room, SampleConfig};
+use crate::stages::eval::{fitted_prompts, generate_all, load, rm_scores};
 use crate::train::metrics::progress_bar;
-use crate::util::rng::Rng;
 use anyhow::{anyhow, bail, Result};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -100,17 +96,19 @@ pub fn run(job: &BonJob, device: &Device) -> Result<BonReport> {
         ..job.sampling.clone()
     };
     let per = 1 + job.n_max;
-    let rows: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|p| {
-            let ids = m.tok.encode(&render_prompt(p))?;
-            Ok(fit_prompt(&ids, cfg.max_new_tokens - 1, n_ctx))
-        })
-        .collect::<Result<Vec<_>>>()?
+    let rows: Vec<Vec<u32>> = fitted_prompts(&m.tok, &prompts, cfg.max_new_tokens, n_ctx)?
         .into_iter()
         .flat_map(|ids| std::iter::repeat_n(ids, per))
         .collect();
-    let gen = sample(&m, &rows, &cfg, job, device)?;
+    eprintln!(
+        "bon: sampling {} responses (1 + {} per prompt) from {}",
+        rows.len(),
+        job.n_max,
+        m.dir.display()
+    );
+    let pb = progress_bar(rows.len() as u64, "bon");
+    let gen = generate_all(&m, &rows, &cfg, (job.seed, job.batch_size), &pb, device)?;
+    pb.finish_and_clear();
     let [rm] = rm_scores(&job.rm, &m, &rows, [&gen], n_ctx, device)?;
     let cands = prompts
         .iter()
@@ -153,33 +151,6 @@ pub fn run(job: &BonJob, device: &Device) -> Result<BonReport> {
     crate::config::save_json(&report, &job.out.join("bon.json"))?;
     print!("{}", table(&report));
     Ok(report)
-}
-
-/// The 1 + n_max responses of every prompt, in batches, with a progress bar.
-fn sample(
-    m: &Loaded,
-    rows: &[Vec<u32>],
-    cfg: &SampleConfig,
-    job: &BonJob,
-    device: &Device,
-) -> Result<Vec<Vec<u32>>> {
-    eprintln!(
-        "bon: sampling {} responses (1 + {} per prompt) from {}",
-        rows.len(),
-        job.n_max,
-        m.dir.display()
-    );
-    let mut rng = Rng::new(job.seed);
-    let pb = progress_bar(rows.len() as u64, "bon");
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(job.batch_size.max(1)) {
-        out.extend(generate_parallel(
-            &m.model, chunk, cfg, m.tok.eot, &mut rng, device,
-        )?);
-        pb.inc(chunk.len() as u64);
-    }
-    pb.finish_and_clear();
-    Ok(out)
 }
 
 /// Best-of-`n` over every prompt: the RM's pick among candidates 1..=n against sample 0.

@@ -10,7 +10,8 @@ use crate::checkpoint::{self, Loaded};
 use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::{read_prompts, write_jsonl, SampleRecord};
 use crate::data::pairs::fit_prompt;
-use crate::data::template::{render_prompt, EOT_TEXT};
+use crate::data::template::{is_conversation, render_prompt};
+use crate::data::tokenizer::Tok;
 use crate::eval::guards::{
     distinct_n, frequency_growth, mean, perplexity, win_rate, words, WinRate,
 };
@@ -21,6 +22,7 @@ use crate::model::generate::{generate_parallel, response_room, SampleConfig};
 use crate::util::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
+use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 
 /// Everything `rlhf eval` needs.
@@ -64,13 +66,13 @@ pub fn default_sampling() -> SampleConfig {
 }
 
 /// One response per prompt (token ids, closing token excluded), generated in batches from one
-/// RNG seeded with `seed`.
+/// RNG seeded with `seed`; `progress` counts the prompts done.
 pub(crate) fn generate_all(
     m: &Loaded,
     prompts: &[Vec<u32>],
     cfg: &SampleConfig,
-    seed: u64,
-    batch: usize,
+    (seed, batch): (u64, usize),
+    progress: &ProgressBar,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
     let mut rng = Rng::new(seed);
@@ -79,8 +81,29 @@ pub(crate) fn generate_all(
         out.extend(generate_parallel(
             &m.model, chunk, cfg, m.tok.eot, &mut rng, device,
         )?);
+        progress.inc(chunk.len() as u64);
     }
     Ok(out)
+}
+
+/// The prompts' token ids in the template, each cut from the left to leave `limit` tokens of
+/// room (the last of which may be the closing one) in a context of `n_ctx`.
+pub(crate) fn fitted_prompts(
+    tok: &Tok,
+    prompts: &[String],
+    limit: usize,
+    n_ctx: usize,
+) -> Result<Vec<Vec<u32>>> {
+    prompts
+        .iter()
+        .map(|p| {
+            Ok(fit_prompt(
+                &tok.encode(&render_prompt(p))?,
+                limit - 1,
+                n_ctx,
+            ))
+        })
+        .collect()
 }
 
 /// The tokenizer file of a checkpoint, parsed, to check two models read the same tokens.
@@ -269,17 +292,7 @@ fn compare(job: &EvalJob, m: &Models, prompts: &[String], device: &Device) -> Re
     let tok = &policy.tok;
     let n_ctx = policy.model.n_ctx().min(baseline.model.n_ctx());
     let limit = response_room(n_ctx, &job.sampling);
-    // `limit` generated tokens, the last of which may be the closing one
-    let prompt_ids: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|p| {
-            Ok(fit_prompt(
-                &tok.encode(&render_prompt(p))?,
-                limit - 1,
-                n_ctx,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    let prompt_ids = fitted_prompts(tok, prompts, limit, n_ctx)?;
     let cfg = SampleConfig {
         max_new_tokens: limit,
         ..job.sampling.clone()
@@ -289,8 +302,9 @@ fn compare(job: &EvalJob, m: &Models, prompts: &[String], device: &Device) -> Re
         "eval: generating {} responses from each model",
         prompts.len()
     );
-    let gen_p = generate_all(policy, &prompt_ids, &cfg, job.seed, bs, device)?;
-    let gen_b = generate_all(baseline, &prompt_ids, &cfg, job.seed, bs, device)?;
+    let quiet = ProgressBar::hidden();
+    let gen_p = generate_all(policy, &prompt_ids, &cfg, (job.seed, bs), &quiet, device)?;
+    let gen_b = generate_all(baseline, &prompt_ids, &cfg, (job.seed, bs), &quiet, device)?;
     let text = |g: &[Vec<u32>]| -> Result<Vec<String>> {
         g.iter()
             .map(|ids| Ok(tok.decode(ids)?.trim().to_string()))
@@ -340,7 +354,15 @@ fn kl_estimate(
         c.gen[0].clone()
     } else {
         eprintln!("eval: sampling the policy at temperature 1 for the KL estimate");
-        generate_all(&m.policy, &c.prompt_ids, &pure, job.seed, bs, device)?
+        let quiet = ProgressBar::hidden();
+        generate_all(
+            &m.policy,
+            &c.prompt_ids,
+            &pure,
+            (job.seed, bs),
+            &quiet,
+            device,
+        )?
     };
     kl_terms(
         &m.policy,
@@ -399,7 +421,7 @@ fn conversation_win_rate(prompts: &[String], sent: &[Vec<f64>; 2]) -> Option<Win
         prompts
             .iter()
             .zip(side)
-            .filter(|(p, _)| p.contains(EOT_TEXT))
+            .filter(|(p, _)| is_conversation(p))
             .map(|(_, &x)| x)
             .collect()
     };

@@ -3,7 +3,7 @@
 
 use super::inputs::{ConfigFile, RunInputs, SidePair};
 use super::targets::{pipeline_seconds, ppl_increase, targets};
-use crate::data::template::{display_prompt, EOT_TEXT};
+use crate::data::template::{display_prompt, is_conversation};
 use crate::eval::guards::WordGrowth;
 use crate::eval::{EvalReport, ModelEval};
 use serde::Serialize;
@@ -230,14 +230,13 @@ fn tax_table(s: &mut String, e: &EvalReport, noptx: Option<&EvalReport>) {
 }
 
 fn samples_section(s: &mut String, inp: &RunInputs, max: usize) {
-    let is_conversation = |p: &SidePair| p.prompt.contains(EOT_TEXT);
-    let single = inp.samples.iter().filter(|p| !is_conversation(p));
-    let conversations: Vec<&SidePair> = inp.samples.iter().filter(|p| is_conversation(p)).collect();
+    let (conversations, single): (Vec<&SidePair>, Vec<&SidePair>) =
+        inp.samples.iter().partition(|p| is_conversation(&p.prompt));
     let _ = writeln!(
         s,
         "## Samples: SFT vs PPO\n\n| prompt | SFT | PPO |\n|---|---|---|"
     );
-    for p in single.take(max) {
+    for p in single.into_iter().take(max) {
         let _ = writeln!(
             s,
             "| {} | {} | {} |",

@@ -7,11 +7,10 @@
 pub mod session;
 
 use crate::checkpoint;
-use crate::data::formats::write_jsonl;
+use crate::data::formats::{write_jsonl, SftRecord};
 use crate::model::generate::SampleConfig;
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use serde::Serialize;
 use session::{ChatSession, Reply};
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -30,11 +29,6 @@ pub struct ChatOptions {
     pub seed: u64,
     /// Print each turn's token counts and time to stderr.
     pub stats: bool,
-}
-
-#[derive(Serialize)]
-struct Saved<'a> {
-    messages: &'a [crate::data::conversation::Message],
 }
 
 pub fn run(ckpt: &Path, opts: &ChatOptions, device: &Device) -> Result<()> {
@@ -111,15 +105,12 @@ fn command(cmd: &str, chat: &mut ChatSession, turn: &mut usize) -> Result<()> {
         }
         ("save", "") => eprintln!("(/save needs a file name: /save FILE)"),
         ("save", file) => {
-            let messages = chat.messages();
+            let saved = SftRecord {
+                messages: chat.messages(),
+            };
             // a failed save is reported and the conversation goes on
-            match write_jsonl(
-                Path::new(file),
-                &[Saved {
-                    messages: &messages,
-                }],
-            ) {
-                Ok(()) => eprintln!("(saved {} messages to {file})", messages.len()),
+            match write_jsonl(Path::new(file), std::slice::from_ref(&saved)) {
+                Ok(()) => eprintln!("(saved {} messages to {file})", saved.messages.len()),
                 Err(e) => eprintln!("(could not save to {file}: {e:#})"),
             }
         }

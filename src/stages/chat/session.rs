@@ -6,7 +6,7 @@ use crate::data::conversation::{Message, Role};
 use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
-use crate::model::generate::{response_room, sample_rows, Decoder, SampleConfig};
+use crate::model::generate::{prompt_room, response_room, sample_rows, Decoder, SampleConfig};
 use crate::model::Gpt;
 use crate::util::rng::Rng;
 use anyhow::Result;
@@ -88,7 +88,7 @@ impl<'a> ChatSession<'a> {
         let n_ctx = self.model.n_ctx();
         let max_new = response_room(n_ctx, &self.cfg);
         // what `generate` keeps of a prompt: the rest is the room for the reply
-        let room = n_ctx - max_new;
+        let room = prompt_room(n_ctx, &self.cfg);
         let mut dropped = 0;
         while self.turns.len() > 1 && self.len() > room {
             self.turns.drain(..2);
