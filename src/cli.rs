@@ -9,9 +9,11 @@ use std::path::PathBuf;
 
 mod bench;
 mod eval_report;
+mod pipeline;
 mod ppo;
 pub use bench::BenchCmd;
 pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
+pub use pipeline::PipelineArgs;
 pub use ppo::PpoArgs;
 
 #[derive(Parser, Debug)]
@@ -237,69 +239,6 @@ impl SamplingArgs {
             max_new_tokens: self.max_new_tokens,
         }
     }
-}
-
-#[derive(Args, Debug)]
-pub struct PipelineArgs {
-    /// Model preset (tiny finishes in minutes on a laptop CPU; small is the default job).
-    #[arg(long, default_value = "small")]
-    pub preset: String,
-    /// Run directory (default runs/<UTC timestamp>); rerun on it to skip finished stages and
-    /// resume an interrupted one.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// The assets directory (default ./assets, or the one the binary was built from).
-    #[arg(long)]
-    pub assets: Option<PathBuf>,
-    /// Responses per prompt to sample for labeling (2 to 9; default 9, tiny 4).
-    #[arg(short = 'k', long)]
-    pub k: Option<usize>,
-    /// Rounds of sample → label → RM → PPO; round r ≥ 2 samples from round r−1's policy,
-    /// retrains its reward model and runs PPO again from its policy (in `round<r>/`).
-    #[arg(long, default_value_t = 1)]
-    pub rounds: usize,
-    /// Who ranks the samples: the simulated sentiment labeler (unattended), or you at the
-    /// terminal (the run waits for you; rerun the same command to continue a session).
-    #[arg(long, value_enum, default_value_t = LabelerKind::Sentiment)]
-    pub labeler: LabelerKind,
-    /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order)
-    /// [default: 0].
-    #[arg(long)]
-    pub labeler_noise: Option<f64>,
-    /// PPO pretraining-mix coefficient (0: plain PPO) [default: 0.25; tiny 1.0].
-    #[arg(long)]
-    pub ptx_coef: Option<f64>,
-    /// PPO KL coefficient β [default: 0.14; tiny 0.02].
-    #[arg(long)]
-    pub kl_coef: Option<f32>,
-    /// PPO iterations [default: 80; tiny 12].
-    #[arg(long)]
-    pub ppo_steps: Option<usize>,
-    /// Pretraining steps (default: the preset's; tiny 120, small 500): fewer for a quick try.
-    #[arg(long)]
-    pub pretrain_steps: Option<usize>,
-    /// SFT steps (default: the preset's; tiny 60, small 150).
-    #[arg(long)]
-    pub sft_steps: Option<usize>,
-    /// Reward-model steps (default: the preset's; tiny 30, small 400).
-    #[arg(long)]
-    pub rm_steps: Option<usize>,
-    /// Also run the last PPO without the pretraining mix (`ppo_noptx/`) and evaluate it
-    /// (`eval_noptx/`): the report then shows the alignment tax with and without ptx.
-    #[arg(long)]
-    pub ptx_ablation: bool,
-    /// Seed of the whole job: every stage's seed (pretraining, SFT, sampling, reward model, PPO,
-    /// evaluation) is drawn from it. Without it each stage keeps its own default seed, those of
-    /// the measured default job.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run every op with its composed reference (plain burn ops) instead of the fused WGSL
-    /// kernels, on any device. Without it a GPU run first checks the kernels against their
-    /// twins on the adapter (as `rlhf doctor` does) and stops if they disagree.
-    #[arg(long)]
-    pub no_kernels: bool,
-    #[command(flatten)]
-    pub device: DeviceArg,
 }
 
 #[derive(Subcommand, Debug)]
