@@ -16,7 +16,7 @@ fn rlhf() -> Command {
 fn pipeline_tiny_end_to_end_and_rerun_skips() {
     let d = common::tmp_dir("pipeline");
     let out = d.join("run");
-    let run = || {
+    let run = |more: &[&str]| {
         rlhf()
             .args([
                 "pipeline",
@@ -26,12 +26,13 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
                 "cpu",
                 "--ptx-ablation",
             ])
+            .args(more)
             .arg("--out")
             .arg(&out)
             .output()
             .unwrap()
     };
-    let o = run();
+    let o = run(&[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "pipeline failed:\n{err}");
     for f in [
@@ -66,10 +67,12 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .iter()
         .flat_map(|s| &s.responses)
         .any(|r| !r.is_empty()));
-    let o = run();
+    // rerun with --compare: the finished stages are skipped, the frontier's run
+    let o = run(&["--compare", "bon,rloo"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert_eq!(err.matches("already done, skipped").count(), 10, "{err}");
+    frontier_matches_its_evaluations(&out);
     // the numbers in the report are those of metrics.csv and eval.json
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let (rh, rr) = rlhf::train::metrics::read(&out.join("rm/metrics.csv")).unwrap();
@@ -122,6 +125,56 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
     assert!(rows
         .iter()
         .all(|r| r[kl].is_finite() && r[score].is_finite()));
+}
+
+/// `frontier/frontier.json` holds SFT, best-of-2 … 64, PPO and RLOO, each trained policy's point
+/// from its temperature-1 evaluation, and the report shows them.
+fn frontier_matches_its_evaluations(out: &std::path::Path) {
+    let read = |rel: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(rel)).unwrap()).unwrap()
+    };
+    let f = read("frontier/frontier.json");
+    let points = f["points"].as_array().unwrap();
+    let methods: Vec<&str> = points
+        .iter()
+        .map(|p| p["method"].as_str().unwrap())
+        .collect();
+    let bon: Vec<String> = [2, 4, 8, 16, 32, 64]
+        .iter()
+        .map(|n| format!("best-of-{n}"))
+        .collect();
+    let mut want = vec!["SFT"];
+    want.extend(bon.iter().map(String::as_str));
+    want.extend(["PPO", "RLOO"]);
+    assert_eq!(methods, want);
+    assert!(out.join("rloo/ckpt/model.safetensors").is_file());
+    assert!(
+        !out.join("rloo/ckpt/value").exists(),
+        "RLOO has no value model"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Reward–KL frontier"), "{md}");
+    assert!(out.join("plots/frontier.png").is_file());
+    for (name, dir) in [("PPO", "ppo"), ("RLOO", "rloo")] {
+        let p = points.iter().find(|p| p["method"] == name).unwrap();
+        let e = read(&format!("frontier/eval_{dir}/eval.json"));
+        assert_eq!(e["sampling"]["temperature"], 1.0);
+        assert_eq!(p["win_rate"], e["win_rate"]["rate"]);
+        assert_eq!(p["kl_nats"], e["kl_nats_per_seq"]);
+        assert_eq!(
+            p["seconds"],
+            read(&format!("{dir}/summary.json"))["seconds"]
+        );
+        let row = format!(
+            "| {name} | {:.2} | {:.3} |",
+            p["kl_nats"].as_f64().unwrap(),
+            p["win_rate"].as_f64().unwrap()
+        );
+        assert!(md.contains(&row), "no '{row}' in the report");
+    }
+    let b = read("frontier/bon/bon.json");
+    let p64 = points.iter().find(|p| p["method"] == "best-of-64").unwrap();
+    assert_eq!(p64["win_rate"], b["rows"][6]["win_rate"]["rate"]);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! and ptx > 0 lowers the pretraining loss; the value model starts at the normalised reward; the
 //! rollout's log-probs are of the (tempered) distribution it sampled; the first minibatch's
 //! ratio is 1. Plus the tensor losses against the pure functions of `rlhf::rl` (values and
-//! gradients). A PPO run killed mid-run and resumed is in `tests/recovery.rs`.
+//! gradients). RLOO (`--algo rloo`) raises the known reward with no value model. PPO and RLOO
+//! runs killed mid-run and resumed are in `tests/recovery.rs`.
 
 mod common;
 
@@ -130,6 +131,31 @@ fn known_reward_rises_and_kl_stays_finite() {
     assert!(column(&out, "loss/ptx").iter().all(|v| v.is_nan()));
     assert!(out.join("ckpt/model.safetensors").is_file());
     assert!(out.join("ckpt/value/model.safetensors").is_file());
+}
+
+#[test]
+fn rloo_raises_the_known_reward_without_a_value_model() {
+    let mut c = cfg(24);
+    (c.algo, c.rloo_k) = (rlhf::config::Algo::Rloo, 4);
+    let (s, out) = run("rloo", c, false);
+    let score = column(&out, "ppo/rm_score");
+    let (early, late) = (mean(&score[..4]), mean(&score[20..]));
+    assert!(
+        late > early + 1.0 && late > 2.0 * early.max(0.25),
+        "commas per response should rise clearly: {early:.2} -> {late:.2} ({score:?})"
+    );
+    assert_eq!(
+        s.episodes,
+        24 * 16,
+        "k = 4 responses to each of 4 prompts per iteration"
+    );
+    // no value model: none trained, none saved, no value loss
+    assert!(column(&out, "loss/value").iter().all(|v| v.is_nan()));
+    assert!(out.join("ckpt/model.safetensors").is_file());
+    assert!(!out.join("ckpt/value").exists());
+    let stage: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stage.json")).unwrap()).unwrap();
+    assert_eq!(stage["algo"], "rloo");
 }
 
 #[test]
@@ -314,8 +340,7 @@ fn value_model_starts_at_the_normalised_reward() {
     let m = rlhf::ppo::RolloutModels {
         policy: &policy,
         reference: &policy,
-        value: &value,
-        value_bias,
+        value: Some((&value, value_bias)),
     };
     let mut rng = rlhf::util::rng::Rng::new(3);
     let eps = rlhf::ppo::rollout(&m, &prompts[..4], &sampling, eot, 4, &mut rng, &dev).unwrap();
@@ -360,8 +385,7 @@ fn rollout_logprobs_are_of_the_sampling_distribution() {
     let m = rlhf::ppo::RolloutModels {
         policy: &policy,
         reference: &policy,
-        value: &value,
-        value_bias: 0.0,
+        value: Some((&value, 0.0)),
     };
     let mut rng = rlhf::util::rng::Rng::new(9);
     let eot = common::tok().eot;

@@ -3,7 +3,8 @@
 //! - pretrain, SFT and RM of the tiny preset are SIGKILLed mid-run once a checkpoint past step 0
 //!   exists, resumed with `--resume`, and must end with the weights of an uninterrupted run,
 //!   bitwise (every tensor equal; dropout 0.1 for the LM stages, so the dropout RNG is part of
-//!   what resumes), as the README promises; PPO (ptx on, adaptive β) too, with its KL controller;
+//!   what resumes), as the README promises; PPO (ptx on, adaptive β) too, with its KL controller,
+//!   and RLOO;
 //! - a NaN injected through the `RLHF_INJECT_NAN_AT_STEP` test hook is skipped and logged with
 //!   its step, changes nothing, and is never saved; N in a row stop the stage with a message
 //!   naming the last good checkpoint, from which `--resume` finishes the stage;
@@ -508,6 +509,26 @@ fn ppo_killed_and_resumed_matches_uninterrupted() {
     let (ka, kb) = (kl_coef("uninterrupted"), kl_coef("killed"));
     assert_eq!(ka, kb, "β per iteration");
     assert!(ka.first() != ka.last(), "β should adapt: {ka:?}");
+}
+
+#[test]
+fn rloo_killed_and_resumed_matches_uninterrupted() {
+    let (inp, base) = setup();
+    let d = common::tmp_dir("kill-rloo");
+    let args = with(
+        ppo_args(inp, base, &d),
+        &["--algo", "rloo", "--rloo-k", "4"],
+    );
+    let (_, diff) = kill_resume_compare(args, &d);
+    assert_eq!(diff, 0.0, "policy: max |Δw| = {diff}");
+    for run in ["uninterrupted", "killed"] {
+        assert!(
+            !d.join(run).join("ckpt/value").exists(),
+            "RLOO saves no value model"
+        );
+    }
+    let metrics = |run: &str| std::fs::read_to_string(d.join(run).join("metrics.csv")).unwrap();
+    assert_eq!(metrics("uninterrupted"), metrics("killed"));
 }
 
 #[test]

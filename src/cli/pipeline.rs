@@ -54,6 +54,13 @@ pub struct PipelineArgs {
     /// (`eval_noptx/`): the report then shows the alignment tax with and without ptx.
     #[arg(long)]
     pub ptx_ablation: bool,
+    /// Also run these methods beside PPO and put them on one reward–KL frontier
+    /// (`frontier/frontier.json`, a table and plot in report.md): `bon` (best-of-n from SFT,
+    /// n = 2 … 64), `rloo` (RLOO with the job's PPO settings, `rloo/`), `dpo` (DPO on the job's
+    /// rankings, `dpo/`). Every policy, PPO's included, is evaluated at temperature 1
+    /// (`frontier/eval_*`). Comma-separated; rerun on a finished --out to add them to it.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub compare: Vec<crate::pipeline::frontier::Method>,
     /// Seed of the whole job: every stage's seed (pretraining, SFT, sampling, reward model, PPO,
     /// evaluation) is drawn from it. Without it each stage keeps its own default seed, those of
     /// the measured default job.

@@ -40,10 +40,18 @@ pub struct PpoArgs {
     /// Directory of the bundled assets (default: ./assets, or the one the binary was built from).
     #[arg(long)]
     pub assets: Option<PathBuf>,
+    /// Method: `ppo` (a value model trained beside the policy, GAE advantages) or `rloo`
+    /// (--rloo-k responses per prompt, each one's baseline the mean return of the others, no
+    /// value model; Ahmadian et al. 2024) [default: ppo].
+    #[arg(long, value_enum)]
+    pub algo: Option<crate::config::Algo>,
+    /// RLOO: responses sampled per prompt, at least 2, dividing --rollout-batch [default: 4].
+    #[arg(long)]
+    pub rloo_k: Option<usize>,
     /// PPO iterations [default: 60].
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Prompts (episodes) per iteration [default: 32].
+    /// Episodes (responses) per iteration [default: 32].
     #[arg(long)]
     pub rollout_batch: Option<usize>,
     /// Episodes per gradient step, at most --rollout-batch [default: 16].
@@ -108,6 +116,8 @@ impl PpoArgs {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
         set!(
+            algo,
+            rloo_k,
             steps,
             rollout_batch,
             minibatch,

@@ -58,6 +58,11 @@ pub(super) fn pipeline(a: PipelineArgs) -> Result<()> {
         cfg.ppo.kl_coef = v;
     }
     cfg.ptx_ablation = a.ptx_ablation;
+    for m in &a.compare {
+        if !cfg.compare.contains(m) {
+            cfg.compare.push(*m);
+        }
+    }
     if let Some(v) = a.ppo_steps {
         cfg.ppo.steps = v;
     }
@@ -102,6 +107,9 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
         (Some(d), true) => assets::training_corpus(d)?,
         _ => a.ptx_corpus.clone(),
     };
+    if cfg.algo == crate::config::Algo::Rloo && a.value_init.is_some() {
+        anyhow::bail!("--value-init has no use with --algo rloo: RLOO trains no value model");
+    }
     let reward = match (&a.rm, &a.reward_token) {
         (Some(p), _) => ppo::RewardSource::Model(p.clone()),
         (None, Some(t)) => ppo::RewardSource::TokenCount {
@@ -114,6 +122,10 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
         (Some(p), _) => p.clone(),
         (None, Some(d)) => d.join("prompts.jsonl"),
         (None, None) => anyhow::bail!("give --prompts FILE"),
+    };
+    let cfg_algo_name = match cfg.algo {
+        crate::config::Algo::Ppo => "ppo",
+        crate::config::Algo::Rloo => "rloo",
     };
     let s = ppo::run(
         ppo::PpoJob {
@@ -130,8 +142,8 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
         &dev.device,
     )?;
     eprintln!(
-        "ppo: {} iterations ({} episodes) in {:.1}s: RM score {:.3} -> {:.3}, KL {:.2} -> {:.2} nats/response, ptx loss {:.3}; policy in {}",
-        s.steps, s.episodes, s.seconds, s.first.rm_score, s.last.rm_score, s.first.kl, s.last.kl, s.last.ptx_loss, a.out.join("ckpt").display()
+        "{}: {} iterations ({} episodes) in {:.1}s: RM score {:.3} -> {:.3}, KL {:.2} -> {:.2} nats/response, ptx loss {:.3}; policy in {}",
+        cfg_algo_name, s.steps, s.episodes, s.seconds, s.first.rm_score, s.last.rm_score, s.first.kl, s.last.kl, s.last.ptx_loss, a.out.join("ckpt").display()
     );
     Ok(())
 }

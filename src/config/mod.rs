@@ -8,7 +8,7 @@ pub mod ppo;
 pub mod train;
 
 pub use model::{preset_names, ModelConfig, ModelOverrides};
-pub use ppo::{PpoConfig, PpoDefaults};
+pub use ppo::{Algo, PpoConfig, PpoDefaults};
 pub use train::TrainConfig;
 
 use anyhow::{Context, Result};

@@ -6,6 +6,20 @@
 use crate::rl::KlController;
 use serde::{Deserialize, Serialize};
 
+/// The policy-gradient method of `rlhf ppo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    /// PPO (InstructGPT): one response per prompt, a value model trained beside the policy,
+    /// per-token KL rewards and GAE advantages.
+    #[default]
+    Ppo,
+    /// RLOO (Ahmadian et al. 2024): `rloo_k` responses per prompt, the baseline of each the
+    /// mean return of the others; no value model. The same KL penalty (summed over the
+    /// response), clipped surrogate, ptx and resume as PPO.
+    Rloo,
+}
+
 /// Which PPO settings a pipeline job starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PpoDefaults {
@@ -30,6 +44,13 @@ impl PpoDefaults {
 /// Everything that shapes a PPO run. Token counts are per response; β is per token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PpoConfig {
+    /// PPO or RLOO. Default PPO (`serde` default: runs saved before RLOO existed are PPO).
+    #[serde(default)]
+    pub algo: Algo,
+    /// RLOO: responses sampled per prompt, ≥ 2, dividing `rollout_batch` (each iteration answers
+    /// `rollout_batch / rloo_k` prompts `rloo_k` times). Unused by PPO. Default 4.
+    #[serde(default = "default_rloo_k")]
+    pub rloo_k: usize,
     /// PPO iterations; each samples `rollout_batch` episodes and trains on them. Default 60.
     pub steps: usize,
     /// Prompts (one response each) sampled per iteration. Default 32.
@@ -90,9 +111,15 @@ pub struct PpoConfig {
     pub seed: u64,
 }
 
+fn default_rloo_k() -> usize {
+    4
+}
+
 impl Default for PpoConfig {
     fn default() -> Self {
         Self {
+            algo: Algo::Ppo,
+            rloo_k: default_rloo_k(),
             steps: 60,
             rollout_batch: 32,
             minibatch: 16,
@@ -192,6 +219,15 @@ impl PpoConfig {
             self.rollout_batch
         );
         anyhow::ensure!(self.ppo_epochs > 0, "PPO epochs must be at least 1");
+        if self.algo == Algo::Rloo {
+            anyhow::ensure!(
+                self.rloo_k >= 2 && self.rollout_batch.is_multiple_of(self.rloo_k),
+                "RLOO needs at least 2 samples per prompt (--rloo-k) dividing the rollout batch \
+                 ({} responses), got {}",
+                self.rollout_batch,
+                self.rloo_k
+            );
+        }
         anyhow::ensure!(self.max_new_tokens > 0, "max new tokens must be at least 1");
         anyhow::ensure!(
             self.ptx_coef >= 0.0 && self.ptx_coef.is_finite(),
@@ -257,5 +293,22 @@ mod tests {
             assert!(bad.unwrap_err().contains("temperature"));
         }
         assert!(with(|c| c.temperature = 0.7).is_ok());
+        let rloo = |k: usize, batch: usize| with_rloo(k, batch).map_err(|e| e.to_string());
+        assert!(rloo(1, 32).unwrap_err().contains("--rloo-k"));
+        assert!(rloo(5, 32).unwrap_err().contains("--rloo-k"));
+        assert!(rloo(4, 32).is_ok());
+        // PPO ignores k
+        assert!(with(|c| c.rloo_k = 5).is_ok());
+    }
+
+    fn with_rloo(k: usize, batch: usize) -> anyhow::Result<()> {
+        PpoConfig {
+            algo: Algo::Rloo,
+            rloo_k: k,
+            rollout_batch: batch,
+            minibatch: batch.min(16),
+            ..PpoConfig::default()
+        }
+        .validate()
     }
 }

@@ -1,7 +1,8 @@
 //! `PipelineConfig`: the resolved settings of a pipeline run, with the defaults of each preset;
 //! saved as `pipeline.json` in the run directory (and read back by the report).
 
-use crate::config::TrainConfig;
+use super::frontier::Method;
+use crate::config::{Algo, PpoConfig, TrainConfig};
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::labeler::LabelerKind;
 use crate::model::generate::SampleConfig;
@@ -22,7 +23,7 @@ pub struct PipelineConfig {
     /// Trunk dropout while training the RM (see `rlhf rm --dropout`). Default 0.1.
     #[serde(default)]
     pub rm_dropout: f64,
-    pub ppo: crate::config::PpoConfig,
+    pub ppo: PpoConfig,
     /// Who ranks the samples: `sentiment` (simulated, unattended) or `human` (at the terminal).
     pub labeler: LabelerKind,
     /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
@@ -42,10 +43,32 @@ pub struct PipelineConfig {
     /// report shows the alignment tax with and without the pretraining mix. Default off.
     #[serde(default)]
     pub ptx_ablation: bool,
+    /// Methods run beside PPO for the reward–KL frontier (`--compare`, `frontier/`). Default
+    /// none.
+    #[serde(default)]
+    pub compare: Vec<Method>,
+    /// RLOO's responses per prompt (`--compare rloo`; the rest of its settings are PPO's).
+    /// Default 4.
+    #[serde(default = "default_rloo_k")]
+    pub rloo_k: usize,
     pub seed: u64,
 }
 
+fn default_rloo_k() -> usize {
+    4
+}
+
 impl PipelineConfig {
+    /// RLOO's settings: PPO's (same β, cap, penalty, rollout size, learning rate, ptx, seed),
+    /// with `rloo_k` responses to each of `rollout_batch / rloo_k` prompts per iteration.
+    pub fn rloo(&self) -> PpoConfig {
+        PpoConfig {
+            algo: Algo::Rloo,
+            rloo_k: self.rloo_k,
+            ..self.ppo.clone()
+        }
+    }
+
     /// Every stage's seed drawn from `seed` (`rlhf pipeline --seed`), each its own draw.
     pub fn reseed(&mut self, seed: u64) {
         let mut r = crate::util::rng::Rng::new(seed);
@@ -94,7 +117,7 @@ impl PipelineConfig {
             sft: st,
             rm: rt,
             rm_dropout: rm::DEFAULT_DROPOUT,
-            ppo: crate::config::PpoConfig::for_preset(preset),
+            ppo: PpoConfig::for_preset(preset),
             labeler: LabelerKind::Sentiment,
             labeler_noise: 0.0,
             // InstructGPT's labelers ranked 4 to 9; more responses per prompt gave the RM
@@ -109,6 +132,8 @@ impl PipelineConfig {
             eval_prompts: if preset == "tiny" { 32 } else { 0 },
             eval_ppl_windows: if preset == "tiny" { 8 } else { 32 },
             ptx_ablation: false,
+            compare: Vec::new(),
+            rloo_k: default_rloo_k(),
             seed: 7,
         })
     }

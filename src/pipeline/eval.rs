@@ -20,7 +20,8 @@ pub(super) struct EvalCtx<'a> {
 }
 
 impl EvalCtx<'_> {
-    /// Stage `name`: `policy` against SFT into `dir` (skipped when `dir/eval.json` exists).
+    /// Stage `name`: `policy` against SFT into `dir` (skipped when `dir/eval.json` exists), both
+    /// sampled as `rlhf eval` samples by default (temperature 0.7).
     pub fn eval(
         &self,
         r: &mut Runner,
@@ -29,39 +30,45 @@ impl EvalCtx<'_> {
         policy: &Path,
         rm: Option<&Path>,
     ) -> Result<()> {
+        let what = "PPO policy vs SFT on held-out prompts (win rate, KL, perplexity, guards)";
+        self.eval_sampled(r, (name, what), dir, (policy, rm), eval::default_sampling())
+    }
+
+    /// Stage `name` (doing `what`): `policy` against SFT into `dir`, both sampled with
+    /// `sampling` (skipped when `dir/eval.json` exists).
+    pub fn eval_sampled(
+        &self,
+        r: &mut Runner,
+        (name, what): (&str, &str),
+        dir: &Path,
+        (policy, rm): (&Path, Option<&Path>),
+        sampling: crate::model::generate::SampleConfig,
+    ) -> Result<()> {
         let cfg = self.cfg;
-        r.stage(
-            name,
-            dir.join("eval.json").is_file(),
-            "PPO policy vs SFT on held-out prompts (win rate, KL, perplexity, guards)".into(),
-            || {
-                let e = eval::run(
-                    &eval::EvalJob {
-                        policy: policy.to_path_buf(),
-                        baseline: self.sft.to_path_buf(),
-                        prompts: self.assets.join("eval_prompts.jsonl"),
-                        lexicon: self.assets.join("vader/vader_lexicon.txt"),
-                        rm: rm.map(Path::to_path_buf),
-                        pretrained: Some(self.pretrained.to_path_buf()),
-                        heldout_text: self.assets.join("austen").join(assets::HELD_OUT_NOVEL),
-                        ppl_windows: cfg.eval_ppl_windows,
-                        out: dir.to_path_buf(),
-                        n: cfg.eval_prompts,
-                        sampling: eval::default_sampling(),
-                        seed: cfg.seed,
-                        batch_size: 64,
-                    },
-                    self.device,
-                )?;
-                Ok(format!(
-                    ": win rate {:.3} over SFT, KL {:.2} nats/response, held-out ppl {:.1} -> {:.1}",
-                    e.win_rate.rate,
-                    e.kl_nats_per_seq,
-                    e.baseline.heldout_ppl,
-                    e.policy.heldout_ppl
-                ))
-            },
-        )
+        r.stage(name, dir.join("eval.json").is_file(), what.into(), || {
+            let e = eval::run(
+                &eval::EvalJob {
+                    policy: policy.to_path_buf(),
+                    baseline: self.sft.to_path_buf(),
+                    prompts: self.assets.join("eval_prompts.jsonl"),
+                    lexicon: self.assets.join("vader/vader_lexicon.txt"),
+                    rm: rm.map(Path::to_path_buf),
+                    pretrained: Some(self.pretrained.to_path_buf()),
+                    heldout_text: self.assets.join("austen").join(assets::HELD_OUT_NOVEL),
+                    ppl_windows: cfg.eval_ppl_windows,
+                    out: dir.to_path_buf(),
+                    n: cfg.eval_prompts,
+                    sampling,
+                    seed: cfg.seed,
+                    batch_size: 64,
+                },
+                self.device,
+            )?;
+            Ok(format!(
+                ": win rate {:.3} over SFT, KL {:.2} nats/response, held-out ppl {:.1} -> {:.1}",
+                e.win_rate.rate, e.kl_nats_per_seq, e.baseline.heldout_ppl, e.policy.heldout_ppl
+            ))
+        })
     }
 
     /// Stage "ppo (no ptx)": the last round's PPO (same start, RM, seed and settings) with

@@ -10,6 +10,7 @@
 
 mod config;
 mod eval;
+pub mod frontier;
 pub mod report;
 mod rounds;
 mod runner;
@@ -38,13 +39,20 @@ pub fn run(
     cfg.ppo
         .validate()
         .context("the pipeline's PPO settings (pipeline.json \"ppo\")")?;
+    if cfg.compare.contains(&frontier::Method::Rloo) {
+        cfg.rloo()
+            .validate()
+            .context("RLOO's settings (pipeline.json \"ppo\" and \"rloo_k\")")?;
+    }
     let assets = assets::dir(assets_dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::config::save_json(cfg, &out.join("pipeline.json"))?;
     let t_all = Instant::now();
     let mut r = Runner::new(
         out.to_path_buf(),
-        5 + 4 * cfg.rounds.max(1) + if cfg.ptx_ablation { 2 } else { 0 },
+        5 + 4 * cfg.rounds.max(1)
+            + if cfg.ptx_ablation { 2 } else { 0 }
+            + frontier::stage_count(cfg),
     );
     let corpus = assets::training_corpus(&assets)?;
     let job = Job {
@@ -200,7 +208,8 @@ impl Job<'_> {
     }
 
     /// The final policy against SFT on held-out prompts; with --ptx-ablation the same last PPO
-    /// without ptx, for the alignment-tax comparison; then the report.
+    /// without ptx, for the alignment-tax comparison; with --compare the frontier; then the
+    /// report.
     fn closing(
         &self,
         r: &mut Runner,
@@ -238,6 +247,21 @@ impl Job<'_> {
                 &noptx,
                 Some(rm_dir),
             )?;
+        }
+        if !self.cfg.compare.is_empty() {
+            let rm = last
+                .rm
+                .as_deref()
+                .context("the frontier needs a reward model")?;
+            frontier::FrontierCtx {
+                ev: &ev,
+                corpus: self.corpus,
+                out,
+                rm,
+                start: last_start,
+                ppo: &last.policy,
+            }
+            .run(r)?;
         }
         r.stage("report", false, "report.md and plots".into(), || {
             let p = report::write_report(out)?;

@@ -7,7 +7,7 @@
 //! `j` is predicted at position `P − 1 + j` (P = prompt length), where its log-probability and
 //! the value `V(s_t)` of the state before it are read.
 
-use crate::rl::{gae, per_token_rewards, whiten};
+use crate::rl::{gae, leave_one_out, per_token_rewards, sequence_return, whiten};
 
 /// One prompt, its response and everything PPO computes about it. Per-action vectors have one
 /// entry per action.
@@ -72,6 +72,26 @@ pub fn assign_rewards(eps: &mut [Episode], scores: &[f32], beta: f32, gamma: f32
         for a in e.advantages.iter_mut() {
             *a = it.next().unwrap_or(0.0);
         }
+    }
+}
+
+/// RLOO's `advantages` for a rollout batch laid out as consecutive groups of `k` responses to
+/// one prompt: each episode's return `score − β·KL` minus the mean return of the other `k − 1`
+/// of its group, given to every one of its actions, then divided by the standard deviation of
+/// the batch's advantages (PPO's are whitened too, so a learning rate means the same for
+/// both). `rewards` get the per-token form of the same return (for the record); there is no
+/// value model, so `returns` are 0.
+pub fn assign_rloo(eps: &mut [Episode], scores: &[f32], beta: f32, k: usize) {
+    let returns: Vec<f32> = eps
+        .iter()
+        .zip(scores)
+        .map(|(e, &s)| sequence_return(s, &e.logp_old, &e.logp_ref, beta))
+        .collect();
+    let adv = whiten(&leave_one_out(&returns, k), true);
+    for ((e, &s), a) in eps.iter_mut().zip(scores).zip(adv) {
+        e.rewards = per_token_rewards(s, &e.logp_old, &e.logp_ref, beta);
+        e.advantages = vec![a; e.actions.len()];
+        e.returns = vec![0.0; e.actions.len()];
     }
 }
 
@@ -201,5 +221,29 @@ mod tests {
         );
         // raw advantages (1.05, 1.1, 0.05, 0.1) keep their order after whitening
         assert!(adv[1] > adv[0] && adv[0] > adv[3] && adv[3] > adv[2]);
+    }
+
+    #[test]
+    fn rloo_gives_each_response_its_leave_one_out_advantage_on_every_action() {
+        // two prompts, k = 2; KL of every episode: (−1 − −1.5) = 0.5 per action
+        let mk = |n: usize| {
+            let mut e = ep(&[1], &vec![2; n]);
+            e.logp_old = vec![-1.0; n];
+            e.logp_ref = vec![-1.5; n];
+            e
+        };
+        let mut eps = vec![mk(1), mk(3), mk(2), mk(2)];
+        // returns: 2 − 0.2·0.5 = 1.9; 1 − 0.2·1.5 = 0.7; 0.8; 0.8
+        // leave-one-out: (1.2, −1.2, 0, 0); sd (unbiased) of those = sqrt(2.88 / 3) = 0.9798
+        assign_rloo(&mut eps, &[2.0, 1.0, 1.0, 1.0], 0.2, 2);
+        let sd = (2.88f32 / 3.0).sqrt();
+        let want = [1.2 / sd, -1.2 / sd, 0.0, 0.0];
+        for (e, w) in eps.iter().zip(want) {
+            assert_eq!(e.advantages.len(), e.actions.len());
+            for &a in &e.advantages {
+                assert!((a - w).abs() < 1e-5, "{a} vs {w}");
+            }
+        }
+        assert!((eps[1].rewards[2] - (1.0 - 0.1)).abs() < 1e-6);
     }
 }

@@ -19,22 +19,29 @@ use anyhow::{anyhow, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
-/// The two trained models (on the autodiff device) and their optimizers.
+/// The trained models (on the autodiff device) and their optimizers: the policy, and PPO's
+/// value model (none under RLOO, whose baseline is the other samples of a prompt).
 pub struct Learner {
     pub policy: Gpt,
-    pub value: RewardModel,
+    pub policy_optim: ModuleOptimizer,
+    pub critic: Option<Critic>,
+}
+
+/// PPO's value model and its optimizer.
+pub struct Critic {
+    pub model: RewardModel,
     /// Added to every value (not trained): the normalisation bias of the reward model the
     /// value model starts from, so that V₀ is that model's reward, bias included, as the
     /// scores it predicts are. Saved as the value checkpoint's `reward_bias`.
-    pub value_bias: f32,
-    pub policy_optim: ModuleOptimizer,
-    pub value_optim: ModuleOptimizer,
+    pub bias: f32,
+    pub optim: ModuleOptimizer,
 }
 
 /// What one minibatch step measured (losses before the update).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepStats {
     pub policy_loss: f64,
+    /// NaN without a value model (RLOO).
     pub value_loss: f64,
     /// Pretraining NLL (nats per token); NaN without ptx.
     pub ptx_loss: f64,
@@ -48,7 +55,7 @@ pub struct StepStats {
 }
 
 impl Learner {
-    /// One gradient step of both models on `eps`; `ptx` is a pretraining batch when
+    /// One gradient step of the policy (and the value model, if any) on `eps`; `ptx` is a pretraining batch when
     /// `cfg.ptx_coef > 0`. Learning rates are `(policy, value)`. `update` numbers this step
     /// among all of the run's (for the guard's log and its NaN-injection test hook); the
     /// returned message says why an update was skipped.
@@ -65,62 +72,50 @@ impl Learner {
     ) -> Result<(Self, StepStats, Option<String>)> {
         let g = Grid::new(eps, pad);
         let guard_ro: &Guard = guard;
-        // the policy's surrogate, its ptx term and the value loss are three independent
+        // the policy's surrogate, its ptx term and the value loss are independent
         // forward/backward passes: on the CPU backend they run on parallel threads
         // (`util::shards`), each on its own fork of its model
-        let n_parts = if ptx.is_some() { 3 } else { 2 };
-        let parts = shards::run(n_parts, ad, |i| -> Result<Part> {
-            match i {
-                0 => self.surrogate_part(eps, &g, cfg, guard_ro, update, ad),
-                1 => self.value_part(eps, &g, cfg, ad),
-                _ => self.ptx_part(ptx, ad),
+        let mut kinds = vec![PartKind::Surrogate];
+        kinds.extend(ptx.map(|_| PartKind::Ptx));
+        kinds.extend(self.critic.as_ref().map(|_| PartKind::Value));
+        let parts = shards::run(kinds.len(), ad, |i| -> Result<Part> {
+            match kinds[i] {
+                PartKind::Surrogate => self.surrogate_part(eps, &g, cfg, guard_ro, update, ad),
+                PartKind::Ptx => self.ptx_part(ptx, ad),
+                PartKind::Value => self.value_part(eps, &g, cfg, ad),
             }
         })?;
-        let (mut sur, mut ptx_loss, mut value_loss) = (None, None, None);
-        let (mut pparts, mut vgrads) = (Vec::new(), None);
-        for part in parts {
-            match part {
-                Part::Surrogate(s, grads) => {
-                    sur = Some(s);
-                    pparts.push((grads, 1.0));
-                }
-                Part::Ptx(loss, grads) => {
-                    ptx_loss = Some(loss);
-                    pparts.push((grads, cfg.ptx_coef));
-                }
-                Part::Value(loss, grads) => {
-                    value_loss = Some(loss);
-                    vgrads = Some(grads);
-                }
-            }
+        let (read, pparts, mut vgrads) = sort_parts(parts, cfg.ptx_coef)?;
+        if self.critic.is_some() && vgrads.is_none() {
+            return Err(anyhow!("PPO step: the value pass is missing"));
         }
-        let sur = sur.ok_or_else(|| anyhow!("PPO step: the surrogate pass is missing"))?;
-        let value_loss =
-            value_loss.ok_or_else(|| anyhow!("PPO step: the value pass is missing"))?;
         let mut pgrads = shards::combine(&self.policy, pparts);
-        let mut vgrads = vgrads.ok_or_else(|| anyhow!("PPO step: the value pass is missing"))?;
-        let read = Read {
-            sur,
-            value_loss,
-            ptx_loss,
-        };
-        let mut stats = self.read_stats_and_clip(read, &g, (&mut pgrads, &mut vgrads), cfg)?;
+        let mut stats = self.read_stats_and_clip(read, &g, (&mut pgrads, vgrads.as_mut()), cfg)?;
         let total_v = stats.policy_loss
             + if ptx.is_some() {
                 cfg.ptx_coef * stats.ptx_loss
             } else {
                 0.0
             };
-
+        let value_total = if self.critic.is_some() {
+            stats.value_loss
+        } else {
+            0.0
+        };
         let verdict = guard.check(
             update,
-            total_v + stats.value_loss,
+            total_v + value_total,
             stats.policy_grad_norm + stats.value_grad_norm,
         )?;
         stats.applied = verdict == Verdict::Apply;
         if stats.applied {
             self.policy = self.policy_optim.step(lrs.0, self.policy, pgrads);
-            self.value = self.value_optim.step(lrs.1, self.value, vgrads);
+            if let Some(mut c) = self.critic.take() {
+                if let Some(vg) = vgrads {
+                    c.model = c.optim.step(lrs.1, c.model, vg);
+                }
+                self.critic = Some(c);
+            }
         }
         let skipped = match verdict {
             Verdict::Skip(msg) => Some(msg),
@@ -136,18 +131,19 @@ impl Learner {
         &self,
         r: Read,
         g: &Grid,
-        (pgrads, vgrads): (&mut GradientsParams, &mut GradientsParams),
+        (pgrads, vgrads): (&mut GradientsParams, Option<&mut GradientsParams>),
         cfg: &PpoConfig,
     ) -> Result<StepStats> {
         let sur = r.sur;
         let n_logp = sur.logp_new.dims()[0];
-        let mut read = vec![sur.logp_new, sur.entropy, sur.loss, r.value_loss];
+        let (has_value, has_ptx) = (r.value_loss.is_some(), r.ptx_loss.is_some());
+        let mut read = vec![sur.logp_new, sur.entropy, sur.loss];
+        read.extend(r.value_loss);
         read.extend(r.ptx_loss);
-        let has_ptx = read.len() == 5;
-        let squares = vec![
-            sum_squares(&self.policy, &*pgrads),
-            sum_squares(&self.value, &*vgrads),
-        ];
+        let mut squares = vec![sum_squares(&self.policy, &*pgrads)];
+        if let (Some(c), Some(vg)) = (&self.critic, vgrads.as_deref()) {
+            squares.push(sum_squares(&c.model, vg));
+        }
         let (v, norms) = read_with_norms(read, squares)?;
         let (logp, rest) = v.split_at(n_logp);
         let mut rest = rest.iter().map(|&x| x as f64);
@@ -157,15 +153,18 @@ impl Learner {
         let mut stats = StepStats {
             entropy: next(),
             policy_loss: next(),
-            value_loss: next(),
             clip_frac: diag.clip_frac as f64,
             approx_kl: diag.approx_kl as f64,
             ..Default::default()
         };
+        stats.value_loss = if has_value { next() } else { f64::NAN };
         stats.ptx_loss = if has_ptx { next() } else { f64::NAN };
-        (stats.policy_grad_norm, stats.value_grad_norm) = (norms[0], norms[1]);
+        stats.policy_grad_norm = norms[0];
+        stats.value_grad_norm = norms.get(1).copied().unwrap_or(0.0);
         clip_to_norm(&self.policy, pgrads, stats.policy_grad_norm, cfg.grad_clip);
-        clip_to_norm(&self.value, vgrads, stats.value_grad_norm, cfg.grad_clip);
+        if let (Some(c), Some(vg)) = (&self.critic, vgrads) {
+            clip_to_norm(&c.model, vg, stats.value_grad_norm, cfg.grad_clip);
+        }
         Ok(stats)
     }
 
@@ -221,12 +220,16 @@ impl Learner {
 
     /// The clipped squared error of the value model to the λ-returns.
     fn value_part(&self, eps: &[&Episode], g: &Grid, cfg: &PpoConfig, ad: &Device) -> Result<Part> {
-        let value = self.value.clone().fork(ad);
+        let critic = self
+            .critic
+            .as_ref()
+            .ok_or_else(|| anyhow!("value pass without a value model"))?;
+        let value = critic.model.clone().fork(ad);
         let shape = [g.b, g.t];
         let x = ints(&g.x, shape, ad);
         let mask = floats(&g.mask, shape, ad);
         let vl = value_loss(
-            value.values(x).add_scalar(self.value_bias),
+            value.values(x).add_scalar(critic.bias),
             grid_field(g, eps, |e| &e.values, ad),
             grid_field(g, eps, |e| &e.returns, ad),
             mask,
@@ -235,6 +238,38 @@ impl Learner {
         let grads = GradientsParams::from_grads(vl.clone().backward(), &value);
         Ok(Part::Value(vl.detach(), grads))
     }
+}
+
+/// The step's passes sorted: what to read, the policy's gradients with their weights (1 for
+/// the surrogate, γ_ptx for ptx), the value model's gradients.
+#[allow(clippy::type_complexity)]
+fn sort_parts(
+    parts: Vec<Part>,
+    ptx_coef: f64,
+) -> Result<(Read, Vec<(GradientsParams, f64)>, Option<GradientsParams>)> {
+    let (mut sur, mut ptx_loss, mut value) = (None, None, None);
+    let mut pparts = Vec::new();
+    for part in parts {
+        match part {
+            Part::Surrogate(s, grads) => {
+                sur = Some(s);
+                pparts.push((grads, 1.0));
+            }
+            Part::Ptx(loss, grads) => {
+                ptx_loss = Some(loss);
+                pparts.push((grads, ptx_coef));
+            }
+            Part::Value(loss, grads) => value = Some((loss, grads)),
+        }
+    }
+    let sur = sur.ok_or_else(|| anyhow!("PPO step: the surrogate pass is missing"))?;
+    let (value_loss, vgrads) = value.unzip();
+    let read = Read {
+        sur,
+        value_loss,
+        ptx_loss,
+    };
+    Ok((read, pparts, vgrads))
 }
 
 /// A per-action field of the episodes laid out on the (B, T) grid, as a tensor on `ad`.
@@ -256,8 +291,16 @@ struct Surrogate {
 /// The step's values still on the device, to be read at once.
 struct Read {
     sur: Box<Surrogate>,
-    value_loss: Tensor<1>,
+    value_loss: Option<Tensor<1>>,
     ptx_loss: Option<Tensor<1>>,
+}
+
+/// The parallel passes of a step.
+#[derive(Clone, Copy)]
+enum PartKind {
+    Surrogate,
+    Ptx,
+    Value,
 }
 
 /// What one of a step's parallel passes returns: its losses still on the device (the step reads

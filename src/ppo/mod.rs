@@ -7,6 +7,6 @@ pub mod learner;
 pub mod loss;
 pub mod rollout;
 
-pub use episode::{assign_rewards, Episode, Grid};
-pub use learner::{Learner, StepStats};
+pub use episode::{assign_rewards, assign_rloo, Episode, Grid};
+pub use learner::{Critic, Learner, StepStats};
 pub use rollout::{rollout, RolloutModels, Scorer};

@@ -60,13 +60,14 @@ impl Scorer {
 pub struct RolloutModels<'a> {
     pub policy: &'a Gpt,
     pub reference: &'a Gpt,
-    pub value: &'a RewardModel,
-    /// Added to every value (see [`super::Learner::value_bias`]).
-    pub value_bias: f32,
+    /// The value model and the bias added to its values (see [`super::Critic::bias`]); none
+    /// under RLOO, whose episodes then carry values of 0.
+    pub value: Option<(&'a RewardModel, f32)>,
 }
 
 /// Samples one response per prompt and records log-probs (of the tempered distribution the
-/// responses are drawn from, `sampling.temperature` > 0) and values. Prompts must already fit
+/// responses are drawn from, `sampling.temperature` > 0) and values (when there is a value
+/// model). Prompts must already fit
 /// (`len + max_new_tokens + 1 ≤ n_ctx`, see `data::pairs::fit_prompt`). Forwards run `chunk` episodes at a time.
 pub fn rollout(
     m: &RolloutModels<'_>,
@@ -101,23 +102,30 @@ pub fn rollout(
         let n = g.b * g.t;
         let x = ints(&g.x, [g.b, g.t], device);
         let y = ints(&g.y, [g.b, g.t], device);
-        // three independent forwards: parallel threads on the CPU backend (`util::shards`)
-        let outs = shards::run(3, device, |i| {
+        // independent forwards (policy, reference, value model if any): parallel threads on
+        // the CPU backend (`util::shards`)
+        let n_outs = if m.value.is_some() { 3 } else { 2 };
+        let outs = shards::run(n_outs, device, |i| {
             let (x, y) = (x.clone(), y.clone());
             // log-probs of the distribution the actions were sampled from (softmax(l/T)),
             // for the policy and the reference alike, so the KL compares like with like
             let temp = sampling.temperature;
-            let t = match i {
-                0 => token_logprobs(tempered(m.policy.forward(x), temp), y),
-                1 => token_logprobs(tempered(m.reference.forward(x), temp), y),
-                _ => m.value.values(x).add_scalar(m.value_bias),
+            let t = match (i, m.value) {
+                (0, _) => token_logprobs(tempered(m.policy.forward(x), temp), y),
+                (1, _) => token_logprobs(tempered(m.reference.forward(x), temp), y),
+                (_, Some((value, bias))) => value.values(x).add_scalar(bias),
+                (_, None) => anyhow::bail!("rollout: a value pass without a value model"),
             };
             Ok(t.reshape([n]))
         })?;
-        // the three read back in one transfer
+        // read back in one transfer
         let host = read_scalars(outs)?;
-        let [lp, lr, v]: [Vec<Vec<f32>>; 3] =
-            [0, 1, 2].map(|i| g.gather(&host[i * n..(i + 1) * n]));
+        let per_row = |i: usize| g.gather(&host[i * n..(i + 1) * n]);
+        let (lp, lr) = (per_row(0), per_row(1));
+        let v = match m.value {
+            Some(_) => per_row(2),
+            None => g.lens.iter().map(|&l| vec![0.0; l]).collect(),
+        };
         for (((e, lp), lr), v) in part.iter_mut().zip(lp).zip(lr).zip(v) {
             (e.logp_old, e.logp_ref, e.values) = (lp, lr, v);
         }

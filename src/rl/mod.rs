@@ -10,6 +10,7 @@
 //! * [`losses`]: clipped PPO policy / value losses, their diagnostics, the policy-loss
 //!   gradient w.r.t. new log-probs, and a stable entropy from logits.
 //! * [`kl_controller`]: fixed and adaptive (Ziegler et al. 2019) KL coefficient.
+//! * [`rloo`]: RLOO's sequence return and leave-one-out advantages (no value model).
 //!
 //! Conventions: all slices passed together to one function must have equal length
 //! (checked with `debug_assert!`); means are accumulated in `f64` and returned as `f32`.
@@ -18,6 +19,7 @@ pub mod gae;
 pub mod kl;
 pub mod kl_controller;
 pub mod losses;
+pub mod rloo;
 pub mod whiten;
 
 pub use gae::gae;
@@ -29,4 +31,5 @@ pub use losses::{
     entropy_from_logits, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss, PolicyLossOut,
     ValueLossOut,
 };
+pub use rloo::{leave_one_out, sequence_return};
 pub use whiten::{mean_std, whiten};

@@ -68,6 +68,8 @@ pub struct RunInputs {
     pub eval: Option<EvalReport>,
     /// `eval_noptx/eval.json` (a run without ptx), for the alignment tax comparison.
     pub eval_noptx: Option<EvalReport>,
+    /// `frontier/frontier.json` (`--compare`).
+    pub frontier: Option<crate::pipeline::frontier::Frontier>,
     /// Side-by-side samples from `eval/samples_{baseline,policy}.jsonl`, in file order.
     pub samples: Vec<SidePair>,
 }
@@ -130,6 +132,7 @@ pub fn read_run(run: &Path) -> Result<RunInputs> {
         ppo: metrics(&run.join("ppo/metrics.csv"))?,
         eval: json(&run.join("eval/eval.json"))?,
         eval_noptx: json(&run.join("eval_noptx/eval.json"))?,
+        frontier: json(&run.join("frontier/frontier.json"))?,
         samples,
     })
 }

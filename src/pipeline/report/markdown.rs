@@ -266,8 +266,14 @@ fn samples_section(s: &mut String, inp: &RunInputs, max: usize) {
     s.push('\n');
 }
 
-/// The whole report. `plots` are (caption, path relative to the run directory).
-pub fn render(inp: &RunInputs, title: &str, plots: &[(String, String)]) -> String {
+/// The whole report. `plots` are (caption, path relative to the run directory), `frontier_plot`
+/// the frontier's path.
+pub fn render(
+    inp: &RunInputs,
+    title: &str,
+    plots: &[(String, String)],
+    frontier_plot: Option<&str>,
+) -> String {
     let mut s = format!("# Run report: {title}\n\n");
     targets_section(&mut s, inp);
     if let Some(c) = &inp.config {
@@ -278,6 +284,9 @@ pub fn render(inp: &RunInputs, title: &str, plots: &[(String, String)]) -> Strin
     }
     if let Some(e) = &inp.eval {
         eval_section(&mut s, e, inp.eval_noptx.as_ref());
+    }
+    if let Some(f) = &inp.frontier {
+        super::frontier::section(&mut s, f, frontier_plot);
     }
     if !plots.is_empty() {
         let _ = writeln!(s, "## Training curves\n");

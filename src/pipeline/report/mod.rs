@@ -2,12 +2,14 @@
 //! in `DIR/plots/` from whatever the run directory holds. Inputs, all optional:
 //! `pipeline.json`, `timings.json`, `{pretrain,sft,rm,ppo}/metrics.csv`, `eval/eval.json` with
 //! `eval/samples_{policy,baseline}.jsonl` (policy = PPO, baseline = SFT), and
-//! `eval_noptx/eval.json` (a run without ptx, for the alignment-tax comparison).
+//! `eval_noptx/eval.json` (a run without ptx, for the alignment-tax comparison), and
+//! `frontier/frontier.json` (`--compare`, the reward–KL frontier).
 //!
 //! The parts: reading the run directory into the types the stages wrote (`inputs`), checking
 //! the targets of the default job (`targets`), drawing plots (`plots`) and writing the text
 //! (`markdown`); [`write_report`] below puts them together.
 
+pub mod frontier;
 pub mod inputs;
 pub mod markdown;
 pub mod plots;
@@ -126,7 +128,11 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| run_dir.display().to_string());
-    let text = render(&inp, &title, &plots);
+    let frontier_plot = match &inp.frontier {
+        Some(f) if frontier::plot(&plot_dir, f)? => Some(format!("plots/{}", frontier::PLOT)),
+        _ => None,
+    };
+    let text = render(&inp, &title, &plots, frontier_plot.as_deref());
     let out = run_dir.join("report.md");
     crate::util::fs::write_atomic(&out, text.as_bytes())?;
     Ok(out)

@@ -6,10 +6,12 @@
 use super::job::{IterStats, PpoJob};
 use super::setup::{save, Extra, Fixed};
 use crate::checkpoint::TrainState;
-use crate::config::PpoConfig;
+use crate::config::{Algo, PpoConfig};
 use crate::data::batching::{random_windows, Batch};
 use crate::model::generate::SampleConfig;
-use crate::ppo::{assign_rewards, rollout, Episode, Learner, RolloutModels, StepStats};
+use crate::ppo::{
+    assign_rewards, assign_rloo, rollout, Episode, Learner, RolloutModels, StepStats,
+};
 use crate::rl::{clip_reward, missing_eos_penalty, whiten};
 use crate::train::schedule::LrSchedule;
 use crate::train::trainer::{Stage, StepCtx};
@@ -63,8 +65,27 @@ fn reward_episodes(
     for (e, &s) in eps.iter_mut().zip(&raw) {
         e.score = s;
     }
-    assign_rewards(eps, &scores, beta, cfg.gamma, cfg.lambda);
+    match cfg.algo {
+        Algo::Ppo => assign_rewards(eps, &scores, beta, cfg.gamma, cfg.lambda),
+        Algo::Rloo => assign_rloo(eps, &scores, beta, cfg.rloo_k),
+    }
     Ok(raw)
+}
+
+/// Which prompts an iteration answers, `rollout_batch` in all: drawn at random, each once
+/// (PPO) or `rloo_k` times in a row (RLOO: the group whose other members are each one's baseline).
+fn rollout_prompts(
+    n_prompts: usize,
+    cfg: &PpoConfig,
+    rng: &mut crate::util::rng::Rng,
+) -> Vec<usize> {
+    let per_prompt = match cfg.algo {
+        Algo::Ppo => 1,
+        Algo::Rloo => cfg.rloo_k,
+    };
+    (0..cfg.rollout_batch / per_prompt)
+        .flat_map(|_| std::iter::repeat_n(rng.below(n_prompts), per_prompt))
+        .collect()
 }
 
 /// A scored rollout of one iteration.
@@ -90,11 +111,13 @@ pub(super) struct PpoTrain<'a> {
 }
 
 impl PpoTrain<'_> {
-    /// Samples one response per prompt for `rollout_batch` prompts and scores them.
+    /// Samples `rollout_batch` responses and scores them: one for each of as many prompts
+    /// (PPO), or `rloo_k` in a row for each of `rollout_batch / rloo_k` prompts (RLOO).
     fn rollout(&self, learner: &Learner, rng: &mut crate::util::rng::Rng) -> Result<Rollout> {
         let (fixed, cfg) = (self.fixed, &self.job.cfg);
-        let prompts: Vec<Vec<u32>> = (0..cfg.rollout_batch)
-            .map(|_| fixed.prompts[rng.below(fixed.prompts.len())].clone())
+        let prompts: Vec<Vec<u32>> = rollout_prompts(fixed.prompts.len(), cfg, rng)
+            .into_iter()
+            .map(|i| fixed.prompts[i].clone())
             .collect();
         let sampling = SampleConfig {
             temperature: cfg.temperature,
@@ -102,12 +125,12 @@ impl PpoTrain<'_> {
             top_p: 1.0,
             max_new_tokens: cfg.max_new_tokens,
         };
-        let (policy_now, value_now) = (learner.policy.valid(), learner.value.valid());
+        let policy_now = learner.policy.valid();
+        let value_now = learner.critic.as_ref().map(|c| (c.model.valid(), c.bias));
         let models = RolloutModels {
             policy: &policy_now,
             reference: &fixed.reference,
-            value: &value_now,
-            value_bias: learner.value_bias,
+            value: value_now.as_ref().map(|(v, b)| (v, *b)),
         };
         let eot = fixed.tok.eot;
         let mut eps = rollout(
@@ -236,5 +259,36 @@ impl Stage for PpoTrain<'_> {
         let learner = self.learner.as_ref().context("no models to save")?;
         save(self.job, self.fixed, learner, &state)?;
         Ok(self.job.out.join("ckpt"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::rng::Rng;
+
+    #[test]
+    fn rloo_answers_each_drawn_prompt_k_times_in_a_row_and_ppo_once() {
+        let ppo = PpoConfig {
+            rollout_batch: 12,
+            ..PpoConfig::default()
+        };
+        let rloo = PpoConfig {
+            algo: Algo::Rloo,
+            rloo_k: 3,
+            ..ppo.clone()
+        };
+        let p = rollout_prompts(50, &ppo, &mut Rng::new(5));
+        let r = rollout_prompts(50, &rloo, &mut Rng::new(5));
+        assert_eq!((p.len(), r.len()), (12, 12));
+        // PPO draws 12 prompts; RLOO the first 4 of the same draws, 3 times each
+        for (g, group) in r.chunks(3).enumerate() {
+            assert!(group.iter().all(|&i| i == p[g]), "{r:?} vs {p:?}");
+        }
+        let distinct: std::collections::BTreeSet<usize> = p.iter().copied().collect();
+        assert!(
+            distinct.len() > 4,
+            "PPO's prompts are independent draws: {p:?}"
+        );
     }
 }

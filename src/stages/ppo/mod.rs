@@ -1,4 +1,5 @@
-//! `rlhf ppo`: PPO-ptx (InstructGPT eq. 2). Four models: the policy (from SFT, trained), the
+//! `rlhf ppo`: PPO-ptx (InstructGPT eq. 2), or RLOO with `--algo rloo` (k responses per prompt,
+//! each one's baseline the others' mean return, no value model). PPO has four models: the policy (from SFT, trained), the
 //! reference (a frozen copy of SFT), the value model (from the RM, trained) and the reward model
 //! (frozen). Each iteration samples one response per prompt for a batch of prompts, scores it,
 //! turns score and per-token KL into rewards, computes GAE advantages and trains both models
@@ -35,7 +36,10 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
     let (learner, start, extra) = setup::initial_learner(&job, &fixed, device)?;
     let learner = crate::ppo::Learner {
         policy: learner.policy.train(),
-        value: learner.value.train(),
+        critic: learner.critic.map(|c| crate::ppo::Critic {
+            model: c.model.train(),
+            ..c
+        }),
         ..learner
     };
     let mut stage = PpoTrain {

@@ -3,6 +3,7 @@
 
 use super::job::{PpoJob, RewardSource};
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
+use crate::config::Algo;
 use crate::config::ModelConfig;
 use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::read_prompts;
@@ -10,7 +11,7 @@ use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
 use crate::model::{Gpt, RewardModel};
-use crate::ppo::{Learner, Scorer};
+use crate::ppo::{Critic, Learner, Scorer};
 use crate::rl::KlController;
 use crate::train::optim::adamw;
 use crate::train::trainer::Start;
@@ -149,6 +150,7 @@ pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
 }
 
 /// The learner and state at the start: fresh from SFT/RM, or from `out/ckpt` when resuming.
+/// RLOO has no value model.
 pub(super) fn initial_learner(
     job: &PpoJob,
     fixed: &Fixed,
@@ -156,19 +158,29 @@ pub(super) fn initial_learner(
 ) -> Result<(Learner, Start, Extra)> {
     let cfg = &job.cfg;
     let optim = || adamw(cfg.beta2, 0.0);
+    let with_critic = cfg.algo == Algo::Ppo;
     if let Some(dir) = crate::train::trainer::resume_dir(&job.out, job.resume) {
         let p = checkpoint::load_lm(&dir, device)?;
-        let v = checkpoint::load_rm(&dir.join("value"), device)?;
         let (policy, popt, state) = checkpoint::load_resume(&dir, p.model, optim())?;
-        let (value, vopt, _) = checkpoint::load_resume(&dir.join("value"), v.model, optim())?;
+        let critic = match with_critic {
+            true => {
+                let v = checkpoint::load_rm(&dir.join("value"), device)?;
+                let (value, vopt, _) =
+                    checkpoint::load_resume(&dir.join("value"), v.model, optim())?;
+                Some(Critic {
+                    model: value.with_dropout(0.0),
+                    bias: v.config.reward_bias.unwrap_or(0.0) as f32,
+                    optim: vopt,
+                })
+            }
+            false => None,
+        };
         let extra: Extra = serde_json::from_value(state.extra.clone())
             .with_context(|| format!("{}: PPO state", dir.join("train_state.json").display()))?;
         let l = Learner {
             policy: policy.with_dropout(0.0),
-            value: value.with_dropout(0.0),
-            value_bias: v.config.reward_bias.unwrap_or(0.0) as f32,
             policy_optim: popt,
-            value_optim: vopt,
+            critic,
         };
         let start = Start {
             state,
@@ -180,17 +192,25 @@ pub(super) fn initial_learner(
         .start
         .clone()
         .unwrap_or_else(|| fixed.reference.clone());
-    let (value, value_bias) = initial_value(job, &fixed.reference, device)?;
+    let critic = match with_critic {
+        true => {
+            let (value, bias) = initial_value(job, &fixed.reference, device)?;
+            Some(Critic {
+                model: value.with_dropout(0.0),
+                bias,
+                optim: optim(),
+            })
+        }
+        false => None,
+    };
     let extra = Extra {
         kl: cfg.kl_controller(),
         episodes: 0,
     };
     let l = Learner {
         policy: policy.with_dropout(0.0),
-        value: value.with_dropout(0.0),
-        value_bias,
         policy_optim: optim(),
-        value_optim: optim(),
+        critic,
     };
     Ok((l, Start::fresh(cfg.seed), extra))
 }
@@ -212,7 +232,7 @@ pub fn initial_value(job: &PpoJob, reference: &Gpt, device: &Device) -> Result<(
     })
 }
 
-/// Writes `out/ckpt/` (policy) with `out/ckpt/value/` (value model) in one atomic commit.
+/// Writes `out/ckpt/` (policy) with `out/ckpt/value/` (PPO's value model) in one atomic commit.
 pub(super) fn save(
     job: &PpoJob,
     fixed: &Fixed,
@@ -220,41 +240,43 @@ pub(super) fn save(
     state: &TrainState,
 ) -> Result<()> {
     let policy = learner.policy.valid();
-    let value = learner.value.valid();
     let pcfg = CheckpointConfig {
         kind: CheckpointKind::Lm,
         stage: "ppo".into(),
         model: fixed.model_cfg.clone(),
         reward_bias: None,
     };
+    let request = SaveRequest {
+        dir: &job.out,
+        model: &policy,
+        config: &pcfg,
+        tok: &fixed.tok,
+        optim: Some(&learner.policy_optim),
+        state,
+    };
+    let Some(critic) = &learner.critic else {
+        checkpoint::save_with(request, |_| Ok(()))?;
+        return Ok(());
+    };
+    let value = critic.model.valid();
     let vcfg = CheckpointConfig {
         kind: CheckpointKind::Rm,
         stage: "ppo-value".into(),
         model: fixed.model_cfg.clone(),
-        reward_bias: Some(learner.value_bias as f64),
+        reward_bias: Some(critic.bias as f64),
     };
-    checkpoint::save_with(
-        SaveRequest {
-            dir: &job.out,
-            model: &policy,
-            config: &pcfg,
-            tok: &fixed.tok,
-            optim: Some(&learner.policy_optim),
-            state,
-        },
-        |tmp| {
-            checkpoint::write_parts(
-                &tmp.join("value"),
-                &SaveRequest {
-                    dir: &job.out,
-                    model: &value,
-                    config: &vcfg,
-                    tok: &fixed.tok,
-                    optim: Some(&learner.value_optim),
-                    state,
-                },
-            )
-        },
-    )?;
+    checkpoint::save_with(request, |tmp| {
+        checkpoint::write_parts(
+            &tmp.join("value"),
+            &SaveRequest {
+                dir: &job.out,
+                model: &value,
+                config: &vcfg,
+                tok: &fixed.tok,
+                optim: Some(&critic.optim),
+                state,
+            },
+        )
+    })?;
     Ok(())
 }
