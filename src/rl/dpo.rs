@@ -67,8 +67,8 @@ pub struct DpoStats {
 /// DPO statistics of rankings with `ks[p]` responses each (Σ ks = logp.len()).
 pub fn dpo_stats(logp: &[f32], logp_ref: &[f32], ks: &[usize], beta: f64) -> DpoStats {
     let r = implicit_rewards(logp, logp_ref, beta);
-    let (mut loss, mut correct, mut margin, mut pairs) = (0.0, 0.0, 0.0, 0.0);
-    let (mut best, mut worst, mut off) = (0.0, 0.0, 0);
+    let (mut loss, mut correct, mut margin, mut pairs) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let (mut best, mut worst, mut off) = (0.0f64, 0.0f64, 0);
     for &k in ks {
         let g = &r[off..off + k];
         let mut l = 0.0;
