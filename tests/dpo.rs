@@ -146,7 +146,9 @@ fn step_zero_loss_is_ln2_when_the_policy_is_its_reference() {
 fn dpo_lowers_the_loss_and_learns_the_preferences() {
     let (inp, base) = setup();
     let out = common::tmp_dir("dpo-learns").join("dpo");
+    // 12 held-out prompts (36 pairs); seeds 1, 2, 3 and the default reach 0.94 to 1.0
     let more = ["--steps", "30", "--lr", "1e-3", "--warmup", "3", "--eval-every", "10"];
+    let more = [&more[..], &["--val-fraction", "0.2"]].concat();
     let args = dpo_args(inp, base, &more);
     ok(&rlhf().args(&args).arg("--out").arg(&out).output().unwrap());
     let sm = summary(&out);
