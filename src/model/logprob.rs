@@ -66,7 +66,12 @@ pub fn response_logprobs(
     if n == 0 {
         return Tensor::zeros([b], device);
     }
-    let (h, _) = model.forward_hidden(ints(&x, [b, t], device), positions(b, t, 0, device), None, None); // (B, T, C)
+    let (h, _) = model.forward_hidden(
+        ints(&x, [b, t], device),
+        positions(b, t, 0, device),
+        None,
+        None,
+    ); // (B, T, C)
     let c = h.dims()[2];
     let h = h.reshape([b * t, c]).select(0, ints(&sc.at, [n], device)); // (N, C)
     let logits = model.logits(h.reshape([1, n, c])); // (1, N, V)

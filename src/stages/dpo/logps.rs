@@ -25,7 +25,10 @@ pub fn flatten<'a>(groups: &[&'a TokPrefs]) -> (Vec<&'a [u32]>, Vec<usize>, Vec<
         .iter()
         .flat_map(|g| g.seqs.iter().map(Vec::as_slice))
         .collect();
-    let starts = groups.iter().flat_map(|g| g.starts.iter().copied()).collect();
+    let starts = groups
+        .iter()
+        .flat_map(|g| g.starts.iter().copied())
+        .collect();
     let ks = groups.iter().map(|g| g.seqs.len()).collect();
     (seqs, starts, ks)
 }

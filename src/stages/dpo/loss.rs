@@ -13,7 +13,12 @@ use burn::prelude::*;
 ///   best first within a prompt; logp_ref: (N,) the reference's (constants)
 /// - ks: K of each prompt (Σ ks = N, each in 2..=9)
 /// - returns the loss (1,)
-pub fn dpo_loss(logp: Tensor<1>, logp_ref: Tensor<1>, ks: &[usize], beta: f64) -> Result<Tensor<1>> {
+pub fn dpo_loss(
+    logp: Tensor<1>,
+    logp_ref: Tensor<1>,
+    ks: &[usize],
+    beta: f64,
+) -> Result<Tensor<1>> {
     let rewards = (logp - logp_ref.detach()).mul_scalar(beta); // (N,) implicit rewards
     crate::kernels::ranking_loss::ranking_loss(rewards, ks)
 }

@@ -49,7 +49,7 @@ pub fn dpo_step(model: &Gpt, group: &[&Group], a: &StepArgs<'_>) -> Result<DpoSt
     let parts = if shards::is_cpu(a.ad) {
         shards::ranges(group.len(), a.micro_batches)
     } else {
-        vec![0..group.len()]
+        std::iter::once(0..group.len()).collect()
     };
     let total = group.len().max(1) as f64;
     let outs = shards::run(parts.len(), a.ad, |i| {
@@ -67,7 +67,8 @@ pub fn dpo_step(model: &Gpt, group: &[&Group], a: &StepArgs<'_>) -> Result<DpoSt
         let grads = GradientsParams::from_grads(loss.clone().backward(), &m);
         Ok((logp.detach(), loss.detach(), ks, (grads, share)))
     })?;
-    let (mut read, mut shares, mut ks, mut parts_g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut read, mut shares, mut ks, mut parts_g) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (lp, l, k, g) in outs {
         read.extend([lp, l]);
         shares.push(g.1);
