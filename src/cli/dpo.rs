@@ -36,7 +36,7 @@ pub struct DpoArgs {
     #[arg(long)]
     pub resume: bool,
     /// Optimisation flags; for DPO --batch-size counts prompts (each with all its responses), and
-    /// the defaults are 200 steps of 8 prompts, lr 2e-5 after 10 warmup steps, evaluation every
+    /// the defaults are 200 steps of 8 prompts, lr 2e-4 after 10 warmup steps, evaluation every
     /// 25 steps, a checkpoint every 50, seed 47.
     #[command(flatten)]
     pub optim: OptimArgs,

@@ -20,14 +20,16 @@ pub struct DpoConfig {
 }
 
 impl DpoConfig {
-    /// The default optimisation settings: 200 steps of 8 prompts, peak lr 2e-5 after 10 warmup
+    /// The default optimisation settings: 200 steps of 8 prompts, peak lr 2e-4 after 10 warmup
     /// steps (cosine to 10%), no weight decay, global-norm clip 1.0, held-out evaluation every
-    /// 25 steps on at most 16 batches, a checkpoint every 50 steps, seed 47.
+    /// 25 steps on at most 16 batches, a checkpoint every 50 steps, seed 47. The lr was measured
+    /// on the default job's SFT model and rankings (`small`, β 0.1, 60 steps): held-out loss
+    /// 0.685 / 0.673 / 0.681 and accuracy 0.577 / 0.593 / 0.593 at lr 2e-5 / 2e-4 / 1e-3.
     pub fn train() -> TrainConfig {
         TrainConfig {
             steps: 200,
             batch_size: 8,
-            lr: 2e-5,
+            lr: 2e-4,
             warmup: 10,
             weight_decay: 0.0,
             eval_every: 25,
