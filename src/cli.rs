@@ -8,10 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 mod bench;
+mod dpo;
 mod eval_report;
 mod pipeline;
 mod ppo;
 pub use bench::BenchCmd;
+pub use dpo::DpoArgs;
 pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
 pub use pipeline::PipelineArgs;
 pub use ppo::PpoArgs;
@@ -42,6 +44,9 @@ pub enum Command {
     Rm(RmArgs),
     /// PPO-ptx: optimise a policy against a reward model with a KL penalty (InstructGPT eq. 2).
     Ppo(Box<PpoArgs>),
+    /// Direct Preference Optimization: train the policy on the rankings themselves, no reward
+    /// model, no sampling (Rafailov et al. 2023).
+    Dpo(DpoArgs),
     /// Print a reward for every response of a samples file (JSONL).
     Score(ScoreArgs),
     /// Sample K responses per prompt from a checkpoint.

@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 use crate::device::{self, DeviceChoice};
 use anyhow::Result;
 
+mod dpo;
 mod lm;
 mod reward;
 mod rl;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Label(a) => reward::label(a),
         Command::Rm(a) => reward::rm(a),
         Command::Ppo(a) => rl::ppo(*a),
+        Command::Dpo(a) => dpo::dpo(a),
         Command::Score(a) => reward::score(a),
         Command::Sample(a) => lm::sample(a),
         Command::Chat(a) => lm::chat(a),

@@ -1,5 +1,6 @@
 //! End-to-end: the README's main command on the tiny preset, run as a user would, then rerun on
-//! the same directory (every stage skipped). Also: clear errors for bad input.
+//! the same directory with `--compare bon,rloo,dpo` (every finished stage skipped, the frontier
+//! added). Also: clear errors for bad input.
 
 mod common;
 mod fixtures;
@@ -68,7 +69,7 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .flat_map(|s| &s.responses)
         .any(|r| !r.is_empty()));
     // rerun with --compare: the finished stages are skipped, the frontier's run
-    let o = run(&["--compare", "bon,rloo"]);
+    let o = run(&["--compare", "bon,rloo,dpo"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert_eq!(err.matches("already done, skipped").count(), 10, "{err}");
@@ -127,7 +128,7 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .all(|r| r[kl].is_finite() && r[score].is_finite()));
 }
 
-/// `frontier/frontier.json` holds SFT, best-of-2 … 64, PPO and RLOO, each trained policy's point
+/// `frontier/frontier.json` holds SFT, best-of-2 … 64, PPO, RLOO and DPO, each trained policy's point
 /// from its temperature-1 evaluation, and the report shows them.
 fn frontier_matches_its_evaluations(out: &std::path::Path) {
     let read = |rel: &str| -> serde_json::Value {
@@ -145,7 +146,7 @@ fn frontier_matches_its_evaluations(out: &std::path::Path) {
         .collect();
     let mut want = vec!["SFT"];
     want.extend(bon.iter().map(String::as_str));
-    want.extend(["PPO", "RLOO"]);
+    want.extend(["PPO", "RLOO", "DPO"]);
     assert_eq!(methods, want);
     assert!(out.join("rloo/ckpt/model.safetensors").is_file());
     assert!(
@@ -155,7 +156,8 @@ fn frontier_matches_its_evaluations(out: &std::path::Path) {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Reward–KL frontier"), "{md}");
     assert!(out.join("plots/frontier.png").is_file());
-    for (name, dir) in [("PPO", "ppo"), ("RLOO", "rloo")] {
+    assert!(out.join("dpo/ckpt/model.safetensors").is_file());
+    for (name, dir) in [("PPO", "ppo"), ("RLOO", "rloo"), ("DPO", "dpo")] {
         let p = points.iter().find(|p| p["method"] == name).unwrap();
         let e = read(&format!("frontier/eval_{dir}/eval.json"));
         assert_eq!(e["sampling"]["temperature"], 1.0);

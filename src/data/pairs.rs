@@ -1,6 +1,7 @@
 //! Prompt + response sequences as the reward model and the policy see them: the one rule for
 //! fitting a prompt into the context (cut from the left, keeping the end of the prompt next to
-//! the response), tokenized rankings, and right-padding into a batch.
+//! the response), tokenized rankings (with where each response starts, for DPO), and
+//! right-padding into a batch.
 
 use super::rankings::Ranking;
 use super::template::{render_prompt, render_response};
@@ -33,14 +34,55 @@ pub fn tokenize_pair_counted(
     response: &str,
     n_ctx: usize,
 ) -> Result<(Vec<u32>, bool)> {
+    let (s, _, cut) = tokenize_pair_split(tok, prompt, response, n_ctx)?;
+    Ok((s, cut))
+}
+
+/// As [`tokenize_pair_counted`], also returning where the response starts in the sequence (the
+/// length of the fitted prompt): the response's tokens and the closing one are `s[start..]`.
+pub fn tokenize_pair_split(
+    tok: &Tok,
+    prompt: &str,
+    response: &str,
+    n_ctx: usize,
+) -> Result<(Vec<u32>, usize, bool)> {
     let p = tok.encode(&render_prompt(prompt))?;
     let mut r = tok.encode(&render_response(response))?;
     let cut = p.len() + r.len() + 1 > n_ctx;
     r.truncate(n_ctx.saturating_sub(2).max(1));
     let mut s = fit_prompt(&p, r.len(), n_ctx);
+    let start = s.len();
     s.extend(r);
     s.push(tok.eot);
-    Ok((s, cut))
+    Ok((s, start, cut))
+}
+
+/// One ranking tokenized for a policy: the sequences of [`TokRanking`] and, for each, the index
+/// of its first response token (DPO scores `seqs[i][starts[i]..]`: the response and its closing
+/// `<|endoftext|>`).
+#[derive(Debug, Clone)]
+pub struct TokPrefs {
+    pub seqs: Vec<Vec<u32>>,
+    pub starts: Vec<usize>,
+}
+
+/// Tokenizes every ranking with where each response starts; also returns how many sequences
+/// were longer than the context and cut (prompt from the left first).
+pub fn tokenize_prefs(tok: &Tok, rs: &[Ranking], n_ctx: usize) -> Result<(Vec<TokPrefs>, usize)> {
+    let mut cut = 0;
+    let mut out = Vec::with_capacity(rs.len());
+    for r in rs {
+        let k = r.responses.len();
+        let (mut seqs, mut starts) = (Vec::with_capacity(k), Vec::with_capacity(k));
+        for x in &r.responses {
+            let (s, start, c) = tokenize_pair_split(tok, &r.prompt, x, n_ctx)?;
+            cut += usize::from(c);
+            seqs.push(s);
+            starts.push(start);
+        }
+        out.push(TokPrefs { seqs, starts });
+    }
+    Ok((out, cut))
 }
 
 /// Tokenizes every ranking; also returns how many sequences were longer than the context and
@@ -50,17 +92,11 @@ pub fn tokenize_rankings(
     rs: &[Ranking],
     n_ctx: usize,
 ) -> Result<(Vec<TokRanking>, usize)> {
-    let mut cut = 0;
-    let mut out = Vec::with_capacity(rs.len());
-    for r in rs {
-        let mut seqs = Vec::with_capacity(r.responses.len());
-        for x in &r.responses {
-            let (s, c) = tokenize_pair_counted(tok, &r.prompt, x, n_ctx)?;
-            cut += usize::from(c);
-            seqs.push(s);
-        }
-        out.push(TokRanking { seqs });
-    }
+    let (prefs, cut) = tokenize_prefs(tok, rs, n_ctx)?;
+    let out = prefs
+        .into_iter()
+        .map(|p| TokRanking { seqs: p.seqs })
+        .collect();
     Ok((out, cut))
 }
 

@@ -147,6 +147,26 @@ pub fn read_rankings(path: &Path, skip_invalid: bool) -> Result<(Vec<Ranking>, R
     Ok((out, report))
 }
 
+/// [`read_rankings`] for a stage: the skipped records (with `skip_invalid`) are counted and the
+/// first three printed to standard error, prefixed by `stage`. → (rankings, records skipped)
+pub fn read_rankings_reported(
+    path: &Path,
+    skip_invalid: bool,
+    stage: &str,
+) -> Result<(Vec<Ranking>, usize)> {
+    let (rankings, report) = read_rankings(path, skip_invalid)?;
+    if !report.skipped.is_empty() {
+        let first: Vec<String> = report.skipped.iter().take(3).cloned().collect();
+        eprintln!(
+            "{stage}: skipped {} invalid records of {}: {}",
+            report.skipped.len(),
+            path.display(),
+            first.join("; ")
+        );
+    }
+    Ok((rankings, report.skipped.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The GPT-2 model (names follow Hugging Face's GPT-2 so checkpoints map by name), its
-//! attention, and KV-cached generation.
+//! attention, KV-cached generation, and sequence log-probabilities (DPO).
 
 pub mod attention;
 pub mod dropout;
@@ -8,6 +8,7 @@ pub mod gpt;
 pub mod heads;
 pub mod init;
 pub mod layer_norm;
+pub mod logprob;
 pub mod loss;
 pub mod score;
 

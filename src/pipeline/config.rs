@@ -2,7 +2,7 @@
 //! saved as `pipeline.json` in the run directory (and read back by the report).
 
 use super::frontier::Method;
-use crate::config::{Algo, PpoConfig, TrainConfig};
+use crate::config::{Algo, DpoConfig, PpoConfig, TrainConfig};
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::labeler::LabelerKind;
 use crate::model::generate::SampleConfig;
@@ -51,6 +51,9 @@ pub struct PipelineConfig {
     /// Default 4.
     #[serde(default = "default_rloo_k")]
     pub rloo_k: usize,
+    /// DPO's settings (`--compare dpo`): `rlhf dpo`'s defaults; `tiny` shorter.
+    #[serde(default)]
+    pub dpo: DpoConfig,
     pub seed: u64,
 }
 
@@ -77,6 +80,8 @@ impl PipelineConfig {
         self.rm.seed = r.next_u64();
         self.ppo.seed = r.next_u64();
         self.seed = r.next_u64();
+        // drawn after the others, so adding DPO left the other stages' seeds as they were
+        self.dpo.train.seed = r.next_u64();
     }
 
     /// Defaults per preset: `tiny` runs in a few minutes on 2 CPU cores (for tests), `small` is
@@ -134,9 +139,20 @@ impl PipelineConfig {
             ptx_ablation: false,
             compare: Vec::new(),
             rloo_k: default_rloo_k(),
+            dpo: dpo_for_preset(preset),
             seed: 7,
         })
     }
+}
+
+/// DPO's settings in a job: `rlhf dpo`'s defaults, 20 steps for `tiny` (tests).
+fn dpo_for_preset(preset: &str) -> DpoConfig {
+    let mut d = DpoConfig::default();
+    if preset == "tiny" {
+        let t = &mut d.train;
+        (t.steps, t.eval_every, t.checkpoint_every, t.eval_batches) = (20, 10, 10, 2);
+    }
+    d
 }
 
 /// Pretraining steps of the default (`small`) job: 500 × 16 × 128 = 1.0M tokens, as the TRL

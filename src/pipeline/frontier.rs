@@ -16,6 +16,7 @@ use super::PipelineConfig;
 use crate::eval::EvalReport;
 use crate::model::generate::SampleConfig;
 use crate::stages::bon::{self, BonReport};
+use crate::stages::dpo;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -196,9 +197,47 @@ impl FrontierCtx<'_> {
         Ok(out)
     }
 
-    /// Stage "dpo": DPO from SFT on the rankings the reward model learned from.
-    fn dpo(&self, _r: &mut Runner) -> Result<PathBuf> {
-        anyhow::bail!("--compare dpo: DPO is not wired into the pipeline yet")
+    /// Stage "dpo": DPO from SFT on the rankings the reward model learned from (the last
+    /// round's, beside its `rm/`).
+    fn dpo(&self, r: &mut Runner) -> Result<PathBuf> {
+        let ev = self.ev;
+        let cfg = ev.cfg.dpo.clone();
+        let out = self.train_dir("DPO");
+        let rankings = self
+            .rm
+            .parent()
+            .context("the reward model's directory has no parent")?
+            .join("rankings.jsonl");
+        r.stage(
+            "dpo",
+            crate::checkpoint::is_finished(&out),
+            format!(
+                "DPO from SFT, {} steps of {} prompts on {}, β {}",
+                cfg.train.steps,
+                cfg.train.batch_size,
+                rankings.display(),
+                cfg.beta
+            ),
+            || {
+                let s = dpo::run(
+                    dpo::DpoJob {
+                        init: ev.sft.to_path_buf(),
+                        reference: None,
+                        data: rankings.clone(),
+                        out: out.clone(),
+                        cfg,
+                        skip_invalid: false,
+                        resume: true,
+                    },
+                    ev.device,
+                )?;
+                Ok(format!(
+                    ": held-out preference accuracy {:.3} -> {:.3}",
+                    s.first_eval.accuracy, s.final_eval.accuracy
+                ))
+            },
+        )?;
+        Ok(out)
     }
 
     /// The frontier from the files the stages wrote.

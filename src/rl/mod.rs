@@ -11,10 +11,13 @@
 //!   gradient w.r.t. new log-probs, and a stable entropy from logits.
 //! * [`kl_controller`]: fixed and adaptive (Ziegler et al. 2019) KL coefficient.
 //! * [`rloo`]: RLOO's sequence return and leave-one-out advantages (no value model).
+//! * [`dpo`]: the DPO pair loss (Rafailov et al. 2023), its gradient, and ranking statistics
+//!   under implicit rewards `β·(log π − log π_ref)`.
 //!
 //! Conventions: all slices passed together to one function must have equal length
 //! (checked with `debug_assert!`); means are accumulated in `f64` and returned as `f32`.
 
+pub mod dpo;
 pub mod gae;
 pub mod kl;
 pub mod kl_controller;

@@ -8,6 +8,7 @@ pub mod bench_counters;
 pub mod bon;
 pub mod chat;
 pub mod doctor;
+pub mod dpo;
 pub mod eval;
 pub mod label;
 pub mod lm_train;

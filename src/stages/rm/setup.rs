@@ -6,7 +6,7 @@ use super::job::RmJob;
 use crate::checkpoint::{self, CheckpointKind, Loaded};
 use crate::config::ModelConfig;
 use crate::data::pairs::{tokenize_rankings, warn_cut, TokRanking};
-use crate::data::rankings::{read_rankings, Ranking};
+use crate::data::rankings::read_rankings_reported;
 use crate::data::tokenizer::Tok;
 use crate::model::{InitRng, RewardModel};
 use crate::util::rng::Rng;
@@ -29,26 +29,6 @@ pub(super) struct Prepared {
     from_rm: bool,
 }
 
-/// Reads the rankings, prints what was skipped.
-fn read(job: &RmJob) -> Result<(Vec<Ranking>, usize)> {
-    let (rankings, report) = read_rankings(&job.data, job.skip_invalid)?;
-    if !report.skipped.is_empty() {
-        eprintln!(
-            "rm: skipped {} invalid records of {}: {}",
-            report.skipped.len(),
-            job.data.display(),
-            report
-                .skipped
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    Ok((rankings, report.skipped.len()))
-}
-
 /// The starting checkpoint: a language model gives the trunk, a reward model is trained further.
 fn load_init(job: &RmJob, device: &Device) -> Result<(Loaded, bool)> {
     let from_rm = checkpoint::kind_of(&job.init)? == CheckpointKind::Rm;
@@ -68,7 +48,7 @@ fn load_init(job: &RmJob, device: &Device) -> Result<(Loaded, bool)> {
 
 /// Reads and tokenizes the data, loads the starting checkpoint, holds prompts out.
 pub(super) fn prepare(job: &RmJob, device: &Device) -> Result<Prepared> {
-    let (rankings, skipped_records) = read(job)?;
+    let (rankings, skipped_records) = read_rankings_reported(&job.data, job.skip_invalid, "rm")?;
     let (init, from_rm) = load_init(job, device)?;
     let mut mcfg = init.config.model.clone();
     // the training copy's dropout passes the model's own checks
