@@ -5,10 +5,9 @@
 //! Sequences are right-padded in batches; with causal attention padding after a sequence cannot
 //! change what the model computes for it, so a sequence scores the same alone or in a batch.
 
-use crate::model::gpt::positions;
-use crate::model::loss::token_logprobs;
+use crate::model::logprob::logprobs_at;
 use crate::model::Gpt;
-use crate::util::tensors::{ints, to_vec};
+use crate::util::tensors::to_vec;
 use anyhow::{bail, Result};
 use burn::prelude::*;
 
@@ -77,17 +76,7 @@ pub fn sequence_logprobs(
             b
         ];
         if !at.is_empty() {
-            let n = at.len();
-            let (h, _) = model.forward_hidden(
-                ints(&x, [b, t], device),
-                positions(b, t, 0, device),
-                None,
-                None,
-            ); // (B, T, C)
-            let c = h.dims()[2];
-            let h = h.reshape([b * t, c]).select(0, ints(&at, [n], device)); // (N, C)
-            let logits = model.logits(h.reshape([1, n, c])); // (1, N, V)
-            let lp = to_vec(token_logprobs(logits, ints(&targets, [1, n], device)))?; // (1, N)
+            let lp = to_vec(logprobs_at(model, &x, (b, t), (&at, &targets), device))?; // (1, N)
             for (&r, &v) in rows.iter().zip(&lp) {
                 if !v.is_finite() {
                     bail!("non-finite log-probability while scoring sequence {r} of a batch");

@@ -66,19 +66,36 @@ pub fn response_logprobs(
     if n == 0 {
         return Tensor::zeros([b], device);
     }
+    let lp = logprobs_at(model, &x, (b, t), (&sc.at, &sc.targets), device); // (1, N)
+    floats(&sc.rows, [b, n], device)
+        .matmul(lp.reshape([n, 1])) // (B, 1): Σ over each row's scored tokens
+        .reshape([b])
+}
+
+/// `log p(targets[i] | inputs up to flat position at[i])` of a right-padded (B, T) batch of
+/// inputs `x`, with logits computed only at the N positions `at` (DPO's response log-probs,
+/// `rlhf eval`'s sequence scoring). `at` must not be empty.
+/// # Shapes
+/// - x: B·T token ids; at, targets: N each
+/// - returns (1, N)
+pub fn logprobs_at(
+    model: &Gpt,
+    x: &[i64],
+    (b, t): (usize, usize),
+    (at, targets): (&[i64], &[i64]),
+    device: &Device,
+) -> Tensor<2> {
+    let n = at.len();
     let (h, _) = model.forward_hidden(
-        ints(&x, [b, t], device),
+        ints(x, [b, t], device),
         positions(b, t, 0, device),
         None,
         None,
     ); // (B, T, C)
     let c = h.dims()[2];
-    let h = h.reshape([b * t, c]).select(0, ints(&sc.at, [n], device)); // (N, C)
+    let h = h.reshape([b * t, c]).select(0, ints(at, [n], device)); // (N, C)
     let logits = model.logits(h.reshape([1, n, c])); // (1, N, V)
-    let lp = token_logprobs(logits, ints(&sc.targets, [1, n], device)); // (1, N)
-    floats(&sc.rows, [b, n], device)
-        .matmul(lp.reshape([n, 1])) // (B, 1): Σ over each row's scored tokens
-        .reshape([b])
+    token_logprobs(logits, ints(targets, [1, n], device))
 }
 
 #[cfg(test)]
