@@ -100,6 +100,29 @@ pub fn tokenize_rankings(
     Ok((out, cut))
 }
 
+/// Prompts (each with all its responses) shuffled by `seed` and split: (training, held-out), the
+/// last `round(len · val_fraction)` (at least 1) held out, so no prompt is on both sides. `data`
+/// names the file in the error when too few prompts remain to train on.
+pub fn split_prompts<T>(
+    mut items: Vec<T>,
+    val_fraction: f64,
+    seed: u64,
+    data: &std::path::Path,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let mut rng = crate::util::rng::Rng::new(seed);
+    rng.shuffle(&mut items);
+    let n_val = ((items.len() as f64 * val_fraction).round() as usize).max(1);
+    if items.len() <= n_val {
+        anyhow::bail!(
+            "{}: {} prompts are too few to hold {n_val} out",
+            data.display(),
+            items.len()
+        );
+    }
+    let val = items.split_off(items.len() - n_val);
+    Ok((items, val))
+}
+
 /// The warning printed when sequences were cut to the context.
 pub fn warn_cut(stage: &str, cut: usize, total: usize, n_ctx: usize) {
     if cut > 0 {

@@ -12,11 +12,10 @@ use super::job::DpoJob;
 use super::logps::{host_logprobs, Group};
 use crate::checkpoint::{self, Loaded};
 use crate::config::ModelConfig;
-use crate::data::pairs::{tokenize_prefs, warn_cut, TokPrefs};
+use crate::data::pairs::{split_prompts, tokenize_prefs, warn_cut, TokPrefs};
 use crate::data::rankings::read_rankings_reported;
 use crate::data::tokenizer::Tok;
 use crate::model::Gpt;
-use crate::util::rng::Rng;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use std::path::Path;
@@ -66,19 +65,9 @@ fn load_reference(job: &DpoJob, init: &Loaded, device: &Device) -> Result<Gpt> {
 }
 
 /// Prompts shuffled (seeded) and split: (training, held-out).
-fn split(job: &DpoJob, mut prefs: Vec<TokPrefs>) -> Result<(Vec<TokPrefs>, Vec<TokPrefs>)> {
-    let mut rng = Rng::new(job.cfg.train.seed ^ 0xd90);
-    rng.shuffle(&mut prefs);
-    let n_val = ((prefs.len() as f64 * job.cfg.val_fraction).round() as usize).max(1);
-    if prefs.len() <= n_val {
-        bail!(
-            "{}: {} prompts are too few to hold {n_val} out",
-            job.data.display(),
-            prefs.len()
-        );
-    }
-    let val = prefs.split_off(prefs.len() - n_val);
-    Ok((prefs, val))
+fn split(job: &DpoJob, prefs: Vec<TokPrefs>) -> Result<(Vec<TokPrefs>, Vec<TokPrefs>)> {
+    let seed = job.cfg.train.seed ^ 0xd90;
+    split_prompts(prefs, job.cfg.val_fraction, seed, &job.data)
 }
 
 /// Each prompt with the reference's log-probabilities of its responses.

@@ -5,12 +5,11 @@
 use super::job::RmJob;
 use crate::checkpoint::{self, CheckpointKind, Loaded};
 use crate::config::ModelConfig;
-use crate::data::pairs::{tokenize_rankings, warn_cut, TokRanking};
+use crate::data::pairs::{split_prompts, tokenize_rankings, warn_cut, TokRanking};
 use crate::data::rankings::read_rankings_reported;
 use crate::data::tokenizer::Tok;
 use crate::model::{InitRng, RewardModel};
-use crate::util::rng::Rng;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use burn::prelude::*;
 use std::path::PathBuf;
 
@@ -60,20 +59,11 @@ pub(super) fn prepare(job: &RmJob, device: &Device) -> Result<Prepared> {
     .context("rm --dropout")?;
     mcfg.dropout = 0.0; // saved config: a reward must not depend on a dropout mask
     let tok = init.tok.clone();
-    let (mut groups, cut) = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
+    let (groups, cut) = tokenize_rankings(&tok, &rankings, mcfg.n_ctx)?;
     let n_seqs = groups.iter().map(|g| g.seqs.len()).sum();
     warn_cut("rm", cut, n_seqs, mcfg.n_ctx);
-    let mut rng = Rng::new(job.train.seed ^ 0xa11ce);
-    rng.shuffle(&mut groups);
-    let n_val = ((groups.len() as f64 * job.val_fraction).round() as usize).max(1);
-    if groups.len() <= n_val {
-        bail!(
-            "{}: {} prompts are too few to hold {n_val} out",
-            job.data.display(),
-            groups.len()
-        );
-    }
-    let val = groups.split_off(groups.len() - n_val);
+    let seed = job.train.seed ^ 0xa11ce;
+    let (groups, val) = split_prompts(groups, job.val_fraction, seed, &job.data)?;
     let ks = rankings.iter().map(|r| r.responses.len());
     eprintln!(
         "rm: {} train / {} held-out prompts (K = {}..{})",
