@@ -378,12 +378,13 @@ pub struct RmArgs {
     /// Skip (and count) invalid records instead of stopping at the first.
     #[arg(long)]
     pub skip_invalid: bool,
-    /// Samples file whose responses define reward 0 after training (default: the training
-    /// responses). InstructGPT used the SFT model's samples.
+    /// Samples file whose responses define the reward's scale after training: their scores are
+    /// normalised to mean 0 and standard deviation 1, the units of `rlhf ppo`'s score cap, EOS
+    /// penalty and β (default: the training responses). InstructGPT used the SFT model's samples.
     #[arg(long)]
     pub norm_samples: Option<PathBuf>,
-    /// Score at most this many of those responses for the bias: a random one of every prompt, then
-    /// a second, and so on (0: all).
+    /// Score at most this many of those responses for the normalisation: a random one of every
+    /// prompt, then a second, and so on (0: all).
     #[arg(long, default_value_t = crate::stages::rm::DEFAULT_NORM_MAX)]
     pub norm_max: usize,
     /// Dropout in the trunk while training (off when scoring). The RM sees each prompt many

@@ -96,6 +96,7 @@ fn random_ckpt(dir: &Path, kind: CheckpointKind, seed: u64) -> PathBuf {
         stage: "test".into(),
         model: cfg.clone(),
         reward_bias: (kind == CheckpointKind::Rm).then_some(0.25),
+        reward_gain: None,
     };
     let state = TrainState {
         step: 0,

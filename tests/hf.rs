@@ -50,6 +50,7 @@ fn save_ckpt<M: burn::module::Module>(
         stage: "test".into(),
         model: cfg.clone(),
         reward_bias: (kind == CheckpointKind::Rm).then_some(-0.375),
+        reward_gain: None,
     };
     let state = TrainState {
         step: 0,

@@ -135,6 +135,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
         stage: "test".into(),
         model: cfg.clone(),
         reward_bias: None,
+        reward_gain: None,
     };
     let state = TrainState {
         step: 3,

@@ -185,19 +185,35 @@ fn rm_killed_and_resumed_matches_uninterrupted() {
     ]
     .map(String::from)
     .to_vec();
-    let (_, diff) = kill_resume_compare(args, &d);
+    let (_, diff) = kill_resume_compare(args.clone(), &d);
     assert_eq!(diff, 0.0, "max |Δw| = {diff}");
-    // the final reward-model checkpoint carries the same normalisation bias
-    let bias = |p: PathBuf| -> f64 {
+    // the final reward-model checkpoint carries the same normalisation (gain and bias)
+    let norm = |p: PathBuf| -> (f64, f64) {
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-        v["reward_bias"].as_f64().unwrap()
+        (
+            v["reward_gain"].as_f64().unwrap(),
+            v["reward_bias"].as_f64().unwrap(),
+        )
     };
-    let (ba, bb) = (
-        bias(d.join("uninterrupted/ckpt/config.json")),
-        bias(d.join("killed/ckpt/config.json")),
+    let a = d.join("uninterrupted/ckpt");
+    assert_eq!(
+        norm(a.join("config.json")),
+        norm(d.join("killed/ckpt/config.json")),
+        "normalisation (gain, bias)"
     );
-    assert_eq!(ba, bb, "normalisation bias");
+    // resuming a finished, normalised RM changes nothing: normalising its already scaled head
+    // again would give a gain of 1 only up to rounding
+    let weights = std::fs::read(a.join("model.safetensors")).unwrap();
+    let config = std::fs::read(a.join("config.json")).unwrap();
+    ok(&rlhf()
+        .args(&args)
+        .args(["--resume", "--out"])
+        .arg(d.join("uninterrupted"))
+        .output()
+        .unwrap());
+    assert!(std::fs::read(a.join("model.safetensors")).unwrap() == weights);
+    assert!(std::fs::read(a.join("config.json")).unwrap() == config);
 }
 
 #[test]
@@ -383,6 +399,7 @@ fn save_refuses_non_finite_weights_and_keeps_the_previous_checkpoint() {
         stage: "test".into(),
         model: cfg,
         reward_bias: None,
+        reward_gain: None,
     };
     let state = |step| TrainState {
         step,

@@ -47,6 +47,7 @@ fn base_ckpt(dir: &Path) -> PathBuf {
         stage: "sft".into(),
         model: cfg,
         reward_bias: None,
+        reward_gain: None,
     };
     let st = TrainState {
         step: 0,
@@ -168,6 +169,18 @@ fn rm_learns_a_rule_on_tiny() {
         "mean normalised reward over all responses {mean:.3} (sd {sd:.3}, 3 SE = {:.3})",
         3.0 * se
     );
+    // and their sd is 1: the gain is computed on the same subset, whose sd estimates the whole's
+    // within a few percent at 200 responses (the raw scores' sd is far from 1 at 150 steps)
+    assert!((sd - 1.0).abs() < 0.1, "sd of normalised rewards {sd:.3}");
+    assert!(
+        (s.reward_gain - 1.0).abs() > 0.2,
+        "raw sd {:.3}: too close to 1 for the check above to show the scaling",
+        1.0 / s.reward_gain
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("rm/ckpt/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["reward_gain"].as_f64(), Some(s.reward_gain));
 }
 
 #[test]

@@ -52,6 +52,12 @@ pub struct CheckpointConfig {
     /// normalisation responses is 0 (InstructGPT normalised its RM this way before PPO).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward_bias: Option<f64>,
+    /// Reward models only, a record: the factor `rlhf rm` multiplied the head by so that the
+    /// normalisation responses' scores have sd 1 (the head in `model.safetensors` already
+    /// includes it; nothing multiplies by it again). None: not scale-normalised (mid-run
+    /// checkpoints, models imported or saved before the scale was normalised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_gain: Option<f64>,
 }
 
 /// Everything a stage needs to continue exactly where it stopped.

@@ -48,25 +48,26 @@ pub struct PpoArgs {
     /// RLOO: responses sampled per prompt, at least 2, dividing --rollout-batch [default: 4].
     #[arg(long)]
     pub rloo_k: Option<usize>,
-    /// PPO iterations [default: 60].
+    /// PPO iterations [default: 80].
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Episodes (responses) per iteration [default: 32].
+    /// Episodes (responses) per iteration [default: 64].
     #[arg(long)]
     pub rollout_batch: Option<usize>,
-    /// Episodes per gradient step, at most --rollout-batch [default: 16].
+    /// Episodes per gradient step, at most --rollout-batch [default: 32].
     #[arg(long)]
     pub minibatch: Option<usize>,
     /// Passes over each rollout batch [default: 2].
     #[arg(long)]
     pub ppo_epochs: Option<usize>,
-    /// Policy learning rate [default: 6e-5].
+    /// Policy learning rate [default: 1e-4].
     #[arg(long)]
     pub policy_lr: Option<f64>,
     /// Value-model learning rate [default: 1e-4].
     #[arg(long)]
     pub value_lr: Option<f64>,
-    /// KL coefficient β (initial value when --kl-target is set) [default: 0.02].
+    /// KL coefficient β per token, in reward-model sd per nat (initial value when --kl-target is
+    /// set) [default: 0.064].
     #[arg(long)]
     pub kl_coef: Option<f32>,
     /// Adapt β so the KL to the reference approaches this many nats per response [default:
@@ -77,17 +78,22 @@ pub struct PpoArgs {
     /// al.'s horizon; smaller reacts faster) [default: 10,000].
     #[arg(long)]
     pub kl_horizon: Option<usize>,
-    /// Pretraining-mix coefficient γ_ptx; 0 = plain PPO [default: 1.0].
+    /// Pretraining-mix coefficient γ_ptx; 0 = plain PPO [default: 0.25].
     #[arg(long)]
     pub ptx_coef: Option<f64>,
     /// Subtract this from the score of a response that ran into --max-new-tokens without
     /// ending (<|endoftext|>), so PPO cannot win by filling the limit (TRL's
-    /// missing_eos_penalty) [default: none].
+    /// missing_eos_penalty), in reward-model sd; 0 = none [default: 0.9].
     #[arg(long)]
     pub missing_eos_penalty: Option<f32>,
-    /// Clip reward-model scores to ±this (a number > 0) [default: none].
+    /// Clip reward-model scores to ±this (a number > 0, in the RM's sd: `rlhf rm` normalises
+    /// its scores to mean 0, sd 1) [default: 0.9; none with --reward-token, whose reward is a
+    /// count].
     #[arg(long)]
     pub reward_clip: Option<f32>,
+    /// Do not clip the reward-model scores.
+    #[arg(long, conflicts_with = "reward_clip")]
+    pub no_reward_clip: bool,
     /// Whiten reward-model scores within each rollout batch.
     #[arg(long)]
     pub whiten_rewards: bool,
@@ -136,8 +142,20 @@ impl PpoArgs {
         }
         c.kl_target = self.kl_target.or(c.kl_target);
         c.kl_horizon = self.kl_horizon.unwrap_or(c.kl_horizon);
+        if self.reward_token.is_some() {
+            // a token count is not in RM sd: capping it at 0.9 would stop it below one token,
+            // and penalising a missing EOS by 0.9 would weigh 0.9 of a token
+            c.reward_clip = None;
+            c.missing_eos_penalty = None;
+        }
         c.reward_clip = self.reward_clip.or(c.reward_clip);
+        if self.no_reward_clip {
+            c.reward_clip = None;
+        }
         c.missing_eos_penalty = self.missing_eos_penalty.or(c.missing_eos_penalty);
+        if c.missing_eos_penalty == Some(0.0) {
+            c.missing_eos_penalty = None;
+        }
         c.whiten_rewards |= self.whiten_rewards;
         c
     }

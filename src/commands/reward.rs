@@ -60,8 +60,8 @@ pub(super) fn rm(a: RmArgs) -> Result<()> {
         &dev.device,
     )?;
     eprintln!(
-        "rm: held-out pairwise accuracy {:.3} -> {:.3}, loss {:.3} -> {:.3}, reward bias {:+.3}; checkpoint in {}",
-        s.first_eval.accuracy, s.final_eval.accuracy, s.first_eval.loss, s.final_eval.loss, s.reward_bias, a.out.join("ckpt").display()
+        "rm: held-out pairwise accuracy {:.3} -> {:.3}, loss {:.3} -> {:.3}; normalised (raw scores' sd {:.3}, mean {:+.3}) to mean 0, sd 1; checkpoint in {}",
+        s.first_eval.accuracy, s.final_eval.accuracy, s.first_eval.loss, s.final_eval.loss, 1.0 / s.reward_gain, -s.reward_bias / s.reward_gain, a.out.join("ckpt").display()
     );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! PPO settings, saved as `stage.json` in the PPO directory. `PpoConfig::default()` holds
-//! `rlhf ppo`'s defaults; [`PpoDefaults`] names the pipeline's two jobs: the default job, tuned
-//! on its reward model's scale (score cap, β, rollout size), and the tiny job, the plain
-//! defaults shrunk for tests.
+//! `rlhf ppo`'s defaults, the settings tuned on the default job, with the score cap, EOS
+//! penalty and β in units of a normalised RM's sd; [`PpoDefaults`] names the pipeline's two
+//! jobs: the default job (those defaults) and the tiny job (a quick check for tests).
 
 use crate::rl::KlController;
 use serde::{Deserialize, Serialize};
@@ -23,11 +23,10 @@ pub enum Algo {
 /// Which PPO settings a pipeline job starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PpoDefaults {
-    /// The `tiny` preset's job: the plain defaults, shrunk to run in seconds (tests).
+    /// The `tiny` preset's job: a quick check that runs in seconds (tests).
     Tiny,
-    /// The settings tuned on the default job (`small`). Presets without a tuned job of their
-    /// own (`base`, `gpt2`, a preset file) start from these too: they are the only measured
-    /// ones at a useful size, though a score cap is in the units of one RM.
+    /// `rlhf ppo`'s defaults, tuned on the default job (`small`), for every other preset
+    /// (`base`, `gpt2`, a preset file): their cap and β are in RM sd, which every RM shares.
     Tuned,
 }
 
@@ -51,16 +50,17 @@ pub struct PpoConfig {
     /// `rollout_batch / rloo_k` prompts `rloo_k` times). Unused by PPO. Default 4.
     #[serde(default = "default_rloo_k")]
     pub rloo_k: usize,
-    /// PPO iterations; each samples `rollout_batch` episodes and trains on them. Default 60.
+    /// PPO iterations; each samples `rollout_batch` episodes and trains on them. Default 80.
     pub steps: usize,
-    /// Prompts (one response each) sampled per iteration. Default 32.
+    /// Prompts (one response each) sampled per iteration. Default 64.
     pub rollout_batch: usize,
-    /// Episodes per gradient step. Default 16.
+    /// Episodes per gradient step. Default 32.
     pub minibatch: usize,
     /// Passes over each rollout batch. Default 2.
     pub ppo_epochs: usize,
-    /// Policy learning rate (AdamW, constant after warmup). Default 6e-5 (3e-5 moved the default
-    /// job's policy half as far in 60 iterations: win rate 0.65 against 0.89).
+    /// Policy learning rate (AdamW, constant after warmup). Default 1e-4 (at 60 iterations of
+    /// 32 episodes, 3e-5 moved the default job's policy half as far as 6e-5: win rate 0.65
+    /// against 0.89).
     pub policy_lr: f64,
     /// Value-model learning rate. Default 1e-4.
     pub value_lr: f64,
@@ -72,29 +72,31 @@ pub struct PpoConfig {
     pub grad_clip: f64,
     /// PPO ratio clip ε. Default 0.2.
     pub clip_eps: f32,
-    /// Value clip: new values stay within this distance of the rollout's. Default 0.2.
+    /// Value clip: new values stay within this distance of the rollout's (in RM sd). Default 0.1.
     pub value_clip: f32,
     /// GAE discount γ. Default 1.0 (the paper's).
     pub gamma: f32,
     /// GAE λ. Default 0.95.
     pub lambda: f32,
-    /// Initial KL coefficient β in `r = r_θ − β·(log π_RL − log π_SFT)`. Default 0.02.
+    /// Initial KL coefficient β in `r = r_θ − β·(log π_RL − log π_SFT)` (RM sd per nat).
+    /// Default 0.064.
     pub kl_coef: f32,
     /// With a target (nats per response), β adapts towards it (Ziegler et al. 2019). Default none.
     pub kl_target: Option<f32>,
     /// Adaptive-KL horizon in episodes. Default 10,000.
     pub kl_horizon: usize,
     /// Pretraining-mix coefficient γ_ptx; 0 is plain PPO and reads no pretraining data.
-    /// Default 1.0 (the paper's 27.8 diverges at this size, as DeepSpeed-Chat also reports).
+    /// Default 0.25 (the paper's 27.8 diverges at this size, as DeepSpeed-Chat also reports).
     pub ptx_coef: f64,
     /// Pretraining windows (of n_ctx tokens) per gradient step when `ptx_coef > 0`. Default 4.
     pub ptx_batch: usize,
-    /// Clip RM scores to ±this before they enter the reward (none: no clipping). Default none.
+    /// Clip RM scores to ±this (in RM sd) before they enter the reward (none: no clipping).
+    /// Default 0.9.
     pub reward_clip: Option<f32>,
     /// Whiten RM scores across each rollout batch (shift kept). Default false.
     pub whiten_rewards: bool,
     /// Subtracted from the score of a response cut at `max_new_tokens` (no `<|endoftext|>`);
-    /// none: no penalty. Default none (the pipeline's `small` job sets it).
+    /// none: no penalty. Default 0.9 (RM sd).
     #[serde(default)]
     pub missing_eos_penalty: Option<f32>,
     /// Sampling temperature of rollouts, > 0. PPO then trains the tempered policy softmax(l/T):
@@ -116,31 +118,53 @@ fn default_rloo_k() -> usize {
 }
 
 impl Default for PpoConfig {
+    /// `rlhf ppo`'s defaults: the settings tuned on the default job, in the units of a
+    /// normalised reward model (`rlhf rm` scales its scores to mean 0, sd 1 on the
+    /// normalisation responses), so they mean the same on any RM. Measured on the default job
+    /// (README "How it compares"), there in its RM's raw units, whose sd on SFT samples was
+    /// 2.19 (the values below are those divided by 2.19, rounded):
+    /// - its RM likes long answers: without the EOS penalty every response fills
+    ///   max_new_tokens within ~15 iterations and the KL per response grows with it;
+    /// - capping the score (raw 2, ≈ 0.9 sd) removes the pull to stack ever more positive
+    ///   words once a response is good enough, which is where the KL went (win 0.95 at KL 12.3
+    ///   uncapped, 0.88 at 5.9 capped);
+    /// - β keeps the policy near SFT; larger rollouts cut the gradient noise that moved it
+    ///   without raising the score (32 → 48 episodes: 0.88 → 0.92 at the same KL; 48 → 64:
+    ///   0.918 / 5.08 → 0.928 / 4.73); γ_ptx 0.25 pulls it less towards the pretraining text
+    ///   than 1 (0.92 → 0.96 at the same KL) and still lowers the held-out perplexity;
+    /// - 80 iterations, not 60: since the value model starts at the normalised reward
+    ///   (issue 19), 60 iterations reached win 0.830 / KL 4.29, 80 gave 0.918 / 4.84;
+    /// - β raw 0.14 (0.064 per sd) since the bundled data holds conversations (issue 21): their
+    ///   prompts are longer and the policy moves further on them; raw 0.12 reached win 0.932 /
+    ///   KL 5.26, 0.13 0.918 / 5.13, 0.14 0.906 / 4.33.
+    ///
+    /// The plain defaults before (60 iterations of 32 episodes, β 0.02, no cap, no EOS
+    /// penalty, on a raw RM) took a second RM (a rule, not sentiment) to 34–40 nats per response.
     fn default() -> Self {
         Self {
             algo: Algo::Ppo,
             rloo_k: default_rloo_k(),
-            steps: 60,
-            rollout_batch: 32,
-            minibatch: 16,
+            steps: 80,
+            rollout_batch: 64,
+            minibatch: 32,
             ppo_epochs: 2,
-            policy_lr: 6e-5,
+            policy_lr: 1e-4,
             value_lr: 1e-4,
             warmup: 2,
             beta2: 0.95,
             grad_clip: 1.0,
             clip_eps: 0.2,
-            value_clip: 0.2,
+            value_clip: 0.1,
             gamma: 1.0,
             lambda: 0.95,
-            kl_coef: 0.02,
+            kl_coef: 0.07,
             kl_target: None,
             kl_horizon: 10_000,
-            ptx_coef: 1.0,
+            ptx_coef: 0.25,
             ptx_batch: 4,
-            reward_clip: None,
+            reward_clip: Some(0.9),
             whiten_rewards: false,
-            missing_eos_penalty: None,
+            missing_eos_penalty: Some(0.9),
             temperature: 1.0,
             max_new_tokens: 48,
             checkpoint_every: 10,
@@ -160,44 +184,25 @@ impl PpoConfig {
     pub fn for_job(job: PpoDefaults) -> Self {
         match job {
             PpoDefaults::Tiny => Self {
-                // the plain defaults, smaller: 16-token responses rarely end (an EOS penalty
-                // would be a constant) and the tiny RM's scores are on another scale (no cap)
+                // the plain settings of a quick check, sized to run in seconds: 16-token
+                // responses rarely end (an EOS penalty would be a constant), a cap would
+                // stop the token-count rewards of the tests at under one token, and the tiny
+                // models need a larger step (lr, ptx) and a smaller β to move in 12 iterations
                 steps: 12,
                 rollout_batch: 16,
                 minibatch: 8,
                 max_new_tokens: 16,
                 ptx_batch: 2,
                 checkpoint_every: 4,
+                policy_lr: 6e-5,
+                kl_coef: 0.02,
+                ptx_coef: 1.0,
+                value_clip: 0.2,
+                reward_clip: None,
+                missing_eos_penalty: None,
                 ..Self::default()
             },
-            // measured on the default job (README "How it compares"):
-            // - its RM likes long answers: without the EOS penalty every response fills
-            //   max_new_tokens within ~15 iterations and the KL per response grows with it;
-            // - capping the score at 2 (≈ 0.8 std of the RM's scores on SFT samples) removes the
-            //   pull to stack ever more positive words once a response is good enough, which is
-            //   where the KL went (win 0.95 at KL 12.3 uncapped, 0.88 at 5.9 capped);
-            // - β 0.12 (0.14 now, below) keeps the policy near SFT; larger rollouts cut the gradient noise that
-            //   moved it without raising the score (32 → 48 episodes: 0.88 → 0.92 at the same
-            //   KL; 48 → 64 at β 0.12: 0.918 / 5.08 → 0.928 / 4.73); γ_ptx 0.25 pulls it less
-            //   towards the pretraining text than 1 (0.92 → 0.96 at the same KL) and still
-            //   lowers the held-out perplexity;
-            // - 80 iterations, not 60: since the value model starts at the normalised reward
-            //   (issue 19), 60 iterations reached win 0.830 / KL 4.29 at β 0.12 (0.861 / 4.92 at
-            //   β 0.10, 0.920 / 6.09 at 0.08); 80 gave 0.918 / 4.84 for 2 more minutes;
-            // - β 0.14 since the bundled data holds conversations (issue 21): their prompts are
-            //   longer and the policy moves further on them; at β 0.12 the job reached win
-            //   0.932 / KL 5.26, at 0.13 0.918 / 5.13, at 0.14 0.906 / 4.33
-            PpoDefaults::Tuned => Self {
-                steps: 80,
-                missing_eos_penalty: Some(2.0),
-                reward_clip: Some(2.0),
-                kl_coef: 0.14,
-                policy_lr: 1e-4,
-                ptx_coef: 0.25,
-                rollout_batch: 64,
-                minibatch: 32,
-                ..Self::default()
-            },
+            PpoDefaults::Tuned => Self::default(),
         }
     }
 

@@ -70,6 +70,7 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
         stage: "import-hf".into(),
         model: hf.model.clone(),
         reward_bias: hf.reward_bias,
+        reward_gain: None,
     };
     let tmp = crate::util::fs::tmp_path(out);
     prepare_out(out, &tmp)?;

@@ -85,6 +85,7 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
             stage: "pretrain".into(),
             model: mcfg,
             reward_bias: None,
+            reward_gain: None,
         },
         tok: &job.tok,
         device,

@@ -100,6 +100,7 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
             stage: "sft".into(),
             model: mcfg,
             reward_bias: None,
+            reward_gain: None,
         },
         tok: &loaded.tok,
         device,

@@ -73,6 +73,7 @@ pub fn save_lm(
             stage: "test".into(),
             model: cfg,
             reward_bias: None,
+            reward_gain: None,
         },
         tok,
         optim: None,

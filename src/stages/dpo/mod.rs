@@ -65,6 +65,7 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         stage: "dpo".into(),
         model: data.mcfg.clone(),
         reward_bias: None,
+        reward_gain: None,
     };
     let (model, optim, start) = start(&job, data.init, &ckpt_cfg, device)?;
     let mut stage = DpoTrain {

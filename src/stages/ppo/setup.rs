@@ -51,6 +51,16 @@ fn load_scorer(job: &PpoJob, tok: &Tok, n_ctx: usize, device: &Device) -> Result
                 );
             }
             let bias = rm.config.reward_bias.unwrap_or(0.0) as f32;
+            if rm.config.reward_gain.is_none() {
+                // the cap, EOS penalty and β are in sd of a normalised RM's scores
+                eprintln!(
+                    "ppo: warning: the reward model {} is not scale-normalised (saved before \
+                     `rlhf rm` normalised scores to sd 1, or imported), so --reward-clip, \
+                     --missing-eos-penalty and --kl-coef act on its raw scale; `rlhf rm --resume` \
+                     with its --out normalises a finished one",
+                    p.display()
+                );
+            }
             Scorer::Model {
                 rm: Box::new(rm.model.valid()),
                 bias,
@@ -245,6 +255,7 @@ pub(super) fn save(
         stage: "ppo".into(),
         model: fixed.model_cfg.clone(),
         reward_bias: None,
+        reward_gain: None,
     };
     let request = SaveRequest {
         dir: &job.out,
@@ -264,6 +275,7 @@ pub(super) fn save(
         stage: "ppo-value".into(),
         model: fixed.model_cfg.clone(),
         reward_bias: Some(critic.bias as f64),
+        reward_gain: None,
     };
     checkpoint::save_with(request, |tmp| {
         checkpoint::write_parts(

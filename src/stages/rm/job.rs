@@ -38,7 +38,13 @@ pub struct RmSummary {
     pub skipped_records: usize,
     pub first_eval: RankStats,
     pub final_eval: RankStats,
+    /// The normalisation's bias (see `reward_gain`).
     pub reward_bias: f64,
+    /// The normalisation's gain, folded into the saved head: `reward = gain · head + bias` has
+    /// mean 0 and sd 1 on the normalisation responses (1/gain is the raw scores' sd). NaN in
+    /// summaries written before the scale was normalised.
+    #[serde(default = "nan")]
+    pub reward_gain: f64,
     /// Training steps skipped by the non-finite guard.
     #[serde(default)]
     pub skipped_steps: usize,
@@ -48,4 +54,8 @@ pub struct RmSummary {
     /// Fused kernels this run launched (0 on the CPU backend, where the reference path runs).
     #[serde(default)]
     pub fused_kernels: crate::kernels::Launches,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }

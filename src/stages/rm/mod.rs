@@ -4,12 +4,12 @@
 //! through the model once per step: a batch of P prompts is Σ K_p sequences in one forward,
 //! and the loss `−1/C(K,2) Σ_pairs log σ(r_w − r_l)`, averaged over prompts, is computed from
 //! those Σ K_p rewards by the ranking-loss kernel (`src/kernels/ranking_loss`: WGSL on wgpu,
-//! its burn-ops twin on the CPU). After training, the rewards are shifted so that the
-//! normalisation responses score 0 on average (`norm`).
+//! its burn-ops twin on the CPU). After training, the rewards are scaled and shifted so that
+//! the normalisation responses score 0 on average with standard deviation 1 (`norm`).
 //!
 //! Parts: `job` (what is asked, what is reported), `setup` (data and starting model), `train`
 //! (the stage the trainer drives), `step` (one step's loss and gradient), `stats` (ranking
-//! statistics), `norm` (the bias).
+//! statistics), `norm` (the gain and bias).
 
 mod job;
 mod norm;
@@ -19,7 +19,7 @@ mod step;
 mod train;
 
 pub use job::{RmJob, RmSummary, DEFAULT_DROPOUT};
-pub use norm::{norm_subset, DEFAULT_NORM_MAX};
+pub use norm::{norm_subset, Normalisation, DEFAULT_NORM_MAX};
 pub use stats::{rank_stats, RankStats};
 pub use train::RmRow;
 
@@ -46,12 +46,25 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         stage: "rm".into(),
         model: data.mcfg.clone(),
         reward_bias: None,
+        reward_gain: None,
     };
+    // a finished checkpoint that is already normalised stays as it is (normalising it again
+    // would scale an already scaled head); one without a gain (saved before the scale was
+    // normalised, or the last step's checkpoint of a run killed before its final save) is
+    // normalised below, as a finished run is
+    let mut done: Option<Normalisation> = None;
     if let Some(dir) = resume_dir(&job.out, job.resume) {
         let loaded = checkpoint::load_rm(&dir, device)?;
         checkpoint::check_resumable(&dir, &loaded.config.model, &data.mcfg)?;
-        let state;
+        let state: checkpoint::TrainState;
         (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
+        if let (true, Some(gain), Some(bias)) = (
+            state.finished,
+            loaded.config.reward_gain,
+            loaded.config.reward_bias,
+        ) {
+            done = Some(Normalisation { gain, bias });
+        }
         start = Start {
             state,
             resumed: Some(dir),
@@ -70,7 +83,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         device,
         ad: device.clone().autodiff(),
         seqs: 0,
-        reward_bias: None,
+        norm: done,
     };
     let trainer = Trainer {
         name: "rm",
@@ -79,10 +92,15 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         cadence: Cadence::of(cfg),
     };
     let fin = trainer.run(&mut stage, start)?;
-    if stage.reward_bias.is_none() {
-        // resumed after the last step: normalise (again) and save, as a finished run does
+    if stage.norm.is_none() {
+        // resumed after the last step from a raw checkpoint: normalise and save, as a
+        // finished run does
         stage.save(&fin.state)?;
     }
+    let norm = stage.norm.unwrap_or(Normalisation {
+        gain: f64::NAN,
+        bias: f64::NAN,
+    });
     let summary = RmSummary {
         steps: fin.state.step,
         train_prompts: data.groups.len(),
@@ -90,7 +108,8 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         skipped_records: data.skipped_records,
         first_eval: fin.first_eval.unwrap_or_default(),
         final_eval: fin.last_eval.unwrap_or_default(),
-        reward_bias: stage.reward_bias.unwrap_or(f64::NAN),
+        reward_bias: norm.bias,
+        reward_gain: norm.gain,
         skipped_steps: fin.skipped,
         sequences_per_step: if fin.steps_run > 0 {
             stage.seqs as f64 / fin.steps_run as f64

@@ -1,6 +1,8 @@
-//! The reward model's normalisation bias: the shift that makes the mean score of the
-//! normalisation responses 0 (InstructGPT normalised its RM this way before PPO), and which
-//! responses it is computed on (`rlhf rm --norm-samples`, `--norm-max`).
+//! The reward model's normalisation: the gain and bias that give the normalisation responses
+//! mean score 0 (InstructGPT shifted its RM so before PPO) and standard deviation 1 (as
+//! lm-human-preferences, Ziegler et al. 2019), and which responses they are computed on
+//! (`rlhf rm --norm-samples`, `--norm-max`). With the scale fixed, PPO's score cap, missing-EOS
+//! penalty and KL coefficient mean the same for every reward model.
 
 use super::job::RmJob;
 use crate::data::formats::read_samples;
@@ -13,16 +15,59 @@ use crate::util::rng::Rng;
 use anyhow::Result;
 use burn::prelude::*;
 
-/// `−mean score` of the normalisation responses: those of `--norm-samples`, else the training
-/// rankings' (`train`), at most `job.norm_max` of them ([`norm_subset`]).
-pub(super) fn normalisation_bias(
+/// `reward = gain · head(h) + bias`: the affine map that takes the raw scores of the
+/// normalisation responses to mean 0 and standard deviation 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalisation {
+    pub gain: f64,
+    pub bias: f64,
+}
+
+impl Normalisation {
+    /// From raw scores: `gain = 1/sd`, `bias = −mean/sd` (sd over all of them, not n − 1).
+    /// Scores that do not vary (or fewer than 2) keep `gain = 1` and only centre: there is no
+    /// spread to scale to 1.
+    pub fn of_scores(r: &[f32]) -> Self {
+        let n = r.len().max(1) as f64;
+        let mean = r.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = r.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        let sd = var.sqrt();
+        let gain = if r.len() >= 2 && sd.is_finite() && sd > 0.0 {
+            1.0 / sd
+        } else {
+            1.0
+        };
+        Self {
+            gain,
+            bias: -mean * gain,
+        }
+    }
+
+    /// The model with its head multiplied by `gain`, so that `forward + bias` is the
+    /// normalised reward: everything that scores with an RM (PPO's reward and value model,
+    /// eval, `rlhf score`, the Hugging Face export) reads it without knowing the gain.
+    pub fn apply(&self, model: RewardModel) -> RewardModel {
+        let score = model.score.weight.map(|w| w.mul_scalar(self.gain));
+        RewardModel {
+            transformer: model.transformer,
+            score: burn::nn::Linear {
+                weight: score,
+                bias: model.score.bias,
+            },
+        }
+    }
+}
+
+/// The [`Normalisation`] of the normalisation responses: those of `--norm-samples`, else the
+/// training rankings' (`train`), at most `job.norm_max` of them ([`norm_subset`]).
+pub(super) fn normalisation(
     model: &RewardModel,
     job: &RmJob,
     train: &[TokRanking],
     tok: &Tok,
     n_ctx: usize,
     device: &Device,
-) -> Result<f64> {
+) -> Result<Normalisation> {
     let groups = match &job.norm_samples {
         Some(p) => {
             let rs: Vec<Ranking> = read_samples(p)?
@@ -39,11 +84,11 @@ pub(super) fn normalisation_bias(
     };
     let groups = norm_subset(&groups, job.norm_max, job.train.seed);
     let (r, _) = score_groups(model, &groups, tok.eot, job.train.batch_size, device)?;
-    Ok(-(r.iter().map(|&x| x as f64).sum::<f64>() / r.len().max(1) as f64))
+    Ok(Normalisation::of_scores(&r))
 }
 
 /// Default [`super::RmJob::norm_max`]. The bias is a mean: over 1,000 responses its standard error is
-/// ~3% of the reward's spread, and scoring the default job's 9,000 took ~60 s of the RM stage.
+/// ~3% of the reward's spread (the sd's, ~2%), and scoring the default job's 9,000 took ~60 s of the RM stage.
 pub const DEFAULT_NORM_MAX: usize = 1000;
 
 /// The responses the bias is computed on: one response of every prompt, then a second, and so
@@ -102,6 +147,99 @@ mod tests {
 
     fn flat(g: &[TokRanking]) -> Vec<Vec<u32>> {
         g.iter().flat_map(|r| r.seqs.clone()).collect()
+    }
+
+    #[test]
+    fn normalisation_gives_mean_0_and_sd_1() {
+        // mean 2, sd 1 (over n): gain 1, bias −2
+        let n = Normalisation::of_scores(&[1.0, 3.0]);
+        assert_eq!((n.gain, n.bias), (1.0, -2.0));
+        // mean 2, sd 2: gain 1/2, bias −1; 0 → −1, 4 → 1
+        let n = Normalisation::of_scores(&[0.0, 4.0, 0.0, 4.0]);
+        assert_eq!((n.gain, n.bias), (0.5, -1.0));
+        // mean 1, sd √(8/3) for 1 − 2, 1, 1 + 2 (deviations −2, 0, 2)
+        let n = Normalisation::of_scores(&[-1.0, 1.0, 3.0]);
+        assert!((n.gain - (3.0f64 / 8.0).sqrt()).abs() < 1e-15, "{n:?}");
+        assert!((n.bias + (3.0f64 / 8.0).sqrt()).abs() < 1e-15, "{n:?}");
+        // no spread: only centred
+        assert_eq!(
+            Normalisation::of_scores(&[5.0]),
+            Normalisation {
+                gain: 1.0,
+                bias: -5.0
+            }
+        );
+        let n = Normalisation::of_scores(&[2.0, 2.0, 2.0]);
+        assert_eq!((n.gain, n.bias), (1.0, -2.0));
+    }
+
+    #[test]
+    fn applying_the_normalisation_scales_the_head_only() {
+        let dev = Device::flex();
+        let cfg = crate::config::ModelConfig {
+            vocab_size: 32, // the preset leaves it to the tokenizer
+            ..crate::config::ModelConfig::preset("tiny").unwrap()
+        };
+        let rm = RewardModel::new(&cfg, &mut crate::model::InitRng::new(3), &dev);
+        let idx = Tensor::<2, Int>::from_data([[5, 6, 7, 8], [9, 10, 11, 0]], &dev);
+        let before: Vec<f32> = rm
+            .forward(idx.clone(), &[4, 3])
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let n = Normalisation {
+            gain: 4.0,
+            bias: -1.0,
+        };
+        let after: Vec<f32> = n
+            .apply(rm)
+            .forward(idx, &[4, 3])
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (b, a) in before.iter().zip(&after) {
+            // ×4 is exact in floating point: the head's output is exactly 4 times as large
+            assert_eq!(*a, 4.0 * b, "{before:?} → {after:?}");
+        }
+    }
+
+    #[test]
+    fn normalised_rewards_do_not_depend_on_the_raw_scale() {
+        // two RMs that rank alike but score on scales 4× apart: once normalised, they give
+        // the same rewards, so a cap or a β means the same on both (powers of 2 keep it exact)
+        let dev = Device::flex();
+        let cfg = crate::config::ModelConfig {
+            vocab_size: 32, // the preset leaves it to the tokenizer
+            ..crate::config::ModelConfig::preset("tiny").unwrap()
+        };
+        let small = RewardModel::new(&cfg, &mut crate::model::InitRng::new(5), &dev);
+        let large = Normalisation {
+            gain: 4.0,
+            bias: 0.0,
+        }
+        .apply(small.clone());
+        let idx = Tensor::<2, Int>::from_data([[5, 6, 7, 8], [9, 10, 11, 0], [3, 2, 1, 4]], &dev);
+        let lens = [4, 3, 4];
+        let normalised = |rm: RewardModel| -> Vec<f64> {
+            let raw: Vec<f32> = rm
+                .forward(idx.clone(), &lens)
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let n = Normalisation::of_scores(&raw);
+            let r: Vec<f32> = n
+                .apply(rm)
+                .forward(idx.clone(), &lens)
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            r.iter().map(|&x| x as f64 + n.bias).collect()
+        };
+        let (a, b) = (normalised(small), normalised(large));
+        assert_eq!(a, b);
+        let mean = a.iter().sum::<f64>() / 3.0;
+        let sd = (a.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+        assert!(mean.abs() < 1e-6 && (sd - 1.0).abs() < 1e-6, "{a:?}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The reward model's side of the training loop: one ranking-loss step over a batch of
-//! prompts, the held-out ranking statistics, and checkpoints; the last one carries the
-//! normalisation bias, computed once training is done.
+//! prompts, the held-out ranking statistics, and checkpoints; the last one is normalised
+//! (gain folded into the head, bias in its config), once training is done.
 
 use super::job::RmJob;
-use super::norm::normalisation_bias;
+use super::norm::{normalisation, Normalisation};
 use super::stats::{rank_stats, RankStats};
 use super::step::rm_step;
 use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
@@ -84,8 +84,8 @@ pub(super) struct RmTrain<'a> {
     pub ad: Device,
     /// Sequences forwarded by this invocation, for `sequences_per_step`.
     pub seqs: usize,
-    /// Set by the final save.
-    pub reward_bias: Option<f64>,
+    /// Set once the last checkpoint is normalised.
+    pub norm: Option<Normalisation>,
 }
 
 impl Stage for RmTrain<'_> {
@@ -146,16 +146,18 @@ impl Stage for RmTrain<'_> {
         )
     }
 
-    /// Mid-run checkpoints have no bias; the last one is normalised first.
+    /// Mid-run checkpoints are raw (no gain, no bias: training resumes from them); the last one
+    /// is normalised first. The model in training is left raw either way.
     fn save(&mut self, state: &TrainState) -> Result<PathBuf> {
-        let model = self.net.model()?.valid();
+        let mut model = self.net.model()?.valid();
         let mut config = self.ckpt_cfg.clone();
         if state.finished {
             let n_ctx = self.ckpt_cfg.model.n_ctx;
-            let bias =
-                normalisation_bias(&model, self.job, self.groups, self.tok, n_ctx, self.device)?;
-            config.reward_bias = Some(bias);
-            self.reward_bias = Some(bias);
+            let norm = normalisation(&model, self.job, self.groups, self.tok, n_ctx, self.device)?;
+            model = norm.apply(model);
+            config.reward_bias = Some(norm.bias);
+            config.reward_gain = Some(norm.gain);
+            self.norm = Some(norm);
         }
         checkpoint::save(SaveRequest {
             dir: &self.job.out,
