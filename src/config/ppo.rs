@@ -79,7 +79,7 @@ pub struct PpoConfig {
     /// GAE λ. Default 0.95.
     pub lambda: f32,
     /// Initial KL coefficient β in `r = r_θ − β·(log π_RL − log π_SFT)` (RM sd per nat).
-    /// Default 0.064.
+    /// Default 0.08.
     pub kl_coef: f32,
     /// With a target (nats per response), β adapts towards it (Ziegler et al. 2019). Default none.
     pub kl_target: Option<f32>,
@@ -157,7 +157,7 @@ impl Default for PpoConfig {
             value_clip: 0.1,
             gamma: 1.0,
             lambda: 0.95,
-            kl_coef: 0.07,
+            kl_coef: 0.075,
             kl_target: None,
             kl_horizon: 10_000,
             ptx_coef: 0.25,

@@ -24,10 +24,12 @@ pub use stats::{rank_stats, RankStats};
 pub use train::RmRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
+use crate::model::RewardModel;
 use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::trainer::{resume_dir, Cadence, Stage, Start, Trained, Trainer};
 use anyhow::Result;
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use train::RmTrain;
 
@@ -38,9 +40,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     std::fs::create_dir_all(&job.out)?;
     crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
     let cfg = &job.train;
-    let mut model = data.init_model(cfg.seed, device)?;
-    let mut optim = stage_optimizer(cfg);
-    let mut start = Start::fresh(cfg.seed);
+    let (model, optim, start, done) = starting_point(&job, &data, device)?;
     let ckpt_cfg = CheckpointConfig {
         kind: CheckpointKind::Rm,
         stage: "rm".into(),
@@ -48,28 +48,6 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         reward_bias: None,
         reward_gain: None,
     };
-    // a finished checkpoint that is already normalised stays as it is (normalising it again
-    // would scale an already scaled head); one without a gain (saved before the scale was
-    // normalised, or the last step's checkpoint of a run killed before its final save) is
-    // normalised below, as a finished run is
-    let mut done: Option<Normalisation> = None;
-    if let Some(dir) = resume_dir(&job.out, job.resume) {
-        let loaded = checkpoint::load_rm(&dir, device)?;
-        checkpoint::check_resumable(&dir, &loaded.config.model, &data.mcfg)?;
-        let state: checkpoint::TrainState;
-        (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
-        if let (true, Some(gain), Some(bias)) = (
-            state.finished,
-            loaded.config.reward_gain,
-            loaded.config.reward_bias,
-        ) {
-            done = Some(Normalisation { gain, bias });
-        }
-        start = Start {
-            state,
-            resumed: Some(dir),
-        };
-    }
     let mut stage = RmTrain {
         job: &job,
         groups: &data.groups,
@@ -121,4 +99,39 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     };
     crate::config::save_json(&summary, &job.out.join("summary.json"))?;
     Ok(summary)
+}
+
+/// The model, optimizer and trainer state to start from: fresh, or the checkpoint in `--out`
+/// with `--resume`. The last item is the normalisation of a resumed checkpoint that is finished
+/// and already normalised: it stays as it is (normalising it again would scale an already scaled
+/// head). One without a gain (saved before the scale was normalised, or the last step's
+/// checkpoint of a run killed before its final save) gets `None` and is normalised at the end, as
+/// a finished run is.
+fn starting_point(
+    job: &RmJob,
+    data: &setup::Prepared,
+    device: &Device,
+) -> Result<(RewardModel, ModuleOptimizer, Start, Option<Normalisation>)> {
+    let cfg = &job.train;
+    let model = data.init_model(cfg.seed, device)?;
+    let optim = stage_optimizer(cfg);
+    let Some(dir) = resume_dir(&job.out, job.resume) else {
+        return Ok((model, optim, Start::fresh(cfg.seed), None));
+    };
+    let loaded = checkpoint::load_rm(&dir, device)?;
+    checkpoint::check_resumable(&dir, &loaded.config.model, &data.mcfg)?;
+    let (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
+    let done = match (
+        state.finished,
+        loaded.config.reward_gain,
+        loaded.config.reward_bias,
+    ) {
+        (true, Some(gain), Some(bias)) => Some(Normalisation { gain, bias }),
+        _ => None,
+    };
+    let start = Start {
+        state,
+        resumed: Some(dir),
+    };
+    Ok((model, optim, start, done))
 }
