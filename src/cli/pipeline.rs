@@ -35,7 +35,7 @@ pub struct PipelineArgs {
     /// PPO pretraining-mix coefficient (0: plain PPO) [default: 0.25; tiny 1.0].
     #[arg(long)]
     pub ptx_coef: Option<f64>,
-    /// PPO KL coefficient β, in RM sd per nat [default: 0.08; tiny 0.02].
+    /// PPO KL coefficient β, in RM sd per nat [default: 0.075; tiny 0.02].
     #[arg(long)]
     pub kl_coef: Option<f32>,
     /// PPO iterations [default: 80; tiny 12].

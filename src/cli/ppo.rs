@@ -67,7 +67,7 @@ pub struct PpoArgs {
     #[arg(long)]
     pub value_lr: Option<f64>,
     /// KL coefficient β per token, in reward-model sd per nat (initial value when --kl-target is
-    /// set) [default: 0.08].
+    /// set) [default: 0.075].
     #[arg(long)]
     pub kl_coef: Option<f32>,
     /// Adapt β so the KL to the reference approaches this many nats per response [default:

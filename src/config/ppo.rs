@@ -79,7 +79,7 @@ pub struct PpoConfig {
     /// GAE λ. Default 0.95.
     pub lambda: f32,
     /// Initial KL coefficient β in `r = r_θ − β·(log π_RL − log π_SFT)` (RM sd per nat).
-    /// Default 0.08.
+    /// Default 0.075.
     pub kl_coef: f32,
     /// With a target (nats per response), β adapts towards it (Ziegler et al. 2019). Default none.
     pub kl_target: Option<f32>,
@@ -122,7 +122,7 @@ impl Default for PpoConfig {
     /// normalised reward model (`rlhf rm` scales its scores to mean 0, sd 1 on the
     /// normalisation responses), so they mean the same on any RM. Measured on the default job
     /// (README "How it compares"), there in its RM's raw units, whose sd on SFT samples was
-    /// 2.19 (the values below are those divided by 2.19, rounded):
+    /// 2.245 (the cap and EOS penalty below are those divided by 2.245, rounded; β was measured):
     /// - its RM likes long answers: without the EOS penalty every response fills
     ///   max_new_tokens within ~15 iterations and the KL per response grows with it;
     /// - capping the score (raw 2, ≈ 0.9 sd) removes the pull to stack ever more positive
@@ -134,9 +134,10 @@ impl Default for PpoConfig {
     ///   than 1 (0.92 → 0.96 at the same KL) and still lowers the held-out perplexity;
     /// - 80 iterations, not 60: since the value model starts at the normalised reward
     ///   (issue 19), 60 iterations reached win 0.830 / KL 4.29, 80 gave 0.918 / 4.84;
-    /// - β raw 0.14 (0.064 per sd) since the bundled data holds conversations (issue 21): their
-    ///   prompts are longer and the policy moves further on them; raw 0.12 reached win 0.932 /
-    ///   KL 5.26, 0.13 0.918 / 5.13, 0.14 0.906 / 4.33.
+    /// - β: raw 0.14 since the bundled data holds conversations (issue 21), whose prompts are
+    ///   longer and the policy moves further on them (raw 0.12 reached win 0.932 / KL 5.26, 0.13
+    ///   0.918 / 5.13, 0.14 0.906 / 4.33); on the normalised RM (value clip 0.1 for raw 0.2)
+    ///   β 0.064 gave 0.928 / 5.23, 0.07 0.936 / 5.03, 0.075 0.908 / 4.20, 0.08 0.881 / 4.54.
     ///
     /// The plain defaults before (60 iterations of 32 episodes, β 0.02, no cap, no EOS
     /// penalty, on a raw RM) took a second RM (a rule, not sentiment) to 34–40 nats per response.
