@@ -173,30 +173,34 @@ mod tests {
         assert_eq!((n.gain, n.bias), (1.0, -2.0));
     }
 
-    #[test]
-    fn applying_the_normalisation_scales_the_head_only() {
+    /// A freshly drawn tiny reward model on the CPU.
+    fn tiny_rm(seed: u64) -> (Device, RewardModel) {
         let dev = Device::flex();
         let cfg = crate::config::ModelConfig {
             vocab_size: 32, // the preset leaves it to the tokenizer
             ..crate::config::ModelConfig::preset("tiny").unwrap()
         };
-        let rm = RewardModel::new(&cfg, &mut crate::model::InitRng::new(3), &dev);
-        let idx = Tensor::<2, Int>::from_data([[5, 6, 7, 8], [9, 10, 11, 0]], &dev);
-        let before: Vec<f32> = rm
-            .forward(idx.clone(), &[4, 3])
+        let rm = RewardModel::new(&cfg, &mut crate::model::InitRng::new(seed), &dev);
+        (dev, rm)
+    }
+
+    fn rewards(rm: &RewardModel, idx: &Tensor<2, Int>, lens: &[usize]) -> Vec<f32> {
+        rm.forward(idx.clone(), lens)
             .to_data()
             .try_to_vec::<f32>()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn applying_the_normalisation_scales_the_head_only() {
+        let (dev, rm) = tiny_rm(3);
+        let idx = Tensor::<2, Int>::from_data([[5, 6, 7, 8], [9, 10, 11, 0]], &dev);
+        let before = rewards(&rm, &idx, &[4, 3]);
         let n = Normalisation {
             gain: 4.0,
             bias: -1.0,
         };
-        let after: Vec<f32> = n
-            .apply(rm)
-            .forward(idx, &[4, 3])
-            .to_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let after = rewards(&n.apply(rm), &idx, &[4, 3]);
         for (b, a) in before.iter().zip(&after) {
             // ×4 is exact in floating point: the head's output is exactly 4 times as large
             assert_eq!(*a, 4.0 * b, "{before:?} → {after:?}");
@@ -207,12 +211,7 @@ mod tests {
     fn normalised_rewards_do_not_depend_on_the_raw_scale() {
         // two RMs that rank alike but score on scales 4× apart: once normalised, they give
         // the same rewards, so a cap or a β means the same on both (powers of 2 keep it exact)
-        let dev = Device::flex();
-        let cfg = crate::config::ModelConfig {
-            vocab_size: 32, // the preset leaves it to the tokenizer
-            ..crate::config::ModelConfig::preset("tiny").unwrap()
-        };
-        let small = RewardModel::new(&cfg, &mut crate::model::InitRng::new(5), &dev);
+        let (dev, small) = tiny_rm(5);
         let large = Normalisation {
             gain: 4.0,
             bias: 0.0,
@@ -221,19 +220,11 @@ mod tests {
         let idx = Tensor::<2, Int>::from_data([[5, 6, 7, 8], [9, 10, 11, 0], [3, 2, 1, 4]], &dev);
         let lens = [4, 3, 4];
         let normalised = |rm: RewardModel| -> Vec<f64> {
-            let raw: Vec<f32> = rm
-                .forward(idx.clone(), &lens)
-                .to_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            let n = Normalisation::of_scores(&raw);
-            let r: Vec<f32> = n
-                .apply(rm)
-                .forward(idx.clone(), &lens)
-                .to_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            r.iter().map(|&x| x as f64 + n.bias).collect()
+            let n = Normalisation::of_scores(&rewards(&rm, &idx, &lens));
+            rewards(&n.apply(rm), &idx, &lens)
+                .iter()
+                .map(|&x| x as f64 + n.bias)
+                .collect()
         };
         let (a, b) = (normalised(small), normalised(large));
         assert_eq!(a, b);
