@@ -6,7 +6,9 @@
 //! reference twin). Helpers shared by the kernels (`wgsl_unroll`, `wgsl_1d`) sit here.
 
 pub mod attention;
+pub mod cpu;
 pub mod dropout;
+pub mod gelu;
 pub mod ranking_loss;
 pub mod selfcheck;
 pub mod translate;
@@ -65,10 +67,15 @@ pub fn set_kernels_disabled(off: bool) {
     DISABLED.store(off, Ordering::Relaxed);
 }
 
+/// True when the kernels were turned off for this process.
+pub(crate) fn kernels_disabled() -> bool {
+    DISABLED.load(Ordering::Relaxed)
+}
+
 /// True when `device` (with or without autodiff) runs on CubeCL, i.e. wgpu in this build, and
 /// the kernels are not turned off: where the WGSL kernels apply.
 pub fn is_kernel_device(device: &Device) -> bool {
-    !DISABLED.load(Ordering::Relaxed)
+    !kernels_disabled()
         && matches!(
             device.clone().inner().as_dispatch(),
             DispatchDevice::Cube(_)

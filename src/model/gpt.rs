@@ -11,7 +11,6 @@ use crate::util::tensors::{bools, ints};
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
 /// GPT-2's MLP: `c_fc` (C → 4C), tanh-approximated GELU ("gelu_new"), `c_proj` (4C → C).
 #[derive(Module, Debug)]
@@ -243,14 +242,8 @@ pub fn positions(b: usize, t: usize, start: usize, device: &Device) -> Tensor<2,
         .expand([b, t])
 }
 
-/// GPT-2's tanh GELU ("gelu_new"), `0.5·x·(1 + tanh(z))` with `z = √(2/π)·(x + 0.044715·x³)`,
-/// computed as the identical `x·σ(2z)`. Why not burn's `gelu_approximate`: on the CPU backend its
-/// `tanh` and `powf` are scalar libm calls that took ~25% of a training step's time; `x·x·x` and
-/// one sigmoid (whose backward reuses its output) do the same work in about half the time.
+/// GPT-2's tanh GELU ("gelu_new"): the fused CPU kernel on the CPU backend, its composed
+/// reference twin elsewhere (see [`crate::kernels::gelu`]).
 pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    const TWO_SQRT_2_OVER_PI: f64 =
-        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
-    let cube = x.clone() * x.clone() * x.clone();
-    let z2 = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
-    x * sigmoid(z2)
+    crate::kernels::gelu::gelu_new(x)
 }

@@ -1,0 +1,135 @@
+//! What the CPU kernels (the Flex implementations of the kernel extensions) share: host views of
+//! Flex tensors, a vectorisable `exp`, and the small vector loops (dot, axpy) they are made of.
+//!
+//! Why hand-written loops and not burn ops: on the Flex backend each burn op is one pass over
+//! memory with its own allocation, and `exp`, `tanh` and `sigmoid` are scalar libm calls; a fused
+//! kernel makes one pass, keeps its temporaries in registers and uses [`exp`], a branch-free
+//! polynomial the compiler vectorises. The loops use plain `a * b + c` (no `mul_add`): with no
+//! fused multiply-add the results are the same on every x86-64 and ARM CPU, and each output is
+//! computed in a fixed order by one thread, so runs stay bitwise reproducible.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::DispatchDevice;
+use burn::tensor::{Device, TensorData};
+
+/// True when `device` (with or without autodiff) is the Flex CPU backend and the kernels are not
+/// turned off (`--no-kernels`): where the CPU kernels apply.
+pub fn is_cpu_kernel_device(device: &Device) -> bool {
+    !super::kernels_disabled()
+        && matches!(
+            device.clone().inner().as_dispatch(),
+            DispatchDevice::Flex(_)
+        )
+}
+
+/// The elements of `t` in row-major order (a copy only when `t` is a strided view).
+pub fn values(t: &FlexTensor) -> Vec<f32> {
+    match t.as_slice::<f32>() {
+        Some(s) => s.to_vec(),
+        None => t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default(),
+    }
+}
+
+/// A contiguous tensor of `shape` holding `data`.
+pub fn tensor(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape.to_vec()))
+}
+
+/// Dims of `t`.
+pub fn dims(t: &FlexTensor) -> Vec<usize> {
+    t.layout().shape().iter().copied().collect()
+}
+
+const LN2_HI: f32 = 0.693_145_75;
+const LN2_LO: f32 = 1.428_606_8e-6;
+/// 1.5 · 2²³: adding it rounds a float in (−2²², 2²²) to the nearest integer.
+const ROUND: f32 = 12_582_912.0;
+
+/// e^x to within 2 ulp for x in [−87.3, 88.3], 0 below, and e^88.3 above: range reduction
+/// x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 Taylor polynomial in r, and 2^n built in the
+/// exponent bits. No branches and no calls, so loops over it vectorise.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let xc = if x > 88.3 { 88.3 } else { x };
+    let xc = if xc < -87.3 { -87.3 } else { xc };
+    let t = xc * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let bits = (t.to_bits() as i32).wrapping_sub(0x4B40_0000); // n as an integer
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    let scale = f32::from_bits((bits.wrapping_add(127) << 23) as u32);
+    if x < -87.3 {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+/// Σ a·b over equal-length slices, in 8 interleaved partial sums (so it vectorises), then those
+/// summed in a fixed order.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ar.iter().zip(br) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// y += a·x.
+#[inline(always)]
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm_and_saturates() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (exp(x) as f64, (x as f64).exp());
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.013;
+        }
+        assert!(worst < 2.4e-7, "worst relative error {worst}");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-1.0e9), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!(exp(1.0e9).is_finite() && exp(1.0e9) > 1.0e38);
+    }
+
+    #[test]
+    fn dot_and_axpy_match_plain_loops() {
+        let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - want).abs() < 1e-4);
+        let mut y = b.clone();
+        axpy(&mut y, 2.0, &a);
+        assert_eq!(y[3], b[3] + 2.0 * a[3]);
+    }
+}
