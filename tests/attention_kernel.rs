@@ -1,4 +1,5 @@
-//! Fused WGSL attention vs its reference twin (`attention_reference`) on wgpu: outputs and
+//! Fused attention (the WGSL kernels on wgpu, the CPU kernel on the CPU backend) vs its reference
+//! twin (`attention_reference`) on the same device: outputs and
 //! dQ, dK, dV for several shapes, KV-cache decode (t_past > 0, and a model decode step), left and
 //! right padding, the GPU and CPU work-size plans, a full training step of the tiny GPT, and proof
 //! (launch counter) that the model takes the kernel path.
@@ -11,7 +12,8 @@ use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::plan::{plan, set_plan_override, AttnPlan};
 use rlhf::kernels::attention::{
-    attention_kernel_launches, attention_reference, causal_attention, set_force_reference,
+    attention_kernel_launches, attention_reference, causal_attention, cpu_attention_calls,
+    set_force_reference,
 };
 use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
@@ -31,6 +33,16 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 const TOL: f32 = 1e-4;
+
+/// Fused attention kernels run so far on `dev`'s kind: WGSL launches on wgpu, the CPU kernel's
+/// calls on the CPU backend.
+fn launches(dev: &Device) -> usize {
+    if rlhf::kernels::is_kernel_device(dev) {
+        attention_kernel_launches()
+    } else {
+        cpu_attention_calls()
+    }
+}
 
 fn randn(n: usize, seed: u64) -> Vec<f32> {
     let mut r = Rng::new(seed);
@@ -76,11 +88,11 @@ fn run(c: &Case, dev: &Device, reference: bool) -> [Vec<f32>; 4] {
     let o = if reference {
         attention_reference(q.clone(), k.clone(), v.clone(), pad, c.t_past)
     } else {
-        let before = attention_kernel_launches();
+        let before = launches(dev);
         let o = causal_attention(q.clone(), k.clone(), v.clone(), pad, c.t_past);
         let _ = to_vec(o.clone()).unwrap();
         assert_eq!(
-            attention_kernel_launches() - before,
+            launches(dev) - before,
             1,
             "one forward kernel: kernel path not taken"
         );
@@ -138,11 +150,8 @@ fn case(b: usize, nh: usize, t: usize, hs: usize) -> Case {
     }
 }
 
-#[test]
-#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
-fn outputs_and_grads_match_reference_across_shapes() {
+fn outputs_and_grads_match_reference_across_shapes_on(dev: &Device) {
     let _serial = one_at_a_time();
-    let dev = common::wgpu_device();
     for c in [
         case(2, 2, 1, 16),
         case(2, 2, 67, 16),
@@ -150,8 +159,21 @@ fn outputs_and_grads_match_reference_across_shapes() {
         case(1, 2, 256, 64),
         case(1, 1, 45, 128),
     ] {
-        check(&c, &dev);
+        check(&c, dev);
     }
+}
+
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn outputs_and_grads_match_reference_across_shapes() {
+    outputs_and_grads_match_reference_across_shapes_on(&common::wgpu_device());
+}
+
+#[test]
+fn outputs_and_grads_match_reference_across_shapes_on_the_cpu() {
+    outputs_and_grads_match_reference_across_shapes_on(&Device::flex());
+    // the CPU kernel takes any head size, not only multiples of 4
+    check(&case(2, 3, 19, 6), &Device::flex());
 }
 
 /// Work sizes: CPU adapters get 8-wide workgroups with many rows per invocation, GPUs one row per
@@ -212,33 +234,38 @@ fn gpu_and_cpu_plans_match_reference() {
     set_plan_override(None);
 }
 
-#[test]
-#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
-fn decode_with_t_past_matches_reference() {
+fn decode_with_t_past_matches_reference_on(dev: &Device) {
     let _serial = one_at_a_time();
-    let dev = common::wgpu_device();
     // one new query against 20 cached keys, and a 5-token chunk after 70 cached ones
     check(
         &Case {
             t_past: 20,
             ..case(2, 2, 1, 32)
         },
-        &dev,
+        dev,
     );
     check(
         &Case {
             t_past: 70,
             ..case(1, 2, 5, 16)
         },
-        &dev,
+        dev,
     );
 }
 
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
-fn left_and_right_padding_match_reference() {
+fn decode_with_t_past_matches_reference() {
+    decode_with_t_past_matches_reference_on(&common::wgpu_device());
+}
+
+#[test]
+fn decode_with_t_past_matches_reference_on_the_cpu() {
+    decode_with_t_past_matches_reference_on(&Device::flex());
+}
+
+fn left_and_right_padding_match_reference_on(dev: &Device) {
     let _serial = one_at_a_time();
-    let dev = common::wgpu_device();
     let (t, b) = (40, 2);
     // row 0 left-padded by 7 (its first 7 queries see only padding), row 1 right-padded by 9
     let mut pad = vec![false; b * t];
@@ -249,7 +276,7 @@ fn left_and_right_padding_match_reference() {
             pad: Some(pad.clone()),
             ..case(b, 2, t, 16)
         },
-        &dev,
+        dev,
     );
     // prompt prefix left-padded by 3 in the cache, decoding one token
     let mut pad = vec![false; b * 13];
@@ -260,16 +287,24 @@ fn left_and_right_padding_match_reference() {
             pad: Some(pad),
             ..case(b, 2, 1, 32)
         },
-        &dev,
+        dev,
     );
 }
 
-/// Loss and every parameter gradient of one tiny-GPT step, kernel path vs forced reference.
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
-fn tiny_gpt_training_step_matches_reference() {
+fn left_and_right_padding_match_reference() {
+    left_and_right_padding_match_reference_on(&common::wgpu_device());
+}
+
+#[test]
+fn left_and_right_padding_match_reference_on_the_cpu() {
+    left_and_right_padding_match_reference_on(&Device::flex());
+}
+
+/// Loss and every parameter gradient of one tiny-GPT step, kernel path vs forced reference.
+fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
     let _serial = one_at_a_time();
-    let dev = common::wgpu_device();
     let ad = dev.clone().autodiff();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 120;
@@ -307,12 +342,18 @@ fn tiny_gpt_training_step_matches_reference() {
         });
         (lv, all)
     };
-    let before = attention_kernel_launches();
+    let before = launches(dev);
     let (l_k, g_k) = step(false);
+    // WGSL: forward, dK/dV and dQ kernels; CPU: one forward and one backward call
+    let per_layer = if rlhf::kernels::is_kernel_device(dev) {
+        3
+    } else {
+        2
+    };
     assert_eq!(
-        attention_kernel_launches() - before,
-        3 * cfg.n_layer,
-        "forward + 2 backward kernels per layer expected"
+        launches(dev) - before,
+        per_layer * cfg.n_layer,
+        "forward + backward kernels per layer expected"
     );
     let (l_r, g_r) = step(true);
     assert!((l_k - l_r).abs() <= 1e-5 * l_r.abs(), "loss {l_k} vs {l_r}");
@@ -322,6 +363,17 @@ fn tiny_gpt_training_step_matches_reference() {
         let rel = common::max_rel_diff(a, b);
         assert!(rel <= TOL, "parameter {i}: gradient max rel {rel}");
     }
+}
+
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn tiny_gpt_training_step_matches_reference() {
+    tiny_gpt_training_step_matches_reference_on(&common::wgpu_device());
+}
+
+#[test]
+fn tiny_gpt_training_step_matches_reference_on_the_cpu() {
+    tiny_gpt_training_step_matches_reference_on(&Device::flex());
 }
 
 /// Collects every float parameter's gradient, in visiting order.
@@ -359,21 +411,18 @@ fn model_takes_kernel_path_on_wgpu() {
 
 /// KV-cache decoding: each step is one new query per row against the cached keys (t_past > 0,
 /// left-padded prompts). The step takes the kernel path and gives the reference's logits.
-#[test]
-#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
-fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
+fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(dev: &Device) {
     let _serial = one_at_a_time();
-    let dev = common::wgpu_device();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
+    let model = Gpt::new(&cfg, &mut InitRng::new(0), dev);
     let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6, 7]];
     let decode = |reference: bool| {
         set_force_reference(reference);
-        let (mut dec, _) = Decoder::prefill(&model, &prompts, true, &dev).unwrap();
-        let before = attention_kernel_launches();
+        let (mut dec, _) = Decoder::prefill(&model, &prompts, true, dev).unwrap();
+        let before = launches(dev);
         let logits = dec.step(&[8, 9]).unwrap();
-        let launched = attention_kernel_launches() - before;
+        let launched = launches(dev) - before;
         set_force_reference(false);
         (logits.concat(), launched)
     };
@@ -386,4 +435,15 @@ fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
     let (want, _) = decode(true);
     let rel = common::max_rel_diff(&got, &want);
     assert!(rel <= TOL, "decode-step logits differ: max rel {rel}");
+}
+
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
+    kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(&common::wgpu_device());
+}
+
+#[test]
+fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on_the_cpu() {
+    kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(&Device::flex());
 }

@@ -6,8 +6,10 @@ mod common;
 
 use burn::prelude::*;
 use rlhf::kernels::gelu::{cpu_gelu_calls, gelu_new, gelu_reference};
+use rlhf::kernels::layer_norm::{cpu_layer_norm_calls, layer_norm, layer_norm_reference};
+use rlhf::kernels::token_logprob::{cpu_logprob_calls, token_logprobs, token_logprobs_reference};
 use rlhf::util::rng::Rng;
-use rlhf::util::tensors::{floats, to_vec};
+use rlhf::util::tensors::{floats, ints, to_vec};
 
 /// Every test here reads process-wide call counters: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -60,5 +62,88 @@ fn gelu_kernel_matches_its_twin_in_values_and_gradients() {
         assert!(common::max_rel_diff(&y, &yr) <= 1e-5, "values");
         assert!(common::max_rel_diff(&g, &gr) <= 1e-5, "gradients");
         assert!(gr.iter().any(|v| v.abs() > 0.1), "vacuous");
+    }
+}
+
+/// Value and logits gradient of `Σ token_logprobs ∘ w` for logits (B, T, V) and random targets.
+fn logprob_value_and_grad(
+    f: &dyn Fn(Tensor<3>, Tensor<2, Int>) -> Tensor<2>,
+    [b, t, v]: [usize; 3],
+) -> (Vec<f32>, Vec<f32>) {
+    let dev = Device::flex().autodiff();
+    let logits = floats(&randn(b * t * v, 3, 6.0), [b, t, v], &dev).require_grad();
+    let mut r = Rng::new(4);
+    let ids: Vec<i64> = (0..b * t).map(|_| r.below(v) as i64).collect();
+    let w = floats(&randn(b * t, 5, 1.0), [b, t], &dev);
+    let lp = f(logits.clone(), ints(&ids, [b, t], &dev));
+    let g = (lp.clone() * w).sum().backward();
+    (
+        to_vec(lp).unwrap(),
+        to_vec(logits.grad(&g).unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn token_logprob_kernel_matches_its_twin_in_values_and_gradients() {
+    let _serial = one_at_a_time();
+    // vocabularies a multiple of the 8 lanes and not; more rows than one task's block
+    for shape in [[2, 3, 8], [3, 7, 61], [4, 17, 1000]] {
+        let before = cpu_logprob_calls();
+        let (y, g) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), shape);
+        assert_eq!(cpu_logprob_calls() - before, 2, "forward + backward kernel");
+        let (yr, gr) = logprob_value_and_grad(&|l, t| token_logprobs_reference(l, t), shape);
+        assert!(common::max_rel_diff(&y, &yr) <= 1e-5, "values");
+        assert!(common::max_rel_diff(&g, &gr) <= 1e-5, "gradients");
+        assert!(gr.iter().any(|v| v.abs() > 0.1), "vacuous");
+    }
+}
+
+/// Value and the gradients of x, weight and bias of `Σ layer_norm(x) ∘ w`.
+fn layer_norm_value_and_grads(
+    f: &dyn Fn(Tensor<3>, Tensor<1>, Tensor<1>) -> Tensor<3>,
+    shape: [usize; 3],
+) -> [Vec<f32>; 4] {
+    let dev = Device::flex().autodiff();
+    let (n, c) = (shape.iter().product(), shape[2]);
+    // rows with an offset and a scale of their own, as a residual stream has
+    let x = floats(&randn(n, 6, 3.0), shape, &dev) + 0.7;
+    let x = x.require_grad();
+    let gamma = floats(&randn(c, 7, 1.0), [c], &dev)
+        .add_scalar(1.0)
+        .require_grad();
+    let beta = floats(&randn(c, 8, 1.0), [c], &dev).require_grad();
+    let w = floats(&randn(n, 9, 1.0), shape, &dev);
+    let y = f(x.clone(), gamma.clone(), beta.clone());
+    let g = (y.clone() * w).sum().backward();
+    [
+        to_vec(y).unwrap(),
+        to_vec(x.grad(&g).unwrap()).unwrap(),
+        to_vec(gamma.grad(&g).unwrap()).unwrap(),
+        to_vec(beta.grad(&g).unwrap()).unwrap(),
+    ]
+}
+
+#[test]
+fn layer_norm_kernel_matches_its_twin_in_values_and_gradients() {
+    let _serial = one_at_a_time();
+    // widths a multiple of the 8 lanes and not; more rows than one task's block of 64
+    for shape in [[2, 3, 8], [3, 7, 61], [4, 33, 128]] {
+        let before = cpu_layer_norm_calls();
+        let got = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), shape);
+        assert_eq!(
+            cpu_layer_norm_calls() - before,
+            2,
+            "forward + backward kernel"
+        );
+        let want =
+            layer_norm_value_and_grads(&|x, w, b| layer_norm_reference(x, w, b, 1e-5), shape);
+        for (name, (a, b)) in ["y", "dx", "dweight", "dbias"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
+            let rel = common::max_rel_diff(a, b);
+            assert!(rel <= 1e-5, "{name} for {shape:?}: max rel {rel}");
+            assert!(b.iter().any(|v| v.abs() > 0.1), "{name}: vacuous");
+        }
     }
 }

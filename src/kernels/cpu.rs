@@ -11,6 +11,7 @@
 use burn::backend::flex::FlexTensor;
 use burn::backend::DispatchDevice;
 use burn::tensor::{Device, TensorData};
+use std::borrow::Cow;
 
 /// True when `device` (with or without autodiff) is the Flex CPU backend and the kernels are not
 /// turned off (`--no-kernels`): where the CPU kernels apply.
@@ -22,15 +23,17 @@ pub fn is_cpu_kernel_device(device: &Device) -> bool {
         )
 }
 
-/// The elements of `t` in row-major order (a copy only when `t` is a strided view).
-pub fn values(t: &FlexTensor) -> Vec<f32> {
+/// The elements of `t` in row-major order: borrowed when `t` is contiguous, a copy when it is a
+/// strided view.
+pub fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
-        Some(s) => s.to_vec(),
-        None => t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .map(<[f32]>::to_vec)
-            .unwrap_or_default(),
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .map(<[f32]>::to_vec)
+                .unwrap_or_default(),
+        ),
     }
 }
 
@@ -92,6 +95,128 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         tail += x * y;
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The largest element (−∞ for none), over 8 interleaved lanes so it vectorises.
+#[inline(always)]
+pub fn max(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let c = a.chunks_exact(8);
+    let mut m = c
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    for x in c {
+        for l in 0..8 {
+            acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
+        }
+    }
+    for v in acc {
+        m = m.max(v);
+    }
+    m
+}
+
+/// Σ e^(a − m), over 8 interleaved lanes summed in a fixed order.
+#[inline(always)]
+pub fn sum_exp(a: &[f32], m: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let c = a.chunks_exact(8);
+    let tail: f32 = c.remainder().iter().map(|&x| exp(x - m)).sum();
+    for x in c {
+        for l in 0..8 {
+            acc[l] += exp(x[l] - m);
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// A read-only matrix over a slice: `rows × cols`, element (r, c) at `r·rs + c·cs`.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows × cols` matrix whose rows are `rs` apart.
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
+    /// The transpose (a view: nothing moves).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Row r of a matrix with contiguous rows (cs = 1).
+    pub fn row(&self, r: usize) -> &'a [f32] {
+        debug_assert_eq!(self.cs, 1);
+        &self.data[r * self.rs..r * self.rs + self.cols]
+    }
+
+    /// Index one past the last element, 0 when empty.
+    fn extent(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+        }
+    }
+}
+
+/// `dst = scale·lhs·rhs`, or `dst += scale·lhs·rhs` when `accumulate`, with dst row-major, rows
+/// `dst_rs` apart, through the matmul library burn Flex multiplies with, on the calling thread
+/// (the kernels parallelise over blocks): a fixed order of operations for a given CPU.
+pub fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, lhs: Mat, rhs: Mat, scale: f32) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
+    assert!(lhs.extent() <= lhs.data.len() && rhs.extent() <= rhs.data.len());
+    let dst_extent = Mat::rows(dst, m, n, dst_rs).extent();
+    assert!(dst_extent <= dst.len(), "matmul: destination too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: every element gemm reads or writes lies inside the slices (checked above), and dst
+    // is borrowed mutably, the operands shared: they cannot overlap.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// y += a·x.

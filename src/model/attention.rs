@@ -2,9 +2,9 @@
 //! mask and an optional KV cache for generation.
 //!
 //! `forward` calls [`crate::kernels::attention::causal_attention`]: the fused WGSL kernel on wgpu,
-//! and on the CPU the composed reference [`crate::kernels::attention::attention_reference`]
-//! (matmul → mask → softmax → matmul), which keeps the (T × Tk) score matrix and is the kernel's
-//! reference twin in the tests.
+//! the fused row loops on the CPU backend; the composed reference
+//! [`crate::kernels::attention::attention_reference`] (matmul → mask → softmax → matmul, keeping
+//! the (T × Tk) score matrix) is the kernels' twin in the tests.
 
 use crate::kernels::attention::causal_attention;
 use burn::module::Module;

@@ -1,6 +1,7 @@
 //! LayerNorm with GPT-2's parameter names (`weight`, `bias`; burn's own calls them
 //! `gamma`/`beta`), so `h.{i}.ln_1.weight` lands in the safetensors file as Hugging Face names it.
 
+use crate::kernels::layer_norm::layer_norm;
 use burn::module::{Module, Param};
 use burn::prelude::*;
 
@@ -22,12 +23,11 @@ impl LayerNorm {
         }
     }
 
-    /// Normalises over the last dimension.
+    /// Normalises over the last dimension: the fused kernel on the CPU backend, its composed
+    /// twin elsewhere (see [`crate::kernels::layer_norm`]).
     /// # Shapes
     /// x: (..., C) → (..., C)
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let (var, mean) = x.clone().var_mean_bias(D - 1);
-        let xn = (x - mean).div((var + self.eps).sqrt());
-        xn * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+        layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }

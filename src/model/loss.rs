@@ -1,14 +1,12 @@
 //! Language-modelling losses: token log-probabilities and masked cross-entropy.
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
-/// Log-probability of each target token. logits (B, T, V), targets (B, T) → (B, T)
+/// Log-probability of each target token: the fused kernel on the CPU backend, its composed
+/// twin elsewhere (see [`crate::kernels::token_logprob`]). logits (B, T, V), targets (B, T) →
+/// (B, T)
 pub fn token_logprobs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
-    let [b, t, _] = logits.dims();
-    log_softmax(logits, 2)
-        .gather(2, targets.reshape([b, t, 1]))
-        .reshape([b, t])
+    crate::kernels::token_logprob::token_logprobs(logits, targets)
 }
 
 /// Logits of the distribution sampled at `temperature` (softmax(l/T)): PPO computes every

@@ -3,18 +3,20 @@
 //! `causal_attention` is what the model calls. On a wgpu (cubecl) device it runs the WGSL kernels
 //! in `shaders/` — forward writes O and the row log-sum-exp L; under autodiff a `Backward` step
 //! recomputes the scores tile by tile to get dQ, dK, dV — so no (T × Tk) matrix is ever stored.
-//! Elsewhere (Flex CPU), or when forced, it is the reference twin [`attention_reference`], which
-//! the tests compare against.
+//! On the CPU backend (Flex) the same two steps run as the row loops of `cpu.rs`. Elsewhere, or
+//! when forced, it is the reference twin [`attention_reference`], which the tests compare against.
 //!
 //! Parts (the same for every kernel): this entry and the extension trait; `launch.rs` (the WGSL
-//! launcher on cubecl); `plan.rs` (work sizes per adapter); `backward.rs` (the autodiff backward
+//! launcher on cubecl); `cpu.rs` (the CPU implementation); `plan.rs` (work sizes per adapter); `backward.rs` (the autodiff backward
 //! step); `reference.rs` (the reference twin in plain burn ops).
 
 mod backward;
+mod cpu;
 mod launch;
 pub mod plan;
 mod reference;
 
+pub use cpu::cpu_attention_calls;
 pub use launch::sources;
 pub use reference::{attention_reference, MASK_VALUE};
 
@@ -51,9 +53,10 @@ fn force_reference() -> bool {
     FORCE_REFERENCE.with(|f| f.get())
 }
 
-/// Fused attention kernels; implemented for cubecl (wgpu) in `launch.rs`, generated for
-/// Fusion, and differentiable through the `Autodiff` implementation in `backward.rs`.
-#[backend_extension(Autodiff, Cube, Fusion)]
+/// Fused attention kernels; implemented for cubecl (wgpu) in `launch.rs` and for the CPU (Flex)
+/// in `cpu.rs`, generated for Fusion, and differentiable through the `Autodiff` implementation in
+/// `backward.rs`.
+#[backend_extension(Autodiff, Cube, Fusion, Flex)]
 pub trait AttentionExt: Backend {
     /// q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) 1.0 at padding keys
     /// → (O (B, nh, T, hs), L (B, nh, T) log-sum-exp of each row's scaled scores).
@@ -124,6 +127,12 @@ pub fn kernel_applies(q: &Tensor<4>) -> bool {
         && b * nh <= 65_535
 }
 
+/// True when the CPU kernel (`cpu.rs`) serves these inputs: the Flex backend, f32, any head size.
+pub fn cpu_kernel_applies(q: &Tensor<4>) -> bool {
+    let [_, _, t, hs] = q.dims();
+    super::cpu::is_cpu_kernel_device(&q.device()) && q.dtype() == DType::F32 && t > 0 && hs > 0
+}
+
 /// Causal multi-head attention with an optional key-padding mask and KV-cache offset.
 ///
 /// Query `i` sits at absolute position `t_past + i` and attends to keys `0..=t_past + i` that are
@@ -138,7 +147,7 @@ pub fn causal_attention(
     key_pad: Option<Tensor<2, Bool>>,
     t_past: usize,
 ) -> Tensor<4> {
-    if force_reference() || !kernel_applies(&q) {
+    if force_reference() || !(kernel_applies(&q) || cpu_kernel_applies(&q)) {
         return attention_reference(q, k, v, key_pad, t_past);
     }
     let [b, _nh, _t, _hs] = q.dims();

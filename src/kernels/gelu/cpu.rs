@@ -35,7 +35,7 @@ impl GeluExt for Flex {
     fn gelu_fwd(x: FloatTensor<Self>) -> FloatTensor<Self> {
         CALLS.fetch_add(1, Ordering::Relaxed);
         let shape = dims(&x);
-        let mut y = values(&x);
+        let mut y = values(&x).into_owned();
         y.par_chunks_mut(CHUNK).for_each(|c| {
             for v in c.iter_mut() {
                 *v *= sig(*v);
@@ -48,7 +48,7 @@ impl GeluExt for Flex {
         CALLS.fetch_add(1, Ordering::Relaxed);
         let shape = dims(&x);
         let x = values(&x);
-        let mut dx = values(&dy);
+        let mut dx = values(&dy).into_owned();
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(d, x)| {

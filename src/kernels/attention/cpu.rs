@@ -1,0 +1,305 @@
+//! The fused causal attention on the CPU backend (Flex): one task per (sequence, head) block on
+//! the thread pool, each computing its rows in a fixed order, so the result does not depend on
+//! how the pool schedules them.
+//!
+//! Forward, row i: the scores of the keys it may see (`j ≤ t_past + i`, not padding) only, so a
+//! masked key costs nothing (the composed twin scores all T × Tk pairs, then sends the masked
+//! ones through `exp`), softmax with one max pass, O = P·V accumulated in place, and the row's
+//! log-sum-exp L. Backward recomputes each P from q, k and L (nothing T × Tk is stored):
+//! dV += P·dO, dS = P·(dO·V − D) with D = dO·O, dQ += dS·K/√hs, dK += dS·Q/√hs. A row that sees
+//! no key (padding only) is what the twin makes of it: uniform weights over all Tk keys, no
+//! gradient to Q or K.
+//!
+//! Q, K, V and dO are read in place when their rows are contiguous (the model's Q/K/V are views
+//! into the fused c_attn output), and O is written as (B, T, nh, hs) and returned as the
+//! (B, nh, T, hs) view of it, so the model's `swap_dims(1, 2).reshape` after it costs no copy.
+
+use super::{AttentionExt, MASK_VALUE};
+use crate::kernels::cpu::{dims, dot, exp, matmul, max, tensor, values, Mat};
+use burn::backend::flex::{Flex, FlexTensor, Layout};
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::Shape;
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What a key a row may not see scores before its softmax: far below any real score, so its
+/// weight is exactly 0, and finite, so nothing turns into NaN.
+const HIDDEN: f32 = -1.0e30;
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// CPU attention kernels run so far in this process (a forward and a backward each count one).
+pub fn cpu_attention_calls() -> usize {
+    CALLS.load(Ordering::Relaxed)
+}
+
+/// A rank-4 tensor (A, B, R, n) read as rows of n contiguous floats, in place where its layout
+/// allows (inner stride 1, non-negative strides), else from a contiguous copy.
+struct Rows<'a> {
+    data: Cow<'a, [f32]>,
+    offset: usize,
+    strides: [usize; 3],
+    n: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(t: &'a FlexTensor) -> Self {
+        let d = dims(t);
+        let l = t.layout();
+        let s = l.strides();
+        if l.has_contiguous_inner() && l.has_positive_strides() && s[3] == 1 {
+            Self {
+                data: Cow::Borrowed(t.storage::<f32>()),
+                offset: l.start_offset(),
+                strides: [s[0] as usize, s[1] as usize, s[2] as usize],
+                n: d[3],
+            }
+        } else {
+            Self {
+                data: values(t),
+                offset: 0,
+                strides: [d[1] * d[2] * d[3], d[2] * d[3], d[3]],
+                n: d[3],
+            }
+        }
+    }
+
+    /// Row (a, b, r).
+    #[inline(always)]
+    fn row(&self, a: usize, b: usize, r: usize) -> &[f32] {
+        let at = self.offset + a * self.strides[0] + b * self.strides[1] + r * self.strides[2];
+        &self.data[at..at + self.n]
+    }
+
+    /// Rows (a, b, 0..rows) as a (rows × n) matrix.
+    fn mat(&self, a: usize, b: usize, rows: usize) -> Mat<'_> {
+        let at = self.offset + a * self.strides[0] + b * self.strides[1];
+        Mat::rows(&self.data[at..], rows, self.n, self.strides[2])
+    }
+}
+
+/// A block's dK and dV, each (Tk, hs).
+type DkDv<'a> = (&'a mut [f32], &'a mut [f32]);
+
+/// What one (sequence, head) block reads: the whole inputs, and which block it is.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    q: &'a Rows<'a>,
+    k: &'a Rows<'a>,
+    v: &'a Rows<'a>,
+    /// (B, Tk) 1.0 at padding keys
+    pad: &'a [f32],
+    tk: usize,
+    t_past: usize,
+    scale: f32,
+    /// the block: sequence b, head h
+    b: usize,
+    h: usize,
+}
+
+impl<'a> Block<'a> {
+    /// pad: (B, Tk) for keys of Tk rows.
+    fn new(
+        q: &'a Rows,
+        k: &'a Rows,
+        v: &'a Rows,
+        pad: &'a [f32],
+        tk: usize,
+        t_past: usize,
+    ) -> Self {
+        Self {
+            tk,
+            q,
+            k,
+            v,
+            pad,
+            t_past,
+            scale: 1.0 / (q.n as f32).sqrt(),
+            b: 0,
+            h: 0,
+        }
+    }
+
+    /// Block (b, h).
+    fn at(self, b: usize, h: usize) -> Self {
+        Self { b, h, ..self }
+    }
+
+    /// Row i of the scaled scores (Tk) into row i of the attention weights, in place: the keys
+    /// the row may not see get 0; returns the row's log-sum-exp L, or None when it sees no key
+    /// (then the weights are the twin's uniform 1/Tk). With `lse` given, the weights are
+    /// `e^(s − L)` (the backward's recomputation) instead of normalised by their own sum.
+    fn softmax_row(&self, i: usize, row: &mut [f32], lse: Option<f32>) -> Option<f32> {
+        let pad = &self.pad[self.b * self.tk..(self.b + 1) * self.tk];
+        let last = (self.t_past + i).min(self.tk - 1);
+        let (seen, unseen) = row.split_at_mut(last + 1);
+        unseen.fill(0.0);
+        for (s, &p) in seen.iter_mut().zip(pad) {
+            *s = if p == 0.0 { *s } else { HIDDEN };
+        }
+        let m = max(seen);
+        if m <= HIDDEN {
+            row.fill(1.0 / self.tk as f32);
+            return None;
+        }
+        let shift = lse.unwrap_or(m);
+        let mut sum = 0.0;
+        for s in seen.iter_mut() {
+            *s = exp(*s - shift);
+            sum += *s;
+        }
+        if lse.is_some() {
+            return lse;
+        }
+        let inv = 1.0 / sum;
+        for s in seen.iter_mut() {
+            *s *= inv;
+        }
+        Some(m + sum.ln())
+    }
+
+    /// Q (T × hs), K, V (Tk × hs) and a (T × hs) input of this block as matrices.
+    fn mats<'r>(&self, t: usize, other: &'r Rows<'r>) -> [Mat<'_>; 4]
+    where
+        'r: 'a,
+    {
+        [
+            self.q.mat(self.b, self.h, t),
+            self.k.mat(self.b, self.h, self.tk),
+            self.v.mat(self.b, self.h, self.tk),
+            other.mat(self.b, self.h, t),
+        ]
+    }
+
+    /// Rows 0..T of O, written into `o` (T rows of `stride` floats, hs used), and L into `lse`;
+    /// `p` is (T × Tk) scratch.
+    fn forward(&self, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32]) {
+        let (t, tk) = (lse.len(), self.tk);
+        let [q, k, v, _] = self.mats(t, self.q);
+        matmul(p, tk, false, q, k.t(), self.scale); // scaled scores (T, Tk)
+        for (i, row) in p.chunks_exact_mut(tk).enumerate() {
+            lse[i] = self
+                .softmax_row(i, row, None)
+                .unwrap_or(MASK_VALUE + (tk as f32).ln());
+        }
+        matmul(o, stride, false, Mat::rows(p, t, tk, tk), v, 1.0); // (T, hs)
+    }
+
+    /// dQ (T × hs), dK and dV (Tk × hs) of this block, from O, L and dO; `p`, `dp` are
+    /// (T × Tk) scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        o: &Rows,
+        lse: &[f32],
+        d_o: &Rows,
+        dq: &mut [f32],
+        (dk, dv): DkDv,
+        p: &mut [f32],
+        dp: &mut [f32],
+    ) {
+        let (t, tk, hs) = (lse.len(), self.tk, self.q.n);
+        let [q, k, v, d_o] = self.mats(t, d_o);
+        matmul(p, tk, false, q, k.t(), self.scale);
+        let mut sees = vec![true; t];
+        for (i, row) in p.chunks_exact_mut(tk).enumerate() {
+            sees[i] = self.softmax_row(i, row, Some(lse[i])).is_some();
+        }
+        let pm = Mat::rows(p, t, tk, tk);
+        matmul(dv, hs, false, pm.t(), d_o, 1.0); // dV = Pᵀ·dO (Tk, hs)
+        matmul(dp, tk, false, d_o, v.t(), 1.0); // dP = dO·Vᵀ (T, Tk)
+        for (i, (ds, p)) in dp.chunks_exact_mut(tk).zip(p.chunks_exact(tk)).enumerate() {
+            if !sees[i] {
+                ds.fill(0.0); // every score masked: no gradient reaches it
+                continue;
+            }
+            let di = dot(d_o.row(i), o.row(self.b, self.h, i));
+            for (ds, &p) in ds.iter_mut().zip(p) {
+                *ds = p * (*ds - di) * self.scale;
+            }
+        }
+        let dsm = Mat::rows(dp, t, tk, tk);
+        matmul(dq, hs, false, dsm, k, 1.0); // dQ = dS·K/√hs (T, hs)
+        matmul(dk, hs, false, dsm.t(), q, 1.0); // dK = dSᵀ·Q/√hs (Tk, hs)
+    }
+}
+
+impl AttentionExt for Flex {
+    fn flash_attention_fwd(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        t_past: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        let [b, nh, t, hs] = [0, 1, 2, 3].map(|i| dims(&q)[i]);
+        let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
+        let tk = pad.len() / b.max(1);
+        // O as (B, T, nh, hs): row i of head h of sequence b at b·T·nh·hs + i·nh·hs + h·hs
+        let mut o = vec![0.0f32; b * t * nh * hs];
+        let mut lse = vec![0.0f32; b * nh * t];
+        let base = Block::new(&qr, &kr, &vr, &pad, tk, t_past);
+        // one task per sequence (its (T, nh·hs) slab of O), its heads in turn
+        o.par_chunks_mut((t * nh * hs).max(1))
+            .zip(lse.par_chunks_mut((nh * t).max(1)))
+            .enumerate()
+            .for_each(|(bi, (slab, lse))| {
+                let mut p = vec![0.0f32; t * tk];
+                for (h, lse) in lse.chunks_exact_mut(t.max(1)).enumerate() {
+                    base.at(bi, h)
+                        .forward(&mut slab[h * hs..], nh * hs, lse, &mut p);
+                }
+            });
+        let layout = Layout::new(
+            Shape::from(vec![b, nh, t, hs]),
+            vec![(t * nh * hs) as isize, hs as isize, (nh * hs) as isize, 1],
+            0,
+        );
+        let o = tensor(o, &[b, t, nh, hs]).with_layout(layout);
+        (o, tensor(lse, &[b, nh, t]))
+    }
+
+    fn flash_attention_bwd(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        t_past: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        let [b, nh, t, hs] = [0, 1, 2, 3].map(|i| dims(&q)[i]);
+        let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
+        let (or, dor, lse) = (Rows::new(&out), Rows::new(&d_out), values(&lse));
+        let tk = pad.len() / b.max(1);
+        let base = Block::new(&qr, &kr, &vr, &pad, tk, t_past);
+        let mut dq = vec![0.0f32; b * nh * t * hs];
+        let (mut dk, mut dv) = (
+            vec![0.0f32; b * nh * tk * hs],
+            vec![0.0f32; b * nh * tk * hs],
+        );
+        // one task per (sequence, head) block: its dQ, dK and dV are its own
+        dq.par_chunks_mut((t * hs).max(1))
+            .zip(dk.par_chunks_mut((tk * hs).max(1)))
+            .zip(dv.par_chunks_mut((tk * hs).max(1)))
+            .enumerate()
+            .for_each_init(
+                || (vec![0.0f32; t * tk], vec![0.0f32; t * tk]),
+                |(p, dp), (bh, ((dq, dk), dv))| {
+                    let lse = &lse[bh * t..(bh + 1) * t];
+                    base.at(bh / nh, bh % nh)
+                        .backward(&or, lse, &dor, dq, (dk, dv), p, dp);
+                },
+            );
+        let s_kv = [b, nh, tk, hs];
+        (
+            tensor(dq, &[b, nh, t, hs]),
+            tensor(dk, &s_kv),
+            tensor(dv, &s_kv),
+        )
+    }
+}

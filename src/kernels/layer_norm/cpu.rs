@@ -1,0 +1,146 @@
+//! The fused LayerNorm on the CPU backend (Flex): rows in fixed blocks over the thread pool,
+//! each row computed by one task in a fixed order; the weight and bias gradients summed per block,
+//! then the blocks' sums added in block order (the block size is fixed, not the thread count, so
+//! the bits do not depend on the machine's core count).
+
+use super::LayerNormExt;
+use crate::kernels::cpu::{dims, dot, tensor, values};
+use burn::backend::flex::Flex;
+use burn::backend::tensor::FloatTensor;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// CPU LayerNorm kernels run so far in this process (forward and backward each count one).
+pub fn cpu_layer_norm_calls() -> usize {
+    CALLS.load(Ordering::Relaxed)
+}
+
+/// Rows per task.
+const ROWS: usize = 64;
+
+/// Σ a, over 8 interleaved lanes summed in a fixed order.
+#[inline(always)]
+fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let c = a.chunks_exact(8);
+    let tail: f32 = c.remainder().iter().sum();
+    for x in c {
+        for l in 0..8 {
+            acc[l] += x[l];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// Mean and 1/σ of one row.
+#[inline(always)]
+fn stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let c = x.len() as f32;
+    let mean = sum(x) / c;
+    let mut acc = [0.0f32; 8];
+    let ch = x.chunks_exact(8);
+    let tail: f32 = ch
+        .remainder()
+        .iter()
+        .map(|&v| (v - mean) * (v - mean))
+        .sum();
+    for v in ch {
+        for l in 0..8 {
+            let d = v[l] - mean;
+            acc[l] += d * d;
+        }
+    }
+    let ss = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    (mean, 1.0 / ((ss + tail) / c + eps).sqrt())
+}
+
+impl LayerNormExt for Flex {
+    fn layer_norm_fwd(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        let [n, c] = [dims(&x)[0], dims(&x)[1]];
+        let (x, w, b) = (values(&x), values(&weight), values(&bias));
+        let mut y = vec![0.0f32; n * c];
+        let (mut mean, mut rstd) = (vec![0.0f32; n], vec![0.0f32; n]);
+        y.par_chunks_mut((ROWS * c).max(1))
+            .zip(mean.par_chunks_mut(ROWS))
+            .zip(rstd.par_chunks_mut(ROWS))
+            .enumerate()
+            .for_each(|(blk, ((y, mean), rstd))| {
+                for (k, y) in y.chunks_exact_mut(c.max(1)).enumerate() {
+                    let r = blk * ROWS + k;
+                    let xr = &x[r * c..(r + 1) * c];
+                    let (m, s) = stats(xr, eps as f32);
+                    (mean[k], rstd[k]) = (m, s);
+                    for (((y, &x), &w), &b) in y.iter_mut().zip(xr).zip(w.iter()).zip(b.iter()) {
+                        *y = (x - m) * s * w + b;
+                    }
+                }
+            });
+        (tensor(y, &[n, c]), tensor(mean, &[n]), tensor(rstd, &[n]))
+    }
+
+    fn layer_norm_bwd(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        let [n, c] = [dims(&x)[0], dims(&x)[1]];
+        let (x, w, mean, rstd, dy) = (
+            values(&x),
+            values(&weight),
+            values(&mean),
+            values(&rstd),
+            values(&dy),
+        );
+        let mut dx = vec![0.0f32; n * c];
+        // per block: Σ dy·x̂ (C) then Σ dy (C)
+        let blocks = n.div_ceil(ROWS);
+        let mut partial = vec![0.0f32; blocks * 2 * c];
+        dx.par_chunks_mut((ROWS * c).max(1))
+            .zip(partial.par_chunks_mut((2 * c).max(1)))
+            .enumerate()
+            .for_each(|(blk, (dx, part))| {
+                let (dw, db) = part.split_at_mut(c);
+                let mut xhat = vec![0.0f32; c];
+                let mut dxhat = vec![0.0f32; c];
+                for (k, dx) in dx.chunks_exact_mut(c.max(1)).enumerate() {
+                    let r = blk * ROWS + k;
+                    let (xr, dyr, m, s) = (
+                        &x[r * c..(r + 1) * c],
+                        &dy[r * c..(r + 1) * c],
+                        mean[r],
+                        rstd[r],
+                    );
+                    for i in 0..c {
+                        xhat[i] = (xr[i] - m) * s;
+                        dxhat[i] = dyr[i] * w[i];
+                        dw[i] += dyr[i] * xhat[i];
+                        db[i] += dyr[i];
+                    }
+                    let mean_d = sum(&dxhat) / c as f32;
+                    let mean_dx = dot(&dxhat, &xhat) / c as f32;
+                    for i in 0..c {
+                        dx[i] = (dxhat[i] - mean_d - xhat[i] * mean_dx) * s;
+                    }
+                }
+            });
+        let (mut dw, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
+        for part in partial.chunks_exact((2 * c).max(1)) {
+            for i in 0..c {
+                dw[i] += part[i];
+                db[i] += part[c + i];
+            }
+        }
+        (tensor(dx, &[n, c]), tensor(dw, &[c]), tensor(db, &[c]))
+    }
+}

@@ -1,0 +1,76 @@
+//! The fused token log-probability on the CPU backend (Flex): rows in blocks over the thread
+//! pool, each row computed by one task in a fixed order.
+
+use super::TokenLogprobExt;
+use crate::kernels::cpu::{dims, exp, max, sum_exp, tensor, values};
+use burn::backend::flex::Flex;
+use burn::backend::tensor::FloatTensor;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// CPU token-log-probability kernels run so far in this process (forward and backward each
+/// count one).
+pub fn cpu_logprob_calls() -> usize {
+    CALLS.load(Ordering::Relaxed)
+}
+
+/// Rows per task.
+const ROWS: usize = 16;
+
+impl TokenLogprobExt for Flex {
+    fn token_logprob_fwd(
+        logits: FloatTensor<Self>,
+        targets: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        let [n, v] = [dims(&logits)[0], dims(&logits)[1]];
+        let (l, tg) = (values(&logits), values(&targets));
+        let mut lp = vec![0.0f32; n];
+        let mut lse = vec![0.0f32; n];
+        lp.par_chunks_mut(ROWS)
+            .zip(lse.par_chunks_mut(ROWS))
+            .enumerate()
+            .for_each(|(c, (lp, lse))| {
+                for (k, (lp, lse)) in lp.iter_mut().zip(lse.iter_mut()).enumerate() {
+                    let r = c * ROWS + k;
+                    let row = &l[r * v..(r + 1) * v];
+                    let m = max(row);
+                    *lse = m + sum_exp(row, m).ln();
+                    *lp = row[tg[r] as usize] - *lse;
+                }
+            });
+        (tensor(lp, &[n]), tensor(lse, &[n]))
+    }
+
+    fn token_logprob_bwd(
+        logits: FloatTensor<Self>,
+        targets: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        let [n, v] = [dims(&logits)[0], dims(&logits)[1]];
+        let (l, tg, lse, g) = (
+            values(&logits),
+            values(&targets),
+            values(&lse),
+            values(&d_out),
+        );
+        let mut dl = vec![0.0f32; n * v];
+        dl.par_chunks_mut(ROWS * v.max(1))
+            .enumerate()
+            .for_each(|(c, block)| {
+                for (k, d) in block.chunks_mut(v.max(1)).enumerate() {
+                    let r = c * ROWS + k;
+                    let (row, s, gr) = (&l[r * v..(r + 1) * v], lse[r], g[r]);
+                    for (d, &x) in d.iter_mut().zip(row) {
+                        *d = -gr * exp(x - s);
+                    }
+                    d[tg[r] as usize] += gr;
+                }
+            });
+        tensor(dl, &[n, v])
+    }
+}
