@@ -13,7 +13,7 @@ read -r -a presets <<<"${presets[*]}"
 bin="${RLHF_BIN:-${CARGO_TARGET_DIR:-target}/release/rlhf}"
 declare -A vocab=([tiny]=1024 [small]=2048 [base]=4096)
 declare -A steps=([tiny]=40 [small]=10 [base]=4)
-tps() { sed -n 's/.*"train_tokens_per_s":\([0-9.]*\).*/\1/p'; }
+tps() { sed -n 's/.*"train_tokens_per_s": *\([0-9.]*\).*/\1/p'; }
 for p in "${presets[@]}"; do
   for r in $(seq "$rounds"); do
     a=$("$bin" bench train --preset "$p" --vocab-size "${vocab[$p]}" --steps "${steps[$p]}" --device cpu | tps)

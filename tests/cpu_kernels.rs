@@ -5,6 +5,8 @@
 mod common;
 
 use burn::prelude::*;
+use rlhf::kernels::attention::causal_attention;
+use rlhf::kernels::cpu::set_scalar_only;
 use rlhf::kernels::gelu::{cpu_gelu_calls, gelu_new, gelu_reference};
 use rlhf::kernels::layer_norm::{cpu_layer_norm_calls, layer_norm, layer_norm_reference};
 use rlhf::kernels::token_logprob::{cpu_logprob_calls, token_logprobs, token_logprobs_reference};
@@ -145,5 +147,53 @@ fn layer_norm_kernel_matches_its_twin_in_values_and_gradients() {
             assert!(rel <= 1e-5, "{name} for {shape:?}: max rel {rel}");
             assert!(b.iter().any(|v| v.abs() > 0.1), "{name}: vacuous");
         }
+    }
+}
+
+/// The kernels' loops run with AVX2 where the CPU has it and as built (SSE2) where not; both must
+/// give the same bits, or a run would not reproduce on another machine. Values and gradients of
+/// each kernel, both ways, compared with `==`.
+#[test]
+fn kernels_give_the_same_bits_with_and_without_avx2() {
+    let _serial = one_at_a_time();
+    let attention = |shape: [usize; 3]| {
+        let dev = Device::flex().autodiff();
+        let [b, t, hs] = shape;
+        let qkv: Vec<Tensor<4>> = (0..3)
+            .map(|i| {
+                floats(&randn(b * 2 * t * hs, 10 + i, 2.0), [b, 2, t, hs], &dev).require_grad()
+            })
+            .collect();
+        let o = causal_attention(qkv[0].clone(), qkv[1].clone(), qkv[2].clone(), None, 0);
+        let g = (o.clone() * floats(&randn(b * 2 * t * hs, 13, 1.0), [b, 2, t, hs], &dev))
+            .sum()
+            .backward();
+        let mut all = to_vec(o).unwrap();
+        for x in &qkv {
+            all.extend(to_vec(x.grad(&g).unwrap()).unwrap());
+        }
+        all
+    };
+    let run = || {
+        let (y, g) = value_and_grad(&|x| gelu_new(x), [4, 33, 129], false);
+        let (lp, dl) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), [4, 17, 1000]);
+        let ln = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), [4, 33, 61]);
+        [
+            vec![y, g, lp, dl],
+            ln.to_vec(),
+            vec![attention([3, 37, 24])],
+        ]
+        .concat()
+    };
+    set_scalar_only(true);
+    let scalar = run();
+    set_scalar_only(false);
+    let vector = run();
+    for (i, (a, b)) in scalar.iter().zip(&vector).enumerate() {
+        let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(
+            same,
+            "output {i} differs between the SSE2 and AVX2 builds of the loops"
+        );
     }
 }

@@ -78,6 +78,42 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// Runs `f` compiled with AVX2 turned on where the CPU has it (checked once per call, at run
+/// time), else as built (x86-64's baseline is SSE2). The loops here use no fused multiply-add and
+/// the same order of operations at any vector width, so both give the same bits; only the speed
+/// differs (twice as many lanes per instruction). `f` is inlined into the AVX2 function, and with
+/// it the `#[inline(always)]` loops it calls.
+#[inline(always)]
+pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !scalar_only() && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked on the line above)
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+static SCALAR_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`vectorised`] run its work as built, without AVX2, in this process (tests: both paths
+/// must give the same bits).
+pub fn set_scalar_only(on: bool) {
+    SCALAR_ONLY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn scalar_only() -> bool {
+    SCALAR_ONLY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Σ a·b over equal-length slices, in 8 interleaved partial sums (so it vectorises), then those
 /// summed in a fixed order.
 #[inline(always)]
@@ -117,18 +153,28 @@ pub fn max(a: &[f32]) -> f32 {
     m
 }
 
-/// Σ e^(a − m), over 8 interleaved lanes summed in a fixed order.
+/// Σ a, over 8 interleaved lanes summed in a fixed order (so it vectorises).
 #[inline(always)]
-pub fn sum_exp(a: &[f32], m: f32) -> f32 {
+pub fn sum(a: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let c = a.chunks_exact(8);
-    let tail: f32 = c.remainder().iter().map(|&x| exp(x - m)).sum();
+    let tail: f32 = c.remainder().iter().sum();
     for x in c {
         for l in 0..8 {
-            acc[l] += exp(x[l] - m);
+            acc[l] += x[l];
         }
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// a ← e^(a − shift), element by element. A plain map, so it vectorises; a loop that also summed
+/// the results as it went would not (each add waits for the one before), which is why the sums
+/// are a second pass ([`sum`]).
+#[inline(always)]
+pub fn exp_shifted(a: &mut [f32], shift: f32) {
+    for x in a.iter_mut() {
+        *x = exp(*x - shift);
+    }
 }
 
 /// A read-only matrix over a slice: `rows × cols`, element (r, c) at `r·rs + c·cs`.

@@ -15,7 +15,9 @@
 //! (B, nh, T, hs) view of it, so the model's `swap_dims(1, 2).reshape` after it costs no copy.
 
 use super::{AttentionExt, MASK_VALUE};
-use crate::kernels::cpu::{dims, dot, exp, matmul, max, tensor, values, Mat};
+use crate::kernels::cpu::{
+    dims, dot, exp_shifted, matmul, max, sum, tensor, values, vectorised, Mat,
+};
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::Shape;
@@ -130,6 +132,7 @@ impl<'a> Block<'a> {
     /// the row may not see get 0; returns the row's log-sum-exp L, or None when it sees no key
     /// (then the weights are the twin's uniform 1/Tk). With `lse` given, the weights are
     /// `e^(s − L)` (the backward's recomputation) instead of normalised by their own sum.
+    #[inline(always)]
     fn softmax_row(&self, i: usize, row: &mut [f32], lse: Option<f32>) -> Option<f32> {
         let pad = &self.pad[self.b * self.tk..(self.b + 1) * self.tk];
         let last = (self.t_past + i).min(self.tk - 1);
@@ -143,15 +146,11 @@ impl<'a> Block<'a> {
             row.fill(1.0 / self.tk as f32);
             return None;
         }
-        let shift = lse.unwrap_or(m);
-        let mut sum = 0.0;
-        for s in seen.iter_mut() {
-            *s = exp(*s - shift);
-            sum += *s;
-        }
+        exp_shifted(seen, lse.unwrap_or(m));
         if lse.is_some() {
             return lse;
         }
+        let sum = sum(seen);
         let inv = 1.0 / sum;
         for s in seen.iter_mut() {
             *s *= inv;
@@ -174,6 +173,7 @@ impl<'a> Block<'a> {
 
     /// Rows 0..T of O, written into `o` (T rows of `stride` floats, hs used), and L into `lse`;
     /// `p` is (T × Tk) scratch.
+    #[inline(always)]
     fn forward(&self, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32]) {
         let (t, tk) = (lse.len(), self.tk);
         let [q, k, v, _] = self.mats(t, self.q);
@@ -189,6 +189,7 @@ impl<'a> Block<'a> {
     /// dQ (T × hs), dK and dV (Tk × hs) of this block, from O, L and dO; `p`, `dp` are
     /// (T × Tk) scratch.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn backward(
         &self,
         o: &Rows,
@@ -246,11 +247,13 @@ impl AttentionExt for Flex {
             .zip(lse.par_chunks_mut((nh * t).max(1)))
             .enumerate()
             .for_each(|(bi, (slab, lse))| {
-                let mut p = vec![0.0f32; t * tk];
-                for (h, lse) in lse.chunks_exact_mut(t.max(1)).enumerate() {
-                    base.at(bi, h)
-                        .forward(&mut slab[h * hs..], nh * hs, lse, &mut p);
-                }
+                vectorised(|| {
+                    let mut p = vec![0.0f32; t * tk];
+                    for (h, lse) in lse.chunks_exact_mut(t.max(1)).enumerate() {
+                        base.at(bi, h)
+                            .forward(&mut slab[h * hs..], nh * hs, lse, &mut p);
+                    }
+                })
             });
         let layout = Layout::new(
             Shape::from(vec![b, nh, t, hs]),
@@ -291,8 +294,8 @@ impl AttentionExt for Flex {
                 || (vec![0.0f32; t * tk], vec![0.0f32; t * tk]),
                 |(p, dp), (bh, ((dq, dk), dv))| {
                     let lse = &lse[bh * t..(bh + 1) * t];
-                    base.at(bh / nh, bh % nh)
-                        .backward(&or, lse, &dor, dq, (dk, dv), p, dp);
+                    let blk = base.at(bh / nh, bh % nh);
+                    vectorised(|| blk.backward(&or, lse, &dor, dq, (dk, dv), p, dp));
                 },
             );
         let s_kv = [b, nh, tk, hs];

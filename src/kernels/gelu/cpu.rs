@@ -4,7 +4,7 @@
 
 use super::reference::{CUBIC, TWO_SQRT_2_OVER_PI};
 use super::GeluExt;
-use crate::kernels::cpu::{dims, exp, tensor, values};
+use crate::kernels::cpu::{dims, exp, tensor, values, vectorised};
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
@@ -37,9 +37,11 @@ impl GeluExt for Flex {
         let shape = dims(&x);
         let mut y = values(&x).into_owned();
         y.par_chunks_mut(CHUNK).for_each(|c| {
-            for v in c.iter_mut() {
-                *v *= sig(*v);
-            }
+            vectorised(|| {
+                for v in c.iter_mut() {
+                    *v *= sig(*v);
+                }
+            })
         });
         tensor(y, &shape)
     }
@@ -52,11 +54,13 @@ impl GeluExt for Flex {
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(d, x)| {
-                for (d, &x) in d.iter_mut().zip(x) {
-                    let s = sig(x);
-                    let du = C2 + C2_CUBIC3 * x * x; // d(2z)/dx
-                    *d *= s + x * s * (1.0 - s) * du;
-                }
+                vectorised(|| {
+                    for (d, &x) in d.iter_mut().zip(x) {
+                        let s = sig(x);
+                        let du = C2 + C2_CUBIC3 * x * x; // d(2z)/dx
+                        *d *= s + x * s * (1.0 - s) * du;
+                    }
+                })
             });
         tensor(dx, &shape)
     }

@@ -4,7 +4,7 @@
 //! the bits do not depend on the machine's core count).
 
 use super::LayerNormExt;
-use crate::kernels::cpu::{dims, dot, tensor, values};
+use crate::kernels::cpu::{dims, dot, sum, tensor, values, vectorised};
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
@@ -19,20 +19,6 @@ pub fn cpu_layer_norm_calls() -> usize {
 
 /// Rows per task.
 const ROWS: usize = 64;
-
-/// Σ a, over 8 interleaved lanes summed in a fixed order.
-#[inline(always)]
-fn sum(a: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let c = a.chunks_exact(8);
-    let tail: f32 = c.remainder().iter().sum();
-    for x in c {
-        for l in 0..8 {
-            acc[l] += x[l];
-        }
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
 
 /// Mean and 1/σ of one row.
 #[inline(always)]
@@ -73,15 +59,18 @@ impl LayerNormExt for Flex {
             .zip(rstd.par_chunks_mut(ROWS))
             .enumerate()
             .for_each(|(blk, ((y, mean), rstd))| {
-                for (k, y) in y.chunks_exact_mut(c.max(1)).enumerate() {
-                    let r = blk * ROWS + k;
-                    let xr = &x[r * c..(r + 1) * c];
-                    let (m, s) = stats(xr, eps as f32);
-                    (mean[k], rstd[k]) = (m, s);
-                    for (((y, &x), &w), &b) in y.iter_mut().zip(xr).zip(w.iter()).zip(b.iter()) {
-                        *y = (x - m) * s * w + b;
+                vectorised(|| {
+                    for (k, y) in y.chunks_exact_mut(c.max(1)).enumerate() {
+                        let r = blk * ROWS + k;
+                        let xr = &x[r * c..(r + 1) * c];
+                        let (m, s) = stats(xr, eps as f32);
+                        (mean[k], rstd[k]) = (m, s);
+                        for (((y, &x), &w), &b) in y.iter_mut().zip(xr).zip(w.iter()).zip(b.iter())
+                        {
+                            *y = (x - m) * s * w + b;
+                        }
                     }
-                }
+                })
             });
         (tensor(y, &[n, c]), tensor(mean, &[n]), tensor(rstd, &[n]))
     }
@@ -110,29 +99,31 @@ impl LayerNormExt for Flex {
             .zip(partial.par_chunks_mut((2 * c).max(1)))
             .enumerate()
             .for_each(|(blk, (dx, part))| {
-                let (dw, db) = part.split_at_mut(c);
-                let mut xhat = vec![0.0f32; c];
-                let mut dxhat = vec![0.0f32; c];
-                for (k, dx) in dx.chunks_exact_mut(c.max(1)).enumerate() {
-                    let r = blk * ROWS + k;
-                    let (xr, dyr, m, s) = (
-                        &x[r * c..(r + 1) * c],
-                        &dy[r * c..(r + 1) * c],
-                        mean[r],
-                        rstd[r],
-                    );
-                    for i in 0..c {
-                        xhat[i] = (xr[i] - m) * s;
-                        dxhat[i] = dyr[i] * w[i];
-                        dw[i] += dyr[i] * xhat[i];
-                        db[i] += dyr[i];
+                vectorised(|| {
+                    let (dw, db) = part.split_at_mut(c);
+                    let mut xhat = vec![0.0f32; c];
+                    let mut dxhat = vec![0.0f32; c];
+                    for (k, dx) in dx.chunks_exact_mut(c.max(1)).enumerate() {
+                        let r = blk * ROWS + k;
+                        let (xr, dyr, m, s) = (
+                            &x[r * c..(r + 1) * c],
+                            &dy[r * c..(r + 1) * c],
+                            mean[r],
+                            rstd[r],
+                        );
+                        for i in 0..c {
+                            xhat[i] = (xr[i] - m) * s;
+                            dxhat[i] = dyr[i] * w[i];
+                            dw[i] += dyr[i] * xhat[i];
+                            db[i] += dyr[i];
+                        }
+                        let mean_d = sum(&dxhat) / c as f32;
+                        let mean_dx = dot(&dxhat, &xhat) / c as f32;
+                        for i in 0..c {
+                            dx[i] = (dxhat[i] - mean_d - xhat[i] * mean_dx) * s;
+                        }
                     }
-                    let mean_d = sum(&dxhat) / c as f32;
-                    let mean_dx = dot(&dxhat, &xhat) / c as f32;
-                    for i in 0..c {
-                        dx[i] = (dxhat[i] - mean_d - xhat[i] * mean_dx) * s;
-                    }
-                }
+                })
             });
         let (mut dw, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
         for part in partial.chunks_exact((2 * c).max(1)) {

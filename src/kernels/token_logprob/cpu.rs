@@ -2,7 +2,7 @@
 //! pool, each row computed by one task in a fixed order.
 
 use super::TokenLogprobExt;
-use crate::kernels::cpu::{dims, exp, max, sum_exp, tensor, values};
+use crate::kernels::cpu::{dims, exp, exp_shifted, max, sum, tensor, values, vectorised};
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
@@ -33,13 +33,18 @@ impl TokenLogprobExt for Flex {
             .zip(lse.par_chunks_mut(ROWS))
             .enumerate()
             .for_each(|(c, (lp, lse))| {
-                for (k, (lp, lse)) in lp.iter_mut().zip(lse.iter_mut()).enumerate() {
-                    let r = c * ROWS + k;
-                    let row = &l[r * v..(r + 1) * v];
-                    let m = max(row);
-                    *lse = m + sum_exp(row, m).ln();
-                    *lp = row[tg[r] as usize] - *lse;
-                }
+                vectorised(|| {
+                    let mut e = vec![0.0f32; v];
+                    for (k, (lp, lse)) in lp.iter_mut().zip(lse.iter_mut()).enumerate() {
+                        let r = c * ROWS + k;
+                        let row = &l[r * v..(r + 1) * v];
+                        let m = max(row);
+                        e.copy_from_slice(row);
+                        exp_shifted(&mut e, m);
+                        *lse = m + sum(&e).ln();
+                        *lp = row[tg[r] as usize] - *lse;
+                    }
+                })
             });
         (tensor(lp, &[n]), tensor(lse, &[n]))
     }
@@ -62,14 +67,16 @@ impl TokenLogprobExt for Flex {
         dl.par_chunks_mut(ROWS * v.max(1))
             .enumerate()
             .for_each(|(c, block)| {
-                for (k, d) in block.chunks_mut(v.max(1)).enumerate() {
-                    let r = c * ROWS + k;
-                    let (row, s, gr) = (&l[r * v..(r + 1) * v], lse[r], g[r]);
-                    for (d, &x) in d.iter_mut().zip(row) {
-                        *d = -gr * exp(x - s);
+                vectorised(|| {
+                    for (k, d) in block.chunks_mut(v.max(1)).enumerate() {
+                        let r = c * ROWS + k;
+                        let (row, s, gr) = (&l[r * v..(r + 1) * v], lse[r], g[r]);
+                        for (d, &x) in d.iter_mut().zip(row) {
+                            *d = -gr * exp(x - s);
+                        }
+                        d[tg[r] as usize] += gr;
                     }
-                    d[tg[r] as usize] += gr;
-                }
+                })
             });
         tensor(dl, &[n, v])
     }
