@@ -45,16 +45,7 @@ fn launches(dev: &Device) -> usize {
 }
 
 fn randn(n: usize, seed: u64) -> Vec<f32> {
-    let mut r = Rng::new(seed);
-    (0..n)
-        .map(|_| {
-            // sum of 4 uniforms: roughly normal, scale ~1
-            (0..4)
-                .map(|_| r.below(1 << 20) as f32 / (1 << 20) as f32 - 0.5)
-                .sum::<f32>()
-                * 1.7
-        })
-        .collect()
+    common::randn(n, seed, 1.7)
 }
 
 /// One attention problem: shape, t_past, padding (per sequence, true at padding keys).

@@ -20,18 +20,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Roughly normal values of scale `s`.
-fn randn(n: usize, seed: u64, s: f32) -> Vec<f32> {
-    let mut r = Rng::new(seed);
-    (0..n)
-        .map(|_| {
-            (0..4)
-                .map(|_| r.below(1 << 20) as f32 / (1 << 20) as f32 - 0.5)
-                .sum::<f32>()
-                * s
-        })
-        .collect()
-}
+use common::randn;
 
 /// Value and input gradient of `Σ f(x) ∘ w` for x of `shape`, optionally through a transposed
 /// (strided) view of x.

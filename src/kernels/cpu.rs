@@ -85,9 +85,12 @@ pub fn exp(x: f32) -> f32 {
 /// it the `#[inline(always)]` loops it calls.
 #[inline(always)]
 pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    if scalar_only() {
+        return f();
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if !scalar_only() && std::arch::is_x86_feature_detected!("avx2") {
+        if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked on the line above)
             return unsafe { avx2(f) };
         }

@@ -1,5 +1,6 @@
-//! Hand-written WGSL kernels wired into burn (backend extensions with Autodiff backward steps),
-//! each with a reference twin in plain burn ops that the tests compare against.
+//! Hand-written kernels wired into burn (backend extensions with Autodiff backward steps): WGSL
+//! for wgpu, and fused row loops for the CPU backend (Flex; `cpu.rs` holds what they share), each
+//! with a reference twin in plain burn ops that the tests compare against.
 //!
 //! One folder per kernel, each with the same parts: `mod.rs` (the entry the crate calls),
 //! `launch.rs`, `plan.rs` (work sizes, where there is a plan), `backward.rs`, `reference.rs` (the

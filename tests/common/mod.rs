@@ -46,6 +46,19 @@ pub fn wgpu_device() -> Device {
     }
 }
 
+/// Roughly normal values (a sum of 4 uniforms) of scale `s`, the same for the same seed.
+pub fn randn(n: usize, seed: u64, s: f32) -> Vec<f32> {
+    let mut r = rlhf::util::rng::Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            (0..4)
+                .map(|_| r.below(1 << 20) as f32 / (1 << 20) as f32 - 0.5)
+                .sum::<f32>()
+                * s
+        })
+        .collect()
+}
+
 /// Largest |a−b| over the elements, relative to the largest |a| (at least 1e-6): the scale-free
 /// error the cross-device tests bound.
 pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
