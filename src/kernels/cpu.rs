@@ -78,43 +78,54 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// Runs `f` compiled with AVX2 turned on where the CPU has it (checked once per call, at run
-/// time), else as built (x86-64's baseline is SSE2). The loops here use no fused multiply-add and
-/// the same order of operations at any vector width, so both give the same bits; only the speed
-/// differs (twice as many lanes per instruction). `f` is inlined into the AVX2 function, and with
-/// it the `#[inline(always)]` loops it calls.
-#[inline(always)]
-pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
-    if scalar_only() {
-        return f();
-    }
+/// `simd_dispatch!(fn name => plain, (args) -> R)` defines `name(args) -> R`, which runs the
+/// `#[inline(always)]` function `plain` compiled with AVX2 turned on where the CPU has it (checked
+/// at run time), else as built (x86-64's baseline is SSE2). The kernels' loops use no fused
+/// multiply-add and the same order of operations at any vector width, so both give the same bits;
+/// only the speed differs (twice as many lanes per instruction). `plain` must be a named function:
+/// a closure would not be inlined into the AVX2 copy reliably.
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* fn $name:ident => $plain:path, ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                $(#[$m])*
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $plain($($arg),*)
+                }
+                if $crate::kernels::cpu::avx2_allowed() {
+                    // SAFETY: avx2_allowed checked that this CPU has AVX2
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $plain($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_dispatch;
+
+/// True where [`simd_dispatch`] runs the AVX2 copy: an x86-64 CPU with AVX2, unless
+/// [`set_scalar_only`] turned it off.
+pub fn avx2_allowed() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above)
-            return unsafe { avx2(f) };
-        }
+        !SCALAR_ONLY.load(std::sync::atomic::Ordering::Relaxed)
+            && std::arch::is_x86_feature_detected!("avx2")
     }
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 static SCALAR_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Makes [`vectorised`] run its work as built, without AVX2, in this process (tests: both paths
+/// Makes the kernels run their loops as built, without AVX2, in this process (tests: both copies
 /// must give the same bits).
 pub fn set_scalar_only(on: bool) {
     SCALAR_ONLY.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-fn scalar_only() -> bool {
-    SCALAR_ONLY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Σ a·b over equal-length slices, in 8 interleaved partial sums (so it vectorises), then those

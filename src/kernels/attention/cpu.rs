@@ -16,7 +16,7 @@
 
 use super::{AttentionExt, MASK_VALUE};
 use crate::kernels::cpu::{
-    dims, dot, exp_shifted, matmul, max, sum, tensor, values, vectorised, Mat,
+    dims, dot, exp_shifted, matmul, max, simd_dispatch, sum, tensor, values, Mat,
 };
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
@@ -226,6 +226,39 @@ impl<'a> Block<'a> {
     }
 }
 
+/// [`Block::forward`] as a function, for [`simd_dispatch`].
+#[inline(always)]
+fn forward(blk: &Block, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32]) {
+    blk.forward(o, stride, lse, p)
+}
+
+simd_dispatch!(
+    fn forward_simd => forward,
+    (blk: &Block, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32])
+);
+
+/// [`Block::backward`] as a function, for [`simd_dispatch`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward(
+    blk: &Block,
+    o: &Rows,
+    lse: &[f32],
+    d_o: &Rows,
+    dq: &mut [f32],
+    dkv: DkDv,
+    p: &mut [f32],
+    dp: &mut [f32],
+) {
+    blk.backward(o, lse, d_o, dq, dkv, p, dp)
+}
+
+simd_dispatch!(
+    #[allow(clippy::too_many_arguments)]
+    fn backward_simd => backward,
+    (blk: &Block, o: &Rows, lse: &[f32], d_o: &Rows, dq: &mut [f32], dkv: DkDv, p: &mut [f32], dp: &mut [f32])
+);
+
 impl AttentionExt for Flex {
     fn flash_attention_fwd(
         q: FloatTensor<Self>,
@@ -247,13 +280,10 @@ impl AttentionExt for Flex {
             .zip(lse.par_chunks_mut((nh * t).max(1)))
             .enumerate()
             .for_each(|(bi, (slab, lse))| {
-                vectorised(|| {
-                    let mut p = vec![0.0f32; t * tk];
-                    for (h, lse) in lse.chunks_exact_mut(t.max(1)).enumerate() {
-                        base.at(bi, h)
-                            .forward(&mut slab[h * hs..], nh * hs, lse, &mut p);
-                    }
-                })
+                let mut p = vec![0.0f32; t * tk];
+                for (h, lse) in lse.chunks_exact_mut(t.max(1)).enumerate() {
+                    forward_simd(&base.at(bi, h), &mut slab[h * hs..], nh * hs, lse, &mut p);
+                }
             });
         let layout = Layout::new(
             Shape::from(vec![b, nh, t, hs]),
@@ -295,7 +325,7 @@ impl AttentionExt for Flex {
                 |(p, dp), (bh, ((dq, dk), dv))| {
                     let lse = &lse[bh * t..(bh + 1) * t];
                     let blk = base.at(bh / nh, bh % nh);
-                    vectorised(|| blk.backward(&or, lse, &dor, dq, (dk, dv), p, dp));
+                    backward_simd(&blk, &or, lse, &dor, dq, (dk, dv), p, dp);
                 },
             );
         let s_kv = [b, nh, tk, hs];

@@ -4,7 +4,7 @@
 
 use super::reference::{CUBIC, TWO_SQRT_2_OVER_PI};
 use super::GeluExt;
-use crate::kernels::cpu::{dims, exp, tensor, values, vectorised};
+use crate::kernels::cpu::{dims, exp, simd_dispatch, tensor, values};
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
@@ -31,18 +31,34 @@ fn sig(x: f32) -> f32 {
     1.0 / (1.0 + exp(-u))
 }
 
+/// y ← gelu_new(y), element by element.
+#[inline(always)]
+fn fwd_chunk(y: &mut [f32]) {
+    for v in y.iter_mut() {
+        *v *= sig(*v);
+    }
+}
+
+simd_dispatch!(fn fwd_chunk_simd => fwd_chunk, (y: &mut [f32]));
+
+/// d ← dy·gelu_new′(x), element by element (d holds dy on entry).
+#[inline(always)]
+fn bwd_chunk(d: &mut [f32], x: &[f32]) {
+    for (d, &x) in d.iter_mut().zip(x) {
+        let s = sig(x);
+        let du = C2 + C2_CUBIC3 * x * x; // d(2z)/dx
+        *d *= s + x * s * (1.0 - s) * du;
+    }
+}
+
+simd_dispatch!(fn bwd_chunk_simd => bwd_chunk, (d: &mut [f32], x: &[f32]));
+
 impl GeluExt for Flex {
     fn gelu_fwd(x: FloatTensor<Self>) -> FloatTensor<Self> {
         CALLS.fetch_add(1, Ordering::Relaxed);
         let shape = dims(&x);
         let mut y = values(&x).into_owned();
-        y.par_chunks_mut(CHUNK).for_each(|c| {
-            vectorised(|| {
-                for v in c.iter_mut() {
-                    *v *= sig(*v);
-                }
-            })
-        });
+        y.par_chunks_mut(CHUNK).for_each(fwd_chunk_simd);
         tensor(y, &shape)
     }
 
@@ -53,15 +69,7 @@ impl GeluExt for Flex {
         let mut dx = values(&dy).into_owned();
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(d, x)| {
-                vectorised(|| {
-                    for (d, &x) in d.iter_mut().zip(x) {
-                        let s = sig(x);
-                        let du = C2 + C2_CUBIC3 * x * x; // d(2z)/dx
-                        *d *= s + x * s * (1.0 - s) * du;
-                    }
-                })
-            });
+            .for_each(|(d, x)| bwd_chunk_simd(d, x));
         tensor(dx, &shape)
     }
 }

@@ -4,7 +4,7 @@
 //! the bits do not depend on the machine's core count).
 
 use super::LayerNormExt;
-use crate::kernels::cpu::{dims, dot, sum, tensor, values, vectorised};
+use crate::kernels::cpu::{dims, dot, simd_dispatch, sum, tensor, values};
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
@@ -42,6 +42,71 @@ fn stats(x: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / ((ss + tail) / c + eps).sqrt())
 }
 
+/// One block of rows: y = (x − mean)/σ·w + b, each row's mean and 1/σ (x, y: rows × C).
+#[inline(always)]
+fn fwd_block(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let c = w.len().max(1);
+    for (k, (y, xr)) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).enumerate() {
+        let (m, s) = stats(xr, eps);
+        (mean[k], rstd[k]) = (m, s);
+        for (((y, &x), &w), &b) in y.iter_mut().zip(xr).zip(w).zip(b) {
+            *y = (x - m) * s * w + b;
+        }
+    }
+}
+
+simd_dispatch!(
+    fn fwd_block_simd => fwd_block,
+    (x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], mean: &mut [f32], rstd: &mut [f32])
+);
+
+/// One block of rows: dx, and the block's Σ dy·x̂ and Σ dy added into `part` (2C).
+#[inline(always)]
+fn bwd_block(
+    x: &[f32],
+    dy: &[f32],
+    w: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    dx: &mut [f32],
+    part: &mut [f32],
+) {
+    let c = w.len();
+    let (dw, db) = part.split_at_mut(c);
+    let (mut xhat, mut dxhat) = (vec![0.0f32; c], vec![0.0f32; c]);
+    let rows = dx
+        .chunks_exact_mut(c.max(1))
+        .zip(x.chunks_exact(c.max(1)))
+        .zip(dy.chunks_exact(c.max(1)));
+    for (k, ((dx, xr), dyr)) in rows.enumerate() {
+        let (m, s) = (mean[k], rstd[k]);
+        for i in 0..c {
+            xhat[i] = (xr[i] - m) * s;
+            dxhat[i] = dyr[i] * w[i];
+            dw[i] += dyr[i] * xhat[i];
+            db[i] += dyr[i];
+        }
+        let mean_d = sum(&dxhat) / c as f32;
+        let mean_dx = dot(&dxhat, &xhat) / c as f32;
+        for i in 0..c {
+            dx[i] = (dxhat[i] - mean_d - xhat[i] * mean_dx) * s;
+        }
+    }
+}
+
+simd_dispatch!(
+    fn bwd_block_simd => bwd_block,
+    (x: &[f32], dy: &[f32], w: &[f32], mean: &[f32], rstd: &[f32], dx: &mut [f32], part: &mut [f32])
+);
+
 impl LayerNormExt for Flex {
     fn layer_norm_fwd(
         x: FloatTensor<Self>,
@@ -59,18 +124,8 @@ impl LayerNormExt for Flex {
             .zip(rstd.par_chunks_mut(ROWS))
             .enumerate()
             .for_each(|(blk, ((y, mean), rstd))| {
-                vectorised(|| {
-                    for (k, y) in y.chunks_exact_mut(c.max(1)).enumerate() {
-                        let r = blk * ROWS + k;
-                        let xr = &x[r * c..(r + 1) * c];
-                        let (m, s) = stats(xr, eps as f32);
-                        (mean[k], rstd[k]) = (m, s);
-                        for (((y, &x), &w), &b) in y.iter_mut().zip(xr).zip(w.iter()).zip(b.iter())
-                        {
-                            *y = (x - m) * s * w + b;
-                        }
-                    }
-                })
+                let rows = blk * ROWS * c..(blk * ROWS + mean.len()) * c;
+                fwd_block_simd(&x[rows], &w, &b, eps as f32, y, mean, rstd)
             });
         (tensor(y, &[n, c]), tensor(mean, &[n]), tensor(rstd, &[n]))
     }
@@ -99,31 +154,10 @@ impl LayerNormExt for Flex {
             .zip(partial.par_chunks_mut((2 * c).max(1)))
             .enumerate()
             .for_each(|(blk, (dx, part))| {
-                vectorised(|| {
-                    let (dw, db) = part.split_at_mut(c);
-                    let mut xhat = vec![0.0f32; c];
-                    let mut dxhat = vec![0.0f32; c];
-                    for (k, dx) in dx.chunks_exact_mut(c.max(1)).enumerate() {
-                        let r = blk * ROWS + k;
-                        let (xr, dyr, m, s) = (
-                            &x[r * c..(r + 1) * c],
-                            &dy[r * c..(r + 1) * c],
-                            mean[r],
-                            rstd[r],
-                        );
-                        for i in 0..c {
-                            xhat[i] = (xr[i] - m) * s;
-                            dxhat[i] = dyr[i] * w[i];
-                            dw[i] += dyr[i] * xhat[i];
-                            db[i] += dyr[i];
-                        }
-                        let mean_d = sum(&dxhat) / c as f32;
-                        let mean_dx = dot(&dxhat, &xhat) / c as f32;
-                        for i in 0..c {
-                            dx[i] = (dxhat[i] - mean_d - xhat[i] * mean_dx) * s;
-                        }
-                    }
-                })
+                let first = blk * ROWS;
+                let (last, rows) = (first + dx.len() / c.max(1), first * c..first * c + dx.len());
+                let (m, s) = (&mean[first..last], &rstd[first..last]);
+                bwd_block_simd(&x[rows.clone()], &dy[rows], &w, m, s, dx, part)
             });
         let (mut dw, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
         for part in partial.chunks_exact((2 * c).max(1)) {
