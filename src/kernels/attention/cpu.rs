@@ -233,7 +233,7 @@ fn forward(blk: &Block, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [
 }
 
 simd_dispatch!(
-    fn forward_simd => forward,
+    forward_simd => forward,
     (blk: &Block, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32])
 );
 
@@ -255,7 +255,7 @@ fn backward(
 
 simd_dispatch!(
     #[allow(clippy::too_many_arguments)]
-    fn backward_simd => backward,
+    backward_simd => backward,
     (blk: &Block, o: &Rows, lse: &[f32], d_o: &Rows, dq: &mut [f32], dkv: DkDv, p: &mut [f32], dp: &mut [f32])
 );
 

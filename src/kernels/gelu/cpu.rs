@@ -39,7 +39,7 @@ fn fwd_chunk(y: &mut [f32]) {
     }
 }
 
-simd_dispatch!(fn fwd_chunk_simd => fwd_chunk, (y: &mut [f32]));
+simd_dispatch!(fwd_chunk_simd => fwd_chunk, (y: &mut [f32]));
 
 /// d ← dy·gelu_new′(x), element by element (d holds dy on entry).
 #[inline(always)]
@@ -51,7 +51,7 @@ fn bwd_chunk(d: &mut [f32], x: &[f32]) {
     }
 }
 
-simd_dispatch!(fn bwd_chunk_simd => bwd_chunk, (d: &mut [f32], x: &[f32]));
+simd_dispatch!(bwd_chunk_simd => bwd_chunk, (d: &mut [f32], x: &[f32]));
 
 impl GeluExt for Flex {
     fn gelu_fwd(x: FloatTensor<Self>) -> FloatTensor<Self> {

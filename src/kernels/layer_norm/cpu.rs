@@ -64,7 +64,7 @@ fn fwd_block(
 }
 
 simd_dispatch!(
-    fn fwd_block_simd => fwd_block,
+    fwd_block_simd => fwd_block,
     (x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], mean: &mut [f32], rstd: &mut [f32])
 );
 
@@ -103,7 +103,7 @@ fn bwd_block(
 }
 
 simd_dispatch!(
-    fn bwd_block_simd => bwd_block,
+    bwd_block_simd => bwd_block,
     (x: &[f32], dy: &[f32], w: &[f32], mean: &[f32], rstd: &[f32], dx: &mut [f32], part: &mut [f32])
 );
 

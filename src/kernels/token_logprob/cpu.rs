@@ -35,7 +35,7 @@ fn fwd_rows(l: &[f32], tg: &[f32], v: usize, first: usize, lp: &mut [f32], lse: 
 }
 
 simd_dispatch!(
-    fn fwd_rows_simd => fwd_rows,
+    fwd_rows_simd => fwd_rows,
     (l: &[f32], tg: &[f32], v: usize, first: usize, lp: &mut [f32], lse: &mut [f32])
 );
 
@@ -53,7 +53,7 @@ fn bwd_rows(l: &[f32], tg: &[f32], lse: &[f32], g: &[f32], v: usize, first: usiz
 }
 
 simd_dispatch!(
-    fn bwd_rows_simd => bwd_rows,
+    bwd_rows_simd => bwd_rows,
     (l: &[f32], tg: &[f32], lse: &[f32], g: &[f32], v: usize, first: usize, dl: &mut [f32])
 );
 
