@@ -8,13 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-2}"
 shift || true
-presets=("${@:-tiny small base}")
-read -r -a presets <<<"${presets[*]}"
+if [ $# -eq 0 ]; then set -- tiny small base; fi
 bin="${RLHF_BIN:-${CARGO_TARGET_DIR:-target}/release/rlhf}"
 declare -A vocab=([tiny]=1024 [small]=2048 [base]=4096)
 declare -A steps=([tiny]=40 [small]=10 [base]=4)
 tps() { sed -n 's/.*"train_tokens_per_s": *\([0-9.]*\).*/\1/p'; }
-for p in "${presets[@]}"; do
+for p in "$@"; do
   for r in $(seq "$rounds"); do
     a=$("$bin" bench train --preset "$p" --vocab-size "${vocab[$p]}" --steps "${steps[$p]}" --device cpu | tps)
     b=$(python3 bench/torch_train.py --preset "$p" --vocab-size "${vocab[$p]}" --steps "${steps[$p]}" --threads 2 | tps)

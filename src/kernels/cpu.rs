@@ -1,5 +1,6 @@
 //! What the CPU kernels (the Flex implementations of the kernel extensions) share: host views of
-//! Flex tensors, a vectorisable `exp`, and the small vector loops (dot, axpy) they are made of.
+//! Flex tensors, a vectorisable `exp`, the small vector loops (dot, max, sum) they are made of,
+//! a matmul on slices, and the AVX2 dispatch (`simd_dispatch!`).
 //!
 //! Why hand-written loops and not burn ops: on the Flex backend each burn op is one pass over
 //! memory with its own allocation, and `exp`, `tanh` and `sigmoid` are scalar libm calls; a fused
@@ -240,10 +241,9 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `dst = scale·lhs·rhs`, or `dst += scale·lhs·rhs` when `accumulate`, with dst row-major, rows
-/// `dst_rs` apart, through the matmul library burn Flex multiplies with, on the calling thread
+/// `dst = scale·lhs·rhs`, with dst row-major, rows `dst_rs` apart, through the matmul library burn Flex multiplies with, on the calling thread
 /// (the kernels parallelise over blocks): a fixed order of operations for a given CPU.
-pub fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, lhs: Mat, rhs: Mat, scale: f32) {
+pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
     assert!(lhs.extent() <= lhs.data.len() && rhs.extent() <= rhs.data.len());
@@ -262,7 +262,7 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, lhs: Mat, rhs: M
             dst.as_mut_ptr(),
             1,
             dst_rs as isize,
-            accumulate,
+            false, // dst is written, not read
             lhs.data.as_ptr(),
             lhs.cs as isize,
             lhs.rs as isize,
@@ -276,14 +276,6 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, lhs: Mat, rhs: M
             false,
             gemm::Parallelism::None,
         )
-    }
-}
-
-/// y += a·x.
-#[inline(always)]
-pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
     }
 }
 
@@ -308,13 +300,14 @@ mod tests {
     }
 
     #[test]
-    fn dot_and_axpy_match_plain_loops() {
+    fn dot_max_and_sum_match_plain_loops() {
         let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.5 - 3.0).collect();
         let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.25).collect();
         let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - want).abs() < 1e-4);
-        let mut y = b.clone();
-        axpy(&mut y, 2.0, &a);
-        assert_eq!(y[3], b[3] + 2.0 * a[3]);
+        // the largest in the 8-lane part and in the tail
+        assert_eq!(max(&b), 1.0);
+        assert_eq!(max(&a), 7.0);
+        assert!((sum(&a) - a.iter().sum::<f32>()).abs() < 1e-4);
     }
 }

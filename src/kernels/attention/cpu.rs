@@ -2,12 +2,12 @@
 //! the thread pool, each computing its rows in a fixed order, so the result does not depend on
 //! how the pool schedules them.
 //!
-//! Forward, row i: the scores of the keys it may see (`j ≤ t_past + i`, not padding) only, so a
-//! masked key costs nothing (the composed twin scores all T × Tk pairs, then sends the masked
-//! ones through `exp`), softmax with one max pass, O = P·V accumulated in place, and the row's
-//! log-sum-exp L. Backward recomputes each P from q, k and L (nothing T × Tk is stored):
-//! dV += P·dO, dS = P·(dO·V − D) with D = dO·O, dQ += dS·K/√hs, dK += dS·Q/√hs. A row that sees
-//! no key (padding only) is what the twin makes of it: uniform weights over all Tk keys, no
+//! Forward, per block: S = Q·Kᵀ/√hs (T × Tk) through the matmul library burn Flex uses, each row
+//! turned into its attention weights in place (the keys it may not see, `j > t_past + i` or
+//! padding, get weight 0; one max pass, exp, sum), O = P·V, and each row's log-sum-exp L.
+//! Backward recomputes P = e^(S − L) the same way (nothing T × Tk is kept between the passes):
+//! dV = Pᵀ·dO, dS = P ∘ (dO·Vᵀ − D)/√hs with D = rowsum(dO ∘ O), dQ = dS·K, dK = dSᵀ·Q. A row that
+//! sees no key (padding only) is what the twin makes of it: uniform weights over all Tk keys, no
 //! gradient to Q or K.
 //!
 //! Q, K, V and dO are read in place when their rows are contiguous (the model's Q/K/V are views
@@ -177,13 +177,13 @@ impl<'a> Block<'a> {
     fn forward(&self, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32]) {
         let (t, tk) = (lse.len(), self.tk);
         let [q, k, v, _] = self.mats(t, self.q);
-        matmul(p, tk, false, q, k.t(), self.scale); // scaled scores (T, Tk)
+        matmul(p, tk, q, k.t(), self.scale); // scaled scores (T, Tk)
         for (i, row) in p.chunks_exact_mut(tk).enumerate() {
             lse[i] = self
                 .softmax_row(i, row, None)
                 .unwrap_or(MASK_VALUE + (tk as f32).ln());
         }
-        matmul(o, stride, false, Mat::rows(p, t, tk, tk), v, 1.0); // (T, hs)
+        matmul(o, stride, Mat::rows(p, t, tk, tk), v, 1.0); // (T, hs)
     }
 
     /// dQ (T × hs), dK and dV (Tk × hs) of this block, from O, L and dO; `p`, `dp` are
@@ -202,14 +202,14 @@ impl<'a> Block<'a> {
     ) {
         let (t, tk, hs) = (lse.len(), self.tk, self.q.n);
         let [q, k, v, d_o] = self.mats(t, d_o);
-        matmul(p, tk, false, q, k.t(), self.scale);
+        matmul(p, tk, q, k.t(), self.scale);
         let mut sees = vec![true; t];
         for (i, row) in p.chunks_exact_mut(tk).enumerate() {
             sees[i] = self.softmax_row(i, row, Some(lse[i])).is_some();
         }
         let pm = Mat::rows(p, t, tk, tk);
-        matmul(dv, hs, false, pm.t(), d_o, 1.0); // dV = Pᵀ·dO (Tk, hs)
-        matmul(dp, tk, false, d_o, v.t(), 1.0); // dP = dO·Vᵀ (T, Tk)
+        matmul(dv, hs, pm.t(), d_o, 1.0); // dV = Pᵀ·dO (Tk, hs)
+        matmul(dp, tk, d_o, v.t(), 1.0); // dP = dO·Vᵀ (T, Tk)
         for (i, (ds, p)) in dp.chunks_exact_mut(tk).zip(p.chunks_exact(tk)).enumerate() {
             if !sees[i] {
                 ds.fill(0.0); // every score masked: no gradient reaches it
@@ -221,41 +221,19 @@ impl<'a> Block<'a> {
             }
         }
         let dsm = Mat::rows(dp, t, tk, tk);
-        matmul(dq, hs, false, dsm, k, 1.0); // dQ = dS·K/√hs (T, hs)
-        matmul(dk, hs, false, dsm.t(), q, 1.0); // dK = dSᵀ·Q/√hs (Tk, hs)
+        matmul(dq, hs, dsm, k, 1.0); // dQ = dS·K/√hs (T, hs)
+        matmul(dk, hs, dsm.t(), q, 1.0); // dK = dSᵀ·Q/√hs (Tk, hs)
     }
 }
 
-/// [`Block::forward`] as a function, for [`simd_dispatch`].
-#[inline(always)]
-fn forward(blk: &Block, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32]) {
-    blk.forward(o, stride, lse, p)
-}
-
 simd_dispatch!(
-    forward_simd => forward,
+    forward_simd => Block::forward,
     (blk: &Block, o: &mut [f32], stride: usize, lse: &mut [f32], p: &mut [f32])
 );
 
-/// [`Block::backward`] as a function, for [`simd_dispatch`].
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn backward(
-    blk: &Block,
-    o: &Rows,
-    lse: &[f32],
-    d_o: &Rows,
-    dq: &mut [f32],
-    dkv: DkDv,
-    p: &mut [f32],
-    dp: &mut [f32],
-) {
-    blk.backward(o, lse, d_o, dq, dkv, p, dp)
-}
-
 simd_dispatch!(
     #[allow(clippy::too_many_arguments)]
-    backward_simd => backward,
+    backward_simd => Block::backward,
     (blk: &Block, o: &Rows, lse: &[f32], d_o: &Rows, dq: &mut [f32], dkv: DkDv, p: &mut [f32], dp: &mut [f32])
 );
 

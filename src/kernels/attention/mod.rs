@@ -3,12 +3,14 @@
 //! `causal_attention` is what the model calls. On a wgpu (cubecl) device it runs the WGSL kernels
 //! in `shaders/` — forward writes O and the row log-sum-exp L; under autodiff a `Backward` step
 //! recomputes the scores tile by tile to get dQ, dK, dV — so no (T × Tk) matrix is ever stored.
-//! On the CPU backend (Flex) the same two steps run as the row loops of `cpu.rs`. Elsewhere, or
-//! when forced, it is the reference twin [`attention_reference`], which the tests compare against.
+//! On the CPU backend (Flex) the same two steps run per (sequence, head) block in `cpu.rs`.
+//! Elsewhere, or when forced, it is the reference twin [`attention_reference`], which the tests
+//! compare against.
 //!
 //! Parts (the same for every kernel): this entry and the extension trait; `launch.rs` (the WGSL
-//! launcher on cubecl); `cpu.rs` (the CPU implementation); `plan.rs` (work sizes per adapter); `backward.rs` (the autodiff backward
-//! step); `reference.rs` (the reference twin in plain burn ops).
+//! launcher on cubecl); `cpu.rs` (the CPU implementation); `plan.rs` (work sizes per adapter);
+//! `backward.rs` (the autodiff backward step); `reference.rs` (the reference twin in plain burn
+//! ops).
 
 mod backward;
 mod cpu;
