@@ -12,8 +12,8 @@ use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::plan::{plan, set_plan_override, AttnPlan};
 use rlhf::kernels::attention::{
-    attention_kernel_launches, attention_reference, causal_attention, cpu_attention_calls,
-    set_force_reference,
+    attention_kernel_launches, attention_reference, causal_attention, causal_attention_qkv,
+    cpu_attention_calls, set_force_reference, split_heads,
 };
 use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
@@ -312,12 +312,8 @@ fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
     let step = |reference: bool| {
         set_force_reference(reference);
         let keypad = Tensor::<2, Bool>::from_data(TensorData::new(pad.clone(), [b, t]), &ad);
-        let (h, _) = model.forward_hidden(
-            ints(&x, [b, t], &ad),
-            positions(b, t, 0, &ad),
-            Some(keypad),
-            None,
-        );
+        // the training path: the heads read straight out of c_attn's output
+        let h = model.hidden(ints(&x, [b, t], &ad), positions(b, t, 0, &ad), Some(keypad));
         let loss = masked_nll(
             model.logits(h),
             ints(&y, [b, t], &ad),
@@ -437,4 +433,48 @@ fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
 #[test]
 fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on_the_cpu() {
     kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(&Device::flex());
+}
+
+/// Attention over the fused c_attn output (the heads read in place, dQ, dK, dV written into one
+/// d qkv) against the split into heads and the reference twin: output and d qkv, with and
+/// without padding, on the CPU backend.
+#[test]
+fn attention_from_the_fused_qkv_matches_reference_on_the_cpu() {
+    let _serial = one_at_a_time();
+    let ad = Device::flex().autodiff();
+    for (b, t, nh, hs, padded) in [(2, 9, 2, 4, false), (3, 37, 3, 8, true)] {
+        let c3 = 3 * nh * hs;
+        let qkv_host = randn(b * t * c3, 31);
+        let w = floats(&randn(b * nh * t * hs, 32), [b, nh, t, hs], &ad);
+        // row 1 left-padded by 3
+        let mut pad = vec![false; b * t];
+        if padded {
+            pad[t..t + 3].fill(true);
+        }
+        let key_pad = || {
+            padded.then(|| Tensor::<2, Bool>::from_data(TensorData::new(pad.clone(), [b, t]), &ad))
+        };
+        let run = |fused: bool| {
+            let qkv = floats(&qkv_host, [b, t, c3], &ad).require_grad();
+            let o = if fused {
+                causal_attention_qkv(qkv.clone(), nh, key_pad())
+            } else {
+                let [q, k, v] = split_heads(qkv.clone(), nh);
+                attention_reference(q, k, v, key_pad(), 0)
+            };
+            let g = (o.clone() * w.clone()).sum().backward();
+            (to_vec(o).unwrap(), to_vec(qkv.grad(&g).unwrap()).unwrap())
+        };
+        let before = cpu_attention_calls();
+        let (o, d) = run(true);
+        assert_eq!(
+            cpu_attention_calls() - before,
+            2,
+            "forward + backward kernel"
+        );
+        let (o_ref, d_ref) = run(false);
+        assert!(common::max_rel_diff(&o, &o_ref) <= TOL, "output");
+        assert!(common::max_rel_diff(&d, &d_ref) <= TOL, "d qkv");
+        assert!(d_ref.iter().any(|v| v.abs() > 0.1), "vacuous");
+    }
 }

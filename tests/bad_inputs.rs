@@ -413,7 +413,12 @@ fn an_allocation_the_device_cannot_satisfy_is_a_clear_message() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{err} {:?}",
+        std::os::unix::process::ExitStatusExt::signal(&o.status)
+    );
     assert!(err.contains("error: the computation failed"), "{err}");
     assert!(
         err.contains(

@@ -4,11 +4,14 @@
 
 mod common;
 
+use burn::module::Param;
+use burn::nn::Linear;
 use burn::prelude::*;
 use rlhf::kernels::attention::causal_attention;
 use rlhf::kernels::cpu::set_scalar_only;
 use rlhf::kernels::gelu::{cpu_gelu_calls, gelu_new, gelu_reference};
 use rlhf::kernels::layer_norm::{cpu_layer_norm_calls, layer_norm, layer_norm_reference};
+use rlhf::kernels::linear::{cpu_linear_calls, linear, linear_reference};
 use rlhf::kernels::token_logprob::{cpu_logprob_calls, token_logprobs, token_logprobs_reference};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
@@ -139,12 +142,82 @@ fn layer_norm_kernel_matches_its_twin_in_values_and_gradients() {
     }
 }
 
-/// The kernels' loops run with AVX2 where the CPU has it and as built (SSE2) where not; both must
-/// give the same bits, or a run would not reproduce on another machine. Values and gradients of
-/// each kernel, both ways, compared with `==`.
+/// Value and the gradients of x, weight and bias of `Σ linear(x) ∘ w` for x (B, T, C_in), the
+/// layer C_in → C_out; x read through a transposed (strided) view when `strided`.
+fn linear_value_and_grads(
+    kernel: bool,
+    [b, t, c_in]: [usize; 3],
+    c_out: usize,
+    strided: bool,
+) -> [Vec<f32>; 4] {
+    let dev = Device::flex().autodiff();
+    let n = b * t * c_in;
+    let x = floats(&randn(n, 21, 2.0), [b, t, c_in], &dev).require_grad();
+    let layer = Linear {
+        weight: Param::from_tensor(floats(&randn(c_in * c_out, 22, 0.3), [c_in, c_out], &dev)),
+        bias: Some(Param::from_tensor(floats(
+            &randn(c_out, 23, 1.0),
+            [c_out],
+            &dev,
+        ))),
+    };
+    let w = floats(&randn(b * t * c_out, 24, 1.0), [b, t, c_out], &dev);
+    let input = if strided {
+        // the same values, held (T, B, C_in) in memory
+        x.clone()
+            .swap_dims(0, 1)
+            .reshape([t, b, c_in])
+            .swap_dims(0, 1)
+    } else {
+        x.clone()
+    };
+    let y = if kernel {
+        linear(&layer, input)
+    } else {
+        linear_reference(
+            input,
+            layer.weight.val(),
+            layer.bias.as_ref().unwrap().val(),
+        )
+    };
+    let g = (y.clone() * w).sum().backward();
+    let grad = |p: &Param<Tensor<2>>| to_vec(p.val().grad(&g).unwrap()).unwrap();
+    [
+        to_vec(y).unwrap(),
+        to_vec(x.grad(&g).unwrap()).unwrap(),
+        grad(&layer.weight),
+        to_vec(layer.bias.as_ref().unwrap().val().grad(&g).unwrap()).unwrap(),
+    ]
+}
+
 #[test]
-fn kernels_give_the_same_bits_with_and_without_avx2() {
+fn linear_kernel_matches_its_twin_in_values_and_gradients() {
     let _serial = one_at_a_time();
+    // widths a multiple of the 8 lanes and not; more rows than one bias block of 64; the last
+    // large enough that the products are spread over the thread pool
+    let cases = [
+        ([2, 3, 8], 5, false),
+        ([3, 7, 61], 29, true),
+        ([4, 70, 128], 384, false),
+    ];
+    for (shape, c_out, strided) in cases {
+        let before = cpu_linear_calls();
+        let got = linear_value_and_grads(true, shape, c_out, strided);
+        assert_eq!(cpu_linear_calls() - before, 2, "forward + backward kernel");
+        let want = linear_value_and_grads(false, shape, c_out, strided);
+        for (name, (a, b)) in ["y", "dx", "dweight", "dbias"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
+            let rel = common::max_rel_diff(a, b);
+            assert!(rel <= 1e-5, "{name} for {shape:?}: max rel {rel}");
+            assert!(b.iter().any(|v| v.abs() > 0.1), "{name}: vacuous");
+        }
+    }
+}
+
+/// Values and gradients of every CPU kernel on fixed inputs, in one list.
+fn all_kernels() -> Vec<Vec<f32>> {
     let attention = |shape: [usize; 3]| {
         let dev = Device::flex().autodiff();
         let [b, t, hs] = shape;
@@ -163,26 +236,75 @@ fn kernels_give_the_same_bits_with_and_without_avx2() {
         }
         all
     };
-    let run = || {
-        let (y, g) = value_and_grad(&|x| gelu_new(x), [4, 33, 129], false);
-        let (lp, dl) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), [4, 17, 1000]);
-        let ln = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), [4, 33, 61]);
-        [
-            vec![y, g, lp, dl],
-            ln.to_vec(),
-            vec![attention([3, 37, 24])],
-        ]
-        .concat()
-    };
-    set_scalar_only(true);
-    let scalar = run();
-    set_scalar_only(false);
-    let vector = run();
-    for (i, (a, b)) in scalar.iter().zip(&vector).enumerate() {
-        let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-        assert!(
-            same,
-            "output {i} differs between the SSE2 and AVX2 builds of the loops"
-        );
+    let (y, g) = value_and_grad(&|x| gelu_new(x), [4, 33, 129], false);
+    let (lp, dl) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), [4, 17, 1000]);
+    let ln = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), [4, 33, 61]);
+    let lin = linear_value_and_grads(true, [4, 70, 128], 384, false);
+    [
+        vec![y, g, lp, dl],
+        ln.to_vec(),
+        lin.to_vec(),
+        vec![attention([3, 37, 24])],
+    ]
+    .concat()
+}
+
+fn assert_same_bits(a: &[Vec<f32>], b: &[Vec<f32>], what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (i, (a, b)) in a.iter().zip(b).enumerate() {
+        let same = a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "output {i} differs {what}");
     }
+}
+
+/// The kernels spread their work over the thread pool they are called from (the training
+/// stages give each micro-batch a pool of its own): the bits must not depend on its size.
+#[test]
+fn kernels_give_the_same_bits_on_any_thread_count() {
+    let _serial = one_at_a_time();
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(all_kernels)
+    };
+    let one = on(1);
+    assert_same_bits(&one, &on(3), "between 1 and 3 threads");
+    assert_same_bits(&one, &on(2), "between 1 and 2 threads");
+}
+
+/// The kernels' loops run with AVX2 where the CPU has it and as built (SSE2) where not; both must
+/// give the same bits, or a run would not reproduce on another machine. Values and gradients of
+/// each kernel, both ways, compared with `==`.
+#[test]
+fn kernels_give_the_same_bits_with_and_without_avx2() {
+    let _serial = one_at_a_time();
+    set_scalar_only(true);
+    let scalar = all_kernels();
+    set_scalar_only(false);
+    let vector = all_kernels();
+    assert_same_bits(
+        &scalar,
+        &vector,
+        "between the SSE2 and AVX2 builds of the loops",
+    );
+}
+
+/// The model's linear layers take the kernel: four per block, a forward and a backward call each.
+#[test]
+fn the_model_runs_its_linear_layers_through_the_kernel() {
+    let _serial = one_at_a_time();
+    let dev = Device::flex().autodiff();
+    let mut cfg = rlhf::config::ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = 50;
+    let model = rlhf::model::Gpt::new(&cfg, &mut rlhf::model::InitRng::new(0), &dev);
+    let idx = ints(
+        &(0..24).map(|i| i % 50).collect::<Vec<i64>>(),
+        [2, 12],
+        &dev,
+    );
+    let before = cpu_linear_calls();
+    let _grads = model.forward(idx).sum().backward();
+    assert_eq!(cpu_linear_calls() - before, 2 * 4 * cfg.n_layer);
 }

@@ -8,7 +8,9 @@ mod common;
 
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
-use rlhf::kernels::dropout::{self, dropout, dropout_reference, MaskKey, Segment};
+use rlhf::kernels::dropout::{
+    self, cpu_dropout_calls, dropout, dropout_reference, MaskKey, Segment,
+};
 use rlhf::model::dropout::seed_masks_rows;
 use rlhf::model::{Gpt, InitRng};
 use rlhf::util::rng::Rng;
@@ -98,15 +100,36 @@ fn kernel_equals_its_twin_bitwise_values_and_gradients() {
     }
 }
 
+/// The CPU kernel (the mask drawn element by element in one pass) against the twin (the whole
+/// mask built on the host, then multiplied), both on the CPU backend: equal bit for bit.
 #[test]
-fn the_cpu_backend_runs_the_twin() {
+fn the_cpu_kernel_equals_its_twin_bitwise_values_and_gradients() {
     let _one = one_at_a_time();
-    let key = &keys()[0];
-    let before = dropout::kernel_launches();
-    let x = vec![1.0; key.len()];
-    let (y, _) = run(dropout, key, &x, &x, &Device::flex());
-    assert_eq!(dropout::kernel_launches(), before, "no kernel on the CPU");
-    assert!(y.iter().all(|&v| v == 0.0 || v == key.scale()));
+    let dev = Device::flex();
+    for (i, key) in keys().iter().enumerate() {
+        let mut rng = Rng::new(i as u64);
+        let n = key.len();
+        let x: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 - 0.5).collect();
+        let dy: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 + 0.5).collect();
+        let (launches, calls) = (dropout::kernel_launches(), cpu_dropout_calls());
+        let (y, dx) = run(dropout, key, &x, &dy, &dev);
+        assert_eq!(
+            dropout::kernel_launches(),
+            launches,
+            "no WGSL kernel on the CPU"
+        );
+        assert_eq!(
+            cpu_dropout_calls() - calls,
+            2,
+            "case {i}: forward and backward"
+        );
+        let (y_ref, dx_ref) = run(dropout_reference, key, &x, &dy, &dev);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&y) == bits(&y_ref), "case {i}: outputs differ");
+        assert!(bits(&dx) == bits(&dx_ref), "case {i}: gradients differ");
+        let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
+        assert!((kept - key.keep).abs() < 0.05 + 3.0 / (n as f64).sqrt());
+    }
 }
 
 /// The hidden state after the embedding dropout and every block of a training forward, with

@@ -279,6 +279,59 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
     }
 }
 
+/// Multiply-adds from which a [`matmul_new`] is spread over the thread pool: burn Flex's own
+/// threshold, below which the hand-off costs more than it saves.
+const PARALLEL_MACS: usize = 192 * 192 * 192;
+
+/// `lhs·rhs` as a new row-major `lhs.rows × rhs.cols` vector, through the matmul library burn
+/// Flex multiplies with, spread over the thread pool when large. The vector is allocated but not
+/// zeroed first (gemm writes every element), unlike a burn matmul's output, which is zeroed and
+/// then copied once more to re-align it. The library splits the work over rows and columns only,
+/// never over the inner dimension, so the bits do not depend on the thread count.
+pub fn matmul_new(lhs: Mat, rhs: Mat) -> Vec<f32> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
+    assert!(lhs.extent() <= lhs.data.len() && rhs.extent() <= rhs.data.len());
+    let len = m.checked_mul(n).expect("matmul: output size overflows");
+    if k == 0 {
+        return vec![0.0; len];
+    }
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    let mut dst: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: the operands lie inside their slices (checked above) and dst holds m·n floats of
+    // capacity; with k > 0 and the destination not read, gemm writes each of them exactly once,
+    // so all `len` are initialised when the length is set.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+        dst.set_len(len);
+    }
+    dst
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod dropout;
 pub mod gelu;
 pub mod layer_norm;
+pub mod linear;
 pub mod ranking_loss;
 pub mod selfcheck;
 pub mod token_logprob;

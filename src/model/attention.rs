@@ -6,7 +6,8 @@
 //! [`crate::kernels::attention::attention_reference`] (matmul → mask → softmax → matmul, keeping
 //! the (T × Tk) score matrix) is the kernels' twin in the tests.
 
-use crate::kernels::attention::causal_attention;
+use crate::kernels::attention::{causal_attention, causal_attention_qkv, split_heads};
+use crate::kernels::linear::linear;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -31,36 +32,39 @@ impl CausalSelfAttention {
     /// # Shapes
     /// - x: (B, T, C) — the new tokens only when a cache is given
     /// - key_pad: (B, T_past + T), true where the key is padding
-    /// - returns (B, T, C) and this layer's updated cache (B, nh, T_past + T, hs)
+    /// - returns (B, T, C) and, when `keep` is set, this layer's updated cache
+    ///   (B, nh, T_past + T, hs)
+    ///
+    /// Without a cache to extend or keep, attention reads the heads straight out of c_attn's
+    /// output ([`causal_attention_qkv`]: no copies on the CPU backend); training takes this path.
     pub fn forward(
         &self,
         x: Tensor<3>,
         key_pad: Option<Tensor<2, Bool>>,
         past: Option<LayerKv>,
-    ) -> (Tensor<3>, LayerKv) {
+        keep: bool,
+    ) -> (Tensor<3>, Option<LayerKv>) {
         let [b, t, c] = x.dims();
-        let nh = self.n_head;
-        let hs = c / nh;
-        let qkv = self.c_attn.forward(x); // (B, T, 3C)
-        let split = |i: usize| {
-            qkv.clone()
-                .narrow(2, i * c, c)
-                .reshape([b, t, nh, hs])
-                .swap_dims(1, 2) // (B, nh, T, hs)
-        };
-        let (q, mut k, mut v) = (split(0), split(1), split(2));
-        let t_past = match past {
-            Some(p) => {
-                let tp = p.k.dims()[2];
-                k = Tensor::cat(vec![p.k, k], 2); // (B, nh, T_past + T, hs)
-                v = Tensor::cat(vec![p.v, v], 2);
-                tp
+        let qkv = linear(&self.c_attn, x); // (B, T, 3C)
+        let (y, kv) = match (past, keep) {
+            (None, false) => (causal_attention_qkv(qkv, self.n_head, key_pad), None),
+            (past, _) => {
+                let [q, mut k, mut v] = split_heads(qkv, self.n_head); // (B, nh, T, hs)
+                let t_past = match past {
+                    Some(p) => {
+                        let tp = p.k.dims()[2];
+                        k = Tensor::cat(vec![p.k, k], 2); // (B, nh, T_past + T, hs)
+                        v = Tensor::cat(vec![p.v, v], 2);
+                        tp
+                    }
+                    None => 0,
+                };
+                let y = causal_attention(q, k.clone(), v.clone(), key_pad, t_past);
+                (y, Some(LayerKv { k, v }))
             }
-            None => 0,
-        };
-        let y = causal_attention(q, k.clone(), v.clone(), key_pad, t_past); // (B, nh, T, hs)
+        }; // y: (B, nh, T, hs)
         let y = y.swap_dims(1, 2).reshape([b, t, c]);
-        (self.c_proj.forward(y), LayerKv { k, v })
+        (linear(&self.c_proj, y), kv)
     }
 }
 
@@ -102,6 +106,6 @@ impl CausalSelfAttention {
         let v = heads(kv.narrow(2, c, c), t);
         // the query sits at "position T − 1" for the causal mask, so only key_pad limits it
         let y = causal_attention(q, k, v, Some(key_pad), t - 1); // (B, nh, 1, hs)
-        self.c_proj.forward(y.swap_dims(1, 2).reshape([b, 1, c]))
+        linear(&self.c_proj, y.swap_dims(1, 2).reshape([b, 1, c]))
     }
 }

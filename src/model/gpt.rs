@@ -7,6 +7,7 @@ use super::dropout::Dropout;
 use super::init::{Init, InitRng};
 use super::layer_norm::LayerNorm;
 use crate::config::ModelConfig;
+use crate::kernels::linear::linear;
 use crate::util::tensors::{bools, ints};
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
@@ -32,9 +33,8 @@ pub struct Block {
 impl Block {
     /// The second half of the block: `x + drop(mlp(ln_2(x)))`. (B, T, C) → (B, T, C)
     fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
-        let m = self.mlp.c_proj.forward(gelu_new(
-            self.mlp.c_fc.forward(self.ln_2.forward(x.clone())),
-        ));
+        let h = gelu_new(linear(&self.mlp.c_fc, self.ln_2.forward(x.clone()))); // (B, T, 4C)
+        let m = linear(&self.mlp.c_proj, h);
         x + self.drop.forward(m)
     }
 }
@@ -69,7 +69,7 @@ impl KvCache {
 }
 
 /// A linear layer initialised as GPT-2: weights N(0, std), biases 0.
-fn linear(init: &mut Init, d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
+fn init_linear(init: &mut Init, d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
     Linear {
         weight: Param::from_tensor(init.normal([d_in, d_out], std, device)),
         bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
@@ -105,14 +105,14 @@ impl Gpt {
             .map(|_| Block {
                 ln_1: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
                 attn: CausalSelfAttention {
-                    c_attn: linear(init, c, 3 * c, 0.02, device),
-                    c_proj: linear(init, c, c, proj_std, device),
+                    c_attn: init_linear(init, c, 3 * c, 0.02, device),
+                    c_proj: init_linear(init, c, c, proj_std, device),
                     n_head: cfg.n_head,
                 },
                 ln_2: LayerNorm::new(c, cfg.layer_norm_epsilon, device),
                 mlp: Mlp {
-                    c_fc: linear(init, c, 4 * c, 0.02, device),
-                    c_proj: linear(init, 4 * c, c, proj_std, device),
+                    c_fc: init_linear(init, c, 4 * c, 0.02, device),
+                    c_proj: init_linear(init, 4 * c, c, proj_std, device),
                 },
                 drop: drop(),
             })
@@ -157,6 +157,30 @@ impl Gpt {
         key_pad: Option<Tensor<2, Bool>>,
         cache: Option<KvCache>,
     ) -> (Tensor<3>, KvCache) {
+        self.run_blocks(idx, pos, key_pad, cache, true)
+    }
+
+    /// Hidden states after `ln_f`, as [`Gpt::forward_hidden`] with no cache given or kept
+    /// (training and scoring: attention then reads the heads in place).
+    /// (B, T) ids and positions, key_pad (B, T) → (B, T, C)
+    pub fn hidden(
+        &self,
+        idx: Tensor<2, Int>,
+        pos: Tensor<2, Int>,
+        key_pad: Option<Tensor<2, Bool>>,
+    ) -> Tensor<3> {
+        self.run_blocks(idx, pos, key_pad, None, false).0
+    }
+
+    /// The trunk; the cache it returns is empty unless `keep`.
+    fn run_blocks(
+        &self,
+        idx: Tensor<2, Int>,
+        pos: Tensor<2, Int>,
+        key_pad: Option<Tensor<2, Bool>>,
+        cache: Option<KvCache>,
+        keep: bool,
+    ) -> (Tensor<3>, KvCache) {
         let mut x = self
             .drop
             .forward(self.wte.forward(idx) + self.wpe.forward(pos)); // (B, T, C)
@@ -164,11 +188,12 @@ impl Gpt {
         let mut layers = Vec::with_capacity(self.h.len());
         for (i, block) in self.h.iter().enumerate() {
             let p = past.as_mut().and_then(|v| v[i].take());
-            let (a, kv) = block
-                .attn
-                .forward(block.ln_1.forward(x.clone()), key_pad.clone(), p);
+            let (a, kv) =
+                block
+                    .attn
+                    .forward(block.ln_1.forward(x.clone()), key_pad.clone(), p, keep);
             x = block.mlp_residual(x + block.drop.forward(a));
-            layers.push(kv);
+            layers.extend(kv);
         }
         (self.ln_f.forward(x), KvCache { layers })
     }
@@ -199,7 +224,7 @@ impl Gpt {
         for block in body {
             let (a, _) = block
                 .attn
-                .forward(block.ln_1.forward(x.clone()), None, None);
+                .forward(block.ln_1.forward(x.clone()), None, None, false);
             x = block.mlp_residual(x + block.drop.forward(a));
         }
         // keys after each row's last token are padding (right padding): the query must not see them
@@ -230,8 +255,7 @@ impl Gpt {
     pub fn forward(&self, idx: Tensor<2, Int>) -> Tensor<3> {
         let [b, t] = idx.dims();
         let pos = positions(b, t, 0, &idx.device());
-        let (h, _) = self.forward_hidden(idx, pos, None, None);
-        self.logits(h)
+        self.logits(self.hidden(idx, pos, None))
     }
 }
 

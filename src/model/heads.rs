@@ -79,9 +79,9 @@ impl RewardModel {
     pub fn values(&self, idx: Tensor<2, Int>) -> Tensor<2> {
         let [b, t] = idx.dims();
         let device = idx.device();
-        let (h, _) = self
+        let h = self
             .transformer
-            .forward_hidden(idx, positions(b, t, 0, &device), None, None); // (B, T, C)
+            .hidden(idx, positions(b, t, 0, &device), None); // (B, T, C)
         let c = h.dims()[2];
         self.score.forward(h.reshape([b * t, c])).reshape([b, t])
     }

@@ -86,12 +86,7 @@ pub fn logprobs_at(
     device: &Device,
 ) -> Tensor<2> {
     let n = at.len();
-    let (h, _) = model.forward_hidden(
-        ints(x, [b, t], device),
-        positions(b, t, 0, device),
-        None,
-        None,
-    ); // (B, T, C)
+    let h = model.hidden(ints(x, [b, t], device), positions(b, t, 0, device), None); // (B, T, C)
     let c = h.dims()[2];
     let h = h.reshape([b * t, c]).select(0, ints(at, [n], device)); // (N, C)
     let logits = model.logits(h.reshape([1, n, c])); // (1, N, V)

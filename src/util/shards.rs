@@ -16,10 +16,12 @@
 //! laid out, so the result does not depend on the thread schedule and a resumed run still ends
 //! bitwise where an uninterrupted one does.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use rayon::ThreadPool;
+use std::sync::{Arc, Mutex};
 
 /// True for the CPU backend (also behind autodiff), where micro-batches get their own threads.
 pub fn is_cpu(device: &Device) -> bool {
@@ -29,17 +31,39 @@ pub fn is_cpu(device: &Device) -> bool {
 
 /// Runs `f(i)` for every micro-batch `i < n` — on parallel threads on the CPU backend, in turn
 /// elsewhere — and returns the results in micro-batch order (the first error, if any).
+///
+/// On the CPU each micro-batch runs inside a thread pool of its own, with its share of the cores
+/// (one each on a 2-core machine for 2 micro-batches). The kernels and burn Flex spread their
+/// work over "the" pool they are called from: from a plain thread that is the global pool,
+/// whose workers the micro-batches would share, each call then a hand-off to another thread and
+/// back (futex waits and wake-ups, measured at ~10% of a step on the tiny model); inside a
+/// pool of one thread the same call runs in place. The kernels give the same bits on any thread
+/// count, so this changes no result. A `run` inside a micro-batch runs its parts in turn.
 pub fn run<T: Send>(
     n: usize,
     device: &Device,
     f: impl Fn(usize) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    if n <= 1 || !is_cpu(device) {
+    if n <= 1 || !is_cpu(device) || IN_SHARD.with(|c| c.get()) {
         return (0..n).map(&f).collect();
     }
+    let pools = pools(n)?;
     std::thread::scope(|s| {
         let f = &f;
-        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i))).collect();
+        let handles: Vec<_> = pools
+            .iter()
+            .enumerate()
+            .map(|(i, pool)| {
+                s.spawn(move || {
+                    pool.install(|| {
+                        IN_SHARD.with(|c| c.set(true));
+                        let out = f(i);
+                        IN_SHARD.with(|c| c.set(false));
+                        out
+                    })
+                })
+            })
+            .collect();
         handles
             .into_iter()
             .map(|h| {
@@ -48,6 +72,38 @@ pub fn run<T: Send>(
             })
             .collect()
     })
+}
+
+thread_local! {
+    /// True on a thread running a micro-batch for [`run`].
+    static IN_SHARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `n` thread pools with an equal share of the global pool's threads (at least one each), made
+/// once per share and kept: building a pool starts its threads.
+fn pools(n: usize) -> Result<Vec<Arc<ThreadPool>>> {
+    static POOLS: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
+    let threads = (rayon::current_num_threads() / n).max(1);
+    let mut kept = POOLS
+        .lock()
+        .map_err(|_| anyhow!("the thread-pool list was poisoned"))?;
+    let mut out: Vec<_> = kept
+        .iter()
+        .filter(|(t, _)| *t == threads)
+        .map(|(_, p)| p.clone())
+        .take(n)
+        .collect();
+    while out.len() < n {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("micro-batch-{i}"))
+            .build()
+            .context("starting the threads of a micro-batch")?;
+        let pool = Arc::new(pool);
+        kept.push((threads, pool.clone()));
+        out.push(pool);
+    }
+    Ok(out)
 }
 
 /// Cuts `0..len` into at most `n` contiguous ranges ([`ranges`]), runs `f(i, range_i)` on each

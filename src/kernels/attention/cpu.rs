@@ -14,13 +14,13 @@
 //! into the fused c_attn output), and O is written as (B, T, nh, hs) and returned as the
 //! (B, nh, T, hs) view of it, so the model's `swap_dims(1, 2).reshape` after it costs no copy.
 
-use super::{AttentionExt, MASK_VALUE};
+use super::{AttentionExt, AttentionQkvExt, MASK_VALUE};
 use crate::kernels::cpu::{
     dims, dot, exp_shifted, matmul, max, simd_dispatch, sum, tensor, values, Mat,
 };
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
-use burn::tensor::Shape;
+use burn::tensor::{DType, Shape};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -312,5 +312,69 @@ impl AttentionExt for Flex {
             tensor(dk, &s_kv),
             tensor(dv, &s_kv),
         )
+    }
+}
+
+/// The heads of Q, K and V as (B, nh, T, hs) views into qkv (B, T, 3C): no copy when qkv is
+/// contiguous (what c_attn makes), one copy of it otherwise.
+fn head_views(qkv: &FlexTensor, n_head: usize) -> [FlexTensor; 3] {
+    let qkv = if qkv.is_contiguous() {
+        qkv.clone()
+    } else {
+        qkv.to_contiguous()
+    };
+    let [b, t, c3] = [0, 1, 2].map(|i| dims(&qkv)[i]);
+    let (c, start) = (c3 / 3, qkv.layout().start_offset());
+    let hs = c / n_head;
+    [0, 1, 2].map(|i| {
+        let layout = Layout::new(
+            Shape::from(vec![b, n_head, t, hs]),
+            vec![(t * c3) as isize, hs as isize, c3 as isize, 1],
+            start + i * c,
+        );
+        FlexTensor::from_arc(qkv.data_arc(), layout, DType::F32)
+    })
+}
+
+impl AttentionQkvExt for Flex {
+    fn flash_attention_qkv_fwd(
+        qkv: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        n_head: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [q, k, v] = head_views(&qkv, n_head);
+        <Flex as AttentionExt>::flash_attention_fwd(q, k, v, pad, 0)
+    }
+
+    fn flash_attention_qkv_bwd(
+        qkv: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        n_head: usize,
+    ) -> FloatTensor<Self> {
+        let [b, t, c3] = [0, 1, 2].map(|i| dims(&qkv)[i]);
+        let [q, k, v] = head_views(&qkv, n_head);
+        let (dq, dk, dv) =
+            <Flex as AttentionExt>::flash_attention_bwd(q, k, v, pad, out, lse, d_out, 0);
+        let parts = [values(&dq), values(&dk), values(&dv)]; // each (B, nh, T, hs)
+        let (c, hs) = (c3 / 3, c3 / 3 / n_head.max(1));
+        // d qkv[b, i, part·C + h·hs + d] = d part[b, h, i, d], one task per sequence
+        let mut d = vec![0.0f32; b * t * c3];
+        d.par_chunks_mut((t * c3).max(1))
+            .enumerate()
+            .for_each(|(bi, slab)| {
+                for (p, part) in parts.iter().enumerate() {
+                    for h in 0..n_head {
+                        let src = &part[(bi * n_head + h) * t * hs..];
+                        for i in 0..t {
+                            let at = i * c3 + p * c + h * hs;
+                            slab[at..at + hs].copy_from_slice(&src[i * hs..(i + 1) * hs]);
+                        }
+                    }
+                }
+            });
+        tensor(d, &[b, t, c3])
     }
 }

@@ -86,6 +86,32 @@ pub trait AttentionExt: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// Attention straight from the fused c_attn output, on the CPU backend only: the heads of Q, K
+/// and V are strided views into `qkv` (no copy), and the backward writes dQ, dK and dV into one
+/// (B, T, 3C) gradient. Composed of burn ops the split is a narrow and a reshape per part, which
+/// on Flex copies each part forward and again backward, and its backward adds three zero-padded
+/// (B, T, 3C) gradients: a tenth of a small model's training step.
+#[backend_extension(Autodiff, Flex)]
+pub trait AttentionQkvExt: Backend {
+    /// qkv (B, T, 3C) as c_attn makes it, pad (B, T) 1.0 at padding keys, n_head
+    /// → (O (B, nh, T, hs), L (B, nh, T)), as [`AttentionExt::flash_attention_fwd`] with t_past 0.
+    fn flash_attention_qkv_fwd(
+        qkv: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        n_head: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The forward's inputs, O, L and dO (B, nh, T, hs) → d qkv (B, T, 3C).
+    fn flash_attention_qkv_bwd(
+        qkv: FloatTensor<Self>,
+        pad: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        n_head: usize,
+    ) -> FloatTensor<Self>;
+}
+
 fn fwd_meta(
     q: &TensorSpec,
     _k: &TensorSpec,
@@ -164,6 +190,51 @@ pub fn causal_attention(
         v.into_dispatch(),
         pad.into_dispatch(),
         t_past,
+    );
+    Tensor::from_dispatch(out) // (B, nh, T, hs)
+}
+
+/// The heads of Q, K and V of the fused c_attn output: qkv (B, T, 3C) → 3 × (B, nh, T, hs).
+pub fn split_heads(qkv: Tensor<3>, n_head: usize) -> [Tensor<4>; 3] {
+    let [b, t, c3] = qkv.dims();
+    let c = c3 / 3;
+    [0, 1, 2].map(|i| {
+        qkv.clone()
+            .narrow(2, i * c, c)
+            .reshape([b, t, n_head, c / n_head.max(1)])
+            .swap_dims(1, 2)
+    })
+}
+
+/// Causal self-attention over the fused c_attn output, no KV cache: on the CPU backend the heads
+/// are read in place ([`AttentionQkvExt`]); elsewhere [`split_heads`] then [`causal_attention`].
+/// # Shapes
+/// qkv: (B, T, 3C); key_pad: (B, T), true at padding → (B, nh, T, hs)
+pub fn causal_attention_qkv(
+    qkv: Tensor<3>,
+    n_head: usize,
+    key_pad: Option<Tensor<2, Bool>>,
+) -> Tensor<4> {
+    let [b, t, c3] = qkv.dims();
+    let applies = super::cpu::is_cpu_kernel_device(&qkv.device())
+        && qkv.dtype() == DType::F32
+        && !force_reference()
+        && t > 0
+        && n_head > 0
+        && c3 % (3 * n_head) == 0
+        && c3 > 0;
+    if !applies {
+        let [q, k, v] = split_heads(qkv, n_head);
+        return causal_attention(q, k, v, key_pad, 0);
+    }
+    let pad = match key_pad {
+        Some(p) => p.float(), // (B, T) 1.0 at padding
+        None => Tensor::<2>::zeros([b, t], &qkv.device()),
+    };
+    let (out, _lse) = <Dispatch as AttentionQkvExt>::flash_attention_qkv_fwd(
+        qkv.into_dispatch(),
+        pad.into_dispatch(),
+        n_head,
     );
     Tensor::from_dispatch(out) // (B, nh, T, hs)
 }

@@ -9,13 +9,16 @@
 //! exactly on either (`tests/dropout_kernel.rs` compares them).
 //!
 //! Parts (the same for every kernel): this entry and the extension trait [`DropoutExt`];
-//! `launch.rs` (the WGSL kernel on CubeCL/wgpu; one workgroup size, so no plan); `backward.rs`
-//! (the autodiff step: the kernel again, on the upstream gradient); `reference.rs` (the twin).
+//! `launch.rs` (the WGSL kernel on CubeCL/wgpu; one workgroup size, so no plan); `cpu.rs` (the
+//! same pass on the CPU backend); `backward.rs` (the autodiff step: the kernel again, on the
+//! upstream gradient); `reference.rs` (the twin).
 
 mod backward;
+mod cpu;
 mod launch;
 mod reference;
 
+pub use cpu::cpu_dropout_calls;
 pub use launch::{kernel_launches, source};
 pub use reference::{dropout_reference, mask_values};
 
@@ -95,16 +98,18 @@ impl MaskKey {
     }
 }
 
-/// `x · mask(key)`: the WGSL kernel on wgpu devices, [`dropout_reference`] elsewhere. Gradients
-/// flow into `x` either way (dx = dy · mask).
+/// `x · mask(key)`: the WGSL kernel on wgpu devices, the fused pass in `cpu.rs` on the CPU
+/// backend, [`dropout_reference`] where the kernels are off. Gradients flow into `x` either way
+/// (dx = dy · mask).
 /// # Shapes
 /// - x: (rows, …) with `key.len()` elements; returns the same shape
 pub fn dropout<const D: usize>(x: Tensor<D>, key: &MaskKey) -> Tensor<D> {
-    let applies = super::is_kernel_device(&x.device())
+    let device = x.device();
+    let applies = (super::is_kernel_device(&device) || super::cpu::is_cpu_kernel_device(&device))
         && x.dtype() == DType::F32
         && x.shape().num_elements() == key.len()
         && !key.is_empty();
-    // the words only where the kernel runs: the CPU path builds nothing per site
+    // the words only where a kernel runs: the twin builds nothing per site
     match applies.then(|| key.words()).flatten() {
         Some(words) => Tensor::from_dispatch(Dispatch::dropout_apply(x.into_dispatch(), words)),
         None => dropout_reference(x, key),
@@ -115,7 +120,7 @@ fn same_shape(x: &Shape, _words: &[u32]) -> Shape {
     x.clone()
 }
 
-#[backend_extension(Autodiff, Cube, Fusion)]
+#[backend_extension(Autodiff, Cube, Fusion, Flex)]
 pub trait DropoutExt: Backend {
     /// x (N,…) and the key's `info` words → x · mask, same shape. Differentiable through the
     /// `Autodiff` implementation in `backward.rs`.
