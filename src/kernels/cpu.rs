@@ -292,7 +292,9 @@ pub fn matmul_new(lhs: Mat, rhs: Mat) -> Vec<f32> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
     assert!(lhs.extent() <= lhs.data.len() && rhs.extent() <= rhs.data.len());
-    let len = m.checked_mul(n).expect("matmul: output size overflows");
+    let Some(len) = m.checked_mul(n) else {
+        panic!("matmul: an output of {m} × {n} overflows")
+    };
     if k == 0 {
         return vec![0.0; len];
     }
