@@ -413,12 +413,8 @@ fn an_allocation_the_device_cannot_satisfy_is_a_clear_message() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(
-        o.status.code(),
-        Some(3),
-        "{err} {:?}",
-        std::os::unix::process::ExitStatusExt::signal(&o.status)
-    );
+    // the status in the message: a kill by a signal shows as such
+    assert_eq!(o.status.code(), Some(3), "{err} ({})", o.status);
     assert!(err.contains("error: the computation failed"), "{err}");
     assert!(
         err.contains(
