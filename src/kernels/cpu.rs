@@ -255,11 +255,35 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
     // SAFETY: every element gemm reads or writes lies inside the slices (checked above), and dst
     // is borrowed mutably, the operands shared: they cannot overlap.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_into(
             dst.as_mut_ptr(),
+            dst_rs,
+            lhs,
+            rhs,
+            scale,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `dst = scale·lhs·rhs` through gemm, dst row-major with rows `dst_rs` apart and not read.
+/// # Safety
+/// `dst` must be valid for writes of `lhs.rows` rows of `rhs.cols` floats `dst_rs` apart, not
+/// overlapping the operands, and the operands must lie inside their slices.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: Mat,
+    rhs: Mat,
+    scale: f32,
+    parallelism: gemm::Parallelism,
+) {
+    unsafe {
+        gemm::gemm(
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst,
             1,
             dst_rs as isize,
             false, // dst is written, not read
@@ -274,7 +298,7 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }
@@ -308,27 +332,7 @@ pub fn matmul_new(lhs: Mat, rhs: Mat) -> Vec<f32> {
     // capacity; with k > 0 and the destination not read, gemm writes each of them exactly once,
     // so all `len` are initialised when the length is set.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        gemm_into(dst.as_mut_ptr(), n, lhs, rhs, 1.0, parallelism);
         dst.set_len(len);
     }
     dst
