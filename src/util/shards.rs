@@ -56,10 +56,8 @@ pub fn run<T: Send>(
             .map(|(i, pool)| {
                 s.spawn(move || {
                     pool.install(|| {
-                        IN_SHARD.with(|c| c.set(true));
-                        let out = f(i);
-                        IN_SHARD.with(|c| c.set(false));
-                        out
+                        let _in_shard = InShard::enter();
+                        f(i)
                     })
                 })
             })
@@ -77,6 +75,22 @@ pub fn run<T: Send>(
 thread_local! {
     /// True on a thread running a micro-batch for [`run`].
     static IN_SHARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as running a micro-batch until dropped (also when `f` unwinds).
+struct InShard;
+
+impl InShard {
+    fn enter() -> Self {
+        IN_SHARD.with(|c| c.set(true));
+        InShard
+    }
+}
+
+impl Drop for InShard {
+    fn drop(&mut self) {
+        IN_SHARD.with(|c| c.set(false));
+    }
 }
 
 /// `n` thread pools with an equal share of the global pool's threads (at least one each), made
@@ -178,6 +192,21 @@ mod tests {
         assert_eq!(ranges(1, 2), vec![0..1]);
         assert_eq!(ranges(7, 3), vec![0..2, 2..4, 4..7]);
         assert_eq!(ranges(0, 2), Vec::<std::ops::Range<usize>>::new());
+    }
+
+    #[test]
+    fn each_micro_batch_runs_in_a_pool_with_its_share_of_the_threads() {
+        let d = Device::flex();
+        let share = (rayon::current_num_threads() / 2).max(1);
+        let seen = run(2, &d, |_| {
+            // a run inside a micro-batch takes its parts in turn, on this thread
+            let here = std::thread::current().id();
+            let inner = run(2, &d, |_| Ok(std::thread::current().id() == here))?;
+            Ok((rayon::current_num_threads(), inner))
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(share, vec![true, true]); 2]);
+        assert!(!IN_SHARD.with(|c| c.get()), "the caller is not marked");
     }
 
     #[test]
