@@ -2,7 +2,8 @@
 //! mask and an optional KV cache for generation.
 //!
 //! `forward` calls [`crate::kernels::attention::causal_attention`]: the fused WGSL kernel on wgpu,
-//! the fused row loops on the CPU backend; the composed reference
+//! the fused row loops on the CPU backend (which, without a cache, read the heads straight out of
+//! c_attn's output: [`crate::kernels::attention::causal_attention_qkv`]); the composed reference
 //! [`crate::kernels::attention::attention_reference`] (matmul → mask → softmax → matmul, keeping
 //! the (T × Tk) score matrix) is the kernels' twin in the tests.
 

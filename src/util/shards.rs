@@ -7,13 +7,13 @@
 //! so two backwards through the same parameter tensors would run one after the other; a fork
 //! has its own leaves (same `ParamId`s, so the gradients map back onto the model).
 //!
-//! On the CPU backend (burn Flex) the micro-batches run on parallel threads: Flex runs most
-//! element-wise ops on one thread, so a single step kept ~1.1 of 2 cores busy. On a GPU, [`run`]
-//! runs them in turn (the device is parallel already); the language-model and reward-model steps
-//! do not split there at all but run the whole batch in one pass (`stages::lm_train::batch_grads`,
-//! `stages::rm::step`). Dropout
-//! masks come from `(seed, step, micro-batch, element)` (`model::dropout`) however the batch is
-//! laid out, so the result does not depend on the thread schedule and a resumed run still ends
+//! On the CPU backend (burn Flex) the micro-batches run on parallel threads, each in a thread
+//! pool of its own (see [`run`]): Flex runs most element-wise ops on one thread, so a single step
+//! kept ~1.1 of 2 cores busy. On a GPU, [`run`] runs them in turn (the device is parallel
+//! already); the language-model and reward-model steps do not split there at all but run the
+//! whole batch in one pass (`stages::lm_train::batch_grads`, `stages::rm::step`). Dropout masks
+//! come from `(seed, step, micro-batch, element)` (`model::dropout`) however the batch is laid
+//! out, so the result does not depend on the thread schedule and a resumed run still ends
 //! bitwise where an uninterrupted one does.
 
 use anyhow::{anyhow, Context, Result};
