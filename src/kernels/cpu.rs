@@ -79,16 +79,16 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// `simd_dispatch!(name => plain, (args) -> R)` defines `name(args) -> R`, which runs the
+/// `simd_dispatch!(vis name => plain, (args) -> R)` defines `vis fn name(args) -> R`, which runs the
 /// `#[inline(always)]` function `plain` compiled with AVX2 turned on where the CPU has it (checked
 /// at run time), else as built (x86-64's baseline is SSE2). The kernels' loops use no fused
 /// multiply-add and the same order of operations at any vector width, so both give the same bits;
 /// only the speed differs (twice as many lanes per instruction). `plain` must be a named function:
 /// a closure would not be inlined into the AVX2 copy reliably.
 macro_rules! simd_dispatch {
-    ($(#[$m:meta])* $name:ident => $plain:path, ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+    ($(#[$m:meta])* $vis:vis $name:ident => $plain:path, ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
         $(#[$m])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 $(#[$m])*
@@ -192,6 +192,20 @@ pub fn exp_shifted(a: &mut [f32], shift: f32) {
     }
 }
 
+/// `sums ←` itself plus each row of `rows` (rows of `sums.len()` floats), the rows in order: the
+/// per-block partial sums of the weight and bias gradients, and those blocks added together, in
+/// an order that does not depend on the thread count.
+#[inline(always)]
+fn add_rows(rows: &[f32], sums: &mut [f32]) {
+    for row in rows.chunks_exact(sums.len().max(1)) {
+        for (s, &r) in sums.iter_mut().zip(row) {
+            *s += r;
+        }
+    }
+}
+
+simd_dispatch!(pub column_sums => add_rows, (rows: &[f32], sums: &mut [f32]));
+
 /// A read-only matrix over a slice: `rows × cols`, element (r, c) at `r·rs + c·cs`.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -241,12 +255,11 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `dst = scale·lhs·rhs`, with dst row-major, rows `dst_rs` apart, through the matmul library burn Flex multiplies with, on the calling thread
-/// (the kernels parallelise over blocks): a fixed order of operations for a given CPU.
+/// `dst = scale·lhs·rhs`, with dst row-major, rows `dst_rs` apart, through the matmul library
+/// burn Flex multiplies with, on the calling thread (the kernels parallelise over blocks): a
+/// fixed order of operations for a given CPU.
 pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
-    assert!(lhs.extent() <= lhs.data.len() && rhs.extent() <= rhs.data.len());
+    let (m, n) = check_operands(&lhs, &rhs);
     let dst_extent = Mat::rows(dst, m, n, dst_rs).extent();
     assert!(dst_extent <= dst.len(), "matmul: destination too small");
     if m == 0 || n == 0 {
@@ -264,6 +277,14 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
             gemm::Parallelism::None,
         )
     }
+}
+
+/// The output's (rows, cols) of `lhs·rhs`, after checking that the inner sizes agree and that
+/// both operands lie inside their slices (what makes the gemm calls sound).
+fn check_operands(lhs: &Mat, rhs: &Mat) -> (usize, usize) {
+    assert_eq!(rhs.rows, lhs.cols, "matmul: inner sizes differ");
+    assert!(lhs.extent() <= lhs.data.len() && rhs.extent() <= rhs.data.len());
+    (lhs.rows, rhs.cols)
 }
 
 /// `dst = scale·lhs·rhs` through gemm, dst row-major with rows `dst_rs` apart and not read.
@@ -313,9 +334,7 @@ const PARALLEL_MACS: usize = 192 * 192 * 192;
 /// then copied once more to re-align it. The library splits the work over rows and columns only,
 /// never over the inner dimension, so the bits do not depend on the thread count.
 pub fn matmul_new(lhs: Mat, rhs: Mat) -> Vec<f32> {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(rhs.rows, k, "matmul: inner sizes differ");
-    assert!(lhs.extent() <= lhs.data.len() && rhs.extent() <= rhs.data.len());
+    let ((m, n), k) = (check_operands(&lhs, &rhs), lhs.cols);
     let Some(len) = m.checked_mul(n) else {
         panic!("matmul: an output of {m} × {n} overflows")
     };

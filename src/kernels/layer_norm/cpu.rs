@@ -4,7 +4,7 @@
 //! the bits do not depend on the machine's core count).
 
 use super::LayerNormExt;
-use crate::kernels::cpu::{dims, dot, simd_dispatch, sum, tensor, values};
+use crate::kernels::cpu::{column_sums, dims, dot, simd_dispatch, sum, tensor, values};
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
@@ -159,13 +159,9 @@ impl LayerNormExt for Flex {
                 let (m, s) = (&mean[first..last], &rstd[first..last]);
                 bwd_block_simd(&x[rows.clone()], &dy[rows], &w, m, s, dx, part)
             });
-        let (mut dw, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
-        for part in partial.chunks_exact((2 * c).max(1)) {
-            for i in 0..c {
-                dw[i] += part[i];
-                db[i] += part[c + i];
-            }
-        }
+        let mut dw = vec![0.0f32; 2 * c]; // Σ dy·x̂ then Σ dy, over the blocks in order
+        column_sums(&partial, &mut dw);
+        let db = dw.split_off(c);
         (tensor(dx, &[n, c]), tensor(dw, &[c]), tensor(db, &[c]))
     }
 }

@@ -3,7 +3,7 @@
 //! and its gradient in fixed blocks of rows.
 
 use super::LinearExt;
-use crate::kernels::cpu::{dims, matmul_new, simd_dispatch, tensor, values, Mat};
+use crate::kernels::cpu::{column_sums, dims, matmul_new, simd_dispatch, tensor, values, Mat};
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
@@ -30,18 +30,6 @@ fn add_bias(y: &mut [f32], b: &[f32]) {
 }
 
 simd_dispatch!(add_bias_simd => add_bias, (y: &mut [f32], b: &[f32]));
-
-/// part ← Σ of the rows of `dy` (rows of part.len()), in row order.
-#[inline(always)]
-fn column_sums(dy: &[f32], part: &mut [f32]) {
-    for row in dy.chunks_exact(part.len().max(1)) {
-        for (p, &d) in part.iter_mut().zip(row) {
-            *p += d;
-        }
-    }
-}
-
-simd_dispatch!(column_sums_simd => column_sums, (dy: &[f32], part: &mut [f32]));
 
 impl LinearExt for Flex {
     fn linear_fwd(
@@ -78,7 +66,8 @@ impl LinearExt for Flex {
         let dym = Mat::rows(&dy, n, c_out, c_out);
         let dx = matmul_new(dym, wm.t()); // (N, C_in)
         let dw = matmul_new(xm.t(), dym); // (C_in, C_out)
-                                          // the bias gradient: per block of rows, then the blocks in order
+
+        // the bias gradient: per block of rows, then the blocks in order
         let blocks = n.div_ceil(ROWS);
         let mut partial = vec![0.0f32; blocks * c_out];
         partial
@@ -86,10 +75,10 @@ impl LinearExt for Flex {
             .enumerate()
             .for_each(|(blk, part)| {
                 let rows = blk * ROWS * c_out..((blk + 1) * ROWS).min(n) * c_out;
-                column_sums_simd(&dy[rows], part)
+                column_sums(&dy[rows], part)
             });
         let mut db = vec![0.0f32; c_out];
-        column_sums_simd(&partial, &mut db);
+        column_sums(&partial, &mut db);
         (
             tensor(dx, &[n, c_in]),
             tensor(dw, &[c_in, c_out]),
