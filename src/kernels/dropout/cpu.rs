@@ -4,7 +4,7 @@
 //! stored between them but the key's words; the reference twin instead builds the whole mask on
 //! one thread ([`super::mask_values`]), uploads it as a tensor and multiplies.
 
-use super::DropoutExt;
+use super::{DropoutExt, KeyWords, Segment};
 use crate::kernels::cpu::{dims, simd_dispatch, tensor, values};
 use crate::util::rng::Rng;
 use burn::backend::flex::Flex;
@@ -22,38 +22,11 @@ pub fn cpu_dropout_calls() -> usize {
 /// Elements per task (whole rows are not needed: each element finds its own row).
 const CHUNK: usize = 16 * 1024;
 
-/// One micro-batch's part of the key, decoded from the `info` words (see [`super::MaskKey`]).
-#[derive(Clone, Copy)]
-struct Seg {
-    row_end: usize,
-    width: usize,
-    seed: u64,
-    start: u64,
-}
-
-/// The key as the shader reads it: (elements per row, threshold, scale, segments).
-fn decode(words: &[u32]) -> (usize, u32, f32, Vec<Seg>) {
-    let word = |i: usize| words.get(i).copied().unwrap_or(0);
-    let long = |i: usize| word(i) as u64 | (word(i + 1) as u64) << 32;
-    let segs = (0..word(4) as usize)
-        .map(|s| {
-            let b = 5 + 6 * s;
-            Seg {
-                row_end: word(b) as usize,
-                width: word(b + 1) as usize,
-                seed: long(b + 2),
-                start: long(b + 4),
-            }
-        })
-        .collect();
-    (word(1) as usize, word(2), f32::from_bits(word(3)), segs)
-}
-
 /// y[j] = x[j]·m for the elements j of one row from column `col` on, m = `scale` where the
 /// element's half of its number is below `threshold`, else 0 (a multiply either way, so the
 /// bits are the twin's, −0 included). `l0` is the stream index of column `col`'s element.
 #[inline(always)]
-fn row_part(x: &[f32], y: &mut [f32], seg: Seg, l0: u64, threshold: u32, scale: f32) {
+fn row_part(x: &[f32], y: &mut [f32], seg: Segment, l0: u64, threshold: u32, scale: f32) {
     for (j, (y, &x)) in y.iter_mut().zip(x).enumerate() {
         let l = l0 + j as u64;
         let n = Rng::at(seg.seed, seg.start.wrapping_add(l >> 1));
@@ -68,13 +41,13 @@ fn row_part(x: &[f32], y: &mut [f32], seg: Seg, l0: u64, threshold: u32, scale: 
 
 simd_dispatch!(
     row_part_simd => row_part,
-    (x: &[f32], y: &mut [f32], seg: Seg, l0: u64, threshold: u32, scale: f32)
+    (x: &[f32], y: &mut [f32], seg: Segment, l0: u64, threshold: u32, scale: f32)
 );
 
 /// The elements from `first` on of the tensor the key is for, into `y`.
-fn chunk(x: &[f32], y: &mut [f32], first: usize, key: &(usize, u32, f32, Vec<Seg>)) {
-    let (per_row, threshold, scale, segs) = key;
-    let per_row = (*per_row).max(1);
+fn chunk(x: &[f32], y: &mut [f32], first: usize, key: &KeyWords) {
+    let (threshold, scale, segs) = (key.threshold, key.scale, &key.segments);
+    let per_row = key.per_row.max(1);
     let mut e = first;
     let mut done = 0;
     while done < y.len() {
@@ -92,7 +65,7 @@ fn chunk(x: &[f32], y: &mut [f32], first: usize, key: &(usize, u32, f32, Vec<Seg
                 // columns past the micro-batch's own width are padding: dropped
                 let kept = width.saturating_sub(col).min(take);
                 let l0 = ((row - row_start) * width + col) as u64;
-                row_part_simd(&xs[..kept], &mut ys[..kept], *seg, l0, *threshold, *scale);
+                row_part_simd(&xs[..kept], &mut ys[..kept], *seg, l0, threshold, scale);
                 for (y, &x) in ys[kept..].iter_mut().zip(&xs[kept..]) {
                     *y = x * 0.0;
                 }
@@ -109,7 +82,7 @@ impl DropoutExt for Flex {
         CALLS.fetch_add(1, Ordering::Relaxed);
         let shape = dims(&x);
         let x = values(&x);
-        let key = decode(&words);
+        let key = KeyWords::decode(&words);
         let mut y = vec![0.0f32; x.len()];
         y.par_chunks_mut(CHUNK)
             .enumerate()

@@ -98,6 +98,41 @@ impl MaskKey {
     }
 }
 
+/// A key as its `info` words carry it (what the shader and the CPU kernel read): the threshold
+/// and the scale instead of the keep probability, each segment's width at most `per_row`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KeyWords {
+    pub per_row: usize,
+    pub threshold: u32,
+    pub scale: f32,
+    pub segments: Vec<Segment>,
+}
+
+impl KeyWords {
+    /// Reads the words [`MaskKey::words`] writes (a missing word reads as 0).
+    pub fn decode(words: &[u32]) -> Self {
+        let word = |i: usize| words.get(i).copied().unwrap_or(0);
+        let long = |i: usize| word(i) as u64 | (word(i + 1) as u64) << 32;
+        let segments = (0..word(4) as usize)
+            .map(|s| {
+                let b = 5 + 6 * s;
+                Segment {
+                    row_end: word(b) as usize,
+                    width: word(b + 1) as usize,
+                    seed: long(b + 2),
+                    start: long(b + 4),
+                }
+            })
+            .collect();
+        Self {
+            per_row: word(1) as usize,
+            threshold: word(2),
+            scale: f32::from_bits(word(3)),
+            segments,
+        }
+    }
+}
+
 /// `x · mask(key)`: the WGSL kernel on wgpu devices, the fused pass in `cpu.rs` on the CPU
 /// backend, [`dropout_reference`] where the kernels are off. Gradients flow into `x` either way
 /// (dx = dy · mask).
@@ -126,4 +161,40 @@ pub trait DropoutExt: Backend {
     /// `Autodiff` implementation in `backward.rs`.
     #[fusion(dtype = x, shape = same_shape(x, words))]
     fn dropout_apply(x: FloatTensor<Self>, words: Vec<u32>) -> FloatTensor<Self>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_words_decode_to_the_key() {
+        let seg = |row_end, width, seed, start| Segment {
+            row_end,
+            width,
+            seed,
+            start,
+        };
+        let key = MaskKey {
+            keep: 0.7,
+            per_row: 129,
+            segments: vec![
+                seg(2, 129, u64::MAX - 3, 0xFFFF_FFFF),
+                seg(3, 100, 1, 1 << 40),
+                seg(7, 200, 0xDEAD_BEEF_0BAD_F00D, 12),
+            ],
+        };
+        let want = KeyWords {
+            per_row: 129,
+            threshold: key.threshold(),
+            scale: key.scale(),
+            // a width past the row is read as the row
+            segments: vec![
+                key.segments[0],
+                key.segments[1],
+                seg(7, 129, 0xDEAD_BEEF_0BAD_F00D, 12),
+            ],
+        };
+        assert_eq!(KeyWords::decode(&key.words().unwrap()), want);
+    }
 }
