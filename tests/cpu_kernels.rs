@@ -25,6 +25,20 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 use common::randn;
 
+/// Each output of a kernel (`got`, named) within 1e-5 (relative) of its twin's (`want`), and
+/// none of the twin's all near 0 (a comparison of zeros would prove nothing).
+fn assert_close(names: &[&str], got: &[Vec<f32>], want: &[Vec<f32>], shape: [usize; 3]) {
+    assert_eq!((got.len(), want.len()), (names.len(), names.len()));
+    for ((name, a), b) in names.iter().zip(got).zip(want) {
+        let rel = common::max_rel_diff(a, b);
+        assert!(rel <= 1e-5, "{name} for {shape:?}: max rel {rel}");
+        assert!(
+            b.iter().any(|v| v.abs() > 0.1),
+            "{name} for {shape:?}: vacuous"
+        );
+    }
+}
+
 /// Value and input gradient of `Σ f(x) ∘ w` for x of `shape`, optionally through a transposed
 /// (strided) view of x.
 fn value_and_grad(
@@ -53,9 +67,7 @@ fn gelu_kernel_matches_its_twin_in_values_and_gradients() {
         let (y, g) = value_and_grad(&|x| gelu_new(x), shape, strided);
         assert_eq!(cpu_gelu_calls() - before, 2, "forward + backward kernel");
         let (yr, gr) = value_and_grad(&|x| gelu_reference(x), shape, strided);
-        assert!(common::max_rel_diff(&y, &yr) <= 1e-5, "values");
-        assert!(common::max_rel_diff(&g, &gr) <= 1e-5, "gradients");
-        assert!(gr.iter().any(|v| v.abs() > 0.1), "vacuous");
+        assert_close(&["values", "gradients"], &[y, g], &[yr, gr], shape);
     }
 }
 
@@ -86,9 +98,7 @@ fn token_logprob_kernel_matches_its_twin_in_values_and_gradients() {
         let (y, g) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), shape);
         assert_eq!(cpu_logprob_calls() - before, 2, "forward + backward kernel");
         let (yr, gr) = logprob_value_and_grad(&|l, t| token_logprobs_reference(l, t), shape);
-        assert!(common::max_rel_diff(&y, &yr) <= 1e-5, "values");
-        assert!(common::max_rel_diff(&g, &gr) <= 1e-5, "gradients");
-        assert!(gr.iter().any(|v| v.abs() > 0.1), "vacuous");
+        assert_close(&["values", "gradients"], &[y, g], &[yr, gr], shape);
     }
 }
 
@@ -131,14 +141,7 @@ fn layer_norm_kernel_matches_its_twin_in_values_and_gradients() {
         );
         let want =
             layer_norm_value_and_grads(&|x, w, b| layer_norm_reference(x, w, b, 1e-5), shape);
-        for (name, (a, b)) in ["y", "dx", "dweight", "dbias"]
-            .iter()
-            .zip(got.iter().zip(&want))
-        {
-            let rel = common::max_rel_diff(a, b);
-            assert!(rel <= 1e-5, "{name} for {shape:?}: max rel {rel}");
-            assert!(b.iter().any(|v| v.abs() > 0.1), "{name}: vacuous");
-        }
+        assert_close(&["y", "dx", "dweight", "dbias"], &got, &want, shape);
     }
 }
 
@@ -205,14 +208,7 @@ fn linear_kernel_matches_its_twin_in_values_and_gradients() {
         let got = linear_value_and_grads(true, shape, c_out, strided);
         assert_eq!(cpu_linear_calls() - before, 2, "forward + backward kernel");
         let want = linear_value_and_grads(false, shape, c_out, strided);
-        for (name, (a, b)) in ["y", "dx", "dweight", "dbias"]
-            .iter()
-            .zip(got.iter().zip(&want))
-        {
-            let rel = common::max_rel_diff(a, b);
-            assert!(rel <= 1e-5, "{name} for {shape:?}: max rel {rel}");
-            assert!(b.iter().any(|v| v.abs() > 0.1), "{name}: vacuous");
-        }
+        assert_close(&["y", "dx", "dweight", "dbias"], &got, &want, shape);
     }
 }
 
