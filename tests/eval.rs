@@ -5,13 +5,13 @@
 mod common;
 
 use burn::prelude::*;
-use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
+use rlhf::checkpoint::{self, CheckpointKind};
 use rlhf::config::ModelConfig;
 use rlhf::data::formats::read_samples;
 use rlhf::eval::guards::{distinct_n, frequency_growth, win_rate, words};
 use rlhf::eval::EvalReport;
 use rlhf::labeler::sentiment::SentimentScorer;
-use rlhf::model::{Gpt, InitRng, RewardModel};
+use rlhf::model::{Gpt, InitRng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -85,50 +85,6 @@ fn guards_on_hand_made_sample_files() {
     assert!(score("Great great GREAT!") > 0.5 && score("The cat sat") == 0.0);
 }
 
-/// A randomly initialised tiny checkpoint (a language model or a reward model) in `dir/ckpt`.
-fn random_ckpt(dir: &Path, kind: CheckpointKind, seed: u64) -> PathBuf {
-    let tok = common::tok();
-    let mut cfg = ModelConfig::preset("tiny").unwrap();
-    cfg.vocab_size = tok.vocab_size();
-    let dev = Device::flex();
-    let config = CheckpointConfig {
-        kind,
-        stage: "test".into(),
-        model: cfg.clone(),
-        reward_bias: (kind == CheckpointKind::Rm).then_some(0.25),
-        reward_gain: None,
-    };
-    let state = TrainState {
-        step: 0,
-        rng: rlhf::util::rng::Rng::new(0),
-        finished: true,
-        extra: serde_json::Value::Null,
-    };
-    if kind == CheckpointKind::Rm {
-        let model = RewardModel::new(&cfg, &mut InitRng::new(seed), &dev);
-        checkpoint::save(SaveRequest {
-            dir,
-            model: &model,
-            config: &config,
-            tok: &tok,
-            optim: None,
-            state: &state,
-        })
-        .unwrap()
-    } else {
-        let model = Gpt::new(&cfg, &mut InitRng::new(seed), &dev);
-        checkpoint::save(SaveRequest {
-            dir,
-            model: &model,
-            config: &config,
-            tok: &tok,
-            optim: None,
-            state: &state,
-        })
-        .unwrap()
-    }
-}
-
 fn eval(policy: &Path, baseline: &Path, prompts: &Path, out: &Path, extra: &[&Path]) -> EvalReport {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rlhf"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -173,9 +129,9 @@ fn eval(policy: &Path, baseline: &Path, prompts: &Path, out: &Path, extra: &[&Pa
 #[test]
 fn eval_command_on_tiny_checkpoints() {
     let d = common::tmp_dir("eval-cmd");
-    let a = random_ckpt(&d.join("a"), CheckpointKind::Lm, 1);
-    let b = random_ckpt(&d.join("b"), CheckpointKind::Lm, 2);
-    let rm = random_ckpt(&d.join("rm"), CheckpointKind::Rm, 3);
+    let a = common::random_ckpt(&d.join("a"), CheckpointKind::Lm, 1);
+    let b = common::random_ckpt(&d.join("b"), CheckpointKind::Lm, 2);
+    let rm = common::random_ckpt(&d.join("rm"), CheckpointKind::Rm, 3);
     let prompts = d.join("prompts.jsonl");
     let text: String = (0..8)
         .map(|i| format!("{{\"prompt\":\"Define: Word{i}\"}}\n"))
@@ -398,8 +354,8 @@ fn monte_carlo_kl_matches_the_exact_kl_with_one_token() {
 #[test]
 fn eval_scores_the_generated_ids_as_ppo_does() {
     let d = common::tmp_dir("eval-rm-ids");
-    let policy_dir = random_ckpt(&d.join("p"), CheckpointKind::Lm, 4);
-    let rm_dir = random_ckpt(&d.join("rm"), CheckpointKind::Rm, 3);
+    let policy_dir = common::random_ckpt(&d.join("p"), CheckpointKind::Lm, 4);
+    let rm_dir = common::random_ckpt(&d.join("rm"), CheckpointKind::Rm, 3);
     let dev = Device::flex();
     let policy = checkpoint::load_lm(&policy_dir, &dev).unwrap();
     let tok = common::tok();
@@ -446,110 +402,4 @@ fn eval_scores_the_generated_ids_as_ppo_does() {
             "response {i}: eval {g}, PPO {w}"
         );
     }
-}
-
-/// `rlhf bon`: of each prompt's candidates the RM's best of the first n is the pick, the labeler
-/// compares it with the prompt's baseline sample, and the KL is ln n − (n − 1)/n; every row of
-/// bon.json recomputed here from candidates.jsonl.
-#[test]
-fn best_of_n_picks_the_rms_best_and_reports_the_exact_kl() {
-    let d = common::tmp_dir("bon");
-    let sft = random_ckpt(&d.join("sft"), CheckpointKind::Lm, 1);
-    let rm = random_ckpt(&d.join("rm"), CheckpointKind::Rm, 2);
-    let prompts = d.join("prompts.jsonl");
-    std::fs::write(
-        &prompts,
-        "{\"prompt\":\"Define: Cat\"}\n{\"prompt\":\"Continue: It was\"}\n\
-         {\"messages\":[{\"role\":\"user\",\"content\":\"Is it fine?\"},{\"role\":\"assistant\",\"content\":\"Very.\"},{\"role\":\"user\",\"content\":\"Shall we walk?\"}]}\n",
-    )
-    .unwrap();
-    let out = d.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .args([
-            "bon",
-            "--policy",
-            s(&sft),
-            "--rm",
-            s(&rm),
-            "--prompts",
-            s(&prompts),
-        ])
-        .args(["--n-max", "6", "--max-new-tokens", "8", "--out", s(&out)])
-        .args(["--device", "cpu"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("bon.json")).unwrap()).unwrap();
-    let cands: Vec<serde_json::Value> = std::fs::read_to_string(out.join("candidates.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(cands.len(), 3);
-    let nums = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
-    let rows = report["rows"].as_array().unwrap();
-    let ns: Vec<u64> = rows.iter().map(|r| r["n"].as_u64().unwrap()).collect();
-    assert_eq!(ns, [1, 2, 4, 6]);
-    let mut last_rm = f64::NEG_INFINITY;
-    let mut picks_differ = false;
-    for row in rows {
-        let n = row["n"].as_u64().unwrap() as usize;
-        let (mut lab, mut rms, mut base) = (vec![], vec![], vec![]);
-        for c in &cands {
-            let (rm, labeler) = (nums(&c["rm"]), nums(&c["labeler"]));
-            assert_eq!(rm.len(), 7, "1 baseline + 6 candidates");
-            let mut best = 1;
-            for i in 2..=n {
-                if rm[i] > rm[best] {
-                    best = i;
-                }
-            }
-            picks_differ |= best != 1;
-            lab.push(labeler[best]);
-            rms.push(rm[best]);
-            base.push(labeler[0]);
-        }
-        let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
-        // equal but for serde_json's float parsing, which may land one ulp off the written value
-        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
-        let (rm_score, lab_score) = (
-            row["rm_score"].as_f64().unwrap(),
-            row["labeler_score"].as_f64().unwrap(),
-        );
-        assert!(
-            close(rm_score, mean(&rms)),
-            "n = {n}: {rm_score} vs {}",
-            mean(&rms)
-        );
-        assert!(
-            close(lab_score, mean(&lab)),
-            "n = {n}: {lab_score} vs {}",
-            mean(&lab)
-        );
-        let w = win_rate(&lab, &base, 1e-9);
-        assert_eq!(row["win_rate"]["wins"].as_u64().unwrap() as usize, w.wins);
-        assert_eq!(row["win_rate"]["ties"].as_u64().unwrap() as usize, w.ties);
-        let kl = (n as f64).ln() - (n as f64 - 1.0) / n as f64;
-        assert!((row["kl_nats"].as_f64().unwrap() - kl).abs() < 1e-12);
-        assert!(
-            mean(&rms) >= last_rm,
-            "the best of more is never worse by the RM"
-        );
-        last_rm = mean(&rms);
-    }
-    assert!(
-        picks_differ,
-        "every pick was the first candidate: the test would be vacuous"
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }

@@ -99,3 +99,54 @@ pub fn save_lm(
     })
     .unwrap();
 }
+
+/// A randomly initialised tiny checkpoint (a language model or a reward model) in `dir/ckpt`.
+pub fn random_ckpt(
+    dir: &std::path::Path,
+    kind: rlhf::checkpoint::CheckpointKind,
+    seed: u64,
+) -> PathBuf {
+    use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
+    use rlhf::config::ModelConfig;
+    use rlhf::model::{Gpt, InitRng, RewardModel};
+    let tok = tok();
+    let mut cfg = ModelConfig::preset("tiny").unwrap();
+    cfg.vocab_size = tok.vocab_size();
+    let dev = Device::flex();
+    let config = CheckpointConfig {
+        kind,
+        stage: "test".into(),
+        model: cfg.clone(),
+        reward_bias: (kind == CheckpointKind::Rm).then_some(0.25),
+        reward_gain: None,
+    };
+    let state = TrainState {
+        step: 0,
+        rng: rlhf::util::rng::Rng::new(0),
+        finished: true,
+        extra: serde_json::Value::Null,
+    };
+    if kind == CheckpointKind::Rm {
+        let model = RewardModel::new(&cfg, &mut InitRng::new(seed), &dev);
+        checkpoint::save(SaveRequest {
+            dir,
+            model: &model,
+            config: &config,
+            tok: &tok,
+            optim: None,
+            state: &state,
+        })
+        .unwrap()
+    } else {
+        let model = Gpt::new(&cfg, &mut InitRng::new(seed), &dev);
+        checkpoint::save(SaveRequest {
+            dir,
+            model: &model,
+            config: &config,
+            tok: &tok,
+            optim: None,
+            state: &state,
+        })
+        .unwrap()
+    }
+}
