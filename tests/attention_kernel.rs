@@ -13,7 +13,7 @@ use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::plan::{plan, set_plan_override, AttnPlan};
 use rlhf::kernels::attention::{
     attention_kernel_launches, attention_reference, causal_attention, causal_attention_qkv,
-    cpu_attention_calls, set_force_reference, split_heads,
+    cpu_attention_calls, cpu_attention_qkv_calls, set_force_reference, split_heads,
 };
 use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
@@ -465,13 +465,15 @@ fn attention_from_the_fused_qkv_matches_reference_on_the_cpu() {
             let g = (o.clone() * w.clone()).sum().backward();
             (to_vec(o).unwrap(), to_vec(qkv.grad(&g).unwrap()).unwrap())
         };
-        let before = cpu_attention_calls();
+        let (before, before_qkv) = (cpu_attention_calls(), cpu_attention_qkv_calls());
         let (o, d) = run(true);
         assert_eq!(
             cpu_attention_calls() - before,
             2,
             "forward + backward kernel"
         );
+        // and through the heads read in place, not the split's copies
+        assert_eq!(cpu_attention_qkv_calls() - before_qkv, 2, "the qkv path");
         let (o_ref, d_ref) = run(false);
         assert!(common::max_rel_diff(&o, &o_ref) <= TOL, "output");
         assert!(common::max_rel_diff(&d, &d_ref) <= TOL, "d qkv");

@@ -89,7 +89,8 @@ impl CausalSelfAttention {
         let hs = c / nh;
         let w = self.c_attn.weight.val(); // (C, 3C)
         let bias = self.c_attn.bias.as_ref().map(|p| p.val()); // (3C)
-                                                               // the columns [from, from + width) of c_attn: (B, T', C) → (B, T', width)
+
+        // the columns [from, from + width) of c_attn: (B, T', C) → (B, T', width)
         let project = |inp: Tensor<3>, from: usize, width: usize| {
             let rows = inp.dims()[1];
             let mut y = inp

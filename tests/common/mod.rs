@@ -126,27 +126,34 @@ pub fn random_ckpt(
         finished: true,
         extra: serde_json::Value::Null,
     };
+    // one call for either model type
+    fn save<M: burn::module::Module>(
+        dir: &std::path::Path,
+        model: &M,
+        config: &CheckpointConfig,
+        tok: &Tok,
+        state: &TrainState,
+    ) -> PathBuf {
+        checkpoint::save(SaveRequest {
+            dir,
+            model,
+            config,
+            tok,
+            optim: None,
+            state,
+        })
+        .unwrap()
+    }
+    let init = &mut InitRng::new(seed);
     if kind == CheckpointKind::Rm {
-        let model = RewardModel::new(&cfg, &mut InitRng::new(seed), &dev);
-        checkpoint::save(SaveRequest {
+        save(
             dir,
-            model: &model,
-            config: &config,
-            tok: &tok,
-            optim: None,
-            state: &state,
-        })
-        .unwrap()
+            &RewardModel::new(&cfg, init, &dev),
+            &config,
+            &tok,
+            &state,
+        )
     } else {
-        let model = Gpt::new(&cfg, &mut InitRng::new(seed), &dev);
-        checkpoint::save(SaveRequest {
-            dir,
-            model: &model,
-            config: &config,
-            tok: &tok,
-            optim: None,
-            state: &state,
-        })
-        .unwrap()
+        save(dir, &Gpt::new(&cfg, init, &dev), &config, &tok, &state)
     }
 }

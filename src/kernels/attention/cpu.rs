@@ -36,6 +36,13 @@ pub fn cpu_attention_calls() -> usize {
     CALLS.load(Ordering::Relaxed)
 }
 
+static QKV_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Of those, the ones that read the heads straight out of c_attn's output ([`AttentionQkvExt`]).
+pub fn cpu_attention_qkv_calls() -> usize {
+    QKV_CALLS.load(Ordering::Relaxed)
+}
+
 /// A rank-4 tensor (A, B, R, n) read as rows of n contiguous floats, in place where its layout
 /// allows (inner stride 1, non-negative strides), else from a contiguous copy.
 struct Rows<'a> {
@@ -342,6 +349,7 @@ impl AttentionQkvExt for Flex {
         pad: FloatTensor<Self>,
         n_head: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        QKV_CALLS.fetch_add(1, Ordering::Relaxed);
         let [q, k, v] = head_views(&qkv, n_head);
         <Flex as AttentionExt>::flash_attention_fwd(q, k, v, pad, 0)
     }
@@ -354,6 +362,7 @@ impl AttentionQkvExt for Flex {
         d_out: FloatTensor<Self>,
         n_head: usize,
     ) -> FloatTensor<Self> {
+        QKV_CALLS.fetch_add(1, Ordering::Relaxed);
         let [b, t, c3] = [0, 1, 2].map(|i| dims(&qkv)[i]);
         let [q, k, v] = head_views(&qkv, n_head);
         let (dq, dk, dv) =

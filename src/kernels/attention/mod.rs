@@ -18,7 +18,7 @@ mod launch;
 pub mod plan;
 mod reference;
 
-pub use cpu::cpu_attention_calls;
+pub use cpu::{cpu_attention_calls, cpu_attention_qkv_calls};
 pub use launch::sources;
 pub use reference::{attention_reference, MASK_VALUE};
 
@@ -158,7 +158,20 @@ pub fn kernel_applies(q: &Tensor<4>) -> bool {
 /// True when the CPU kernel (`cpu.rs`) serves these inputs: the Flex backend, f32, any head size.
 pub fn cpu_kernel_applies(q: &Tensor<4>) -> bool {
     let [_, _, t, hs] = q.dims();
-    super::cpu::is_cpu_kernel_device(&q.device()) && q.dtype() == DType::F32 && t > 0 && hs > 0
+    cpu_applies(&q.device(), q.dtype(), t, hs)
+}
+
+/// The CPU kernel's condition on the device, the element type, T and the head size.
+fn cpu_applies(device: &Device, dtype: DType, t: usize, hs: usize) -> bool {
+    super::cpu::is_cpu_kernel_device(device) && dtype == DType::F32 && t > 0 && hs > 0
+}
+
+/// The kernels' padding input: (B, Tk) 1.0 at padding keys, all 0.0 without a mask.
+fn pad_input(key_pad: Option<Tensor<2, Bool>>, b: usize, tk: usize, device: &Device) -> Tensor<2> {
+    match key_pad {
+        Some(p) => p.float(),
+        None => Tensor::<2>::zeros([b, tk], device),
+    }
 }
 
 /// Causal multi-head attention with an optional key-padding mask and KV-cache offset.
@@ -178,12 +191,7 @@ pub fn causal_attention(
     if force_reference() || !(kernel_applies(&q) || cpu_kernel_applies(&q)) {
         return attention_reference(q, k, v, key_pad, t_past);
     }
-    let [b, _nh, _t, _hs] = q.dims();
-    let tk = k.dims()[2];
-    let pad = match key_pad {
-        Some(p) => p.float(), // (B, Tk) 1.0 at padding
-        None => Tensor::<2>::zeros([b, tk], &q.device()),
-    };
+    let pad = pad_input(key_pad, q.dims()[0], k.dims()[2], &q.device()); // (B, Tk)
     let (out, _lse) = <Dispatch as AttentionExt>::flash_attention_fwd(
         q.into_dispatch(),
         k.into_dispatch(),
@@ -216,21 +224,16 @@ pub fn causal_attention_qkv(
     key_pad: Option<Tensor<2, Bool>>,
 ) -> Tensor<4> {
     let [b, t, c3] = qkv.dims();
-    let applies = super::cpu::is_cpu_kernel_device(&qkv.device())
-        && qkv.dtype() == DType::F32
-        && !force_reference()
-        && t > 0
+    // the heads must tile C exactly for the views
+    let applies = !force_reference()
         && n_head > 0
         && c3 % (3 * n_head) == 0
-        && c3 > 0;
+        && cpu_applies(&qkv.device(), qkv.dtype(), t, c3 / (3 * n_head));
     if !applies {
         let [q, k, v] = split_heads(qkv, n_head);
         return causal_attention(q, k, v, key_pad, 0);
     }
-    let pad = match key_pad {
-        Some(p) => p.float(), // (B, T) 1.0 at padding
-        None => Tensor::<2>::zeros([b, t], &qkv.device()),
-    };
+    let pad = pad_input(key_pad, b, t, &qkv.device()); // (B, T)
     let (out, _lse) = <Dispatch as AttentionQkvExt>::flash_attention_qkv_fwd(
         qkv.into_dispatch(),
         pad.into_dispatch(),
