@@ -89,13 +89,7 @@ fn response_logprobs_match_eval_scoring() {
 /// Inputs and a 6-step tiny pretrained checkpoint (the policy's start and reference), made once.
 fn setup() -> &'static (Inputs, PathBuf) {
     static S: OnceLock<(Inputs, PathBuf)> = OnceLock::new();
-    S.get_or_init(|| {
-        let d = common::tmp_dir("dpo");
-        let inp = fixtures::inputs(&d.join("in"), &common::tok());
-        let base = d.join("base");
-        fixtures::tiny_pretrain(&inp, &base, 6);
-        (inp, base)
-    })
+    S.get_or_init(|| fixtures::tiny_base(&common::tmp_dir("dpo"), &common::tok()))
 }
 
 /// `rlhf dpo` on the CPU from the pretrained checkpoint on the fixture's rankings (60 prompts,

@@ -60,13 +60,7 @@ impl Run {
 fn setup() -> &'static (Inputs, PathBuf) {
     common::wgpu_device(); // fails the test with wgpu's reason when there is no adapter
     static S: OnceLock<(Inputs, PathBuf)> = OnceLock::new();
-    S.get_or_init(|| {
-        let d = common::tmp_dir("gpu-stages");
-        let inp = fixtures::inputs(&d.join("in"), &common::tok());
-        let base = d.join("base");
-        fixtures::tiny_pretrain(&inp, &base, 6);
-        (inp, base)
-    })
+    S.get_or_init(|| fixtures::tiny_base(&common::tmp_dir("gpu-stages"), &common::tok()))
 }
 
 const METRIC_TOL: f64 = 5e-4;
@@ -333,11 +327,7 @@ fn ppo_on_wgpu_matches_the_cpu() {
     let rm = d.join("rm");
     tiny_rm(inp, base, &rm);
     let prompts = d.join("prompts.jsonl");
-    let lines: Vec<String> = ["Emma", "Harriet", "a letter", "the weather"]
-        .iter()
-        .map(|w| format!("{{\"prompt\": \"Continue: She thought of {w}\"}}"))
-        .collect();
-    std::fs::write(&prompts, lines.join("\n")).unwrap();
+    fixtures::prompts_file(&prompts, &["Emma", "Harriet", "a letter", "the weather"]);
     let args = [
         "ppo",
         "--policy",
