@@ -8,8 +8,8 @@
 // kernel (attention_bwd_dq.wgsl).
 //
 // Placeholders: {{ hs }} head size, {{ wg }} invocations per workgroup, {{ rows }} keys per
-// invocation (R), {{ tile }} query rows per tile; loops bounded by HS4 or R are unrolled by the
-// launcher. Sizes per adapter as in attention_fwd.wgsl (`src/kernels/attention_plan.rs`).
+// invocation (R), {{ tile }} query rows per tile; loops unrolled by the launcher as
+// in attention_fwd.wgsl. Sizes per adapter as there (`src/kernels/attention/plan.rs`).
 // Masking as in attention_fwd.wgsl; a "dead" query row (all visible keys padding) has uniform
 // P = 1/Tk over every key, which only feeds dV (its dS is masked to zero, as in the reference).
 //

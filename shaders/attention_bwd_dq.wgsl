@@ -7,8 +7,8 @@
 // keys padding) get dQ = 0, as in the reference.
 //
 // Placeholders: {{ hs }} head size, {{ wg }} invocations per workgroup, {{ rows }} rows per
-// invocation (R), {{ tile }} keys per K/V tile; loops bounded by HS4 or R are unrolled by the
-// launcher. Sizes per adapter as in attention_fwd.wgsl (`src/kernels/attention_plan.rs`).
+// invocation (R), {{ tile }} keys per K/V tile; loops unrolled by the launcher as
+// in attention_fwd.wgsl. Sizes per adapter as there (`src/kernels/attention/plan.rs`).
 //
 // Bindings: q, d_o (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk), lse, dd (B, nh, T),
 //           dq (B, nh, T, hs), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs))].

@@ -8,17 +8,18 @@
 // from a tile is used for R rows: on CPU adapters (lavapipe) every load is an 8-lane scalar
 // loop, so R rows per load is what makes the kernel fast there.
 //
-// Placeholders (filled by src/kernels/attention_launch.rs through SourceTemplate; loops bounded
-// by HS4 or R are unrolled there first, so the private arrays below are plain registers):
+// Placeholders (filled by src/kernels/attention/launch.rs through SourceTemplate, which first
+// unrolls the loops bounded by HS4 up to head size 64, and those bounded by R where R = 1, so
+// that the head-size index of the private arrays below is a constant):
 //   {{ hs }}    head size (multiple of 4, 4..128)
 //   {{ wg }}    invocations per workgroup
 //   {{ rows }}  query rows per invocation (R)
 //   {{ tile }}  keys per K/V tile in workgroup memory
-// Sizes per adapter (`src/kernels/attention_plan.rs`): TILE = largest of 64/32/16/8 whose
+// Sizes per adapter (`src/kernels/attention/plan.rs`): TILE = largest of 64/32/16/8 whose
 // 2·TILE·HS·4 bytes fit `max_shared_memory_size`. GPUs: WG = TILE, R = 1 (one row per thread).
 // CPU adapters (wgpu device_type Cpu, e.g. lavapipe): WG = 8 (one AVX2 vector), R = 512 / hs
 // capped at 16 (16 rows at hs ≤ 32, 8 at hs 64, 4 at hs 128) — on lavapipe R = 8 instead of 1 is
-// 4.6–5.2× faster end to end; the cap bounds the unrolled shader's compile time.
+// 4.6–5.2× faster end to end.
 //
 // Masking matches `attention_reference`: query i (absolute position t_past + i) may see key j when
 // j <= t_past + i and key j is not padding; masked scores are -1e9 (finite). A "dead" row (every
@@ -79,7 +80,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let first = workgroupUniformLoad(&wg_first);
     let end = workgroupUniformLoad(&wg_end);
 
-    // per-row state of this invocation's R rows (registers once the R loops are unrolled)
+    // per-row state of this invocation's R rows
     var qpos: array<u32, R>;
     var masked: array<f32, R>;
     var m: array<f32, R>;

@@ -82,8 +82,21 @@ pub struct KernelsArgs {
     /// Directory to write into (created if missing): one `.wgsl` file per variant, named by
     /// kernel, head size and work-size plan, as the shader compiler receives it (loops
     /// unrolled, placeholders filled), for checking with other tools (naga, tint, dxc).
+    #[arg(long, required_unless_present = "compile_times")]
+    pub dump: Option<PathBuf>,
+    /// Compile every variant on the wgpu adapter `--device` picks and print how long the driver
+    /// took for each (shader module, pipeline and a first one-workgroup run, since some drivers
+    /// compile at first use), then the total and the slowest.
     #[arg(long)]
-    pub dump: PathBuf,
+    pub compile_times: bool,
+    /// The adapter for `--compile-times` (auto: a hardware GPU; wgpu: any adapter, software ones
+    /// such as lavapipe included).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Wgpu)]
+    pub device: DeviceChoice,
+    /// Only the variants whose file name contains one of these texts (e.g. `hs64`, `bwd_dq`,
+    /// `wg8_`).
+    #[arg(long, num_args = 1..)]
+    pub only: Vec<String>,
     /// Attention head sizes (n_embd / n_head) to write; default: those of the bundled presets.
     #[arg(long = "head-size", num_args = 1..)]
     pub head_sizes: Vec<usize>,

@@ -141,6 +141,42 @@ pub fn pick(choice: DeviceChoice, rows: &[AdapterRow]) -> Option<usize> {
         .min_by_key(|&i| rank(rows[i].device_type))
 }
 
+/// Every wgpu feature this program can use: what CubeCL's WGSL runtime reads from the adapter
+/// to decide which types, atomics, subgroup operations and timers its kernels may use
+/// (`cubecl-wgpu` `register_types` and `create_client`; its device timer writes timestamps
+/// inside encoders and passes). CubeCL decides from the *adapter's*
+/// features, so each of these the adapter has must also be enabled on the device, or a kernel
+/// that uses it would fail to compile. Our own WGSL kernels need none.
+pub const USED_FEATURES: wgpu::Features = wgpu::Features::SHADER_INT64
+    .union(wgpu::Features::SHADER_F64)
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::SHADER_FLOAT32_ATOMIC)
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+
+/// The features asked for when opening an adapter that reports `adapter`: the ones this program
+/// uses and the adapter has, nothing else. Asking for everything the adapter reports fails on
+/// current drivers: wgpu refuses a request that holds an experimental feature (mesh shaders, ray
+/// queries, cooperative matrices, which today's AMD, NVIDIA, Intel, Apple and Mesa drivers
+/// report) unless experimental features are enabled, and this program enables none.
+pub fn requested_features(adapter: wgpu::Features) -> wgpu::Features {
+    adapter.intersection(USED_FEATURES)
+}
+
+/// The error for an adapter that refused to open: what it said, which features were asked for,
+/// and what to do.
+fn open_error(row: &AdapterRow, e: &wgpu::RequestDeviceError) -> anyhow::Error {
+    anyhow!(
+        "opening {} ({:?}): {e}\n(asked for the features {:?}); update the graphics driver, \
+         try another adapter with --device (see `rlhf devices`), or train on the CPU with --device cpu",
+        row.name,
+        row.backend,
+        USED_FEATURES
+    )
+}
+
 /// Process-wide cache: a wgpu device is registered with burn once per choice.
 static CACHE: Mutex<Vec<(DeviceChoice, Selected)>> = Mutex::new(Vec::new());
 
@@ -167,10 +203,19 @@ fn cpu() -> Selected {
     }
 }
 
-fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
-    if choice == DeviceChoice::Cpu {
-        return Ok(cpu());
-    }
+/// A wgpu adapter opened as a plain wgpu device, not yet handed to burn.
+pub struct Opened {
+    pub instance: wgpu::Instance,
+    pub adapter: wgpu::Adapter,
+    pub row: AdapterRow,
+    pub details: AdapterDetails,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+}
+
+/// Opens the adapter `choice` picks (not `Cpu`); `None` for `Auto` when there is no hardware
+/// GPU, after saying so on stderr.
+pub fn open_wgpu(choice: DeviceChoice) -> Result<Option<Opened>> {
     let backends = backends_for(choice);
     let inst = instance(backends);
     let adapters = pollster::block_on(inst.enumerate_adapters(backends));
@@ -186,7 +231,7 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         };
         if choice == DeviceChoice::Auto {
             eprintln!("note: no hardware GPU adapter found ({seen}); using the CPU backend");
-            return Ok(cpu());
+            return Ok(None);
         }
         bail!("no wgpu adapter matches --device {choice:?} ({seen}); try `rlhf devices`, or --device cpu");
     };
@@ -194,33 +239,41 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
         .into_iter()
         .nth(i)
         .ok_or_else(|| anyhow!("adapter vanished"))?;
-    let row = &rows[i];
+    let row = rows[i].clone();
     let details = AdapterDetails::of(&adapter);
-    // the attention kernels pick their work sizes by adapter type (see kernels::attention::plan)
-    crate::kernels::attention::plan::set_adapter_is_cpu(row.device_type == wgpu::DeviceType::Cpu);
-    let (device, queue) = pollster::block_on(
-        adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("rlhf"),
-            required_features: adapter
-                .features()
-                .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
-            required_limits: adapter.limits(),
-            memory_hints: wgpu::MemoryHints::MemoryUsage,
-            ..Default::default()
-        }),
-    )
-    .map_err(|e| {
-        anyhow!(
-            "opening {} ({:?}): {e}; try --device cpu",
-            row.name,
-            row.backend
-        )
-    })?;
-    let setup = WgpuSetup {
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("rlhf"),
+        required_features: requested_features(adapter.features()),
+        required_limits: adapter.limits(),
+        memory_hints: wgpu::MemoryHints::MemoryUsage,
+        ..Default::default()
+    }))
+    .map_err(|e| open_error(&row, &e))?;
+    Ok(Some(Opened {
         instance: inst,
         adapter,
+        row,
+        details,
         device,
         queue,
+    }))
+}
+
+fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
+    if choice == DeviceChoice::Cpu {
+        return Ok(cpu());
+    }
+    let Some(o) = open_wgpu(choice)? else {
+        return Ok(cpu());
+    };
+    let row = o.row;
+    // the attention kernels pick their work sizes by adapter type (see kernels::attention::plan)
+    crate::kernels::attention::plan::set_adapter_is_cpu(row.device_type == wgpu::DeviceType::Cpu);
+    let setup = WgpuSetup {
+        instance: o.instance,
+        adapter: o.adapter,
+        device: o.device,
+        queue: o.queue,
         backend: row.backend,
     };
     let device = Device::wgpu_options().setup(setup).init().map_err(|e| {
@@ -236,7 +289,7 @@ fn select_uncached(choice: DeviceChoice) -> Result<Selected> {
             "{} ({:?}, {:?}, wgpu)",
             row.name, row.device_type, row.backend
         ),
-        adapter: Some(details),
+        adapter: Some(o.details),
     })
 }
 
@@ -265,5 +318,24 @@ mod tests {
         let soft = vec![row(wgpu::DeviceType::Cpu, wgpu::Backend::Vulkan)];
         assert_eq!(pick(DeviceChoice::Auto, &soft), None);
         assert_eq!(pick(DeviceChoice::Wgpu, &soft), Some(0));
+    }
+
+    #[test]
+    fn an_adapter_with_every_feature_is_asked_only_for_stable_used_ones() {
+        let asked = requested_features(wgpu::Features::all());
+        assert_eq!(asked, USED_FEATURES);
+        assert!(
+            !asked.intersects(wgpu::Features::all_experimental_mask()),
+            "experimental features requested: {:?}",
+            asked.intersection(wgpu::Features::all_experimental_mask())
+        );
+        assert!(!asked.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS));
+        // an adapter with none of them is asked for nothing, one with a part for that part
+        assert_eq!(
+            requested_features(wgpu::Features::EXPERIMENTAL_MESH_SHADER),
+            wgpu::Features::empty()
+        );
+        let some = wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_RAY_QUERY;
+        assert_eq!(requested_features(some), wgpu::Features::SHADER_F16);
     }
 }

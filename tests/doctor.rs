@@ -1,6 +1,7 @@
 //! `rlhf doctor` through the binary: on lavapipe every check runs and passes (the fused kernels
 //! against their twins, a training step against the CPU backend), and on the CPU backend it
-//! says the kernels are not used and still checks the training step.
+//! says the kernels are not used and still checks the training step. Beside it, `rlhf kernels
+//! --compile-times`, the driver's compile time per kernel variant.
 
 mod common;
 mod fixtures;
@@ -58,4 +59,35 @@ fn doctor_on_the_cpu_backend_checks_the_training_step_only() {
     );
     assert!(out.contains("verdict: ok"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
+}
+
+/// `rlhf kernels --compile-times` opens the adapter as every command does, compiles and runs the
+/// chosen variants and prints one time per variant, then the total; `--only` picks by name.
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn kernels_compile_times_lists_each_chosen_variant() {
+    common::wgpu_device();
+    let o = rlhf()
+        .args(["kernels", "--compile-times", "--device", "wgpu"])
+        .args(["--only", "ranking_loss", "dropout"])
+        .output()
+        .unwrap();
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("adapter: ") && out.contains("driver: "), "{out}");
+    let timed: Vec<&str> = out.lines().filter(|l| l.contains(" s  ")).collect();
+    assert_eq!(timed.len(), 2, "one line per chosen variant:\n{out}");
+    for (line, name) in timed.iter().zip(["ranking_loss_wg", "dropout_wg"]) {
+        assert!(line.contains(name), "{name} expected in '{line}'");
+        let secs: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
+        assert!(secs > 0.0 && secs < 60.0, "{line}");
+    }
+    assert!(out.contains("2 variants in "), "{out}");
+    let none = rlhf()
+        .args(["kernels", "--compile-times", "--only", "no_such_kernel"])
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(err.contains("no variant's name contains"), "{err}");
 }

@@ -28,12 +28,13 @@ pub(super) fn devices() -> Result<()> {
     Ok(())
 }
 
-/// `rlhf kernels --dump DIR`: the final WGSL text of every kernel variant, one file each.
+/// `rlhf kernels`: the final WGSL text of every kernel variant, one file each (`--dump`), and
+/// how long the adapter's driver takes to compile each (`--compile-times`).
 pub(super) fn kernels(a: KernelsArgs) -> Result<()> {
     let sizes = if a.head_sizes.is_empty() {
         crate::config::model::preset_head_sizes()?
     } else {
-        a.head_sizes
+        a.head_sizes.clone()
     };
     if let Some(bad) = sizes
         .iter()
@@ -41,9 +42,32 @@ pub(super) fn kernels(a: KernelsArgs) -> Result<()> {
     {
         anyhow::bail!("--head-size {bad}: the attention kernels take multiples of 4 from 4 to 128");
     }
-    std::fs::create_dir_all(&a.dump).with_context(|| format!("creating {}", a.dump.display()))?;
-    let variants = crate::kernels::variants::variants(&sizes);
-    for v in &variants {
+    let mut variants = crate::kernels::variants::variants(&sizes);
+    if !a.only.is_empty() {
+        variants.retain(|v| a.only.iter().any(|o| v.name.contains(o.as_str())));
+        anyhow::ensure!(
+            !variants.is_empty(),
+            "--only {}: no variant's name contains any of these",
+            a.only.join(" ")
+        );
+    }
+    if let Some(dir) = &a.dump {
+        dump(dir, &variants)?;
+        eprintln!(
+            "kernels: {} variants (head sizes {sizes:?}) validated by naga and written to {} as WGSL, SPIR-V (.spv), MSL (.metal), HLSL (.hlsl) and GLSL ES 3.10 (.comp)",
+            variants.len(),
+            dir.display()
+        );
+    }
+    if a.compile_times {
+        compile_times(a.device, &variants)?;
+    }
+    Ok(())
+}
+
+fn dump(dir: &std::path::Path, variants: &[crate::kernels::variants::Variant]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for v in variants {
         let t = crate::kernels::translate::translate(&v.wgsl)
             .with_context(|| format!("kernel variant {}", v.name))?;
         let stem = v.name.trim_end_matches(".wgsl");
@@ -55,15 +79,45 @@ pub(super) fn kernels(a: KernelsArgs) -> Result<()> {
             (format!("{stem}.comp"), t.glsl.as_bytes()),
         ];
         for (name, bytes) in files {
-            let p = a.dump.join(name);
+            let p = dir.join(name);
             std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
         }
     }
-    eprintln!(
-        "kernels: {} variants (head sizes {sizes:?}) validated by naga and written to {} as WGSL, SPIR-V (.spv), MSL (.metal), HLSL (.hlsl) and GLSL ES 3.10 (.comp)",
-        variants.len(),
-        a.dump.display()
+    Ok(())
+}
+
+/// Compiles each variant on the chosen adapter, printing each time as it comes (a slow driver
+/// shows which variant it is on), then the total and the slowest.
+fn compile_times(
+    choice: DeviceChoice,
+    variants: &[crate::kernels::variants::Variant],
+) -> Result<()> {
+    anyhow::ensure!(
+        choice != DeviceChoice::Cpu,
+        "--compile-times needs a wgpu adapter: --device wgpu, auto, vulkan, metal or dx12"
     );
+    let Some(o) = device::open_wgpu(choice)? else {
+        anyhow::bail!("--compile-times: no hardware GPU for --device auto; try --device wgpu");
+    };
+    println!(
+        "adapter: {} ({:?}, {:?}); driver: {} {}",
+        o.row.name, o.row.device_type, o.row.backend, o.details.driver, o.details.driver_info
+    );
+    let mut times = Vec::with_capacity(variants.len());
+    for v in variants {
+        let t = crate::kernels::compile_time::compile_one(&o.device, &o.queue, v)?;
+        println!("{:>9.3} s  {}", t.time.as_secs_f64(), t.name);
+        times.push(t);
+    }
+    let total: f64 = times.iter().map(|t| t.time.as_secs_f64()).sum();
+    if let Some(slow) = times.iter().max_by_key(|t| t.time) {
+        println!(
+            "{} variants in {total:.1} s; slowest {} ({:.2} s)",
+            times.len(),
+            slow.name,
+            slow.time.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

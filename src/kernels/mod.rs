@@ -7,6 +7,7 @@
 //! reference twin). Helpers shared by the kernels (`wgsl_unroll`, `wgsl_1d`) sit here.
 
 pub mod attention;
+pub mod compile_time;
 pub mod cpu;
 pub mod dropout;
 pub mod gelu;

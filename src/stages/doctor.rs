@@ -129,6 +129,7 @@ pub fn require_kernels(device: &Device) -> Result<Vec<Check>> {
 
 /// `rlhf doctor`.
 pub fn run(sel: &Selected) -> Result<()> {
+    let start = std::time::Instant::now();
     print_adapter(sel);
     let device = &sel.device;
     println!(
@@ -162,6 +163,10 @@ pub fn run(sel: &Selected) -> Result<()> {
     if !all_ok {
         bail!("doctor: some checks failed (above); send this output with a bug report");
     }
-    println!("verdict: ok — this device computes what the CPU backend computes");
+    println!(
+        "verdict: ok — this device computes what the CPU backend computes ({:.0} s, the kernels' \
+         compile time included)",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

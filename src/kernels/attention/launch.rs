@@ -44,7 +44,7 @@ impl KernelSource for AttnKernel {
             Pass::BackwardDq => DQ,
         };
         let p = self.plan;
-        let src = unroll(raw, &[("HS4", self.hs / 4), ("R", p.rows)]);
+        let src = unroll(raw, &unrolled_loops(self.hs, p));
         SourceTemplate::new(src)
             .register("hs", self.hs.to_string())
             .register("wg", p.wg.to_string())
@@ -57,6 +57,27 @@ impl KernelSource for AttnKernel {
     fn lang(&self) -> &'static str {
         "wgsl"
     }
+}
+
+/// Head size above which the loops over the head size stay loops.
+const MAX_UNROLLED_HS: usize = 64;
+
+/// The loop bounds `wgsl_unroll` expands for head size `hs` and `plan`. Unrolled, a loop over
+/// the head size (`HS4`) turns the per-row vectors into registers (1.5× faster on lavapipe), but
+/// compile time grows steeply with the registers a shader holds: on Mesa 25's lavapipe, which
+/// compiles compute shaders as LLVM coroutines, unrolling the rows loop too (`R` up to 16) took
+/// 25-150 s per variant, unrolling only `HS4` 1-9 s up to head size 64 and 9-26 s at 128, and no
+/// unrolling 5-7 s at 128 (`rlhf kernels --compile-times`). So: `HS4` up to head size 64, `R`
+/// only where it is 1 (the GPU plans, where that just removes the loop).
+fn unrolled_loops(hs: usize, plan: AttnPlan) -> Vec<(&'static str, usize)> {
+    let mut bounds = Vec::with_capacity(2);
+    if hs <= MAX_UNROLLED_HS {
+        bounds.push(("HS4", hs / 4));
+    }
+    if plan.rows == 1 {
+        bounds.push(("R", 1));
+    }
+    bounds
 }
 
 /// The final WGSL text of the three kernels (forward, backward dK/dV, backward dQ) for head size

@@ -7,8 +7,8 @@
 //! SIMD vector per workgroup (8 invocations) and many rows per invocation, which reuses each
 //! loaded key or query row R times. Measured with `rlhf bench attention` on lavapipe (T = 256,
 //! hs 32/64, fwd+bwd): R = 1 → 4 → 8 → 16 took 1979/3495 → 626/1291 → 377/755 → 288/530 ms.
-//! R is capped by R·hs ≤ 512 (16 rows at hs ≤ 32, 8 at hs 64, 4 at hs 128) to bound the size of
-//! the unrolled shaders, whose compile time on lavapipe grows faster than their length.
+//! R is capped by R·hs ≤ 512 (16 rows at hs ≤ 32, 8 at hs 64, 4 at hs 128) to bound the
+//! per-invocation arrays. Which loops are unrolled, and why not the rows loop, is in `launch.rs`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -75,9 +75,7 @@ pub fn plan(hs: usize, shared: usize, units: usize, cpu: bool) -> AttnPlan {
         .find(|&b| 2 * b * hs * 4 + 2 * b * 4 + 64 <= shared && b <= units)
         .unwrap_or(8);
     if cpu {
-        // R·hs ≤ 512 floats per private array: past that, lavapipe's LLVM compile time of the
-        // unrolled kernels grows to minutes (a cold test run took over 11 min with R = 16 at
-        // hs 64 and R = 8 at hs 128) for a speed gain under 1.5×
+        // R·hs ≤ 512 floats per private array
         let rows = (512 / hs.max(4)).clamp(1, 16);
         AttnPlan { wg: 8, rows, tile }
     } else {

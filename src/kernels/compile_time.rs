@@ -1,0 +1,102 @@
+//! How long an adapter's driver takes to compile each kernel variant: the shader module and
+//! compute pipeline created from the variant's final WGSL on a plain wgpu device, then one
+//! workgroup dispatched and waited for, since some drivers (Mesa's lavapipe) compile a pipeline
+//! only when it first runs. What `rlhf kernels --compile-times` prints: compile time is a
+//! portability property like validity, because a shader that takes minutes to compile on one
+//! driver stalls the first step of every run there.
+//!
+//! The buffers bound are zero-filled and small: the kernels read their sizes from them, so with
+//! zeros they do (almost) nothing, and wgpu's bounds checks keep every access in range.
+
+use super::variants::Variant;
+use anyhow::{anyhow, Context, Result};
+use std::time::{Duration, Instant};
+use wgpu::util::DeviceExt;
+
+/// Bytes of each zero-filled buffer bound to a variant's bindings.
+const BUFFER_BYTES: usize = 4096;
+
+/// The compile (and first-run) time of one variant.
+#[derive(Debug, Clone)]
+pub struct CompileTime {
+    pub name: String,
+    pub time: Duration,
+}
+
+/// The `@binding` numbers of group 0's storage buffers, read from the WGSL by naga.
+fn bindings(wgsl: &str) -> Result<Vec<u32>> {
+    let module = naga::front::wgsl::parse_str(wgsl)
+        .map_err(|e| anyhow!("WGSL: {}", e.emit_to_string(wgsl)))?;
+    let mut out: Vec<u32> = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, g)| g.binding.as_ref())
+        .filter(|b| b.group == 0)
+        .map(|b| b.binding)
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Compiles `v` on `device` and runs one workgroup; the time from the shader module's creation
+/// until the queue is idle again.
+pub fn compile_one(device: &wgpu::Device, queue: &wgpu::Queue, v: &Variant) -> Result<CompileTime> {
+    let slots = bindings(&v.wgsl).with_context(|| v.name.clone())?;
+    let zeros = vec![0u8; BUFFER_BYTES];
+    let buffers: Vec<wgpu::Buffer> = slots
+        .iter()
+        .map(|_| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: &zeros,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        })
+        .collect();
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let start = Instant::now();
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(&v.name),
+        source: wgpu::ShaderSource::Wgsl(v.wgsl.as_str().into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(&v.name),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let entries: Vec<wgpu::BindGroupEntry> = slots
+        .iter()
+        .zip(&buffers)
+        .map(|(&binding, b)| wgpu::BindGroupEntry {
+            binding,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    queue.submit([encoder.finish()]);
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| anyhow!("{}: waiting for the device: {e}", v.name))?;
+    let time = start.elapsed();
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(anyhow!("{}: the driver refused it: {e}", v.name));
+    }
+    Ok(CompileTime {
+        name: v.name.clone(),
+        time,
+    })
+}
