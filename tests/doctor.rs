@@ -74,7 +74,10 @@ fn kernels_compile_times_lists_each_chosen_variant() {
         .unwrap();
     ok(&o);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("adapter: ") && out.contains("driver: "), "{out}");
+    assert!(
+        out.contains("adapter: ") && out.contains("driver: "),
+        "{out}"
+    );
     let timed: Vec<&str> = out.lines().filter(|l| l.contains(" s  ")).collect();
     assert_eq!(timed.len(), 2, "one line per chosen variant:\n{out}");
     for (line, name) in timed.iter().zip(["ranking_loss_wg", "dropout_wg"]) {
