@@ -9,9 +9,10 @@
 #   bench/gpu_check.sh [OUT_DIR]          (default gpu_check/<UTC time>)
 #
 # RLHF_BIN names the binary (default: $CARGO_TARGET_DIR/release/rlhf, else target/release/rlhf);
-# RLHF_DEVICE the --device value (default wgpu). The whole check takes about 5 minutes on a
-# desktop GPU; each step is cut at GPU_CHECK_STEP_S seconds (default 150) so the whole stays
-# under 8 minutes even on a slow driver.
+# RLHF_DEVICE the --device value (default wgpu). Each step is cut at its limit (compile times,
+# doctor and the pipeline at GPU_CHECK_STEP_S seconds, default 150; the benches at 60-90 s), so
+# the whole stays under 13 minutes even on a driver that compiles slowly (under 10 at
+# GPU_CHECK_STEP_S=90); a step that finishes ends at once.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -167,13 +167,16 @@ pub fn requested_features(adapter: wgpu::Features) -> wgpu::Features {
 
 /// The error for an adapter that refused to open: what it said, which features were asked for,
 /// and what to do.
-fn open_error(row: &AdapterRow, e: &wgpu::RequestDeviceError) -> anyhow::Error {
+fn open_error(
+    row: &AdapterRow,
+    asked: wgpu::Features,
+    e: &wgpu::RequestDeviceError,
+) -> anyhow::Error {
     anyhow!(
-        "opening {} ({:?}): {e}\n(asked for the features {:?}); update the graphics driver, \
+        "opening {} ({:?}): {e}\n(asked for the features {asked:?}); update the graphics driver, \
          try another adapter with --device (see `rlhf devices`), or train on the CPU with --device cpu",
         row.name,
         row.backend,
-        USED_FEATURES
     )
 }
 
@@ -241,14 +244,15 @@ pub fn open_wgpu(choice: DeviceChoice) -> Result<Option<Opened>> {
         .ok_or_else(|| anyhow!("adapter vanished"))?;
     let row = rows[i].clone();
     let details = AdapterDetails::of(&adapter);
+    let asked = requested_features(adapter.features());
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("rlhf"),
-        required_features: requested_features(adapter.features()),
+        required_features: asked,
         required_limits: adapter.limits(),
         memory_hints: wgpu::MemoryHints::MemoryUsage,
         ..Default::default()
     }))
-    .map_err(|e| open_error(&row, &e))?;
+    .map_err(|e| open_error(&row, asked, &e))?;
     Ok(Some(Opened {
         instance: inst,
         adapter,

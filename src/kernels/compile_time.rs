@@ -25,9 +25,7 @@ pub struct CompileTime {
 
 /// The `@binding` numbers of group 0's storage buffers, read from the WGSL by naga.
 fn bindings(wgsl: &str) -> Result<Vec<u32>> {
-    let module = naga::front::wgsl::parse_str(wgsl)
-        .map_err(|e| anyhow!("WGSL: {}", e.emit_to_string(wgsl)))?;
-    let mut out: Vec<u32> = module
+    let mut out: Vec<u32> = super::translate::parse(wgsl)?
         .global_variables
         .iter()
         .filter_map(|(_, g)| g.binding.as_ref())

@@ -90,10 +90,14 @@ fn to_glsl(module: &Module, info: &ModuleInfo) -> Result<String> {
     Ok(text)
 }
 
+/// Parses one variant's WGSL; the error shows naga's message with the offending source line.
+pub fn parse(wgsl: &str) -> Result<Module> {
+    naga::front::wgsl::parse_str(wgsl).map_err(|e| anyhow!("WGSL: {}", e.emit_to_string(wgsl)))
+}
+
 /// Parses, validates and translates one variant's WGSL; the error names the target that failed.
 pub fn translate(wgsl: &str) -> Result<Translations> {
-    let module = naga::front::wgsl::parse_str(wgsl)
-        .map_err(|e| anyhow!("WGSL: {}", e.emit_to_string(wgsl)))?;
+    let module = parse(wgsl)?;
     let info = validate(&module).context("WGSL")?;
     Ok(Translations {
         spirv: to_spirv(&module, &info).context("SPIR-V (Vulkan)")?,
