@@ -15,6 +15,11 @@
 //
 // Bindings: q, d_o (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk), lse, dd (B, nh, T),
 //           dk, dv (B, nh, Tk, hs), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs))].
+//
+// Inside every loop over the R rows, the private arrays are indexed through `ri = min(r, R - 1)`
+// (the same value), not `r`: Mesa's NIR fully unrolls a loop whose induction variable indexes an
+// array of the loop's length, which for R = 8-16 made each variant take 10-230 s to compile on
+// Mesa 25's lavapipe (3-16 s so; `rlhf kernels --compile-times`).
 
 @group(0) @binding(0) var<storage, read_write> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> k: array<vec4<f32>>;
@@ -78,17 +83,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var dkr: array<vec4<f32>, R * HS4>;
     var dvr: array<vec4<f32>, R * HS4>;
     for (var r = 0u; r < R; r++) {
+        let ri = min(r, R - 1u);
         let j = key0 + lid.x + r * WG;
         let jc = min(j, tk - 1u);
-        jr[r] = j;
-        key_in[r] = j < tk;
-        key_ok[r] = j < tk && pad[b * tk + jc] < 0.5;
+        jr[ri] = j;
+        key_in[ri] = j < tk;
+        key_ok[ri] = j < tk && pad[b * tk + jc] < 0.5;
         let kbase = (bh * tk + jc) * HS4;
         for (var d = 0u; d < HS4; d++) {
-            kr[r * HS4 + d] = k[kbase + d] * scale;
-            vr[r * HS4 + d] = v[kbase + d];
-            dkr[r * HS4 + d] = vec4<f32>(0.0);
-            dvr[r * HS4 + d] = vec4<f32>(0.0);
+            kr[ri * HS4 + d] = k[kbase + d] * scale;
+            vr[ri * HS4 + d] = v[kbase + d];
+            dkr[ri * HS4 + d] = vec4<f32>(0.0);
+            dvr[ri * HS4 + d] = vec4<f32>(0.0);
         }
     }
 
@@ -113,13 +119,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let dead = qpos < first;
             var s: array<f32, R>;
             var dp: array<f32, R>;
-            for (var r = 0u; r < R; r++) { s[r] = 0.0; dp[r] = 0.0; }
+            for (var r = 0u; r < R; r++) { let ri = min(r, R - 1u); s[ri] = 0.0; dp[ri] = 0.0; }
             for (var d = 0u; d < HS4; d++) {
                 let qd = qs[ii * HS4 + d];
                 let od = dos[ii * HS4 + d];
                 for (var r = 0u; r < R; r++) {
-                    s[r] += dot(qd, kr[r * HS4 + d]);
-                    dp[r] += dot(od, vr[r * HS4 + d]);
+                    let ri = min(r, R - 1u);
+                    s[ri] += dot(qd, kr[ri * HS4 + d]);
+                    dp[ri] += dot(od, vr[ri * HS4 + d]);
                 }
             }
             let li = ls[ii];
@@ -127,28 +134,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             var p: array<f32, R>;
             var dsv: array<f32, R>;
             for (var r = 0u; r < R; r++) {
-                let live = key_ok[r] && jr[r] <= qpos;
+                let ri = min(r, R - 1u);
+                let live = key_ok[ri] && jr[ri] <= qpos;
                 // dead row: uniform P = 1/Tk over every key, feeds dV only
-                p[r] = select(select(0.0, exp(-li), key_in[r] && dead), exp(s[r] - li), live);
-                dsv[r] = select(0.0, p[r] * (dp[r] - di), live);
+                p[ri] = select(select(0.0, exp(-li), key_in[ri] && dead), exp(s[ri] - li), live);
+                dsv[ri] = select(0.0, p[ri] * (dp[ri] - di), live);
             }
             for (var d = 0u; d < HS4; d++) {
                 let qd = qs[ii * HS4 + d];
                 let od = dos[ii * HS4 + d];
                 for (var r = 0u; r < R; r++) {
-                    dvr[r * HS4 + d] += p[r] * od;
-                    dkr[r * HS4 + d] += dsv[r] * qd;
+                    let ri = min(r, R - 1u);
+                    dvr[ri * HS4 + d] += p[ri] * od;
+                    dkr[ri * HS4 + d] += dsv[ri] * qd;
                 }
             }
         }
     }
 
     for (var r = 0u; r < R; r++) {
-        if key_in[r] {
-            let o = (bh * tk + jr[r]) * HS4;
+        let ri = min(r, R - 1u);
+        if key_in[ri] {
+            let o = (bh * tk + jr[ri]) * HS4;
             for (var d = 0u; d < HS4; d++) {
-                dk[o + d] = dkr[r * HS4 + d] * scale;
-                dv[o + d] = dvr[r * HS4 + d];
+                dk[o + d] = dkr[ri * HS4 + d] * scale;
+                dv[o + d] = dvr[ri * HS4 + d];
             }
         }
     }

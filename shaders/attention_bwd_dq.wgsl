@@ -12,6 +12,11 @@
 //
 // Bindings: q, d_o (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk), lse, dd (B, nh, T),
 //           dq (B, nh, T, hs), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs))].
+//
+// Inside every loop over the R rows, the private arrays are indexed through `ri = min(r, R - 1)`
+// (the same value), not `r`: Mesa's NIR fully unrolls a loop whose induction variable indexes an
+// array of the loop's length, which for R = 8-16 made each variant take 10-230 s to compile on
+// Mesa 25's lavapipe (3-16 s so; `rlhf kernels --compile-times`).
 
 @group(0) @binding(0) var<storage, read_write> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> k: array<vec4<f32>>;
@@ -67,17 +72,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var dor: array<vec4<f32>, R * HS4>;
     var dqr: array<vec4<f32>, R * HS4>;
     for (var r = 0u; r < R; r++) {
+        let ri = min(r, R - 1u);
         let row = row0 + lid.x + r * WG;
         let rc = min(row, t - 1u);
-        qpos[r] = t_past + row;
-        live[r] = row < t && t_past + row >= first;
-        li[r] = lse[bh * t + rc];
-        di[r] = dd[bh * t + rc];
+        qpos[ri] = t_past + row;
+        live[ri] = row < t && t_past + row >= first;
+        li[ri] = lse[bh * t + rc];
+        di[ri] = dd[bh * t + rc];
         let base = (bh * t + rc) * HS4;
         for (var d = 0u; d < HS4; d++) {
-            qr[r * HS4 + d] = q[base + d] * scale;
-            dor[r * HS4 + d] = d_o[base + d];
-            dqr[r * HS4 + d] = vec4<f32>(0.0);
+            qr[ri * HS4 + d] = q[base + d] * scale;
+            dor[ri * HS4 + d] = d_o[base + d];
+            dqr[ri * HS4 + d] = vec4<f32>(0.0);
         }
     }
     let kvbase = bh * tk * HS4;
@@ -100,31 +106,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let open = ps[jj] < 0.5;
             var s: array<f32, R>;
             var dp: array<f32, R>;
-            for (var r = 0u; r < R; r++) { s[r] = 0.0; dp[r] = 0.0; }
+            for (var r = 0u; r < R; r++) { let ri = min(r, R - 1u); s[ri] = 0.0; dp[ri] = 0.0; }
             for (var d = 0u; d < HS4; d++) {
                 let kd = ks[jj * HS4 + d];
                 let vd = vs[jj * HS4 + d];
                 for (var r = 0u; r < R; r++) {
-                    s[r] += dot(qr[r * HS4 + d], kd);
-                    dp[r] += dot(dor[r * HS4 + d], vd);
+                    let ri = min(r, R - 1u);
+                    s[ri] += dot(qr[ri * HS4 + d], kd);
+                    dp[ri] += dot(dor[ri * HS4 + d], vd);
                 }
             }
             var dsv: array<f32, R>;
             for (var r = 0u; r < R; r++) {
-                dsv[r] = select(0.0, exp(s[r] - li[r]) * (dp[r] - di[r]), live[r] && j <= qpos[r] && open);
+                let ri = min(r, R - 1u);
+                dsv[ri] = select(0.0, exp(s[ri] - li[ri]) * (dp[ri] - di[ri]), live[ri] && j <= qpos[ri] && open);
             }
             for (var d = 0u; d < HS4; d++) {
                 let kd = ks[jj * HS4 + d];
-                for (var r = 0u; r < R; r++) { dqr[r * HS4 + d] += dsv[r] * kd; }
+                for (var r = 0u; r < R; r++) { let ri = min(r, R - 1u); dqr[ri * HS4 + d] += dsv[ri] * kd; }
             }
         }
     }
 
     for (var r = 0u; r < R; r++) {
+        let ri = min(r, R - 1u);
         let row = row0 + lid.x + r * WG;
         if row < t {
             let base = (bh * t + row) * HS4;
-            for (var d = 0u; d < HS4; d++) { dq[base + d] = dqr[r * HS4 + d] * scale; }
+            for (var d = 0u; d < HS4; d++) { dq[base + d] = dqr[ri * HS4 + d] * scale; }
         }
     }
 }

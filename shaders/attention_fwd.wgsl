@@ -9,7 +9,7 @@
 // loop, so R rows per load is what makes the kernel fast there.
 //
 // Placeholders (filled by src/kernels/attention/launch.rs through SourceTemplate, which first
-// unrolls the loops bounded by HS4 up to head size 64, and those bounded by R where R = 1, so
+// unrolls the loops bounded by HS4 up to head size 32, and those bounded by R where R = 1, so
 // that the head-size index of the private arrays below is a constant):
 //   {{ hs }}    head size (multiple of 4, 4..128)
 //   {{ wg }}    invocations per workgroup
@@ -30,6 +30,11 @@
 // Bindings: q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) 1.0 at padding keys,
 //           out (B, nh, T, hs), lse (B, nh, T), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs))].
 // q, k, v, out are read as vec4 (hs is a multiple of 4): one load instruction per 4 floats.
+//
+// Inside every loop over the R rows, the private arrays are indexed through `ri = min(r, R - 1)`
+// (the same value), not `r`: Mesa's NIR fully unrolls a loop whose induction variable indexes an
+// array of the loop's length, which for R = 8-16 made each variant take 10-230 s to compile on
+// Mesa 25's lavapipe (3-16 s so; `rlhf kernels --compile-times`).
 
 @group(0) @binding(0) var<storage, read_write> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> k: array<vec4<f32>>;
@@ -88,15 +93,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var qr: array<vec4<f32>, R * HS4>;
     var acc: array<vec4<f32>, R * HS4>;
     for (var r = 0u; r < R; r++) {
+        let ri = min(r, R - 1u);
         let row = row0 + lid.x + r * WG;
-        qpos[r] = t_past + row;
-        masked[r] = select(MASK, 0.0, t_past + row < first);
-        m[r] = -3.0e38;
-        l[r] = 0.0;
+        qpos[ri] = t_past + row;
+        masked[ri] = select(MASK, 0.0, t_past + row < first);
+        m[ri] = -3.0e38;
+        l[ri] = 0.0;
         let qbase = (bh * t + min(row, t - 1u)) * HS4;
         for (var d = 0u; d < HS4; d++) {
-            qr[r * HS4 + d] = q[qbase + d] * scale;
-            acc[r * HS4 + d] = vec4<f32>(0.0);
+            qr[ri * HS4 + d] = q[qbase + d] * scale;
+            acc[ri * HS4 + d] = vec4<f32>(0.0);
         }
     }
     let kvbase = bh * tk * HS4;
@@ -118,38 +124,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let j = j0 + jj;
             let open = ps[jj] < 0.5;
             var s: array<f32, R>;
-            for (var r = 0u; r < R; r++) { s[r] = 0.0; }
+            for (var r = 0u; r < R; r++) { let ri = min(r, R - 1u); s[ri] = 0.0; }
             // one load of k_j feeds all R rows
             for (var d = 0u; d < HS4; d++) {
                 let kd = ks[jj * HS4 + d];
-                for (var r = 0u; r < R; r++) { s[r] += dot(qr[r * HS4 + d], kd); }
+                for (var r = 0u; r < R; r++) { let ri = min(r, R - 1u); s[ri] += dot(qr[ri * HS4 + d], kd); }
             }
             var p: array<f32, R>;
             for (var r = 0u; r < R; r++) {
-                let sr = select(masked[r], s[r], j <= qpos[r] && open);
-                if sr > m[r] {
-                    let alpha = exp(m[r] - sr);
-                    l[r] *= alpha;
-                    for (var d = 0u; d < HS4; d++) { acc[r * HS4 + d] *= alpha; }
-                    m[r] = sr;
+                let ri = min(r, R - 1u);
+                let sr = select(masked[ri], s[ri], j <= qpos[ri] && open);
+                if sr > m[ri] {
+                    let alpha = exp(m[ri] - sr);
+                    l[ri] *= alpha;
+                    for (var d = 0u; d < HS4; d++) { acc[ri * HS4 + d] *= alpha; }
+                    m[ri] = sr;
                 }
-                p[r] = exp(sr - m[r]);
-                l[r] += p[r];
+                p[ri] = exp(sr - m[ri]);
+                l[ri] += p[ri];
             }
             for (var d = 0u; d < HS4; d++) {
                 let vd = vs[jj * HS4 + d];
-                for (var r = 0u; r < R; r++) { acc[r * HS4 + d] += p[r] * vd; }
+                for (var r = 0u; r < R; r++) { let ri = min(r, R - 1u); acc[ri * HS4 + d] += p[ri] * vd; }
             }
         }
     }
 
     for (var r = 0u; r < R; r++) {
+        let ri = min(r, R - 1u);
         let row = row0 + lid.x + r * WG;
         if row < t {
-            let inv = 1.0 / l[r];
+            let inv = 1.0 / l[ri];
             let obase = (bh * t + row) * HS4;
-            for (var d = 0u; d < HS4; d++) { out[obase + d] = acc[r * HS4 + d] * inv; }
-            lse[bh * t + row] = m[r] + log(l[r]);
+            for (var d = 0u; d < HS4; d++) { out[obase + d] = acc[ri * HS4 + d] * inv; }
+            lse[bh * t + row] = m[ri] + log(l[ri]);
         }
     }
 }

@@ -83,12 +83,11 @@ mod tests {
         );
         for x in &v {
             assert!(!x.wgsl.contains("{{"), "{}: placeholder left", x.name);
-            // the launcher unrolls the head-size loops up to head size 64, the rows loop at R = 1
-            assert!(
-                !x.wgsl.contains("< HS4; "),
-                "{}: head-size loop left",
-                x.name
-            );
+            // the launcher unrolls the head-size loops up to head size 32, the rows loop at R = 1
+            if x.name.starts_with("attention_") {
+                let wide = x.name.contains("_hs64_");
+                assert_eq!(x.wgsl.contains("< HS4; "), wide, "{}: head-size loop", x.name);
+            }
             if x.name.starts_with("attention_") {
                 let one_row = x.name.contains("_r1_");
                 assert_eq!(x.wgsl.contains("< R; "), !one_row, "{}: rows loop", x.name);

@@ -60,15 +60,15 @@ impl KernelSource for AttnKernel {
 }
 
 /// Head size above which the loops over the head size stay loops.
-const MAX_UNROLLED_HS: usize = 64;
+const MAX_UNROLLED_HS: usize = 32;
 
 /// The loop bounds `wgsl_unroll` expands for head size `hs` and `plan`. Unrolled, a loop over
-/// the head size (`HS4`) turns the per-row vectors into registers (1.5× faster on lavapipe), but
-/// compile time grows steeply with the registers a shader holds: on Mesa 25's lavapipe, which
-/// compiles compute shaders as LLVM coroutines, unrolling the rows loop too (`R` up to 16) took
-/// 25-150 s per variant, unrolling only `HS4` 1-9 s up to head size 64 and 9-26 s at 128, and no
-/// unrolling 5-7 s at 128 (`rlhf kernels --compile-times`). So: `HS4` up to head size 64, `R`
-/// only where it is 1 (the GPU plans, where that just removes the loop).
+/// the head size (`HS4`) turns the per-row vectors into registers (1.2× faster on lavapipe at
+/// head size 64), but compile time grows with the registers a shader holds: on Mesa 25's
+/// lavapipe the head-size-64 variants took 7-14 s each unrolled and 5-10 s not (`rlhf kernels
+/// --compile-times`), and a first training step compiles three. So: `HS4` up to head size 32,
+/// `R` only where it is 1 (the GPU plans, where that just removes the loop). The shaders keep
+/// the compiler itself from unrolling the `R` loops (see their headers).
 fn unrolled_loops(hs: usize, plan: AttnPlan) -> Vec<(&'static str, usize)> {
     let mut bounds = Vec::with_capacity(2);
     if hs <= MAX_UNROLLED_HS {
