@@ -221,11 +221,22 @@ fn dropout_check(device: &Device) -> Result<Check> {
 
 /// Every check on `device` (a wgpu device: on the CPU backend the kernels never launch).
 pub fn run_checks(device: &Device) -> Result<Vec<Check>> {
+    run_checks_each(device, |_| {})
+}
+
+/// [`run_checks`], handing each check to `each` as soon as it is done (the first launch of a
+/// kernel compiles it, which takes seconds per kernel on a software driver, so a caller can show
+/// progress).
+pub fn run_checks_each(device: &Device, mut each: impl FnMut(&Check)) -> Result<Vec<Check>> {
     let mut out = Vec::new();
+    let mut push = |c: Check| {
+        each(&c);
+        out.push(c);
+    };
     for c in ATTN_CASES {
-        out.push(attention_check(c, device)?);
+        push(attention_check(c, device)?);
     }
-    out.push(rank_check(device)?);
-    out.push(dropout_check(device)?);
+    push(rank_check(device)?);
+    push(dropout_check(device)?);
     Ok(out)
 }

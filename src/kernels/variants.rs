@@ -86,7 +86,12 @@ mod tests {
             // the launcher unrolls the head-size loops up to head size 32, the rows loop at R = 1
             if x.name.starts_with("attention_") {
                 let wide = x.name.contains("_hs64_");
-                assert_eq!(x.wgsl.contains("< HS4; "), wide, "{}: head-size loop", x.name);
+                assert_eq!(
+                    x.wgsl.contains("< HS4; "),
+                    wide,
+                    "{}: head-size loop",
+                    x.name
+                );
             }
             if x.name.starts_with("attention_") {
                 let one_row = x.name.contains("_r1_");

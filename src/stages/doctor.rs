@@ -138,14 +138,14 @@ pub fn run(sel: &Selected) -> Result<()> {
     );
     let mut all_ok = true;
     if crate::kernels::is_kernel_device(device) {
-        for c in selfcheck::run_checks(device)? {
+        selfcheck::run_checks_each(device, |c| {
             let what = if c.launched {
                 c.name.clone()
             } else {
                 format!("{} (kernel not launched)", c.name)
             };
             all_ok &= row(c.ok(), &what, c.max_rel as f64, selfcheck::TOLERANCE as f64);
-        }
+        })?;
     } else {
         println!("      fused kernels: not used on this device (the reference ops run)");
     }
