@@ -328,12 +328,12 @@ fn reward_forward_matches_full(dev: &Device) {
     let rel = common::max_rel_diff(&r_full, &r_last);
     assert!(rel <= 1e-4, "rewards {r_full:?} vs {r_last:?}");
     for (i, (a, b)) in g_full.iter().zip(&g_last).enumerate() {
-        let scale = a.iter().fold(0f32, |s, v| s.max(v.abs()));
+        let scale = common::worst(a.iter().map(|v| v.abs()));
         assert!(
             scale > 0.0,
             "gradient {i} is all zero: the test would be vacuous"
         );
-        let diff = a.iter().zip(b).fold(0f32, |s, (x, y)| s.max((x - y).abs()));
+        let diff = common::worst(a.iter().zip(b).map(|(x, y)| (x - y).abs()));
         assert!(
             diff <= 1e-4 * scale,
             "gradient {i}: max diff {diff} of {scale}"

@@ -85,11 +85,8 @@ fn micro_batches_give_the_whole_batch_gradient() {
             (l - l1).abs() < 1e-5 * l1.abs(),
             "{micro} micro-batches: loss {l} vs {l1}"
         );
-        let scale = g1.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let worst = g
-            .iter()
-            .zip(&g1)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let scale = common::worst(g1.iter().map(|x| x.abs()));
+        let worst = common::worst(g.iter().zip(&g1).map(|(a, b)| (a - b).abs()));
         assert!(
             worst <= 1e-4 * scale,
             "{micro} micro-batches: gradient off by {worst} (largest {scale})"

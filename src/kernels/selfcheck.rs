@@ -6,6 +6,7 @@
 use super::attention::{attention_kernel_launches, attention_reference, causal_attention};
 use super::dropout::{self as drop, dropout, dropout_reference, MaskKey, Segment};
 use super::ranking_loss::{kernel_launches, ranking_loss, ranking_loss_reference};
+pub use crate::util::compare::rel_err;
 use crate::util::rng::Rng;
 use crate::util::tensors::{floats, to_vec};
 use anyhow::Result;
@@ -46,27 +47,8 @@ fn randn(n: usize, rng: &mut Rng) -> Vec<f32> {
         .collect()
 }
 
-/// Largest |a − b| relative to the largest |b| (at least 1e-6); NaN if `a` is not finite or
-/// the lengths differ.
-pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    if a.iter().any(|x| !x.is_finite()) || a.len() != b.len() {
-        return f32::NAN;
-    }
-    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / scale)
-        .fold(0.0, f32::max)
-}
-
 fn worst(errs: &[f32]) -> f32 {
-    errs.iter().copied().fold(0.0, |m, e| {
-        if e.is_nan() || m.is_nan() {
-            f32::NAN
-        } else {
-            m.max(e)
-        }
-    })
+    crate::util::compare::worst(errs.iter().copied())
 }
 
 /// (B, nh, T, hs, t_past, right padding of the last row's keys)

@@ -1,7 +1,8 @@
-//! Small helpers shared by every layer: atomic file writes, sorted JSON, a seedable RNG, the
+//! Small helpers shared by every layer: error measures that keep NaN (`compare`), atomic file writes, sorted JSON, a seedable RNG, the
 //! panic boundary, host/device tensor moves and the micro-batch sharding over threads (`shards`).
 
 pub mod alloc;
+pub mod compare;
 pub mod fs;
 pub mod json;
 pub mod panic;

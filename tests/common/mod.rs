@@ -60,15 +60,20 @@ pub fn randn(n: usize, seed: u64, s: f32) -> Vec<f32> {
 }
 
 /// Largest |a−b| over the elements, relative to the largest |a| (at least 1e-6): the scale-free
-/// error the cross-device tests bound.
+/// error the cross-device tests bound. NaN (so over every tolerance) when either side holds a
+/// NaN or an infinity.
 pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / scale)
-        .fold(0.0, f32::max)
+    if a.iter().chain(b).any(|x| !x.is_finite()) {
+        return f32::NAN;
+    }
+    let scale = worst(a.iter().map(|x| x.abs())).max(1e-6);
+    worst(a.iter().zip(b).map(|(x, y)| (x - y).abs() / scale))
 }
+
+/// The largest of `errs`, NaN if any is NaN (`rlhf::util::compare::worst`): every "largest
+/// difference" in the tests goes through it, so no comparison drops a NaN.
+pub use rlhf::util::compare::worst;
 
 /// Saves `model` as a finished language-model checkpoint in `dir` with the tokenizer `tok`.
 pub fn save_lm(

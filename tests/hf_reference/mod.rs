@@ -55,7 +55,14 @@ fn max_diff(a: &[f32], b: &[f32], vocab: usize) -> (f32, (usize, usize)) {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .enumerate()
-        .fold((0, 0.0f32), |m, (i, d)| if d > m.1 { (i, d) } else { m });
+        // a NaN difference is the worst and stays (`d > m` alone would skip it)
+        .fold((0, 0.0f32), |m, (i, d)| {
+            if !m.1.is_nan() && (d.is_nan() || d > m.1) {
+                (i, d)
+            } else {
+                m
+            }
+        });
     (d, (i / vocab, i % vocab))
 }
 
