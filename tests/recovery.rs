@@ -216,3 +216,64 @@ fn rloo_killed_and_resumed_matches_uninterrupted() {
     let metrics = |run: &str| std::fs::read_to_string(d.join(run).join("metrics.csv")).unwrap();
     assert_eq!(metrics("uninterrupted"), metrics("killed"));
 }
+
+/// A crash at each instant of a checkpoint write (`checkpoint::CRASH_POINTS`, the second write of
+/// the run) leaves a checkpoint that `sample` reads and `--resume` continues from, to the bytes
+/// of an uninterrupted run.
+#[test]
+fn a_crash_at_every_instant_of_a_checkpoint_write_resumes_to_the_same_bytes() {
+    use rlhf::checkpoint::{CRASH_ENV, CRASH_POINTS};
+    let (inp, _) = setup();
+    let d = common::tmp_dir("crash-points");
+    let args = with(
+        pretrain_args(inp),
+        &["--steps", "12", "--checkpoint-every", "4"],
+    );
+    let a = d.join("uninterrupted");
+    ok(&rlhf().args(&args).arg("--out").arg(&a).output().unwrap());
+    let prompts = d.join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\":\"Define: cat\"}\n").unwrap();
+    for point in CRASH_POINTS {
+        let b = d.join(point);
+        let o = rlhf()
+            .args(&args)
+            .arg("--out")
+            .arg(&b)
+            .env(CRASH_ENV, format!("{point}:2"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(&format!("aborting at {point}")),
+            "{point}: the run was not cut there: {err}"
+        );
+        let (step, finished) = ckpt_step(&b).unwrap_or_else(|| panic!("{point}: no checkpoint"));
+        assert!(step > 0 && !finished, "{point}: checkpoint at step {step}");
+        ok(&rlhf()
+            .args([
+                "sample",
+                "--device",
+                "cpu",
+                "--ckpt",
+                s(&b),
+                "--prompts",
+                s(&prompts),
+            ])
+            .arg("--out")
+            .arg(d.join(format!("{point}.jsonl")))
+            .args(["-k", "1", "--max-new-tokens", "4"])
+            .output()
+            .unwrap());
+        ok(&rlhf()
+            .args(&args)
+            .args(["--resume", "--out"])
+            .arg(&b)
+            .output()
+            .unwrap());
+        assert_same_bytes(
+            &a.join("ckpt/model.safetensors"),
+            &b.join("ckpt/model.safetensors"),
+            &format!("cut at {point} of the second checkpoint write, resumed"),
+        );
+    }
+}

@@ -199,6 +199,29 @@ pub struct SaveRequest<'a, M: Module> {
     pub state: &'a TrainState,
 }
 
+/// Test hook: `RLHF_CRASH_AT=<point>:<n>` aborts the process (no unwinding and no cleanup, as a
+/// `kill -9` or a power cut would) at `point` of its `n`-th checkpoint write (from 1), so the
+/// tests can check that a crash at any instant of a write leaves a checkpoint `--resume` and
+/// `sample` read. Leave it unset in real runs.
+pub const CRASH_ENV: &str = "RLHF_CRASH_AT";
+
+/// The instants of a checkpoint write [`CRASH_ENV`] can name, in order: the new files written
+/// into `ckpt.tmp/`, then fsynced, the old `ckpt/` moved to `ckpt.old/` (from the second write
+/// on), `ckpt.tmp/` moved to `ckpt/`, and `ckpt.old/` removed.
+pub const CRASH_POINTS: [&str; 5] = ["written", "synced", "moved-aside", "moved-in", "done"];
+
+static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Aborts here when [`CRASH_ENV`] names this point of the `write`-th checkpoint write.
+fn crash_point(point: &str, write: usize) {
+    if let Ok(v) = std::env::var(CRASH_ENV) {
+        if v == format!("{point}:{write}") {
+            eprintln!("{CRASH_ENV}: aborting at {point} of checkpoint write {write}");
+            std::process::abort();
+        }
+    }
+}
+
 /// Writes `dir/ckpt/` atomically, refusing weights that hold a NaN or ±inf.
 ///
 /// Order: everything into `ckpt.tmp/` (each file fsynced), then `ckpt/` → `ckpt.old/`,
@@ -220,9 +243,12 @@ pub fn save_with<M: Module>(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("clearing {}", tmp.display()))?;
     }
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     write_parts(&tmp, &req)?;
     extra(&tmp)?;
+    crash_point("written", write);
     sync_dir_files(&tmp)?;
+    crash_point("synced", write);
     // each rename has an absent destination: Windows cannot rename a directory over another
     let swap = crate::util::fs::rename;
     if final_dir.exists() {
@@ -231,11 +257,14 @@ pub fn save_with<M: Module>(
             std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
         }
         swap(&final_dir, &old)?;
+        crash_point("moved-aside", write);
     }
     swap(&tmp, &final_dir)?;
+    crash_point("moved-in", write);
     if old.exists() {
         std::fs::remove_dir_all(&old).ok();
     }
+    crash_point("done", write);
     Ok(final_dir)
 }
 
