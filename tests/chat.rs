@@ -145,9 +145,23 @@ fn a_long_conversation_drops_its_oldest_turns() {
     let ckpt = checkpoint(&d.join("m"));
     // tiny's context is 64 tokens: ten turns of a long question outgrow it
     let q = "Pray, what do you think of the weather at Hartfield this week?";
-    let input = format!("{q}\n").repeat(10);
+    let saved = d.join("long.jsonl");
+    let input = format!("{q}\n").repeat(10) + &format!("/save {}\n", s(&saved));
     let (replies, err) = chat(&ckpt, &input);
     assert_eq!(replies.len(), 10, "{err}");
+    // `/save` writes every turn, also those the model no longer sees
+    let v: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&saved).unwrap().trim()).unwrap();
+    let want: Vec<serde_json::Value> = replies
+        .iter()
+        .flat_map(|r| {
+            [
+                serde_json::json!({"role": "user", "content": q}),
+                serde_json::json!({"role": "assistant", "content": r}),
+            ]
+        })
+        .collect();
+    assert_eq!(v, serde_json::json!({ "messages": want }), "{err}");
     assert!(
         err.contains("outgrew the model's context of 64 tokens"),
         "{err}"

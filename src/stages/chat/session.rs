@@ -12,10 +12,9 @@ use crate::util::rng::Rng;
 use anyhow::Result;
 use burn::prelude::*;
 
-/// One message and its tokens in the template: a user turn's rendered prompt, or an assistant
-/// turn's sampled tokens and the `<|endoftext|>` that closes it.
+/// One message's tokens in the template: a user turn's rendered prompt, or an assistant turn's
+/// sampled tokens and the `<|endoftext|>` that closes it (the text is in the transcript).
 struct Turn {
-    message: Message,
     ids: Vec<u32>,
 }
 
@@ -43,6 +42,9 @@ pub struct ChatSession<'a> {
     device: Device,
     rng: Rng,
     turns: Vec<Turn>,
+    /// Every message since the start or the last reset, those dropped from `turns` to fit the
+    /// context included: the user's transcript, which `/save` writes whole.
+    transcript: Vec<Message>,
     /// Holds every turn's tokens but the last sampled one; `None` until the first turn or after
     /// turns were dropped.
     dec: Option<Decoder<'a>>,
@@ -63,28 +65,29 @@ impl<'a> ChatSession<'a> {
             device: device.clone(),
             rng: Rng::new(seed),
             turns: Vec::new(),
+            transcript: Vec::new(),
             dec: None,
         }
     }
 
-    /// The conversation so far, in the messages format.
+    /// The conversation so far, every turn since the start or the last reset (also those the
+    /// model no longer sees), in the messages format.
     pub fn messages(&self) -> Vec<Message> {
-        self.turns.iter().map(|t| t.message.clone()).collect()
+        self.transcript.clone()
     }
 
     /// Forgets the conversation (the sampling RNG goes on).
     pub fn reset(&mut self) {
         self.turns.clear();
+        self.transcript.clear();
         self.dec = None;
     }
 
     /// The model's answer to `user`, given the conversation so far.
     pub fn say(&mut self, user: &str) -> Result<Reply> {
         let ids = self.tok.encode(&render_prompt(user))?;
-        self.turns.push(Turn {
-            message: Message::new(Role::User, user),
-            ids,
-        });
+        self.transcript.push(Message::new(Role::User, user));
+        self.turns.push(Turn { ids });
         let n_ctx = self.model.n_ctx();
         let max_new = response_room(n_ctx, &self.cfg);
         // what `generate` keeps of a prompt: the rest is the room for the reply
@@ -128,10 +131,9 @@ impl<'a> ChatSession<'a> {
         let text = self.tok.decode(&ids)?.trim().to_string();
         ids.push(self.tok.eot);
         let sampled = ids.len().min(max_new);
-        self.turns.push(Turn {
-            message: Message::new(Role::Assistant, text.clone()),
-            ids,
-        });
+        self.transcript
+            .push(Message::new(Role::Assistant, text.clone()));
+        self.turns.push(Turn { ids });
         Ok(Reply {
             text,
             fed,
