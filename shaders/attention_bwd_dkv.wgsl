@@ -18,8 +18,8 @@
 //
 // Inside every loop over the R rows, the private arrays are indexed through `ri = min(r, R - 1)`
 // (the same value), not `r`: Mesa's NIR fully unrolls a loop whose induction variable indexes an
-// array of the loop's length, which for R = 8-16 made each variant take 10-230 s to compile on
-// Mesa 25's lavapipe (3-16 s so; `rlhf kernels --compile-times`).
+// array of the loop's length, which for R = 8-16 made each variant take 9-233 s to compile on
+// Mesa 25's lavapipe (2-14 s so; `rlhf kernels --compile-times`).
 
 @group(0) @binding(0) var<storage, read_write> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> k: array<vec4<f32>>;
