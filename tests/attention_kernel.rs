@@ -109,7 +109,7 @@ fn check(c: &Case, dev: &Device) {
         // with a single key (T = 1, no cache) softmax is constant: dQ = dK = 0 exactly
         // with a single key (T = 1, no cache) softmax is constant: dQ = dK = 0 up to rounding
         if c.tk() == 1 && (*name == "dQ" || *name == "dK") {
-            let worst = common::worst(a.iter().chain(b).map(|x| x.abs()));
+            let worst = rlhf::util::compare::worst(a.iter().chain(b).map(|x| x.abs()));
             assert!(worst <= 1e-5, "{name} should be ~0 with one key: {worst}");
             continue;
         }

@@ -328,12 +328,12 @@ fn reward_forward_matches_full(dev: &Device) {
     let rel = common::max_rel_diff(&r_full, &r_last);
     assert!(rel <= 1e-4, "rewards {r_full:?} vs {r_last:?}");
     for (i, (a, b)) in g_full.iter().zip(&g_last).enumerate() {
-        let scale = common::worst(a.iter().map(|v| v.abs()));
+        let scale = rlhf::util::compare::worst(a.iter().map(|v| v.abs()));
         assert!(
             scale > 0.0,
             "gradient {i} is all zero: the test would be vacuous"
         );
-        let diff = common::worst(a.iter().zip(b).map(|(x, y)| (x - y).abs()));
+        let diff = rlhf::util::compare::worst(a.iter().zip(b).map(|(x, y)| (x - y).abs()));
         assert!(
             diff <= 1e-4 * scale,
             "gradient {i}: max diff {diff} of {scale}"

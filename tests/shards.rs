@@ -85,8 +85,8 @@ fn micro_batches_give_the_whole_batch_gradient() {
             (l - l1).abs() < 1e-5 * l1.abs(),
             "{micro} micro-batches: loss {l} vs {l1}"
         );
-        let scale = common::worst(g1.iter().map(|x| x.abs()));
-        let worst = common::worst(g.iter().zip(&g1).map(|(a, b)| (a - b).abs()));
+        let scale = rlhf::util::compare::worst(g1.iter().map(|x| x.abs()));
+        let worst = rlhf::util::compare::worst(g.iter().zip(&g1).map(|(a, b)| (a - b).abs()));
         assert!(
             worst <= 1e-4 * scale,
             "{micro} micro-batches: gradient off by {worst} (largest {scale})"

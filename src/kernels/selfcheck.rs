@@ -47,8 +47,9 @@ fn randn(n: usize, rng: &mut Rng) -> Vec<f32> {
         .collect()
 }
 
-fn worst(errs: &[f32]) -> f32 {
-    crate::util::compare::worst(errs.iter().copied())
+/// The worst [`rel_err`] of the kernel's outputs (`got`) against the twin's (`want`).
+fn worst_rel(got: &[Vec<f32>], want: &[Vec<f32>]) -> f32 {
+    crate::util::compare::worst(got.iter().zip(want).map(|(a, b)| rel_err(a, b)))
 }
 
 /// (B, nh, T, hs, t_past, right padding of the last row's keys)
@@ -99,7 +100,6 @@ fn attention_check(c: AttnCase, device: &Device) -> Result<Check> {
     let got = attention_run(c, device, false)?;
     let launched = attention_kernel_launches() > before;
     let want = attention_run(c, device, true)?;
-    let errs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| rel_err(a, b)).collect();
     let (b, nh, t, hs, t_past, padded) = c;
     let mut name = format!("attention fwd+bwd B{b} nh{nh} T{t} hs{hs}");
     if t_past > 0 {
@@ -110,7 +110,7 @@ fn attention_check(c: AttnCase, device: &Device) -> Result<Check> {
     }
     Ok(Check {
         name,
-        max_rel: worst(&errs),
+        max_rel: worst_rel(&got, &want),
         launched,
     })
 }
@@ -137,10 +137,9 @@ fn rank_check(device: &Device) -> Result<Check> {
     let got = rank_run(&r, &ks, device, false)?;
     let launched = kernel_launches() > before;
     let want = rank_run(&r, &ks, device, true)?;
-    let errs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| rel_err(a, b)).collect();
     Ok(Check {
         name: format!("ranking loss + dL/dr, K = {ks:?}"),
-        max_rel: worst(&errs),
+        max_rel: worst_rel(&got, &want),
         launched,
     })
 }
@@ -193,10 +192,9 @@ fn dropout_check(device: &Device) -> Result<Check> {
     let got = dropout_run(&x, &dy, &key, device, false)?;
     let launched = drop::kernel_launches() > before;
     let want = dropout_run(&x, &dy, &key, device, true)?;
-    let errs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| rel_err(a, b)).collect();
     Ok(Check {
         name: format!("dropout + dx, p = 0.1, {} elements", key.len()),
-        max_rel: worst(&errs),
+        max_rel: worst_rel(&got, &want),
         launched,
     })
 }

@@ -92,8 +92,6 @@ mod tests {
                     "{}: head-size loop",
                     x.name
                 );
-            }
-            if x.name.starts_with("attention_") {
                 let one_row = x.name.contains("_r1_");
                 assert_eq!(x.wgsl.contains("< R; "), !one_row, "{}: rows loop", x.name);
             }

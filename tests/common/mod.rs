@@ -64,16 +64,9 @@ pub fn randn(n: usize, seed: u64, s: f32) -> Vec<f32> {
 /// NaN or an infinity.
 pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    if a.iter().chain(b).any(|x| !x.is_finite()) {
-        return f32::NAN;
-    }
-    let scale = worst(a.iter().map(|x| x.abs())).max(1e-6);
-    worst(a.iter().zip(b).map(|(x, y)| (x - y).abs() / scale))
+    // `rel_err` scales by its second argument and is NaN for any non-finite element of either
+    rlhf::util::compare::rel_err(b, a)
 }
-
-/// The largest of `errs`, NaN if any is NaN (`rlhf::util::compare::worst`): every "largest
-/// difference" in the tests goes through it, so no comparison drops a NaN.
-pub use rlhf::util::compare::worst;
 
 /// Saves `model` as a finished language-model checkpoint in `dir` with the tokenizer `tok`.
 pub fn save_lm(

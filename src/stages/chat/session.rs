@@ -12,12 +12,6 @@ use crate::util::rng::Rng;
 use anyhow::Result;
 use burn::prelude::*;
 
-/// One message's tokens in the template: a user turn's rendered prompt, or an assistant turn's
-/// sampled tokens and the `<|endoftext|>` that closes it (the text is in the transcript).
-struct Turn {
-    ids: Vec<u32>,
-}
-
 /// What one turn did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
@@ -41,7 +35,9 @@ pub struct ChatSession<'a> {
     cfg: SampleConfig,
     device: Device,
     rng: Rng,
-    turns: Vec<Turn>,
+    /// The tokens of each turn the model still sees, in the template: a user turn's rendered
+    /// prompt, an assistant turn's sampled tokens and the `<|endoftext|>` that closes it.
+    turns: Vec<Vec<u32>>,
     /// Every message since the start or the last reset, those dropped from `turns` to fit the
     /// context included: the user's transcript, which `/save` writes whole.
     transcript: Vec<Message>,
@@ -87,7 +83,7 @@ impl<'a> ChatSession<'a> {
     pub fn say(&mut self, user: &str) -> Result<Reply> {
         let ids = self.tok.encode(&render_prompt(user))?;
         self.transcript.push(Message::new(Role::User, user));
-        self.turns.push(Turn { ids });
+        self.turns.push(ids);
         let n_ctx = self.model.n_ctx();
         let max_new = response_room(n_ctx, &self.cfg);
         // what `generate` keeps of a prompt: the rest is the room for the reply
@@ -100,11 +96,10 @@ impl<'a> ChatSession<'a> {
         }
         let cut = self.len() > room;
         if cut {
-            let only = &mut self.turns[0];
-            only.ids = fit_prompt(&only.ids, max_new - 1, n_ctx);
+            self.turns[0] = fit_prompt(&self.turns[0], max_new - 1, n_ctx);
             self.dec = None;
         }
-        let all: Vec<u32> = self.turns.iter().flat_map(|t| t.ids.clone()).collect();
+        let all: Vec<u32> = self.turns.concat();
         let (mut dec, logits, fed) = match self.dec.take() {
             Some(mut d) => {
                 let new = all[d.len()..].to_vec();
@@ -133,7 +128,7 @@ impl<'a> ChatSession<'a> {
         let sampled = ids.len().min(max_new);
         self.transcript
             .push(Message::new(Role::Assistant, text.clone()));
-        self.turns.push(Turn { ids });
+        self.turns.push(ids);
         Ok(Reply {
             text,
             fed,
@@ -146,6 +141,6 @@ impl<'a> ChatSession<'a> {
 
     /// Tokens of the conversation so far.
     fn len(&self) -> usize {
-        self.turns.iter().map(|t| t.ids.len()).sum()
+        self.turns.iter().map(Vec::len).sum()
     }
 }
