@@ -205,6 +205,23 @@ fn bad_input_gives_file_and_line() {
     let inp = fixtures::inputs(&d.join("in"), &common::tok());
     let ckpt = d.join("ckpt");
     fixtures::tiny_pretrain(&inp, &ckpt, 1);
+    // the bad data with a good checkpoint: the file, the line and the field
+    let o = rlhf()
+        .args(["sft", "--device", "cpu", "--init"])
+        .arg(&ckpt)
+        .arg("--data")
+        .arg(&f)
+        .arg("--out")
+        .arg(d.join("o"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad.jsonl:2") && err.contains("field \"response\" must be a string"),
+        "{err}"
+    );
+    assert!(!d.join("o/ckpt").exists(), "nothing is written");
     let prompts = d.join("prompts.jsonl");
     std::fs::write(&prompts, "{\"prompt\":\"Define: cat\"}\n").unwrap();
     let out = d.join("samples.jsonl");
@@ -233,4 +250,85 @@ fn bad_input_gives_file_and_line() {
     );
     let o = rlhf().args(["--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("pipeline"));
+}
+
+/// "The job is deterministic": the pipeline run twice (shortened) gives the same bytes — every
+/// checkpoint's weights, the tokenizer, samples, rankings and eval samples — and the same
+/// eval.json (but its wall time and the paths it names) and metrics.csv (but its throughput).
+#[test]
+fn the_job_is_deterministic() {
+    let d = common::tmp_dir("deterministic");
+    let run = |out: &std::path::Path| {
+        let o = rlhf()
+            .args(["pipeline", "--preset", "tiny", "--device", "cpu"])
+            .args([
+                "--pretrain-steps",
+                "30",
+                "--sft-steps",
+                "10",
+                "--rm-steps",
+                "10",
+            ])
+            .args(["--ppo-steps", "2", "--out"])
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (a, b) = (d.join("a"), d.join("b"));
+    run(&a);
+    run(&b);
+    for ckpt in ["pretrain", "sft", "rm", "ppo", "ppo/ckpt/value"] {
+        let f = |r: &std::path::Path| {
+            r.join(ckpt).join(if ckpt.ends_with("value") {
+                "model.safetensors"
+            } else {
+                "ckpt/model.safetensors"
+            })
+        };
+        fixtures::assert_same_bytes(&f(&a), &f(&b), ckpt);
+    }
+    for f in [
+        "tokenizer.json",
+        "samples.jsonl",
+        "rankings.jsonl",
+        "eval/samples_policy.jsonl",
+        "eval/samples_baseline.jsonl",
+    ] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(x == y, "{f} differs between two runs");
+    }
+    // eval.json but its wall time and the run directories it names
+    let eval = |r: &std::path::Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(r.join("eval/eval.json")).unwrap())
+                .unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        for side in ["policy", "baseline"] {
+            v[side].as_object_mut().unwrap().remove("checkpoint");
+        }
+        v.to_string()
+    };
+    assert_eq!(eval(&a), eval(&b), "eval.json differs between two runs");
+    for stage in ["pretrain", "sft", "rm", "ppo"] {
+        let read = |r: &std::path::Path| {
+            let (head, rows) =
+                rlhf::train::metrics::read(&r.join(stage).join("metrics.csv")).unwrap();
+            let keep: Vec<usize> = (0..head.len())
+                .filter(|&i| head[i] != "tokens_per_s")
+                .collect();
+            let bits: Vec<Vec<u64>> = rows
+                .iter()
+                .map(|row| keep.iter().map(|&i| row[i].to_bits()).collect())
+                .collect();
+            (head, bits)
+        };
+        assert!(
+            read(&a) == read(&b),
+            "{stage}/metrics.csv differs between two runs"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! `rlhf doctor` through the binary: on lavapipe every check runs and passes (the fused kernels
 //! against their twins, a training step against the CPU backend), and on the CPU backend it
-//! says the kernels are not used and still checks the training step. Beside it, `rlhf kernels
+//! says the kernels are not used and still checks the training step; with a kernel broken on
+//! purpose it exits 1 and a GPU pipeline refuses to train. Beside it, `rlhf kernels
 //! --compile-times`, the driver's compile time per kernel variant.
 
 mod common;
@@ -63,6 +64,52 @@ fn doctor_on_the_cpu_backend_checks_the_training_step_only() {
 
 /// `rlhf kernels --compile-times` opens the adapter as every command does, compiles and runs the
 /// chosen variants and prints one time per variant, then the total; `--only` picks by name.
+/// The attention kernel broken on purpose (`RLHF_BREAK_KERNEL=attention`: its output scaled by
+/// 1.001): `doctor` marks each attention check FAIL and exits 1, and a GPU run of the pipeline
+/// stops before training with a message naming the failed checks.
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn a_broken_kernel_fails_doctor_and_stops_a_gpu_pipeline() {
+    common::wgpu_device();
+    let broken = ::rlhf::kernels::attention::BREAK_KERNEL_ENV;
+    let o = rlhf()
+        .args(["doctor", "--device", "wgpu"])
+        .env(broken, "attention")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(
+        failed.iter().filter(|l| l.contains("attention")).count() == 4,
+        "each attention check fails:\n{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ok ") && l.contains("ranking loss")),
+        "{out}"
+    );
+    assert!(!out.contains("verdict: ok"), "{out}");
+    assert!(err.contains("some checks failed"), "{err}");
+    let d = common::tmp_dir("broken-kernel");
+    let o = rlhf()
+        .args(["pipeline", "--preset", "tiny", "--device", "wgpu", "--out"])
+        .arg(&d)
+        .env(broken, "attention")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("computes the fused kernels wrongly") && err.contains("attention fwd+bwd"),
+        "{err}"
+    );
+    assert!(!d.join("pretrain").exists(), "nothing is trained");
+}
+
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kernels_compile_times_lists_each_chosen_variant() {

@@ -1,5 +1,7 @@
 //! Property tests (proptest) of the JSONL readers and the ranking parser, with a fixed case count
-//! so they run in seconds (`cargo test --release --test fuzz`):
+//! so they run in seconds (`cargo test --release --test fuzz`). Each property runs on three fixed
+//! seeds (the same cases everywhere) and one random seed, printed before it runs; a failing
+//! case is kept in `tests/fuzz.proptest-regressions` and replayed first by every later run:
 //!
 //! - on arbitrary bytes (biased towards JSON punctuation and record keys) no reader panics, and
 //!   every error names the file and a line that exists, or is a whole-file error ("no records",
@@ -10,16 +12,54 @@
 //!   and keeps every valid record.
 
 use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use rlhf::data::formats::{read_prompts, read_samples, read_sft};
 use rlhf::data::rankings::read_rankings;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The seeds every run tries, so that every machine checks the same cases.
+const FIXED_SEEDS: [u64; 3] = [0x5eed_0001, 0x5eed_0002, 0x5eed_0003];
+
+/// Environment variable that replaces the random seed, to rerun one a failure printed.
+const SEED_ENV: &str = "RLHF_FUZZ_SEED";
+
+thread_local! {
+    /// The seed the property running on this thread draws its cases from.
+    static SEED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `cases` cases from this thread's seed. A failing case's seed is also written to
+/// `tests/fuzz.proptest-regressions` (committed), which every later run replays first.
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
-        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(SEED.with(|s| s.get())),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..ProptestConfig::default()
+    }
+}
+
+/// Runs `property` once per fixed seed, then once on a random seed ([`SEED_ENV`] when set),
+/// printing each seed first: the output of a failing test names the seed that failed.
+fn on_every_seed(property: fn()) {
+    let random = match std::env::var(SEED_ENV) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{SEED_ENV}={v}: not a u64")),
+        Err(_) => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            t.as_nanos() as u64 ^ (std::process::id() as u64) << 32
+        }
+    };
+    for seed in FIXED_SEEDS.into_iter().chain([random]) {
+        eprintln!("fuzz seed {seed} (rerun with {SEED_ENV}={seed})");
+        SEED.with(|s| s.set(seed));
+        property();
     }
 }
 
@@ -95,11 +135,15 @@ fn bytes_strategy() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(piece, 0..200).prop_map(|v| v.concat())
 }
 
-proptest! {
-    #![proptest_config(config(400))]
+#[test]
+fn readers_never_panic_and_errors_name_a_real_line() {
+    on_every_seed(readers_never_panic);
+}
 
-    #[test]
-    fn readers_never_panic_and_errors_name_a_real_line(bytes in bytes_strategy()) {
+proptest! {
+    #![proptest_config(config(100))]
+
+    fn readers_never_panic(bytes in bytes_strategy()) {
         let p = file(&bytes);
         let n_lines = bytes.split(|&b| b == b'\n').count();
         check_error(read_sft(&p).err().map(|e| format!("{e:#}")), &p, n_lines)?;
@@ -203,11 +247,20 @@ fn lines_strategy() -> impl Strategy<Value = Vec<Line>> {
     )
 }
 
-proptest! {
-    #![proptest_config(config(200))]
+#[test]
+fn rankings_errors_name_the_first_broken_line() {
+    on_every_seed(rankings_first_broken_line);
+}
 
-    #[test]
-    fn rankings_errors_name_the_first_broken_line(lines in lines_strategy()) {
+#[test]
+fn sft_errors_name_the_first_broken_line() {
+    on_every_seed(sft_first_broken_line);
+}
+
+proptest! {
+    #![proptest_config(config(50))]
+
+    fn rankings_first_broken_line(lines in lines_strategy()) {
         let (mut bytes, mut no) = (Vec::new(), 0usize);
         let (mut first_bad, mut first_syntax, mut bad_semantic, mut n_valid) =
             (None, None, Vec::new(), 0usize);
@@ -253,8 +306,7 @@ proptest! {
         std::fs::remove_file(p).ok();
     }
 
-    #[test]
-    fn sft_errors_name_the_first_broken_line(
+    fn sft_first_broken_line(
         recs in proptest::collection::vec((text(), text(), 0u8..16, any::<usize>()), 1..25)
     ) {
         let mut bytes = Vec::new();

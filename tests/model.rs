@@ -211,7 +211,6 @@ fn positions_helper() {
     let p = positions(2, 3, 5, &dev);
     let v: Vec<i64> = p.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
     assert_eq!(v, vec![5, 6, 7, 5, 6, 7]);
-    let _ = Gpt::new(&tiny(10), &mut InitRng::new(0), &dev).valid();
 }
 
 #[test]

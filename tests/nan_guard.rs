@@ -265,10 +265,24 @@ fn ppo_injected_nan_is_skipped_and_never_saved() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["skipped_steps"], 1);
-    // every checkpoint the run wrote loads (loading refuses non-finite weights)
+    // the final checkpoint loads (loading refuses non-finite weights), and so does the one
+    // written right after the skipped step: the run stopped there by the crash hook
     let dev = burn::prelude::Device::flex();
     rlhf::checkpoint::load_lm(&out, &dev).unwrap();
     rlhf::checkpoint::load_rm(&out.join("ckpt/value"), &dev).unwrap();
+    let cut = d.join("cut");
+    let o = rlhf()
+        .args(ppo_args(inp, base, &d))
+        .arg("--out")
+        .arg(&cut)
+        .env("RLHF_INJECT_NAN_AT_STEP", "5")
+        .env(rlhf::checkpoint::CRASH_ENV, "done:5")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the crash hook stops the run");
+    assert_eq!(ckpt_step(&cut), Some((5, false)));
+    rlhf::checkpoint::load_lm(&cut, &dev).unwrap();
+    rlhf::checkpoint::load_rm(&cut.join("ckpt/value"), &dev).unwrap();
     // 8 in a row stop the stage and name the last good checkpoint
     let o = rlhf()
         .args(ppo_args(inp, base, &d))

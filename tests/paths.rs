@@ -1,7 +1,9 @@
 //! Every file argument of every command under a directory whose name has spaces and non-ASCII
 //! characters (as `C:\Users\José\My Documents` or `~/Library/Mobile Documents` do), on a tiny
 //! job run as a user would: tokenizer → pretrain → SFT → sample → label → RM → score → PPO →
-//! eval → report, the Hugging Face export and import, chat and the human labeler.
+//! DPO → best-of-n → eval → report, the Hugging Face export and import, chat, the human labeler,
+//! the kernels' dump and the whole pipeline on a copy of the assets. (`devices`, `doctor` and
+//! `bench` take no file arguments.)
 
 mod common;
 
@@ -46,6 +48,20 @@ fn head(asset: &str, n: usize, to: &Path) {
     let text = std::fs::read_to_string(common::assets().join(asset)).unwrap();
     let lines: Vec<&str> = text.lines().take(n).collect();
     std::fs::write(to, lines.join("\n") + "\n").unwrap();
+}
+
+/// A copy of the directory `from` (and everything under it) at `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
 }
 
 /// The inputs of the job, all under `root`.
@@ -101,6 +117,11 @@ fn every_file_argument_takes_spaces_and_non_ascii() {
     run!(""; "ppo", "--policy", sft, "--rm", rm, "--prompts", i.prompts, "--ptx-corpus", i.corpus,
         "--out", ppo, "--steps", "1", "--rollout-batch", "2", "--minibatch", "2",
         "--max-new-tokens", "4", cpu);
+    run!(""; "dpo", "--init", sft, "--reference", sft, "--data", rankings, "--out", o("d p ö"),
+        cpu, steps, "--batch-size=2", every);
+    run!(""; "bon", "--policy", sft, "--rm", rm, "--prompts", i.prompts, "--lexicon", i.lexicon,
+        "--n-max", "2", "--n", "2", "--max-new-tokens", "4", "--out", o("b ö n"), cpu);
+    run!(""; "kernels", "--dump", o("kér nels"));
     run!(""; "eval", "--policy", ppo, "--baseline", sft, "--prompts", i.prompts,
         "--lexicon", i.lexicon, "--rm", rm, "--pretrained", pre, "--heldout-text", i.corpus,
         "--ppl-windows", "2", "--n", "2", "--max-new-tokens", "4", "--out", o("e val"), cpu);
@@ -112,6 +133,10 @@ fn every_file_argument_takes_spaces_and_non_ascii() {
     assert!(!chat.stdout.is_empty());
     run!("1 2\nq\n"; "label", "--labeler", "human", "--samples", samples,
         "--out", o("hü man.jsonl"));
+    let assets = o("as sets é");
+    copy_dir(&common::assets(), &assets);
+    run!(""; "pipeline", "--preset", "tiny", "--assets", assets, "--out", o("pipe line ü"), cpu,
+        "--pretrain-steps", "30", "--sft-steps", "10", "--rm-steps", "10", "--ppo-steps", "2");
     for f in [
         "tök en.json",
         "pre train/ckpt/model.safetensors",
@@ -126,9 +151,14 @@ fn every_file_argument_takes_spaces_and_non_ascii() {
         "h f/model.safetensors",
         "im port/model.safetensors",
         "hü man.jsonl",
+        "d p ö/ckpt/model.safetensors",
+        "b ö n/bon.json",
+        "pipe line ü/report.md",
     ] {
         assert!(root.join(f).is_file(), "missing {f}");
     }
+    let dumped = std::fs::read_dir(o("kér nels")).unwrap().count();
+    assert!(dumped > 0, "kernels --dump wrote nothing");
     let (r, _) = rlhf::data::rankings::read_rankings(&o("hü man.jsonl"), false).unwrap();
     assert_eq!(r.len(), 1);
 }

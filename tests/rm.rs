@@ -189,6 +189,8 @@ fn rm_learns_a_rule_on_tiny() {
     );
 }
 
+/// `sequences_per_step` is the reward model's own count of the rows it scored during the steps
+/// (not the size of the batch it was handed), so a second forward or a pairwise one shows.
 #[test]
 fn each_response_is_forwarded_once_per_step() {
     let d = common::tmp_dir("rm-count");
@@ -198,7 +200,7 @@ fn each_response_is_forwarded_once_per_step() {
     let mut j = job(&d, data, 5);
     j.train.eval_every = 1000;
     let s = rm::run(j, &Device::flex()).unwrap();
-    // rows run through the trunk: 8 prompts × K=4 = 32 sequences a step, not 2·C(4,2)·8 = 96
+    // rows scored: 8 prompts × K=4 = 32 sequences a step, not 2·C(4,2)·8 = 96
     assert_eq!(s.sequences_per_step, 32.0);
 }
 

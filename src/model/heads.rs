@@ -10,12 +10,34 @@ use crate::config::ModelConfig;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 #[derive(Module, Debug)]
 pub struct RewardModel {
     pub transformer: Gpt,
     /// Scalar head, weight (C, 1), no bias.
     pub score: Linear,
+    /// Rows scored by [`RewardModel::forward`], shared with every clone and fork.
+    #[module(skip)]
+    pub forwarded: ForwardCount,
+}
+
+/// Rows a reward model has scored, counted where they are scored: what a training step cost
+/// is read from here rather than inferred from the batch it was given. Clones and forks (the
+/// micro-batches' copies) share one count.
+#[derive(Clone, Debug, Default)]
+pub struct ForwardCount(Arc<AtomicUsize>);
+
+impl ForwardCount {
+    /// Rows scored so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, rows: usize) {
+        self.0.fetch_add(rows, Ordering::Relaxed);
+    }
 }
 
 impl RewardModel {
@@ -38,7 +60,11 @@ impl RewardModel {
             weight: Param::from_tensor(init.normal([c, 1], std, device)),
             bias: None,
         };
-        Self { transformer, score }
+        Self {
+            transformer,
+            score,
+            forwarded: ForwardCount::default(),
+        }
     }
 
     /// The same model with every dropout of the trunk set to `prob`.
@@ -46,6 +72,7 @@ impl RewardModel {
         Self {
             transformer: self.transformer.with_dropout(prob),
             score: self.score,
+            forwarded: self.forwarded,
         }
     }
 
@@ -67,6 +94,7 @@ impl RewardModel {
     /// - returns (B,)
     pub fn forward(&self, idx: Tensor<2, Int>, lens: &[usize]) -> Tensor<1> {
         let b = idx.dims()[0];
+        self.forwarded.add(b);
         let h_last = self.transformer.forward_hidden_last(idx, lens); // (B, C)
         self.score.forward(h_last).reshape([b])
     }

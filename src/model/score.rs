@@ -8,15 +8,12 @@ use crate::util::tensors::{ints, to_vec};
 use anyhow::Result;
 use burn::prelude::*;
 
-/// The rewards of a group of rankings and what was run to get them.
+/// The rewards of a group of rankings.
 pub struct GroupRewards {
     /// Every response's reward, prompt-major. (N,)
     pub rewards: Tensor<1>,
     /// K of every prompt.
     pub ks: Vec<usize>,
-    /// Rows of the batch that went through the trunk (the RM stage reports it per step: each
-    /// response once, not once per pair).
-    pub rows: usize,
 }
 
 /// Rewards of every response of `group` (prompt-major), in one forward.
@@ -29,11 +26,9 @@ pub fn group_rewards(
     let seqs: Vec<&Vec<u32>> = group.iter().flat_map(|r| r.seqs.iter()).collect();
     let (ids, t, lens) = pad_batch(&seqs, pad);
     let idx = ints(&ids, [seqs.len(), t], device);
-    let rows = idx.dims()[0];
     GroupRewards {
         rewards: model.forward(idx, &lens),
         ks: group.iter().map(|r| r.seqs.len()).collect(),
-        rows,
     }
 }
 

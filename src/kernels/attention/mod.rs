@@ -55,6 +55,17 @@ fn force_reference() -> bool {
     FORCE_REFERENCE.with(|f| f.get())
 }
 
+/// Test hook: `RLHF_BREAK_KERNEL=attention` scales the fused attention's forward output by 1.001
+/// in this process, so the tests can watch `rlhf doctor` fail and a GPU pipeline refuse to
+/// train. Leave it unset in real runs.
+pub const BREAK_KERNEL_ENV: &str = "RLHF_BREAK_KERNEL";
+
+/// True when [`BREAK_KERNEL_ENV`] names the attention kernel (read once per process).
+fn broken_on_purpose() -> bool {
+    static BROKEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BROKEN.get_or_init(|| std::env::var(BREAK_KERNEL_ENV).is_ok_and(|v| v == "attention"))
+}
+
 /// Fused attention kernels; implemented for cubecl (wgpu) in `launch.rs` and for the CPU (Flex)
 /// in `cpu.rs`, generated for Fusion, and differentiable through the `Autodiff` implementation in
 /// `backward.rs`.
@@ -199,7 +210,11 @@ pub fn causal_attention(
         pad.into_dispatch(),
         t_past,
     );
-    Tensor::from_dispatch(out) // (B, nh, T, hs)
+    let out = Tensor::from_dispatch(out); // (B, nh, T, hs)
+    if broken_on_purpose() {
+        return out.mul_scalar(1.001);
+    }
+    out
 }
 
 /// The heads of Q, K and V of the fused c_attn output: qkv (B, T, 3C) → 3 × (B, nh, T, hs).

@@ -54,6 +54,7 @@ impl Normalisation {
                 weight: score,
                 bias: model.score.bias,
             },
+            forwarded: model.forwarded,
         }
     }
 }

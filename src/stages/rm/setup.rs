@@ -96,6 +96,7 @@ impl Prepared {
             RewardModel {
                 transformer: checkpoint::load_weights(fresh.transformer, &weights)?,
                 score: fresh.score,
+                forwarded: fresh.forwarded,
             }
         })
     }

@@ -22,7 +22,7 @@ pub struct RmStep {
     pub loss: f64,
     pub rewards: Vec<f32>,
     pub ks: Vec<usize>,
-    /// Sequences run through the trunk.
+    /// Sequences the reward model scored in this step (its own count, [`RewardModel::forwarded`]).
     pub rows: usize,
     /// Global norm of the gradient before clipping.
     pub grad_norm: f64,
@@ -58,6 +58,7 @@ pub fn rm_step(
         .iter()
         .map(|r| seqs(r).map(|s| s.len()).max().unwrap_or(1))
         .collect();
+    let scored_before = model.forwarded.get();
     let outs = shards::run(parts.len(), ad, |i| {
         if one_pass {
             seed_masks_padded(cfg.seed, step, &micro_rows, &micro_lens);
@@ -73,15 +74,15 @@ pub fn rm_step(
         );
         let share = parts[i].len() as f64 / total;
         let grads = GradientsParams::from_grads(loss.clone().backward(), &m);
-        Ok((rewards.detach(), loss.detach(), ks, g.rows, (grads, share)))
+        Ok((rewards.detach(), loss.detach(), ks, (grads, share)))
     })?;
-    let (mut read, mut shares, mut ks, mut rows, mut parts_g) =
-        (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new());
-    for (r, l, k, n, g) in outs {
+    let rows = model.forwarded.get() - scored_before;
+    let (mut read, mut shares, mut ks, mut parts_g) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (r, l, k, g) in outs {
         read.extend([r, l]);
         shares.push(g.1);
         ks.push(k);
-        rows += n;
         parts_g.push(g);
     }
     let grads = shards::combine(model, parts_g);
