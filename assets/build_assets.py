@@ -7,17 +7,68 @@ Deterministic (fixed seed). Writes:
   sft.jsonl           SFT demonstrations: "Define: X" -> Bierce's entry, "Continue: <opening>" -> Austen's next sentences
   prompts.jsonl       PPO / RM prompts, disjoint from the SFT prompts (same two kinds)
   eval_prompts.jsonl  held-out prompts: unused dictionary terms and openings from the held-out novel
+  devils_dictionary.jsonl  Bierce's entries from shared/data, screened
 Each of the three also holds short conversations in the messages format: consecutive quoted
 utterances of Austen's characters, the speakers taking turns (a new paragraph is a new speaker),
 as user and assistant turns.
 Held-out novel (never trained on): austen/persuasion.txt.
+Every record of the four files is screened against screen/blocklist.txt (slurs; its header says how
+words are matched, and tests/assets.rs matches them the same way): a record that matches is left
+out. The records are drawn from the whole dictionary and then screened, so that screening one drops
+just that record and leaves the draw of all the others as it was.
 """
 import json, random, re, pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
+# the raw dictionary, unscreened: the draw below is made from all of its entries
+RAW_DICTIONARY = HERE.parent.parent / "shared" / "data" / "devils_dictionary.jsonl"
 HELD_OUT = "persuasion.txt"
 ABBREV = re.compile(r"\b(Mr|Mrs|Dr|St|Col|Capt|Sir)\.$")
 rng = random.Random(1234)
+
+
+WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")  # runs of letters, joined by single hyphens
+
+
+def blocklist():
+    """Every form the screen flags: each listed word and its plain plurals, lower case."""
+    forms = set()
+    for line in (HERE / "screen" / "blocklist.txt").read_text(encoding="utf-8").splitlines():
+        w = line.strip()
+        if not w or w.startswith("#"):
+            continue
+        forms |= {w, w + "s", w + "es"} | ({w[:-1] + "ies"} if w.endswith("y") else set())
+    return forms
+
+
+BLOCKED = blocklist()
+
+
+def flagged(text):
+    """The words of `text` the screen flags: whole words, and hyphenated compounds unhyphenated."""
+    out = []
+    for m in WORD.finditer(text):
+        parts = m.group().split("-")
+        for w in parts + (["".join(parts)] if len(parts) > 1 else []):
+            if w.lower() in BLOCKED:
+                out.append(w)
+    return out
+
+
+def strings(value):
+    """The string values of a JSON record (its keys are ours, never text shown to anyone)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+
+
+def passes(record):
+    return not any(flagged(s) for s in strings(record))
 
 
 def sentences(par):
@@ -140,7 +191,10 @@ def main():
     held_pairs = [(p, r) for p, r in dict(held_pairs).items() if p not in dict(train_pairs)]
     rng.shuffle(train_pairs)
     rng.shuffle(held_pairs)
-    entries = [json.loads(l) for l in (HERE / "devils_dictionary.jsonl").read_text().splitlines() if l.strip()]
+    if not RAW_DICTIONARY.is_file():
+        raise SystemExit(f"{RAW_DICTIONARY}: not found (the project's shared/data, next to the repository)")
+    raw = [l for l in RAW_DICTIONARY.read_text(encoding="utf-8").splitlines() if l.strip()]
+    entries = [json.loads(l) for l in raw]
     entries = list({e["term"]: e for e in entries if e["definition"].strip()}.values())
     rng.shuffle(entries)
 
@@ -163,11 +217,15 @@ def main():
     drng = random.Random(4321)  # its own stream: the records above are those of before
     d_sft, d_ppo, d_ev = dialogues(novels, drng)
     sft, ppo, ev = mix(sft, d_sft, drng), mix(ppo, d_ppo, drng), mix(ev, d_ev, drng)
-    for name, rows in [("sft.jsonl", sft), ("prompts.jsonl", ppo), ("eval_prompts.jsonl", ev)]:
+    outputs = [("sft.jsonl", [json.dumps(r, ensure_ascii=False) for r in sft]),
+               ("prompts.jsonl", [json.dumps(r, ensure_ascii=False) for r in ppo]),
+               ("eval_prompts.jsonl", [json.dumps(r, ensure_ascii=False) for r in ev]),
+               ("devils_dictionary.jsonl", raw)]  # the raw lines, byte for byte
+    for name, lines in outputs:
+        kept = [l for l in lines if passes(json.loads(l))]
         with open(HERE / name, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        print(f"{name}: {len(rows)} records")
+            f.writelines(l + "\n" for l in kept)
+        print(f"{name}: {len(kept)} records ({len(lines) - len(kept)} screened out)")
 
 
 if __name__ == "__main__":
