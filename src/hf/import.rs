@@ -1,7 +1,8 @@
 //! `rlhf import-hf`: a Hugging Face GPT-2 directory → a checkpoint every stage accepts.
 //!
 //! Reads `config.json` (`model_type` must be `gpt2`), the weights from `model.safetensors` (or
-//! the shards a `model.safetensors.index.json` lists; pickle files are never read) and the
+//! the shards a `model.safetensors.index.json` lists, each holding exactly the tensors the index
+//! gives it; F16, BF16 and F64 are widened to f32; pickle files are never read) and the
 //! tokenizer from `tokenizer.json`, or else `vocab.json` + `merges.txt`. Tensor names may be bare
 //! (`h.0.attn.c_attn.weight`, as `GPT2Model` and the `gpt2` hub files) or `transformer.`-prefixed
 //! (`GPT2LMHeadModel`). Skipped: the `h.N.attn.bias` / `h.N.attn.masked_bias` mask buffers, and
@@ -18,7 +19,7 @@ use crate::data::tokenizer::Tok;
 use crate::model::{Gpt, RewardModel};
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// What an import produced.
@@ -137,18 +138,9 @@ fn read_weights(dir: &Path) -> Result<BTreeMap<String, HostTensor>> {
     if single.is_file() {
         return read_safetensors(&single);
     }
-    let index = dir.join("model.safetensors.index.json");
+    let index = dir.join(INDEX);
     if index.is_file() {
-        #[derive(serde::Deserialize)]
-        struct Index {
-            weight_map: HashMap<String, String>,
-        }
-        let idx: Index = load_json(&index)?;
-        let mut all = BTreeMap::new();
-        for shard in idx.weight_map.values().collect::<BTreeSet<_>>() {
-            all.extend(read_safetensors(&dir.join(shard))?);
-        }
-        return Ok(all);
+        return read_shards(dir, &index);
     }
     let pickle = ["pytorch_model.bin", "model.bin"]
         .iter()
@@ -161,6 +153,69 @@ fn read_weights(dir: &Path) -> Result<BTreeMap<String, HostTensor>> {
         );
     }
     bail!("{} has no model.safetensors", dir.display())
+}
+
+/// The index `save_pretrained` writes beside sharded weights.
+const INDEX: &str = "model.safetensors.index.json";
+
+/// All tensors of the shards `index` lists. Each shard must hold exactly the tensors the index
+/// assigns to it: a shard that lost a tensor would otherwise surface as a missing GPT-2 tensor
+/// with no file named, and one tensor in two shards would be read from whichever came last.
+fn read_shards(dir: &Path, index: &Path) -> Result<BTreeMap<String, HostTensor>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: BTreeMap<String, String>,
+    }
+    let idx: Index = load_json(index)?;
+    let mut listed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (tensor, shard) in &idx.weight_map {
+        listed.entry(shard).or_default().insert(tensor);
+    }
+    let mut all = BTreeMap::new();
+    for (shard, want) in listed {
+        // a plain file name: the index must not send the reader outside `dir`
+        if Path::new(shard).file_name() != Some(std::ffi::OsStr::new(shard)) {
+            bail!("{}: shard '{shard}' is not a file name", index.display());
+        }
+        let path = dir.join(shard);
+        if !path.is_file() {
+            bail!(
+                "{} does not exist: {INDEX} lists {} in it",
+                path.display(),
+                some_of(&want)
+            );
+        }
+        let tensors = read_safetensors(&path)?;
+        let held: BTreeSet<&str> = tensors.keys().map(String::as_str).collect();
+        let lacking: BTreeSet<&str> = want.difference(&held).copied().collect();
+        if !lacking.is_empty() {
+            bail!(
+                "{} lacks {} that {INDEX} lists in it",
+                path.display(),
+                some_of(&lacking)
+            );
+        }
+        let unlisted: BTreeSet<&str> = held.difference(&want).copied().collect();
+        if !unlisted.is_empty() {
+            bail!(
+                "{} holds {} that {INDEX} does not list in it",
+                path.display(),
+                some_of(&unlisted)
+            );
+        }
+        all.extend(tensors);
+    }
+    Ok(all)
+}
+
+/// "tensor 'a'", or "3 tensors ('a', 'b', ...)" for an error message.
+fn some_of(names: &BTreeSet<&str>) -> String {
+    let quoted: Vec<String> = names.iter().take(2).map(|n| format!("'{n}'")).collect();
+    match names.len() {
+        1 => format!("tensor {}", quoted.join("")),
+        2 => format!("2 tensors ({})", quoted.join(", ")),
+        n => format!("{n} tensors ({}, ...)", quoted.join(", ")),
+    }
 }
 
 fn sort(raw: BTreeMap<String, HostTensor>, hf: &HfModel) -> Result<Sorted> {

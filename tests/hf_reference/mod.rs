@@ -4,8 +4,10 @@
 //! same wrong way in both directions passes them. The model in `model/` was made and saved by
 //! `transformers` (`make_reference.py` says how and why) and `logits.json` holds the logits
 //! `transformers` computed for it: importing it must give those logits, and exporting the
-//! import must give back the very tensors `transformers` saved.
+//! import must give back the very tensors `transformers` saved. `half_precision.rs` imports the
+//! same model rounded to F16, and to BF16 in shards, by `transformers`.
 
+mod half_precision;
 mod tokenizer;
 
 use super::{logits, read_json, run_ok};
@@ -25,19 +27,69 @@ fn reference() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hf_reference")
 }
 
-/// The committed model as a complete Hugging Face directory: its `config.json` and
-/// `model.safetensors`, plus the tests' 512-token tokenizer as `tokenizer.json` (the script has
-/// no tokenizer: the logits depend on token ids only, and import needs one of `vocab_size`).
-fn hf_dir(root: &Path) -> PathBuf {
+/// A committed model (`fixture`: `model`, `model_f16`, `model_bf16_sharded`) as a complete
+/// Hugging Face directory: every file `transformers` saved there (`config.json`, the weights and
+/// any shard index), plus the tests' 512-token tokenizer as `tokenizer.json` (the script has no
+/// tokenizer: the logits depend on token ids only, and import needs one of `vocab_size`).
+fn hf_dir(root: &Path, fixture: &str) -> PathBuf {
     let hf = root.join("hf");
     std::fs::create_dir_all(&hf).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(reference().join("model").join(f), hf.join(f)).unwrap();
+    for e in std::fs::read_dir(reference().join(fixture)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), hf.join(e.file_name())).unwrap();
     }
     crate::common::tok()
         .save(&hf.join("tokenizer.json"))
         .unwrap();
     hf
+}
+
+/// A logits file `make_reference.py` wrote: the input ids and the (T, V) logits, flattened.
+struct Reference {
+    ids: Vec<i64>,
+    logits: Vec<f32>,
+    vocab: usize,
+}
+
+fn read_reference(file: &str) -> Reference {
+    let want = read_json(&reference().join(file));
+    let dim = |i: usize| want["shape"][i].as_u64().unwrap() as usize;
+    let (t, vocab) = (dim(0), dim(1));
+    assert_eq!(
+        vocab,
+        crate::common::tok().vocab_size(),
+        "the reference needs the test tokenizer"
+    );
+    let ids: Vec<i64> = want["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    let logits: Vec<f32> = want["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!((ids.len(), logits.len()), (t, t * vocab));
+    assert!(logits.iter().any(|x| x.abs() > 1.0), "{file}: logits ~0");
+    Reference { ids, logits, vocab }
+}
+
+/// Our logits `got` are within [`TOLERANCE`] of the reference's, everywhere.
+fn assert_close(got: &[f32], want: &Reference, what: &str) {
+    let v = want.vocab;
+    let (diff, (pos, tok)) = max_diff(got, &want.logits, v);
+    eprintln!("{what}: max |ours - transformers| = {diff:.2e} (position {pos}, token {tok})");
+    assert!(
+        diff < TOLERANCE,
+        "{what}: logits differ from transformers' by {diff} at position {pos}, token {tok}: ours \
+         {}, transformers {}",
+        got[pos * v + tok],
+        want.logits[pos * v + tok]
+    );
 }
 
 /// `rlhf import-hf` of `hf`, then our logits for `ids`, flattened (T·V).
@@ -68,41 +120,11 @@ fn max_diff(a: &[f32], b: &[f32], vocab: usize) -> (f32, (usize, usize)) {
 
 #[test]
 fn transformers_model_imports_with_transformers_logits_and_exports_back_unchanged() {
-    let want = read_json(&reference().join("logits.json"));
-    let dim = |i: usize| want["shape"][i].as_u64().unwrap() as usize;
-    let (t, v) = (dim(0), dim(1));
-    assert_eq!(
-        v,
-        crate::common::tok().vocab_size(),
-        "the reference needs the test tokenizer"
-    );
-    let ids: Vec<i64> = want["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
-    let want: Vec<f32> = want["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|row| row.as_array().unwrap().iter())
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    assert_eq!((ids.len(), want.len()), (t, t * v));
-    assert!(want.iter().any(|x| x.abs() > 1.0), "reference logits ~0");
+    let want = read_reference("logits.json");
     let d = crate::common::tmp_dir("hf-reference");
-    let hf = hf_dir(&d);
-    let got = imported_logits(&hf, &d.join("imported"), &ids);
-    let (diff, (pos, tok)) = max_diff(&got, &want, v);
-    eprintln!("max |ours - transformers| = {diff:.2e} (position {pos}, token {tok})");
-    assert!(
-        diff < TOLERANCE,
-        "logits differ from transformers' by {diff} at position {pos}, token {tok}: ours {}, \
-         transformers {}",
-        got[pos * v + tok],
-        want[pos * v + tok]
-    );
+    let hf = hf_dir(&d, "model");
+    let got = imported_logits(&hf, &d.join("imported"), &want.ids);
+    assert_close(&got, &want, "f32 model");
 
     // export is pinned to transformers' layout too: the same names, shapes and values
     let back = d.join("exported");
@@ -148,8 +170,8 @@ fn transformers_model_imports_with_transformers_logits_and_exports_back_unchange
         .unwrap();
     w.1 = w.1.transposed().unwrap();
     write_safetensors(&tensors, &hf.join("model.safetensors")).unwrap();
-    let bad = imported_logits(&hf, &d.join("transposed"), &ids);
-    let (diff, _) = max_diff(&bad, &want, v);
+    let bad = imported_logits(&hf, &d.join("transposed"), &want.ids);
+    let (diff, _) = max_diff(&bad, &want.logits, want.vocab);
     assert!(
         diff > 0.5,
         "a transposed attn.c_proj went unnoticed: {diff}"
