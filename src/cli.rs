@@ -283,7 +283,7 @@ pub struct PretrainArgs {
     /// tokenizer.json to use (see `rlhf tokenizer train`), or `gpt2` for OpenAI's GPT-2 BPE
     /// (bundled in assets/gpt2/).
     #[arg(long)]
-    pub tokenizer: String,
+    pub tokenizer: PathBuf,
     /// Output directory: metrics.csv, stage.json and the checkpoint in ckpt/.
     #[arg(long)]
     pub out: PathBuf,

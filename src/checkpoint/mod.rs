@@ -244,8 +244,14 @@ pub fn save_with<M: Module>(
         std::fs::remove_dir_all(&tmp).with_context(|| format!("clearing {}", tmp.display()))?;
     }
     let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    write_parts(&tmp, &req)?;
-    extra(&tmp)?;
+    write_parts(&tmp, &req)
+        .and_then(|()| extra(&tmp))
+        .with_context(|| {
+            format!(
+                "saving a checkpoint into {} (the previous one, if any, is kept)",
+                req.dir.display()
+            )
+        })?;
     crash_point("written", write);
     sync_dir_files(&tmp)?;
     crash_point("synced", write);
@@ -284,8 +290,9 @@ pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()
     save_json(req.config, &dir.join("config.json"))?;
     req.tok.save(&dir.join("tokenizer.json"))?;
     if let Some(o) = req.optim {
-        o.save(dir.join("optimizer.bpk"))
-            .map_err(|e| anyhow!("writing optimizer state: {e:?}"))?;
+        let path = dir.join("optimizer.bpk");
+        o.save(&path)
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
         save_json(&param_ids(req.model), &dir.join("param_ids.json"))?;
     }
     save_json(req.state, &dir.join("train_state.json"))
@@ -307,13 +314,34 @@ fn sync_dir_files(dir: &Path) -> Result<()> {
 }
 
 /// Errs unless a checkpoint found in a stage's `--out` (to resume from) was made for the model
-/// this run builds: resuming onto another architecture would silently train the old one.
-pub fn check_resumable(dir: &Path, saved: &ModelConfig, expected: &ModelConfig) -> Result<()> {
+/// and tokenizer this run uses: resuming onto another architecture would silently train the old
+/// one, and onto another tokenizer of the same size would train its embeddings on other tokens.
+pub fn check_resumable(
+    dir: &Path,
+    (saved, saved_tok): (&ModelConfig, &Tok),
+    (expected, tok): (&ModelConfig, &Tok),
+) -> Result<()> {
     if saved != expected {
         bail!(
             "cannot resume from {}: it holds a different model ({saved:?}) from the one this run \
              builds ({expected:?}); use a new --out, or rerun with the checkpoint's settings",
             dir.display()
+        );
+    }
+    check_same_tokenizer(dir, saved_tok, tok)
+}
+
+/// Errs unless the checkpoint `dir` to resume from was trained with `tok` (the same vocabulary,
+/// merges and special tokens, not only the same size).
+pub fn check_same_tokenizer(dir: &Path, saved: &Tok, tok: &Tok) -> Result<()> {
+    if !saved.same_as(tok)? {
+        bail!(
+            "cannot resume from {}: it was trained with another tokenizer ({}) than the one this \
+             run uses, though both have {} tokens; use a new --out, or rerun with the \
+             checkpoint's tokenizer",
+            dir.display(),
+            dir.join("tokenizer.json").display(),
+            saved.vocab_size()
         );
     }
     Ok(())
@@ -382,16 +410,43 @@ pub fn load_resume<M: Module>(
     model: M,
     optim: ModuleOptimizer,
 ) -> Result<(M, ModuleOptimizer, TrainState)> {
+    read_resume(dir, model, optim).map_err(|e| {
+        anyhow!(
+            "cannot resume from {}: {e:#}; the checkpoint is corrupt or truncated: start over \
+             with a new --out",
+            dir.display()
+        )
+    })
+}
+
+fn read_resume<M: Module>(
+    dir: &Path,
+    model: M,
+    optim: ModuleOptimizer,
+) -> Result<(M, ModuleOptimizer, TrainState)> {
     let state: TrainState = load_json(&dir.join("train_state.json"))?;
     let opt_path = dir.join("optimizer.bpk");
     if !opt_path.is_file() {
         return Ok((model, optim, state));
     }
-    let ids: Vec<u64> = load_json(&dir.join("param_ids.json"))?;
+    let ids_path = dir.join("param_ids.json");
+    let ids: Vec<u64> = load_json(&ids_path)?;
+    // ids that do not name every parameter once would leave some parameters' AdamW moments
+    // behind without a word (burn starts a parameter without a record afresh)
+    let n = param_ids(&model).len();
+    let distinct: std::collections::HashSet<u64> = ids.iter().copied().collect();
+    if ids.len() != n || distinct.len() != n {
+        bail!(
+            "{}: {} ids ({} distinct) for a model of {n} parameter tensors",
+            ids_path.display(),
+            ids.len(),
+            distinct.len()
+        );
+    }
     let model = model.map(&mut SetIds(ids, 0));
     let optim = optim
         .load(&opt_path)
-        .map_err(|e| anyhow!("reading {}: {e:?}", opt_path.display()))?;
+        .map_err(|e| anyhow!("reading {}: {e}", opt_path.display()))?;
     Ok((model, optim, state))
 }
 

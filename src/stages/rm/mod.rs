@@ -37,7 +37,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let t0 = std::time::Instant::now();
     let launches = crate::kernels::Launches::now();
     let data = setup::prepare(&job, device)?;
-    std::fs::create_dir_all(&job.out)?;
+    crate::util::fs::create_out_dir(&job.out)?;
     crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
     let cfg = &job.train;
     let (model, optim, start, done) = starting_point(&job, &data, device)?;
@@ -119,7 +119,11 @@ fn starting_point(
         return Ok((model, optim, Start::fresh(cfg.seed), None));
     };
     let loaded = checkpoint::load_rm(&dir, device)?;
-    checkpoint::check_resumable(&dir, &loaded.config.model, &data.mcfg)?;
+    checkpoint::check_resumable(
+        &dir,
+        (&loaded.config.model, &loaded.tok),
+        (&data.mcfg, &data.tok),
+    )?;
     let (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
     let done = match (
         state.finished,
