@@ -262,7 +262,6 @@ impl LmStage<'_> {
         let cfg = self.cfg;
         let launches = Launches::now();
         crate::util::fs::create_out_dir(self.out)?;
-        crate::config::save_json(cfg, &self.out.join("stage.json"))?;
         let mut optim = stage_optimizer(cfg);
         let (mut model, mut start) = (init, Start::fresh(cfg.seed));
         if let Some(dir) = resume_dir(self.out, self.resume) {
@@ -279,6 +278,8 @@ impl LmStage<'_> {
                 resumed: Some(dir),
             };
         }
+        // after the resume checks: a refused resume writes nothing
+        crate::config::save_json(cfg, &self.out.join("stage.json"))?;
         let mut stage = Lm {
             job: self,
             data,

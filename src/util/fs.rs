@@ -140,6 +140,11 @@ pub fn create_out_dir(dir: &Path) -> Result<()> {
 /// [`create_out_dir`]).
 pub fn create_parent_dir(file: &Path) -> Result<()> {
     match file.parent() {
+        Some(p) if p.exists() && !p.is_dir() => anyhow::bail!(
+            "cannot write {}: {} is a file, not a directory",
+            file.display(),
+            p.display()
+        ),
         Some(p) if !p.as_os_str().is_empty() => std::fs::create_dir_all(p).with_context(|| {
             format!(
                 "creating {}, the directory of {}",

@@ -64,7 +64,6 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
     let launches = crate::kernels::Launches::now();
     let data = setup::prepare(&job, device)?;
     crate::util::fs::create_out_dir(&job.out)?;
-    crate::config::save_json(&job.cfg, &job.out.join("stage.json"))?;
     let ckpt_cfg = CheckpointConfig {
         kind: CheckpointKind::Lm,
         stage: "dpo".into(),
@@ -73,6 +72,8 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         reward_gain: None,
     };
     let (model, optim, start) = start(&job, data.init, (&ckpt_cfg, &data.tok), device)?;
+    // after the resume checks, as every stage: a refused resume writes nothing
+    crate::config::save_json(&job.cfg, &job.out.join("stage.json"))?;
     let mut stage = DpoTrain {
         job: &job,
         groups: &data.groups,

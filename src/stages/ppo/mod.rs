@@ -31,9 +31,10 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
     cfg.validate()?;
     let launches = crate::kernels::Launches::now();
     crate::util::fs::create_out_dir(&job.out)?;
-    crate::config::save_json(cfg, &job.out.join("stage.json"))?;
     let fixed = setup::load_fixed(&job, device)?;
     let (learner, start, extra) = setup::initial_learner(&job, &fixed, device)?;
+    // after the resume checks, as every stage: a refused resume writes nothing
+    crate::config::save_json(cfg, &job.out.join("stage.json"))?;
     let learner = crate::ppo::Learner {
         policy: learner.policy.train(),
         critic: learner.critic.map(|c| crate::ppo::Critic {

@@ -38,9 +38,10 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let launches = crate::kernels::Launches::now();
     let data = setup::prepare(&job, device)?;
     crate::util::fs::create_out_dir(&job.out)?;
-    crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
     let cfg = &job.train;
     let (model, optim, start, done) = starting_point(&job, &data, device)?;
+    // after the resume checks, as every stage: a refused resume writes nothing
+    crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
     let ckpt_cfg = CheckpointConfig {
         kind: CheckpointKind::Rm,
         stage: "rm".into(),
