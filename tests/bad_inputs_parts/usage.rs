@@ -16,14 +16,12 @@ const USAGE: &[(&str, &[&str])] = &[
 ];
 
 /// Each command with its required flags (the files need not exist: nothing is read).
+#[rustfmt::skip]
 const COMMANDS: &[(&str, &str)] = &[
-    (
-        "pretrain",
-        "pretrain --corpus c.txt --tokenizer t.json --out {out}",
-    ),
-    ("sft", "sft --init c --data d.jsonl --out {out}"),
-    ("rm", "rm --init c --data d.jsonl --out {out}"),
-    ("dpo", "dpo --init c --data d.jsonl --out {out}"),
+    ("pretrain", "pretrain --device cpu --corpus c.txt --tokenizer t.json --out {out}"),
+    ("sft", "sft --device cpu --init c --data d.jsonl --out {out}"),
+    ("rm", "rm --device cpu --init c --data d.jsonl --out {out}"),
+    ("dpo", "dpo --device cpu --init c --data d.jsonl --out {out}"),
 ];
 
 /// (flag, values outside its range, the range as the message says it, the commands taking it).

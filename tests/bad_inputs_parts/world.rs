@@ -177,22 +177,25 @@ fn truncate(f: &Path) {
     std::fs::write(f, &b[..b.len() / 2]).unwrap();
 }
 
-/// Stage directories holding the good checkpoint in `ckpt/`, one file of some damaged, for the
-/// `--resume` cases: `ck/resume_dir` (intact: the cases change the run instead),
-/// `ck/resume_<what>`.
+/// What is done to a copy of a checkpoint (its directory).
+type Damage = fn(&Path);
+
+/// Stage directories holding the good checkpoint in `ckpt/` for the `--resume` cases, with their
+/// files: `ck/resume_dir` and `ck/sft_resume_dir` intact (those cases change the run instead),
+/// `ck/resume_<what>` with one file damaged.
 fn damaged_resumes(good: &Path, ck: &Path) -> Vec<(PathBuf, Files)> {
-    let cases: [(&str, &dyn Fn(&Path)); 7] = [
-        ("resume_dir", &|_| {}),
-        ("sft_resume_dir", &|_| {}),
-        ("resume_optimizer", &|p| {
+    let cases: [(&str, Damage); 7] = [
+        ("resume_dir", |_| {}),
+        ("sft_resume_dir", |_| {}),
+        ("resume_optimizer", |p| {
             std::fs::write(p.join("optimizer.bpk"), "not a burnpack record").unwrap()
         }),
-        ("resume_optimizer_truncated", &|p| {
+        ("resume_optimizer_truncated", |p| {
             truncate(&p.join("optimizer.bpk"))
         }),
-        ("resume_state", &|p| truncate(&p.join("train_state.json"))),
-        ("resume_ids", &|p| truncate(&p.join("param_ids.json"))),
-        ("resume_ids_short", &|p| {
+        ("resume_state", |p| truncate(&p.join("train_state.json"))),
+        ("resume_ids", |p| truncate(&p.join("param_ids.json"))),
+        ("resume_ids_short", |p| {
             std::fs::write(p.join("param_ids.json"), "[1, 2]").unwrap()
         }),
     ];
