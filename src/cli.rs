@@ -12,6 +12,7 @@ mod dpo;
 mod eval_report;
 mod pipeline;
 mod ppo;
+pub mod ranges;
 pub use bench::BenchCmd;
 pub use dpo::DpoArgs;
 pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
@@ -150,7 +151,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub n_ctx: Option<usize>,
     /// Override the preset's dropout.
-    #[arg(long)]
+    #[arg(long, value_parser = ranges::dropout)]
     pub dropout: Option<f64>,
 }
 
@@ -173,11 +174,11 @@ pub struct OptimArgs {
     #[arg(long)]
     pub steps: Option<usize>,
     /// Sequences per batch; for the RM, prompts per batch (default: pretrain 16, SFT 16, RM 8).
-    #[arg(long)]
+    #[arg(long, value_parser = ranges::batch_size)]
     pub batch_size: Option<usize>,
     /// Peak learning rate (default: pretrain 2e-3, SFT 5e-4, RM 1e-3), warmup then cosine decay
     /// to 10%.
-    #[arg(long)]
+    #[arg(long, value_parser = ranges::learning_rate)]
     pub lr: Option<f64>,
     /// Warmup steps (default: pretrain 40, SFT 20, RM 20).
     #[arg(long)]
@@ -283,12 +284,12 @@ pub struct PretrainArgs {
     /// tokenizer.json to use (see `rlhf tokenizer train`), or `gpt2` for OpenAI's GPT-2 BPE
     /// (bundled in assets/gpt2/).
     #[arg(long)]
-    pub tokenizer: String,
+    pub tokenizer: PathBuf,
     /// Output directory: metrics.csv, stage.json and the checkpoint in ckpt/.
     #[arg(long)]
     pub out: PathBuf,
     /// Fraction of each file (its end) held out for evaluation.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = ranges::fraction)]
     pub val_fraction: f64,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
@@ -315,10 +316,10 @@ pub struct SftArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Fraction of demonstrations held out for evaluation.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = ranges::fraction)]
     pub val_fraction: f64,
     /// Override the checkpoint's dropout.
-    #[arg(long)]
+    #[arg(long, value_parser = ranges::dropout)]
     pub dropout: Option<f64>,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
@@ -386,7 +387,7 @@ pub struct RmArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Fraction of prompts held out (a prompt's pairs never straddle the split).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = ranges::fraction)]
     pub val_fraction: f64,
     /// Skip (and count) invalid records instead of stopping at the first.
     #[arg(long)]
@@ -402,7 +403,7 @@ pub struct RmArgs {
     pub norm_max: usize,
     /// Dropout in the trunk while training (off when scoring). The RM sees each prompt many
     /// times and over-fits its few thousand rankings without it.
-    #[arg(long, default_value_t = crate::stages::rm::DEFAULT_DROPOUT)]
+    #[arg(long, default_value_t = crate::stages::rm::DEFAULT_DROPOUT, value_parser = ranges::dropout)]
     pub dropout: f64,
     /// Continue from the checkpoint in --out.
     #[arg(long)]

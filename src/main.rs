@@ -6,6 +6,7 @@ use clap::Parser;
 fn main() {
     rlhf::util::alloc::tune_for_tensors();
     rlhf::util::panic::install();
+    rlhf::util::fs::fail_writes_past_the_size_limit();
     let cli = rlhf::cli::Cli::parse();
     if let Err(e) = rlhf::commands::dispatch(cli) {
         eprintln!("error: {e:#}");

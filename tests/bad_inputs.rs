@@ -1,19 +1,32 @@
-//! Bad input everywhere, through the binary: every file of `tests/bad_inputs/` and every broken
-//! checkpoint made here gives exit code 1, a message with the file (and line, or tensor name)
-//! and the reason, no panic, and no output that looks complete. Also: over-long prompts are cut
-//! from the left with a counted warning, a missing adapter and a failed device allocation are
-//! clear messages, and a backend panic becomes a message with a hint (exit code 3).
+//! Bad input everywhere, through the binary: every file of `tests/bad_inputs/`, every broken
+//! checkpoint and every bad setting made here gives exit code 1, a message with the file (and
+//! line, or tensor name) and the reason, no panic, and no output that looks complete; a flag
+//! outside its range is a usage error (exit code 2, `usage`). Also: a write that fails for want
+//! of space, paths that are not UTF-8 (`writes`), over-long prompts and demonstrations (`cuts`),
+//! a missing adapter and a failed device allocation, and a backend panic as a message with a
+//! hint (exit code 3).
 
 mod common;
+#[path = "bad_inputs_parts/cuts.rs"]
+mod cuts;
 mod fixtures;
+#[path = "bad_inputs_parts/usage.rs"]
+mod usage;
+#[path = "bad_inputs_parts/world.rs"]
+mod world;
+#[path = "bad_inputs_parts/writes.rs"]
+mod writes;
 
-use fixtures::{ok, rlhf, s};
-use std::path::{Path, PathBuf};
+use fixtures::{ok, rlhf};
+use std::path::PathBuf;
+use world::{expand, files, world};
 
 /// One row of the table: the command (placeholders below), what the message must contain.
 struct Case {
     /// `{bad}` = tests/bad_inputs/<file>, `{ckpt}` a good tiny LM checkpoint, `{ck}` the broken
-    /// checkpoints' directory, `{tok}`, `{corpus}`, `{dir}` scratch, `{out}` the output to check.
+    /// checkpoints' directory, `{tok}`, `{tok2}` (another tokenizer of the same size),
+    /// `{corpus}`, `{rank}`, `{file}` (an existing file), `{ro}` (a read-only directory), `{dir}`
+    /// scratch, `{out}` the output to check (see `world`).
     cmd: &'static str,
     file: &'static str,
     expect: &'static [&'static str],
@@ -92,125 +105,54 @@ const CASES: &[Case] = &[
     case("ppo --device cpu --policy {ckpt} --reward-token , --prompts {dir}/p.jsonl --reward-clip=NaN --out {out}", "", &["reward clip must be a finite number > 0", "got NaN"]),
     case("ppo --device cpu --policy {ckpt} --reward-token , --prompts {dir}/p.jsonl --temperature=0 --out {out}", "", &["temperature must be a finite number > 0", "got 0"]),
     case("pretrain --device cpu --preset tiny --n-layer 3 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_dir", "", &["cannot resume from", "resume_dir/ckpt", "n_layer: 2", "n_layer: 3"]),
+    case(PRE, "corpus_shorter_than_a_window.txt", &["corpus_shorter_than_a_window.txt is", "tokens long, fewer than the 66 that one training window of the context (64 tokens) needs", "a longer corpus"]),
+    case(SFT, "sft_one_demonstration.jsonl", &["sft_one_demonstration.jsonl: 1 demonstrations are too few to hold 1 out (--val-fraction 0.05)", "give more demonstrations"]),
+    // splits that leave nothing to train on or to evaluate
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --val-fraction 0.999 --out {out}", "", &["--val-fraction 0.999 leaves", "corpus.txt to train on, fewer than the 66 that one training window needs; lower --val-fraction"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --val-fraction 0.001 --batch-size 4 --out {out}", "", &["--val-fraction 0.001 holds out", "corpus.txt, fewer than the 257 that one held-out batch of 4×64 needs; raise --val-fraction or lower --batch-size"]),
+    case("rm --device cpu --init {ckpt} --data {rank} --val-fraction 0.995 --out {out}", "", &["rankings.jsonl: 60 prompts are too few to hold 60 out (--val-fraction 0.995)", "lower --val-fraction"]),
+    case("ppo --device cpu --policy {ckpt} --reward-token , --prompts {dir}/p.jsonl --algo rloo --rloo-k 5 --rollout-batch 16 --out {out}", "", &["RLOO needs at least 2 samples per prompt (--rloo-k) dividing the rollout batch (16 responses), got 5"]),
+    // outputs that cannot be written
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --out {file}", "", &["--out ", "a_file is a file, not a directory; give a new directory"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --out {file}/run", "", &["creating the output directory ", "a_file/run: Not a directory"]),
+    case("sample --device cpu -k 1 --max-new-tokens 4 --ckpt {ckpt} --prompts {dir}/p.jsonl --out {file}/s.jsonl", "", &["cannot write ", "a_file/s.jsonl: ", "a_file is a file, not a directory"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --out {ro}/run", "", &["creating the output directory ", "read_only/run: Permission denied"]),
+    // --resume onto a damaged checkpoint: refused, naming the file; the checkpoint is left as it was
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_optimizer", "", &["cannot resume from ", "resume_optimizer/ckpt: reading ", "resume_optimizer/ckpt/optimizer.bpk", "the checkpoint is corrupt or truncated: start over with a new --out"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_optimizer_truncated", "", &["cannot resume from ", "resume_optimizer_truncated/ckpt/optimizer.bpk", "corrupt or truncated"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_state", "", &["cannot resume from ", "parsing ", "resume_state/ckpt/train_state.json: EOF while parsing", "corrupt or truncated"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_ids", "", &["cannot resume from ", "parsing ", "resume_ids/ckpt/param_ids.json: EOF while parsing", "corrupt or truncated"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_ids_short", "", &["cannot resume from ", "resume_ids_short/ckpt/param_ids.json: 2 ids (2 distinct) for a model of 28 parameter tensors", "corrupt or truncated"]),
+    // --resume onto another model or tokenizer
+    case("pretrain --device cpu --preset small --steps 2 --corpus {corpus} --tokenizer {tok} --resume --out {ck}/resume_dir", "", &["cannot resume from ", "resume_dir/ckpt: it holds a different model", "n_embd: 64", "n_embd: 128"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {ck}/other_tokenizer/tokenizer.json --resume --out {ck}/resume_dir", "", &["cannot resume from ", "resume_dir/ckpt: it holds a different model", "vocab_size: 512", "vocab_size: 300"]),
+    case("pretrain --device cpu --preset tiny --steps 2 --corpus {corpus} --tokenizer {tok2} --resume --out {ck}/resume_dir", "", &["cannot resume from ", "resume_dir/ckpt: it was trained with another tokenizer (", "resume_dir/ckpt/tokenizer.json) than the one this run uses, though both have 512 tokens"]),
+    case("sft --device cpu --steps 2 --init {ck}/same_size_tokenizer --data {dir}/in/sft.jsonl --resume --out {ck}/sft_resume_dir", "", &["cannot resume from ", "sft_resume_dir/ckpt: it was trained with another tokenizer", "both have 512 tokens"]),
 ];
-
-struct World {
-    dir: PathBuf,
-    ckpt: PathBuf,
-    ck: PathBuf,
-    tok: PathBuf,
-    corpus: PathBuf,
-}
-
-/// A good tiny checkpoint, then broken copies of it under `ck/`.
-fn world() -> World {
-    let d = common::tmp_dir("bad-inputs");
-    let inp = fixtures::inputs(&d.join("in"), &common::tok());
-    let good = d.join("good");
-    fixtures::tiny_pretrain(&inp, &good, 2);
-    let ck = d.join("ck");
-    broken_checkpoints(&good.join("ckpt"), &ck);
-    let resume = ck.join("resume_dir");
-    std::fs::create_dir_all(&resume).unwrap();
-    copy_dir(&good.join("ckpt"), &resume.join("ckpt"));
-    World {
-        dir: d.clone(),
-        ckpt: good,
-        ck,
-        tok: inp.tok,
-        corpus: inp.corpus,
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
-}
-
-fn broken_checkpoints(good: &Path, ck: &Path) {
-    let make = |name: &str, f: &dyn Fn(&Path)| {
-        let p = ck.join(name);
-        copy_dir(good, &p);
-        f(&p);
-    };
-    let edit_config = |p: &Path, from: &str, to: &str| {
-        let c = std::fs::read_to_string(p.join("config.json")).unwrap();
-        assert!(c.contains(from), "{c}");
-        std::fs::write(p.join("config.json"), c.replace(from, to)).unwrap();
-    };
-    make("garbage", &|p| {
-        std::fs::write(p.join("model.safetensors"), "not a safetensors file").unwrap()
-    });
-    make("truncated", &|p| {
-        let b = std::fs::read(p.join("model.safetensors")).unwrap();
-        std::fs::write(p.join("model.safetensors"), &b[..b.len() / 2]).unwrap();
-    });
-    make("deeper", &|p| {
-        edit_config(p, "\"n_layer\": 2", "\"n_layer\": 3")
-    });
-    make("shorter_ctx", &|p| {
-        edit_config(p, "\"n_ctx\": 64", "\"n_ctx\": 32")
-    });
-    make("bad_config", &|p| {
-        std::fs::write(p.join("config.json"), "{\"kind\": \"lm\",").unwrap()
-    });
-    make("nan", &|p| {
-        // overwrite the first value of wte.weight with a NaN, in place
-        let f = p.join("model.safetensors");
-        let mut b = std::fs::read(&f).unwrap();
-        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
-        let off = header["wte.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
-        b[8 + n + off..8 + n + off + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-        std::fs::write(&f, b).unwrap();
-    });
-    make("other_tokenizer", &|p| {
-        let text = std::fs::read_to_string(common::assets().join("austen/emma.txt")).unwrap();
-        let f = p.join("corpus.txt");
-        std::fs::write(&f, text.chars().take(50_000).collect::<String>()).unwrap();
-        let t = rlhf::data::tokenizer::train(std::slice::from_ref(&f), 300).unwrap();
-        t.save(&p.join("tokenizer.json")).unwrap();
-        std::fs::remove_file(f).unwrap();
-    });
-}
-
-fn expand(cmd: &str, w: &World, file: &str, out: &Path) -> Vec<String> {
-    let bad = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/bad_inputs")
-        .join(file);
-    cmd.split_whitespace()
-        .map(|a| {
-            a.replace("{bad}", s(&bad))
-                .replace("{ckpt}", s(&w.ckpt))
-                .replace("{ck}", s(&w.ck))
-                .replace("{tok}", s(&w.tok))
-                .replace("{corpus}", s(&w.corpus))
-                .replace("{dir}", s(&w.dir))
-                .replace("{out}", s(out))
-        })
-        .collect()
-}
 
 #[test]
 fn every_bad_input_is_a_clear_error_with_exit_code_1_and_no_output() {
     let w = world();
-    let files: Vec<&str> = CASES
+    let files_used: Vec<&str> = CASES
         .iter()
         .map(|c| c.file)
         .filter(|f| !f.is_empty())
         .collect();
-    let on_disk =
-        std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad_inputs"))
-            .unwrap()
-            .count();
+    let corpus_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad_inputs");
+    let on_disk = std::fs::read_dir(&corpus_dir).unwrap().count();
     assert!(on_disk >= 20, "{on_disk} files in tests/bad_inputs");
     let mut failures = Vec::new();
     for (i, c) in CASES.iter().enumerate() {
+        if c.cmd.contains("{ro}") && w.ro.is_none() {
+            eprintln!(
+                "note: case {i} (`--out` in a read-only directory) skipped: this user writes \
+                 where permissions say it may not (root); the `--out` under a file cases take \
+                 the same path"
+            );
+            continue;
+        }
         let out = w.dir.join(format!("out{i}"));
-        let args = expand(c.cmd, &w, c.file, &out);
+        let args = expand(c.cmd, w, c.file, &out);
         let o = rlhf().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         let mut why = Vec::new();
@@ -246,61 +188,25 @@ fn every_bad_input_is_a_clear_error_with_exit_code_1_and_no_output() {
         failures.join("\n")
     );
     // every file of the corpus is used by some case
-    for e in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad_inputs"))
-        .unwrap()
-    {
+    for e in std::fs::read_dir(&corpus_dir).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
-        assert!(files.contains(&name.as_str()), "{name} is in no case");
+        assert!(files_used.contains(&name.as_str()), "{name} is in no case");
     }
-    // the resume case refused before touching the checkpoint it found
+    // the refused resumes wrote nothing where they would have resumed, not even stage.json
+    for (dir, before) in &w.resumes {
+        let now = files(dir);
+        let changed: std::collections::BTreeSet<_> = now
+            .keys()
+            .chain(before.keys())
+            .filter(|k| now.get(*k) != before.get(*k))
+            .collect();
+        assert!(changed.is_empty(), "{}: {changed:?} written", dir.display());
+    }
     assert_eq!(
-        fixtures::ckpt_step(&w.ck.join("resume_dir")),
-        Some((2, true))
+        std::fs::read_to_string(&w.file).unwrap(),
+        "not a directory",
+        "the --out that is a file"
     );
-}
-
-#[test]
-fn overlong_prompts_are_cut_from_the_left_with_a_counted_warning() {
-    let d = common::tmp_dir("overlong");
-    let inp = fixtures::inputs(&d.join("in"), &common::tok());
-    fixtures::tiny_pretrain(&inp, &d.join("m"), 2);
-    let prompts = d.join("prompts.jsonl");
-    let long = "It is a truth universally acknowledged, that a single man in possession of a good \
-                fortune, must be in want of a wife. "
-        .repeat(8);
-    let body = format!(
-        "{{\"prompt\":\"Define: Cat\"}}\n{}\n",
-        serde_json::json!({ "prompt": long })
-    );
-    std::fs::write(&prompts, body).unwrap();
-    let out = d.join("samples.jsonl");
-    let err = ok(&rlhf()
-        .args([
-            "sample",
-            "--device",
-            "cpu",
-            "-k",
-            "2",
-            "--max-new-tokens",
-            "8",
-            "--ckpt",
-        ])
-        .arg(d.join("m"))
-        .arg("--prompts")
-        .arg(&prompts)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap());
-    // tiny: n_ctx 64, 8 of them kept for the response → 56 prompt tokens
-    assert!(
-        err.contains("sample: warning: 1 of 2 prompts are longer than the 56 tokens the context leaves beside --max-new-tokens 8 and were cut from the left"),
-        "{err}"
-    );
-    let samples = rlhf::data::formats::read_samples(&out).unwrap();
-    assert_eq!(samples.len(), 2);
-    assert_eq!(samples[1].prompt, long, "the record keeps the whole prompt");
-    assert!(samples.iter().all(|s| s.responses.len() == 2));
 }
 
 #[test]

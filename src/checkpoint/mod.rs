@@ -10,7 +10,7 @@ use crate::config::{load_json, save_json, ModelConfig};
 use crate::data::tokenizer::Tok;
 use crate::model::Gpt;
 use anyhow::{anyhow, bail, Context, Result};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod finite;
+mod resume;
 
 pub use finite::check_finite;
+pub use resume::{check_resumable, check_same_tokenizer, load_resume};
 
 /// What a checkpoint holds; written into `config.json` as `"lm"` or `"rm"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,18 +118,6 @@ struct Ids(Vec<u64>);
 impl ModuleVisitor for Ids {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
         self.0.push(p.id.val());
-    }
-}
-
-/// Sets ParamIds in visiting order, so a restored optimizer record matches the parameters.
-struct SetIds(Vec<u64>, usize);
-impl ModuleMapper for SetIds {
-    fn map_float<const D: usize>(&mut self, mut p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if let Some(&id) = self.0.get(self.1) {
-            p.id = ParamId::from(id);
-        }
-        self.1 += 1;
-        p
     }
 }
 
@@ -244,8 +234,14 @@ pub fn save_with<M: Module>(
         std::fs::remove_dir_all(&tmp).with_context(|| format!("clearing {}", tmp.display()))?;
     }
     let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    write_parts(&tmp, &req)?;
-    extra(&tmp)?;
+    write_parts(&tmp, &req)
+        .and_then(|()| extra(&tmp))
+        .with_context(|| {
+            format!(
+                "saving a checkpoint into {} (the previous one, if any, is kept)",
+                req.dir.display()
+            )
+        })?;
     crash_point("written", write);
     sync_dir_files(&tmp)?;
     crash_point("synced", write);
@@ -284,8 +280,9 @@ pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()
     save_json(req.config, &dir.join("config.json"))?;
     req.tok.save(&dir.join("tokenizer.json"))?;
     if let Some(o) = req.optim {
-        o.save(dir.join("optimizer.bpk"))
-            .map_err(|e| anyhow!("writing optimizer state: {e:?}"))?;
+        let path = dir.join("optimizer.bpk");
+        o.save(&path)
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
         save_json(&param_ids(req.model), &dir.join("param_ids.json"))?;
     }
     save_json(req.state, &dir.join("train_state.json"))
@@ -304,19 +301,6 @@ fn sync_dir_files(dir: &Path) -> Result<()> {
         }
     }
     crate::util::fs::sync_dir(dir)
-}
-
-/// Errs unless a checkpoint found in a stage's `--out` (to resume from) was made for the model
-/// this run builds: resuming onto another architecture would silently train the old one.
-pub fn check_resumable(dir: &Path, saved: &ModelConfig, expected: &ModelConfig) -> Result<()> {
-    if saved != expected {
-        bail!(
-            "cannot resume from {}: it holds a different model ({saved:?}) from the one this run \
-             builds ({expected:?}); use a new --out, or rerun with the checkpoint's settings",
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 /// A language model loaded from a checkpoint.
@@ -373,26 +357,6 @@ pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
         config,
         tok,
     })
-}
-
-/// Restores the training state of a checkpoint: train state, and the optimizer record matched
-/// to `model`'s parameters. Returns the model with its ParamIds set as when it was saved.
-pub fn load_resume<M: Module>(
-    dir: &Path,
-    model: M,
-    optim: ModuleOptimizer,
-) -> Result<(M, ModuleOptimizer, TrainState)> {
-    let state: TrainState = load_json(&dir.join("train_state.json"))?;
-    let opt_path = dir.join("optimizer.bpk");
-    if !opt_path.is_file() {
-        return Ok((model, optim, state));
-    }
-    let ids: Vec<u64> = load_json(&dir.join("param_ids.json"))?;
-    let model = model.map(&mut SetIds(ids, 0));
-    let optim = optim
-        .load(&opt_path)
-        .map_err(|e| anyhow!("reading {}: {e:?}", opt_path.display()))?;
-    Ok((model, optim, state))
 }
 
 /// A reward model loaded from a checkpoint.

@@ -24,10 +24,10 @@ pub struct DpoArgs {
     pub out: PathBuf,
     /// β: the implicit reward's scale, i.e. how strongly the policy is held to the reference
     /// (larger: closer) [default: 0.1, the paper's].
-    #[arg(long)]
+    #[arg(long, value_parser = super::ranges::beta)]
     pub beta: Option<f64>,
     /// Fraction of prompts held out (a prompt's pairs never straddle the split) [default: 0.1].
-    #[arg(long)]
+    #[arg(long, value_parser = super::ranges::fraction)]
     pub val_fraction: Option<f64>,
     /// Skip (and count) invalid records instead of stopping at the first.
     #[arg(long)]

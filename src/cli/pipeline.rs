@@ -18,7 +18,7 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub assets: Option<PathBuf>,
     /// Responses per prompt to sample for labeling (2 to 9; default 9, tiny 4).
-    #[arg(short = 'k', long)]
+    #[arg(short = 'k', long, value_parser = super::ranges::responses_per_prompt)]
     pub k: Option<usize>,
     /// Rounds of sample → label → RM → PPO; round r ≥ 2 samples from round r−1's policy,
     /// retrains its reward model and runs PPO again from its policy (in `round<r>/`).

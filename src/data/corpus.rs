@@ -14,6 +14,9 @@ pub struct Streams {
 
 /// Tokenizes each file; the tail `val_fraction` of each goes to the held-out stream.
 pub fn tokenize_corpus(tok: &Tok, files: &[PathBuf], val_fraction: f64) -> Result<Streams> {
+    if !(0.0..1.0).contains(&val_fraction) {
+        bail!("the held-out fraction must be in [0, 1), got {val_fraction}");
+    }
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for f in files {
         let text = super::formats::read_text(f).context("reading the corpus")?;

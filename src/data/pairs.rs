@@ -114,7 +114,8 @@ pub fn split_prompts<T>(
     let n_val = ((items.len() as f64 * val_fraction).round() as usize).max(1);
     if items.len() <= n_val {
         anyhow::bail!(
-            "{}: {} prompts are too few to hold {n_val} out",
+            "{}: {} prompts are too few to hold {n_val} out (--val-fraction {val_fraction}) and \
+             train on the rest; give more rankings, or lower --val-fraction",
             data.display(),
             items.len()
         );

@@ -56,13 +56,26 @@ impl Tok {
             .with_context(|| format!("building a tokenizer from {}", vocab.display()))
     }
 
-    /// `gpt2` for the bundled GPT-2 tokenizer, otherwise a path to a `tokenizer.json`.
-    pub fn open(spec: &str) -> Result<Self> {
-        let p = Path::new(spec);
-        if spec == "gpt2" && !p.exists() {
+    /// `gpt2` for the bundled GPT-2 tokenizer, otherwise a path to a `tokenizer.json` (any path
+    /// the system allows, UTF-8 or not).
+    pub fn open(spec: impl AsRef<Path>) -> Result<Self> {
+        let p = spec.as_ref();
+        if p == Path::new("gpt2") && !p.exists() {
             return Self::gpt2();
         }
         Self::load(p)
+    }
+
+    /// Whether `other` is the same tokenizer: the same serialized form (vocabulary, merges,
+    /// special tokens, pre-tokenizer and decoder), so the two map every text to the same ids.
+    /// Two tokenizers of one size trained on other text differ here.
+    pub fn same_as(&self, other: &Tok) -> Result<bool> {
+        let json = |t: &Tok| {
+            t.inner
+                .to_string(false)
+                .map_err(|e| anyhow!("serializing a tokenizer: {e}"))
+        };
+        Ok(json(self)? == json(other)?)
     }
 
     pub fn vocab_size(&self) -> usize {

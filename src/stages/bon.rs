@@ -146,7 +146,7 @@ pub fn run(job: &BonJob, device: &Device) -> Result<BonReport> {
         seed: job.seed,
         seconds: t0.elapsed().as_secs_f64(),
     };
-    std::fs::create_dir_all(&job.out)?;
+    crate::util::fs::create_out_dir(&job.out)?;
     write_jsonl(&job.out.join("candidates.jsonl"), &cands)?;
     crate::config::save_json(&report, &job.out.join("bon.json"))?;
     print!("{}", table(&report));

@@ -261,13 +261,16 @@ impl LmStage<'_> {
     pub fn run(&self, init: Gpt, data: &dyn BatchSource) -> Result<(Gpt, StageSummary)> {
         let cfg = self.cfg;
         let launches = Launches::now();
-        std::fs::create_dir_all(self.out)?;
-        crate::config::save_json(cfg, &self.out.join("stage.json"))?;
+        crate::util::fs::create_out_dir(self.out)?;
         let mut optim = stage_optimizer(cfg);
         let (mut model, mut start) = (init, Start::fresh(cfg.seed));
         if let Some(dir) = resume_dir(self.out, self.resume) {
             let loaded = checkpoint::load_lm(&dir, self.device)?;
-            checkpoint::check_resumable(&dir, &loaded.config.model, &self.ckpt_config.model)?;
+            checkpoint::check_resumable(
+                &dir,
+                (&loaded.config.model, &loaded.tok),
+                (&self.ckpt_config.model, self.tok),
+            )?;
             let (m, o, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
             (model, optim) = (m, o);
             start = Start {
@@ -275,6 +278,8 @@ impl LmStage<'_> {
                 resumed: Some(dir),
             };
         }
+        // after the resume checks: a refused resume writes nothing
+        crate::config::save_json(cfg, &self.out.join("stage.json"))?;
         let mut stage = Lm {
             job: self,
             data,

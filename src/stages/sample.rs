@@ -90,11 +90,7 @@ pub fn run(job: &SampleJob, device: &Device) -> Result<Vec<SampleRecord>> {
         ));
     }
     pb.finish_and_clear();
-    if let Some(parent) = job.out.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
-        }
-    }
+    crate::util::fs::create_parent_dir(&job.out)?;
     write_jsonl(&job.out, &out)?;
     eprintln!(
         "sample: {} prompts × {} responses, {} tokens in {:.1}s -> {}",

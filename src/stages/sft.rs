@@ -60,10 +60,12 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
     let n_val = ((examples.len() as f64 * job.val_fraction) as usize).max(1);
     if examples.len() <= n_val {
         bail!(
-            "{}: {} demonstrations are too few to hold {} out",
+            "{}: {} demonstrations are too few to hold {} out (--val-fraction {}) and train on \
+             the rest; give more demonstrations, or lower --val-fraction",
             job.data.display(),
             examples.len(),
-            n_val
+            n_val,
+            job.val_fraction
         );
     }
     let val: Vec<SftExample> = examples.split_off(examples.len() - n_val);

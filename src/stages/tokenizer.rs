@@ -8,11 +8,7 @@ use std::time::Instant;
 pub fn train(corpus: &[PathBuf], vocab_size: usize, out: &Path) -> Result<()> {
     let t0 = Instant::now();
     let tok = tokenizer::train(corpus, vocab_size)?;
-    if let Some(parent) = out.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
-        }
-    }
+    crate::util::fs::create_parent_dir(out)?;
     tok.save(out)?;
     eprintln!(
         "tokenizer: {} tokens from {} files in {:.1}s -> {}",

@@ -122,6 +122,53 @@ pub fn retry_refused(os: Os, mut op: impl FnMut() -> std::io::Result<()>) -> std
     }
 }
 
+/// Creates a stage's output directory (and its parents), naming it in the error, so an `--out`
+/// that is a file, lies under one, or is in a directory this user may not write fails with its
+/// path instead of the bare OS error.
+pub fn create_out_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--out {} is a file, not a directory; give a new directory",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the output directory {}", dir.display()))
+}
+
+/// Creates the directory an output file goes into, naming it in the error (see
+/// [`create_out_dir`]).
+pub fn create_parent_dir(file: &Path) -> Result<()> {
+    match file.parent() {
+        Some(p) if p.exists() && !p.is_dir() => anyhow::bail!(
+            "cannot write {}: {} is a file, not a directory",
+            file.display(),
+            p.display()
+        ),
+        Some(p) if !p.as_os_str().is_empty() => std::fs::create_dir_all(p).with_context(|| {
+            format!(
+                "creating {}, the directory of {}",
+                p.display(),
+                file.display()
+            )
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Makes a write past the file-size limit (`ulimit -f`, RLIMIT_FSIZE) an error instead of a kill:
+/// by default the kernel ends the process with SIGXFSZ, with no message and a half-written
+/// temporary file. Ignored, the write fails with EFBIG, which reaches the user as an error naming
+/// the file, as a full disk's ENOSPC does. Called once, first thing in `main`.
+pub fn fail_writes_past_the_size_limit() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler code; it is done
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// The directory holding `path` (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {

@@ -24,6 +24,7 @@ pub use loss::dpo_loss;
 pub use train::DpoRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
+use crate::data::tokenizer::Tok;
 use crate::model::Gpt;
 use crate::train::optim::{stage_optimizer, stage_schedule};
 use crate::train::trainer::{resume_dir, Cadence, Start, Trained, Trainer};
@@ -38,7 +39,7 @@ use train::DpoTrain;
 fn start(
     job: &DpoJob,
     init: Gpt,
-    ckpt_cfg: &CheckpointConfig,
+    (ckpt_cfg, tok): (&CheckpointConfig, &Tok),
     device: &Device,
 ) -> Result<(Gpt, ModuleOptimizer, Start)> {
     let cfg = &job.cfg.train;
@@ -47,7 +48,11 @@ fn start(
         return Ok((init, optim, Start::fresh(cfg.seed)));
     };
     let loaded = checkpoint::load_lm(&dir, device)?;
-    checkpoint::check_resumable(&dir, &loaded.config.model, &ckpt_cfg.model)?;
+    checkpoint::check_resumable(
+        &dir,
+        (&loaded.config.model, &loaded.tok),
+        (&ckpt_cfg.model, tok),
+    )?;
     let (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
     let resumed = Some(dir);
     Ok((model, optim, Start { state, resumed }))
@@ -58,8 +63,7 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
     let t0 = std::time::Instant::now();
     let launches = crate::kernels::Launches::now();
     let data = setup::prepare(&job, device)?;
-    std::fs::create_dir_all(&job.out)?;
-    crate::config::save_json(&job.cfg, &job.out.join("stage.json"))?;
+    crate::util::fs::create_out_dir(&job.out)?;
     let ckpt_cfg = CheckpointConfig {
         kind: CheckpointKind::Lm,
         stage: "dpo".into(),
@@ -67,7 +71,9 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         reward_bias: None,
         reward_gain: None,
     };
-    let (model, optim, start) = start(&job, data.init, &ckpt_cfg, device)?;
+    let (model, optim, start) = start(&job, data.init, (&ckpt_cfg, &data.tok), device)?;
+    // after the resume checks, as every stage: a refused resume writes nothing
+    crate::config::save_json(&job.cfg, &job.out.join("stage.json"))?;
     let mut stage = DpoTrain {
         job: &job,
         groups: &data.groups,

@@ -20,7 +20,7 @@ pub use job::{IterStats, PpoJob, PpoSummary, RewardSource};
 pub use setup::initial_value;
 
 use crate::train::trainer::{Cadence, Trainer};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::module::Module;
 use burn::prelude::*;
 use iteration::PpoTrain;
@@ -30,10 +30,11 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
     let cfg = &job.cfg;
     cfg.validate()?;
     let launches = crate::kernels::Launches::now();
-    std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
-    crate::config::save_json(cfg, &job.out.join("stage.json"))?;
+    crate::util::fs::create_out_dir(&job.out)?;
     let fixed = setup::load_fixed(&job, device)?;
     let (learner, start, extra) = setup::initial_learner(&job, &fixed, device)?;
+    // after the resume checks, as every stage: a refused resume writes nothing
+    crate::config::save_json(cfg, &job.out.join("stage.json"))?;
     let learner = crate::ppo::Learner {
         policy: learner.policy.train(),
         critic: learner.critic.map(|c| crate::ppo::Critic {

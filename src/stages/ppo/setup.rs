@@ -171,6 +171,7 @@ pub(super) fn initial_learner(
     let with_critic = cfg.algo == Algo::Ppo;
     if let Some(dir) = crate::train::trainer::resume_dir(&job.out, job.resume) {
         let p = checkpoint::load_lm(&dir, device)?;
+        checkpoint::check_same_tokenizer(&dir, &p.tok, &fixed.tok)?;
         let (policy, popt, state) = checkpoint::load_resume(&dir, p.model, optim())?;
         let critic = match with_critic {
             true => {

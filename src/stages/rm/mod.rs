@@ -37,10 +37,11 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     let t0 = std::time::Instant::now();
     let launches = crate::kernels::Launches::now();
     let data = setup::prepare(&job, device)?;
-    std::fs::create_dir_all(&job.out)?;
-    crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
+    crate::util::fs::create_out_dir(&job.out)?;
     let cfg = &job.train;
     let (model, optim, start, done) = starting_point(&job, &data, device)?;
+    // after the resume checks, as every stage: a refused resume writes nothing
+    crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
     let ckpt_cfg = CheckpointConfig {
         kind: CheckpointKind::Rm,
         stage: "rm".into(),
@@ -119,7 +120,11 @@ fn starting_point(
         return Ok((model, optim, Start::fresh(cfg.seed), None));
     };
     let loaded = checkpoint::load_rm(&dir, device)?;
-    checkpoint::check_resumable(&dir, &loaded.config.model, &data.mcfg)?;
+    checkpoint::check_resumable(
+        &dir,
+        (&loaded.config.model, &loaded.tok),
+        (&data.mcfg, &data.tok),
+    )?;
     let (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
     let done = match (
         state.finished,
