@@ -13,7 +13,7 @@ utterances of Austen's characters, the speakers taking turns (a new paragraph is
 as user and assistant turns.
 Held-out novel (never trained on): austen/persuasion.txt.
 Every record of the four files is screened against screen/blocklist.txt (slurs; its header says how
-words are matched, and tests/assets.rs matches them the same way): a record that matches is left
+words are matched, and tests/data/assets.rs matches them the same way): a record that matches is left
 out. The records are drawn from the whole dictionary and then screened, so that screening one drops
 just that record and leaves the draw of all the others as it was.
 """

@@ -1,7 +1,7 @@
 //! The fused kernels against their reference twins on one device, values and gradients: what
 //! `rlhf doctor` reports and what a GPU run of `rlhf pipeline` checks before it trains, so an
 //! adapter or driver that computes wrong numbers stops a run at once instead of training a
-//! broken model. The tests run the same checks on lavapipe (`tests/doctor.rs`).
+//! broken model. The tests run the same checks on lavapipe (`tests/commands/doctor.rs`).
 
 use super::attention::{attention_kernel_launches, attention_reference, causal_attention};
 use super::dropout::{self as drop, dropout, dropout_reference, MaskKey, Segment};

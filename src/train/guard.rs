@@ -14,7 +14,7 @@
 //! listed 0-based optimizer steps, so the NaN flows through backward into every gradient exactly
 //! as a real blow-up would. Syntax: a comma list of steps and inclusive ranges, a range open at
 //! the top meaning "from then on": `3`, `3,5`, `4-6`, `5-`. It exists for the tests in
-//! `tests/nan_guard.rs`; leave it unset in real runs.
+//! `tests/commands/nan_guard.rs`; leave it unset in real runs.
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;

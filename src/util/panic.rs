@@ -90,7 +90,7 @@ pub fn install() {
 /// `std::process::exit`: that runs the C exit handlers, among them the GPU driver's teardown
 /// (Mesa's, LLVM's), while the backend's other threads are still using the driver after a
 /// failure: the process then died by SIGSEGV or SIGABRT after printing its message, 3 times in
-/// 12 runs of `tests/bad_inputs.rs`'s allocation test on a loaded machine.
+/// 12 runs of `tests/commands/bad_inputs.rs`'s allocation test on a loaded machine.
 fn exit_now(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -7,7 +7,7 @@
 //! error naming the shard.
 
 use super::{assert_close, hf_dir, imported_logits, read_reference, reference, Reference};
-use crate::logits;
+use crate::hf::logits;
 use rlhf::checkpoint;
 use rlhf::hf::weights::{gpt_tensors, read_safetensors, write_safetensors, HostTensor};
 use safetensors::tensor::Dtype;
@@ -91,7 +91,7 @@ fn import_reads_sharded_bf16_safetensors() {
         BTreeSet::from([Dtype::BF16])
     );
     let index =
-        crate::read_json(&reference().join("model_bf16_sharded/model.safetensors.index.json"));
+        crate::hf::read_json(&reference().join("model_bf16_sharded/model.safetensors.index.json"));
     let shards: BTreeSet<&str> = index["weight_map"]
         .as_object()
         .unwrap()

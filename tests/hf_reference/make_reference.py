@@ -1,6 +1,6 @@
-"""Reference logits from Hugging Face `transformers` for `tests/hf.rs` (issue 19).
+"""Reference logits from Hugging Face `transformers` for `tests/model/hf.rs` (issue 19).
 
-The export -> import round trip in `tests/hf.rs` compares our code with itself: a tensor
+The export -> import round trip in `tests/model/hf.rs` compares our code with itself: a tensor
 transposed the same wrong way in both directions passes. This script builds a small GPT-2 with
 `transformers` itself, saves it as `transformers` saves any GPT-2 (`model/config.json` +
 `model/model.safetensors`) and writes the logits `transformers` computes for fixed input ids to

@@ -2,7 +2,7 @@
 //! pass on wgpu, its burn-ops twin elsewhere) of the implicit rewards `β·(log π − log π_ref)`.
 //! With winner w above loser l, `r_w − r_l = β·m` with m the log-ratio margin, so the ranking
 //! loss `−1/C(K,2) Σ log σ(r_w − r_l)`, averaged over prompts, is DPO's loss over all pairs;
-//! `tests/dpo.rs` checks it (value and gradient) against `rl::dpo`.
+//! `tests/training/dpo.rs` checks it (value and gradient) against `rl::dpo`.
 
 use anyhow::Result;
 use burn::prelude::*;

@@ -4,8 +4,8 @@
 //! purpose it exits 1 and a GPU pipeline refuses to train. Beside it, `rlhf kernels
 //! --compile-times`, the driver's compile time per kernel variant.
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use fixtures::{ok, rlhf};
 

@@ -3,7 +3,7 @@
 //! plain plurals, hyphenated compounds also unhyphenated), the way `assets/build_assets.py`
 //! matches when it drops records.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -4,9 +4,9 @@
 //! rollout's log-probs are of the (tempered) distribution it sampled; the first minibatch's
 //! ratio is 1. Plus the tensor losses against the pure functions of `rlhf::rl` (values and
 //! gradients). RLOO (`--algo rloo`) raises the known reward with no value model. PPO and RLOO
-//! runs killed mid-run and resumed are in `tests/recovery.rs`.
+//! runs killed mid-run and resumed are in `tests/commands/recovery.rs`.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use rlhf::config::ModelConfig;

@@ -2,8 +2,8 @@
 //! cache makes a turn run only its new tokens, `/reset` forgets, `/save` writes the messages
 //! format, and a history longer than the context loses its oldest turns with a notice.
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use burn::prelude::*;
 use fixtures::{ok, rlhf, s};

@@ -2,8 +2,8 @@
 //! the same directory with `--compare bon,rloo,dpo` (every finished stage skipped, the frontier
 //! added). Also: clear errors for bad input.
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use std::process::Command;
 

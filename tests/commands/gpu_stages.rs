@@ -20,8 +20,8 @@
 //! move a metric by 1e-2 or more (PPO's first score moved 0.008 when the GPU sampled from one
 //! RNG and the CPU from two).
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use fixtures::{ok, rlhf, s, Inputs};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,8 @@
 //!   PPO);
 //! - `checkpoint::save` refuses non-finite weights and keeps the previous checkpoint.
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use fixtures::{
     assert_same_bytes, ckpt_step, max_abs_diff, ok, ppo_args, pretrain_args, rlhf, s, with, Inputs,

@@ -1,7 +1,7 @@
 //! Property tests (proptest) of the JSONL readers and the ranking parser, with a fixed case count
-//! so they run in seconds (`cargo test --release --test fuzz`). Each property runs on three fixed
+//! so they run in seconds (`cargo test --release --test data fuzz::`). Each property runs on three fixed
 //! seeds (the same cases everywhere) and one random seed, printed before it runs; a failing
-//! case is kept in `tests/fuzz.proptest-regressions` and replayed first by every later run:
+//! case is kept in `tests/data/fuzz.proptest-regressions` and replayed first by every later run:
 //!
 //! - on arbitrary bytes (biased towards JSON punctuation and record keys) no reader panics, and
 //!   every error names the file and a line that exists, or is a whole-file error ("no records",
@@ -30,7 +30,7 @@ thread_local! {
 }
 
 /// `cases` cases from this thread's seed. A failing case's seed is also written to
-/// `tests/fuzz.proptest-regressions` (committed), which every later run replays first.
+/// `tests/data/fuzz.proptest-regressions` (committed), which every later run replays first.
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,

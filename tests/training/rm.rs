@@ -1,7 +1,7 @@
 //! Reward-model stage tests: the loss on a hand-computed case, one forward per response, a rule
 //! the RM must learn (≥ 0.9 held-out pairwise accuracy on tiny), and reward normalisation.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};

@@ -3,9 +3,9 @@
 //! `score`; an SFT demonstration keeps the start of its last response and the end of what comes
 //! before it.
 
+use super::world::world;
 use crate::common;
 use crate::fixtures::{ok, rlhf};
-use crate::world::world;
 use rlhf::data::batching::tokenize_sft;
 use rlhf::data::conversation::{Message, Role};
 use rlhf::data::formats::SftRecord;

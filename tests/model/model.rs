@@ -1,7 +1,7 @@
 //! Model tests: cross-device logits, KV cache vs full forward, SFT masking, checkpoints,
 //! tokenizer round trip.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::prelude::*;

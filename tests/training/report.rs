@@ -2,7 +2,7 @@
 //! are the inputs' (targets judged as worked out by hand) and valid PNG plots; missing inputs are
 //! left out rather than failing.
 
-mod common;
+use crate::common;
 
 use rlhf::pipeline::PipelineConfig;
 use std::path::Path;

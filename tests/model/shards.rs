@@ -1,7 +1,7 @@
 //! Micro-batches (`util::shards`): a batch cut into micro-batches on parallel threads gives the
 //! whole batch's loss and gradient, and dropout masks do not depend on the thread schedule.
 
-mod common;
+use crate::common;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;

@@ -2,8 +2,8 @@
 //! else: `src/cli/ranges.rs`), before anything is read or written; each flag is refused with the
 //! same message by every command that takes it.
 
+use super::world::world;
 use crate::fixtures::rlhf;
-use crate::world::world;
 
 /// (command, what the message must contain).
 #[rustfmt::skip]

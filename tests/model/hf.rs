@@ -3,8 +3,8 @@
 //! step. The comparisons with outside references (a model made by `transformers`, the GPT-2
 //! tokenizer against tiktoken's `r50k_base`) are in `hf_reference/`.
 
-mod common;
-#[path = "hf_reference/mod.rs"]
+use crate::common;
+#[path = "../hf_reference/mod.rs"]
 mod hf_reference;
 
 use burn::prelude::*;

@@ -2,7 +2,7 @@
 //! assistant turn and its closing token, never user or system text), how a conversation prompt
 //! is read and tokenized, and the errors for malformed ones.
 
-mod common;
+use crate::common;
 
 use rlhf::data::batching::{sft_batch, tokenize_sft, SftExample};
 use rlhf::data::conversation::{Message, Role};

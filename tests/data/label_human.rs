@@ -2,7 +2,7 @@
 //! is written, invalid input is refused with a message and then accepted, a session killed
 //! mid-way resumes at the next prompt, and undo removes the last record.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

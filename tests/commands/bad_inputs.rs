@@ -6,15 +6,13 @@
 //! a missing adapter and a failed device allocation, and a backend panic as a message with a
 //! hint (exit code 3).
 
-mod common;
-#[path = "bad_inputs_parts/cuts.rs"]
+use crate::common;
 mod cuts;
-mod fixtures;
-#[path = "bad_inputs_parts/usage.rs"]
+use crate::fixtures;
 mod usage;
-#[path = "bad_inputs_parts/world.rs"]
 mod world;
-#[path = "bad_inputs_parts/writes.rs"]
+// a file-size limit and non-UTF-8 names exist on Unix only
+#[cfg(unix)]
 mod writes;
 
 use fixtures::{ok, rlhf};

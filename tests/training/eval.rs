@@ -2,7 +2,7 @@
 //! hand, and the command itself on tiny random checkpoints (files written, numbers consistent
 //! with the samples it wrote, a model against itself: KL exactly 0, every prompt a tie).
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use rlhf::checkpoint::{self, CheckpointKind};

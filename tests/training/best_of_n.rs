@@ -1,8 +1,8 @@
 //! `rlhf bon` (best-of-n against the RM) on tiny random checkpoints: every row of its report
 //! recomputed from the candidates it wrote.
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use fixtures::s;
 use rlhf::checkpoint::CheckpointKind;

@@ -1,7 +1,7 @@
 //! Stage tests on the tiny preset: pretraining lowers held-out loss. (Resuming a killed stage
-//! is tested through the binary in `tests/recovery.rs`.)
+//! is tested through the binary in `tests/commands/recovery.rs`.)
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use rlhf::config::ModelConfig;

@@ -5,8 +5,8 @@
 //! README promises; PPO (ptx on, adaptive β) too, with its KL controller, and RLOO. The numerical
 //! guard's tests are in `nan_guard.rs`.
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use fixtures::{assert_same_bytes, ckpt_step, ok, ppo_args, pretrain_args, rlhf, s, with, Inputs};
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 //! error naming the file, with the previous checkpoint left whole; a path with bytes that are
 //! not UTF-8 (Linux allows any byte but '/' and NUL in a name) works for inputs and outputs.
 
-use crate::fixtures::{ok, rlhf, s};
-use crate::world::{copy_dir, files, world};
+use super::world::{copy_dir, files, world};
+use crate::fixtures::{rlhf, s};
 
 /// The file-size limit (`ulimit -f`) stands in for a full disk: a write past it fails with
 /// EFBIG as one on a full disk fails with ENOSPC, and the process must not die of SIGXFSZ.
@@ -91,7 +91,7 @@ fn paths_that_are_not_utf8_work_as_inputs_and_outputs() {
         .arg(&run);
         c.output().unwrap()
     };
-    ok(&pretrain(&corpus));
+    crate::fixtures::ok(&pretrain(&corpus));
     assert!(run.join("ckpt/model.safetensors").is_file());
     let (prompts, samples) = (name(b"p\xff.jsonl"), name(b"s\xff.jsonl"));
     std::fs::write(&prompts, "{\"prompt\":\"Define: Cat\"}\n").unwrap();
@@ -113,7 +113,7 @@ fn paths_that_are_not_utf8_work_as_inputs_and_outputs() {
         .arg(&samples)
         .output()
         .unwrap();
-    ok(&o);
+    crate::fixtures::ok(&o);
     assert_eq!(
         rlhf::data::formats::read_samples(&samples).unwrap().len(),
         1

@@ -3,7 +3,7 @@
 //! every reader; a file is flushed with the handle each system needs; directory renames never go
 //! over an existing directory; paths with spaces and non-ASCII characters work.
 
-mod common;
+use crate::common;
 
 use rlhf::data::formats::{read_prompts, read_samples, read_sft, read_text};
 use rlhf::data::rankings::read_rankings;

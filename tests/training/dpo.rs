@@ -4,8 +4,8 @@
 //! reference (and is not with another reference), a short run learns the fixture's preferences
 //! on held-out prompts, and a run killed and resumed ends bitwise where an uninterrupted one does.
 
-mod common;
-mod fixtures;
+use crate::common;
+use crate::fixtures;
 
 use burn::prelude::*;
 use fixtures::{ok, rlhf, s, Inputs};
@@ -206,7 +206,7 @@ fn dpo_lowers_the_loss_and_learns_the_preferences() {
 }
 
 /// Runs `args --out out`, SIGKILLs it as soon as a checkpoint past step 0 (and before the end)
-/// exists, and returns the step of the checkpoint left behind (as `tests/recovery.rs` does).
+/// exists, and returns the step of the checkpoint left behind (as `tests/commands/recovery.rs` does).
 fn run_and_kill(args: &[String], out: &Path) -> usize {
     let mut child = rlhf()
         .args(args)

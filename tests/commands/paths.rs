@@ -5,7 +5,7 @@
 //! the kernels' dump and the whole pipeline on a copy of the assets. (`devices`, `doctor` and
 //! `bench` take no file arguments.)
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::io::Write;
