@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 20's benchmark: `rlhf bench train --device cpu` and bench/torch_train.py on the same
-# model, shapes and optimizer step, alternating (rlhf, PyTorch, rlhf, PyTorch, ...) so that both
-# see the same machine state; prints one line per run and a ratio per round.
+# The CPU training benchmark against PyTorch: `rlhf bench train --device cpu` and
+# bench/torch_train.py on the same model, shapes and optimizer step, alternating (rlhf, PyTorch,
+# rlhf, PyTorch, ...) so that both see the same machine state; prints one line per run and a ratio per round.
 # Usage: bench/train_vs_torch.sh [ROUNDS] [PRESET...]   (default: 2 rounds of tiny small base)
 # Needs: the release binary (cargo build --release) and PyTorch (pip install torch).
 set -euo pipefail

@@ -118,29 +118,21 @@ fn default_rloo_k() -> usize {
 }
 
 impl Default for PpoConfig {
-    /// `rlhf ppo`'s defaults: the settings tuned on the default job, in the units of a
-    /// normalised reward model (`rlhf rm` scales its scores to mean 0, sd 1 on the
-    /// normalisation responses), so they mean the same on any RM. Measured on the default job
-    /// (README "How it compares"), there in its RM's raw units, whose sd on SFT samples was
-    /// 2.245 (the cap and EOS penalty below are those divided by 2.245, rounded; β was measured):
-    /// - its RM likes long answers: without the EOS penalty every response fills
-    ///   max_new_tokens within ~15 iterations and the KL per response grows with it;
-    /// - capping the score (raw 2, ≈ 0.9 sd) removes the pull to stack ever more positive
-    ///   words once a response is good enough, which is where the KL went (win 0.95 at KL 12.3
-    ///   uncapped, 0.88 at 5.9 capped);
-    /// - β keeps the policy near SFT; larger rollouts cut the gradient noise that moved it
-    ///   without raising the score (32 → 48 episodes: 0.88 → 0.92 at the same KL; 48 → 64:
-    ///   0.918 / 5.08 → 0.928 / 4.73); γ_ptx 0.25 pulls it less towards the pretraining text
-    ///   than 1 (0.92 → 0.96 at the same KL) and still lowers the held-out perplexity;
-    /// - 80 iterations, not 60: since the value model starts at the normalised reward
-    ///   (issue 19), 60 iterations reached win 0.830 / KL 4.29, 80 gave 0.918 / 4.84;
-    /// - β: raw 0.14 since the bundled data holds conversations (issue 21), whose prompts are
-    ///   longer and the policy moves further on them (raw 0.12 reached win 0.932 / KL 5.26, 0.13
-    ///   0.918 / 5.13, 0.14 0.906 / 4.33); on the normalised RM (value clip 0.1 for raw 0.2)
-    ///   β 0.064 gave 0.928 / 5.23, 0.07 0.936 / 5.03, 0.075 0.908 / 4.20, 0.08 0.881 / 4.54.
-    ///
-    /// The plain defaults before (60 iterations of 32 episodes, β 0.02, no cap, no EOS
-    /// penalty, on a raw RM) took a second RM (a rule, not sentiment) to 34–40 nats per response.
+    /// `rlhf ppo`'s defaults, chosen on the default job, in the units of a normalised reward model
+    /// (`rlhf rm` scales its scores to mean 0, sd 1 on the normalisation responses), so they mean
+    /// the same on any RM. Why each (the measurements: README "How the defaults were chosen"):
+    /// - the EOS penalty: a sentiment RM likes long answers; without it every response fills
+    ///   max_new_tokens and the KL per response grows with the length;
+    /// - the score cap (≈ 0.9 sd): past it, stacking more positive words buys nothing, which
+    ///   removes the pull that spent most of the KL;
+    /// - 64 episodes per iteration: fewer leave gradient noise that moves the policy away from
+    ///   SFT without raising the score;
+    /// - γ_ptx 0.25: pulls the policy towards the pretraining text less than 1 does, and still
+    ///   lowers the held-out perplexity;
+    /// - 80 iterations: the value model starts at the normalised reward, and 60 stop short of
+    ///   the win-rate target;
+    /// - β 0.075 per RM sd: the bundled conversation prompts are long and the policy moves
+    ///   further on them; a smaller β overshoots the KL target, a larger one the win rate.
     fn default() -> Self {
         Self {
             algo: Algo::Ppo,

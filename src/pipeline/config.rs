@@ -155,14 +155,13 @@ fn dpo_for_preset(preset: &str) -> DpoConfig {
     d
 }
 
-/// Pretraining steps of the default (`small`) job: 500 × 16 × 128 = 1.0M tokens, as the TRL
-/// baseline of issue 9.
+/// Pretraining steps of the default (`small`) job: 500 × 16 × 128 = 1.0M tokens, the budget of
+/// the TRL baseline the README compares the job with.
 const PRETRAIN_STEPS_SMALL: usize = 500;
 /// SFT steps of the default job (its held-out response loss is flat after ~150).
 const SFT_STEPS_SMALL: usize = 150;
-/// RM steps of the default job: 400 × 8 prompts ≈ 3.6 passes over its 900 training prompts
-/// (held-out accuracy 0.740 at 300, 0.750 at 400; with the full-trunk forward, before the last
-/// block ran at the last token only, 0.750 and 0.757).
+/// RM steps of the default job: 400 × 8 prompts ≈ 3 passes over its ~1,000 training prompts
+/// (held-out accuracy 0.740 at 300 steps, 0.750 at 400 on the default job).
 const RM_STEPS_SMALL: usize = 400;
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Our GPT-2 against outside references: the GPT-2 tokenizer against tiktoken (`tokenizer.rs`)
-//! and, here, the model against Hugging Face `transformers` itself (issue 19). The export →
+//! and, here, the model against Hugging Face `transformers` itself. The export →
 //! import round trips of `tests/model/hf.rs` compare our code with itself, so a tensor transposed the
 //! same wrong way in both directions passes them. The model in `model/` was made and saved by
 //! `transformers` (`make_reference.py` says how and why) and `logits.json` holds the logits
