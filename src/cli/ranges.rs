@@ -33,9 +33,10 @@ fn count(s: &str, range: std::ops::RangeInclusive<usize>, words: &str) -> Result
 /// `v` when `ok` (false for NaN, as every comparison with it is), else the range in words (clap
 /// puts the flag and the value as typed before it).
 fn within<T>(v: T, ok: bool, range: &str) -> Result<T, String> {
-    match ok {
-        true => Ok(v),
-        false => Err(format!("must be {range}")),
+    if ok {
+        Ok(v)
+    } else {
+        Err(format!("must be {range}"))
     }
 }
 

@@ -261,15 +261,8 @@ fn the_job_is_deterministic() {
     let run = |out: &std::path::Path| {
         let o = rlhf()
             .args(["pipeline", "--preset", "tiny", "--device", "cpu"])
-            .args([
-                "--pretrain-steps",
-                "30",
-                "--sft-steps",
-                "10",
-                "--rm-steps",
-                "10",
-            ])
-            .args(["--ppo-steps", "2", "--out"])
+            .args(fixtures::SHORT_PIPELINE)
+            .arg("--out")
             .arg(out)
             .output()
             .unwrap();

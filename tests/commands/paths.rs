@@ -50,20 +50,6 @@ fn head(asset: &str, n: usize, to: &Path) {
     std::fs::write(to, lines.join("\n") + "\n").unwrap();
 }
 
-/// A copy of the directory `from` (and everything under it) at `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// The inputs of the job, all under `root`.
 struct Inputs {
     corpus: PathBuf,
@@ -134,9 +120,21 @@ fn every_file_argument_takes_spaces_and_non_ascii() {
     run!("1 2\nq\n"; "label", "--labeler", "human", "--samples", samples,
         "--out", o("hü man.jsonl"));
     let assets = o("as sets é");
-    copy_dir(&common::assets(), &assets);
-    run!(""; "pipeline", "--preset", "tiny", "--assets", assets, "--out", o("pipe line ü"), cpu,
-        "--pretrain-steps", "30", "--sft-steps", "10", "--rm-steps", "10", "--ppo-steps", "2");
+    crate::fixtures::copy_dir(&common::assets(), &assets);
+    let pipe = o("pipe line ü");
+    let mut args = vec![
+        OsStr::new("pipeline"),
+        OsStr::new("--preset=tiny"),
+        OsStr::new(cpu),
+    ];
+    args.extend([
+        OsStr::new("--assets"),
+        assets.as_os_str(),
+        OsStr::new("--out"),
+        pipe.as_os_str(),
+    ]);
+    args.extend(crate::fixtures::SHORT_PIPELINE.map(OsStr::new));
+    rlhf("", &args);
     for f in [
         "tök en.json",
         "pre train/ckpt/model.safetensors",

@@ -33,11 +33,7 @@ fn reference() -> PathBuf {
 /// tokenizer: the logits depend on token ids only, and import needs one of `vocab_size`).
 fn hf_dir(root: &Path, fixture: &str) -> PathBuf {
     let hf = root.join("hf");
-    std::fs::create_dir_all(&hf).unwrap();
-    for e in std::fs::read_dir(reference().join(fixture)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), hf.join(e.file_name())).unwrap();
-    }
+    crate::fixtures::copy_dir(&reference().join(fixture), &hf);
     crate::common::tok()
         .save(&hf.join("tokenizer.json"))
         .unwrap();

@@ -117,19 +117,11 @@ fn other_tokenizer(size: usize, novel: &str, chars: usize) -> rlhf::data::tokeni
     t
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
-}
-
 /// Copies of the good checkpoint with one thing wrong, each in `ck/<name>/`.
 fn broken_checkpoints(good: &Path, ck: &Path, tok2: &Path) {
     let make = |name: &str, f: &dyn Fn(&Path)| {
         let p = ck.join(name);
-        copy_dir(good, &p);
+        fixtures::copy_dir(good, &p);
         f(&p);
     };
     let edit_config = |p: &Path, from: &str, to: &str| {
@@ -203,7 +195,7 @@ fn damaged_resumes(good: &Path, ck: &Path) -> Vec<(PathBuf, Files)> {
         .iter()
         .map(|(name, damage)| {
             let out = ck.join(name);
-            copy_dir(good, &out.join("ckpt"));
+            fixtures::copy_dir(good, &out.join("ckpt"));
             damage(&out.join("ckpt"));
             (out.clone(), files(&out))
         })

@@ -2,7 +2,7 @@
 //! error naming the file, with the previous checkpoint left whole; a path with bytes that are
 //! not UTF-8 (Linux allows any byte but '/' and NUL in a name) works for inputs and outputs.
 
-use super::world::{copy_dir, files, world};
+use super::world::{files, world};
 use crate::fixtures::{rlhf, s};
 
 /// The file-size limit (`ulimit -f`) stands in for a full disk: a write past it fails with
@@ -13,7 +13,7 @@ fn a_full_disk_is_a_write_error_naming_the_file_and_keeps_the_previous_checkpoin
     use std::os::unix::process::CommandExt;
     let w = world();
     let out = w.dir.join("full_disk");
-    copy_dir(&w.ckpt.join("ckpt"), &out.join("ckpt"));
+    crate::fixtures::copy_dir(&w.ckpt.join("ckpt"), &out.join("ckpt"));
     let before = files(&out.join("ckpt"));
     let size = |f: &str| before[std::path::Path::new(f)].len() as u64;
     let (model, optimizer) = (size("model.safetensors"), size("optimizer.bpk"));
