@@ -13,7 +13,6 @@ pub mod kernels;
 pub mod labeler;
 pub mod model;
 pub mod pipeline;
-pub mod ppo;
 pub mod rl;
 pub mod stages;
 pub mod train;

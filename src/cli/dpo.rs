@@ -1,7 +1,7 @@
 //! Flags of `rlhf dpo` (kept beside `cli.rs` to keep each file short).
 
 use super::{DeviceArg, OptimArgs};
-use crate::config::DpoConfig;
+use crate::stages::dpo::DpoConfig;
 use clap::Args;
 use std::path::PathBuf;
 

@@ -44,7 +44,7 @@ pub struct PpoArgs {
     /// (--rloo-k responses per prompt, each one's baseline the mean return of the others, no
     /// value model; Ahmadian et al. 2024) [default: ppo].
     #[arg(long, value_enum)]
-    pub algo: Option<crate::config::Algo>,
+    pub algo: Option<crate::stages::ppo::Algo>,
     /// RLOO: responses sampled per prompt, at least 2, dividing --rollout-batch [default: 4].
     #[arg(long)]
     pub rloo_k: Option<usize>,
@@ -116,8 +116,8 @@ pub struct PpoArgs {
 
 impl PpoArgs {
     /// The PPO settings: the defaults with every given flag applied.
-    pub fn config(&self) -> crate::config::PpoConfig {
-        let mut c = crate::config::PpoConfig::default();
+    pub fn config(&self) -> crate::stages::ppo::PpoConfig {
+        let mut c = crate::stages::ppo::PpoConfig::default();
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }

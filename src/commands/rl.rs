@@ -106,7 +106,7 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
         (Some(d), true) => assets::training_corpus(d)?,
         _ => a.ptx_corpus.clone(),
     };
-    if cfg.algo == crate::config::Algo::Rloo && a.value_init.is_some() {
+    if cfg.algo == ppo::Algo::Rloo && a.value_init.is_some() {
         anyhow::bail!("--value-init has no use with --algo rloo: RLOO trains no value model");
     }
     let reward = match (&a.rm, &a.reward_token) {
@@ -123,8 +123,8 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
         (None, None) => anyhow::bail!("give --prompts FILE"),
     };
     let cfg_algo_name = match cfg.algo {
-        crate::config::Algo::Ppo => "ppo",
-        crate::config::Algo::Rloo => "rloo",
+        ppo::Algo::Ppo => "ppo",
+        ppo::Algo::Rloo => "rloo",
     };
     let s = ppo::run(
         ppo::PpoJob {

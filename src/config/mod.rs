@@ -1,16 +1,13 @@
-//! Every configuration type of the crate, in one place: the model (GPT-2 hyper-parameters and
-//! presets), a training stage's optimisation settings, PPO's and DPO's settings. Each field documents its
-//! default and unit beside it; the resolved values are saved into every run directory
+//! The configuration types the stages share: the model (GPT-2 hyper-parameters and presets) and
+//! a training stage's optimisation settings. A stage with settings of its own keeps them in its
+//! folder beside the code they shape (`stages::ppo::config`, `stages::dpo::config`). Each field
+//! documents its default and unit beside it; the resolved values are saved into every run directory
 //! (`stage.json`, `pipeline.json`) and checkpoint (`config.json`).
 
-pub mod dpo;
 pub mod model;
-pub mod ppo;
 pub mod train;
 
-pub use dpo::DpoConfig;
 pub use model::{preset_names, ModelConfig, ModelOverrides};
-pub use ppo::{Algo, PpoConfig, PpoDefaults};
 pub use train::TrainConfig;
 
 use anyhow::{Context, Result};

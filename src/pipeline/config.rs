@@ -2,10 +2,12 @@
 //! saved as `pipeline.json` in the run directory (and read back by the report).
 
 use super::frontier::Method;
-use crate::config::{Algo, DpoConfig, PpoConfig, TrainConfig};
+use crate::config::TrainConfig;
 use crate::config::{ModelConfig, ModelOverrides};
 use crate::labeler::LabelerKind;
 use crate::model::generate::SampleConfig;
+use crate::stages::dpo::DpoConfig;
+use crate::stages::ppo::{Algo, PpoConfig};
 use crate::stages::rm;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};

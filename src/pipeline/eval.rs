@@ -111,7 +111,7 @@ pub(super) fn run_ppo(
     corpus: &[PathBuf],
     sft: &Path,
     (start, rm_dir, out): (&Path, &Path, &Path),
-    cfg: crate::config::PpoConfig,
+    cfg: crate::stages::ppo::PpoConfig,
     device: &Device,
 ) -> Result<String> {
     let s = ppo::run(

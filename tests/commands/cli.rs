@@ -121,7 +121,7 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
     let score = header.iter().position(|h| h == "ppo/rm_score").unwrap();
     assert_eq!(
         rows.len(),
-        rlhf::config::PpoConfig::for_job(rlhf::config::PpoDefaults::Tiny).steps
+        rlhf::stages::ppo::PpoConfig::for_job(rlhf::stages::ppo::PpoDefaults::Tiny).steps
     );
     assert!(rows
         .iter()

@@ -381,14 +381,14 @@ fn eval_scores_the_generated_ids_as_ppo_does() {
     )
     .unwrap();
     let rm = checkpoint::load_rm(&rm_dir, &dev).unwrap();
-    let scorer = rlhf::ppo::Scorer::Model {
+    let scorer = rlhf::stages::ppo::Scorer::Model {
         rm: Box::new(rm.model),
         bias: rm.config.reward_bias.unwrap() as f32,
     };
-    let eps: Vec<rlhf::ppo::Episode> = prompt_ids
+    let eps: Vec<rlhf::stages::ppo::Episode> = prompt_ids
         .iter()
         .zip(&gen)
-        .map(|(p, g)| rlhf::ppo::Episode {
+        .map(|(p, g)| rlhf::stages::ppo::Episode {
             prompt: p.clone(),
             actions: g.iter().copied().chain([tok.eot]).collect(),
             ended: true,

@@ -10,9 +10,9 @@ use crate::common;
 
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
-use rlhf::config::PpoConfig;
 use rlhf::config::TrainConfig;
-use rlhf::ppo::loss::{policy_loss, value_loss};
+use rlhf::stages::ppo::loss::{policy_loss, value_loss};
+use rlhf::stages::ppo::PpoConfig;
 use rlhf::stages::ppo::{self, PpoJob, PpoSummary, RewardSource};
 use rlhf::stages::pretrain::{self, PretrainJob};
 use rlhf::util::tensors::{floats, to_vec};
@@ -67,7 +67,7 @@ fn fixture() -> &'static (PathBuf, PathBuf, PathBuf) {
 }
 
 fn cfg(steps: usize) -> PpoConfig {
-    let mut c = PpoConfig::for_job(rlhf::config::PpoDefaults::Tiny);
+    let mut c = PpoConfig::for_job(rlhf::stages::ppo::PpoDefaults::Tiny);
     c.steps = steps;
     c.rollout_batch = 16;
     c.minibatch = 8;
@@ -136,7 +136,7 @@ fn known_reward_rises_and_kl_stays_finite() {
 #[test]
 fn rloo_raises_the_known_reward_without_a_value_model() {
     let mut c = cfg(24);
-    (c.algo, c.rloo_k) = (rlhf::config::Algo::Rloo, 4);
+    (c.algo, c.rloo_k) = (rlhf::stages::ppo::Algo::Rloo, 4);
     let (s, out) = run("rloo", c, false);
     let score = column(&out, "ppo/rm_score");
     let (early, late) = (mean(&score[..4]), mean(&score[20..]));
@@ -338,13 +338,14 @@ fn value_model_starts_at_the_normalised_reward() {
         ..Default::default()
     };
     let eot = common::tok().eot;
-    let m = rlhf::ppo::RolloutModels {
+    let m = rlhf::stages::ppo::RolloutModels {
         policy: &policy,
         reference: &policy,
         value: Some((&value, value_bias)),
     };
     let mut rng = rlhf::util::rng::Rng::new(3);
-    let eps = rlhf::ppo::rollout(&m, &prompts[..4], &sampling, eot, 4, &mut rng, &dev).unwrap();
+    let eps =
+        rlhf::stages::ppo::rollout(&m, &prompts[..4], &sampling, eot, 4, &mut rng, &dev).unwrap();
     for e in &eps {
         // state s_t = prompt + the first t actions; the RM reads its last token
         let states: Vec<Vec<u32>> = (0..e.actions.len())
@@ -383,14 +384,14 @@ fn rollout_logprobs_are_of_the_sampling_distribution() {
         max_new_tokens: 1,
         ..Default::default()
     };
-    let m = rlhf::ppo::RolloutModels {
+    let m = rlhf::stages::ppo::RolloutModels {
         policy: &policy,
         reference: &policy,
         value: Some((&value, 0.0)),
     };
     let mut rng = rlhf::util::rng::Rng::new(9);
     let eot = common::tok().eot;
-    let eps = rlhf::ppo::rollout(&m, &many, &sampling, eot, 256, &mut rng, &dev).unwrap();
+    let eps = rlhf::stages::ppo::rollout(&m, &many, &sampling, eot, 256, &mut rng, &dev).unwrap();
     let mut by_token: std::collections::BTreeMap<u32, (usize, f32)> = Default::default();
     for e in &eps {
         let entry = by_token.entry(e.actions[0]).or_insert((0, e.logp_old[0]));

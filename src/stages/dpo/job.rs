@@ -1,6 +1,6 @@
 //! What `rlhf dpo` is asked to do, and what it reports (`summary.json`).
 
-use crate::config::DpoConfig;
+use super::config::DpoConfig;
 use crate::rl::dpo::DpoStats;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -6,11 +6,12 @@
 //! response runs through the policy once per step; the frozen reference's log-probabilities are
 //! computed once at setup and cached (`setup`).
 //!
-//! Parts: `job` (what is asked, what is reported), `setup` (data, models, the reference's
+//! Parts: `config` (the settings, saved as `stage.json`), `job` (what is asked, what is reported), `setup` (data, models, the reference's
 //! cache), `logps` (log-probabilities of sets of rankings without gradients), `loss` (the loss on
 //! tensors), `step` (one step's loss and gradient), `train` (the stage the trainer drives).
 //! The pure math, with hand-checked numbers, is `rl::dpo`.
 
+pub mod config;
 mod job;
 mod logps;
 mod loss;
@@ -18,6 +19,7 @@ mod setup;
 mod step;
 mod train;
 
+pub use config::DpoConfig;
 pub use job::{DpoJob, DpoSummary};
 pub use logps::{host_logprobs, Group};
 pub use loss::dpo_loss;

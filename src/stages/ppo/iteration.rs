@@ -3,15 +3,13 @@
 //! then train policy and value model for `ppo_epochs` passes of minibatches (with pretraining
 //! batches when `ptx_coef > 0`). The trainer owns the loop, the guard, metrics and cadence.
 
+use super::config::{Algo, PpoConfig};
 use super::job::{IterStats, PpoJob};
 use super::setup::{save, Extra, Fixed};
+use super::{assign_rewards, assign_rloo, rollout, Episode, Learner, RolloutModels, StepStats};
 use crate::checkpoint::TrainState;
-use crate::config::{Algo, PpoConfig};
 use crate::data::batching::{random_windows, Batch};
 use crate::model::generate::SampleConfig;
-use crate::ppo::{
-    assign_rewards, assign_rloo, rollout, Episode, Learner, RolloutModels, StepStats,
-};
 use crate::rl::{clip_reward, missing_eos_penalty, whiten};
 use crate::train::schedule::LrSchedule;
 use crate::train::trainer::{Stage, StepCtx};

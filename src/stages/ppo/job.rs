@@ -1,7 +1,7 @@
 //! What `rlhf ppo` is asked to do (the models, data and settings), and what it reports
 //! (`summary.json`).
 
-use crate::config::PpoConfig;
+use super::config::PpoConfig;
 use crate::train::trainer::MetricRow;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -9,14 +9,26 @@
 //! value model and its optimizer in `ckpt/value/`, written in the same atomic commit; the KL
 //! controller and RNG ride in `train_state.json`, so `--resume` continues exactly.
 //!
-//! Parts: `job` (what is asked, what is reported), `setup` (models, data, the checkpoint),
-//! `iteration` (the stage the trainer drives).
+//! Parts: `config` (the settings, saved as `stage.json`), `job` (what is asked, what is
+//! reported), `setup` (models, data, the checkpoint), `episode` (episodes and their padded
+//! grid, rewards and advantages), `rollout` (sampling, log-probs, values, scores), `loss` (the
+//! losses on tensors), `learner` (one gradient step of both models), `iteration` (the stage the
+//! trainer drives). The scalar math, with hand-checked numbers, is `crate::rl`.
 
+pub mod config;
+pub mod episode;
 mod iteration;
 mod job;
+pub mod learner;
+pub mod loss;
+pub mod rollout;
 mod setup;
 
+pub use config::{Algo, PpoConfig, PpoDefaults};
+pub use episode::{assign_rewards, assign_rloo, Episode, Grid};
 pub use job::{IterStats, PpoJob, PpoSummary, RewardSource};
+pub use learner::{Critic, Learner, StepStats};
+pub use rollout::{rollout, RolloutModels, Scorer};
 pub use setup::initial_value;
 
 use crate::train::trainer::{Cadence, Trainer};
@@ -35,9 +47,9 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
     let (learner, start, extra) = setup::initial_learner(&job, &fixed, device)?;
     // after the resume checks, as every stage: a refused resume writes nothing
     crate::config::save_json(cfg, &job.out.join("stage.json"))?;
-    let learner = crate::ppo::Learner {
+    let learner = Learner {
         policy: learner.policy.train(),
-        critic: learner.critic.map(|c| crate::ppo::Critic {
+        critic: learner.critic.map(|c| Critic {
             model: c.model.train(),
             ..c
         }),

@@ -1,9 +1,10 @@
 //! Setting up a PPO run: loading the frozen models and data, the trained models (fresh from
 //! SFT and the RM, or from the run's checkpoint when resuming), and writing that checkpoint.
 
+use super::config::Algo;
 use super::job::{PpoJob, RewardSource};
+use super::{Critic, Learner, Scorer};
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
-use crate::config::Algo;
 use crate::config::ModelConfig;
 use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::read_prompts;
@@ -11,7 +12,6 @@ use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
 use crate::model::{Gpt, RewardModel};
-use crate::ppo::{Critic, Learner, Scorer};
 use crate::rl::KlController;
 use crate::train::optim::adamw;
 use crate::train::trainer::Start;

@@ -3,9 +3,9 @@
 //! its own AdamW, learning rate and global-norm clipping. A non-finite loss or gradient skips
 //! both updates (the stage's [`Guard`] counts it and stops the run after too many in a row).
 
+use super::config::PpoConfig;
 use super::episode::{Episode, Grid};
 use super::loss::{entropy, policy_loss, value_loss};
-use crate::config::PpoConfig;
 use crate::data::batching::Batch;
 use crate::model::loss::{masked_nll, tempered, token_logprobs};
 use crate::model::{Gpt, RewardModel};

@@ -1,7 +1,7 @@
 //! DPO settings (`rlhf dpo`), saved as `stage.json` in the DPO directory. `DpoConfig::default()`
 //! holds the command's defaults.
 
-use super::TrainConfig;
+use crate::config::TrainConfig;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
