@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rankings by a rule that is not sentiment: a second preference for checking that `rlhf ppo`'s
-defaults hold on a reward model they were not tuned on (README "PPO's defaults on another
-reward model").
+defaults hold on a reward model they were not tuned on (docs/results.md, "PPO's defaults on
+another reward model").
 
 The rule: a response is better the larger the share of its words that are short (three
 letters or fewer: "a", "of", "she", "had" ...), i.e. plain wording. It is unrelated to VADER's

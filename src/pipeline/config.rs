@@ -104,7 +104,7 @@ impl PipelineConfig {
                 (512, 16, 24)
             }
             "small" => {
-                // measured on the 2-core CPU (README "How it compares"): SFT's
+                // measured on the 2-core CPU (docs/tuning.md): SFT's
                 // held-out loss is flat after ~150 steps; the RM gains most from more
                 // responses (K = 9: 0.71 -> 0.75 held-out accuracy), and 400 steps over them
                 (pt.steps, st.steps, rt.steps) =
@@ -158,7 +158,7 @@ fn dpo_for_preset(preset: &str) -> DpoConfig {
 }
 
 /// Pretraining steps of the default (`small`) job: 500 × 16 × 128 = 1.0M tokens, the budget of
-/// the TRL baseline the README compares the job with.
+/// the TRL baseline docs/results.md compares the job with.
 const PRETRAIN_STEPS_SMALL: usize = 500;
 /// SFT steps of the default job (its held-out response loss is flat after ~150).
 const SFT_STEPS_SMALL: usize = 150;

@@ -1,9 +1,9 @@
 //! Crash safety, through the binary as a user runs it, on the CPU: pretrain, SFT and RM of the
 //! tiny preset are SIGKILLed mid-run once a checkpoint past step 0 exists, resumed with
 //! `--resume`, and must end with the weights of an uninterrupted run, bitwise (every tensor
-//! equal; dropout 0.1 for the LM stages, so the dropout RNG is part of what resumes), as the
-//! README promises; PPO (ptx on, adaptive β) too, with its KL controller, and RLOO. The numerical
-//! guard's tests are in `nan_guard.rs`.
+//! equal; dropout 0.1 for the LM stages, so the dropout RNG is part of what resumes), as
+//! docs/troubleshooting.md promises; PPO (ptx on, adaptive β) too, with its KL controller, and
+//! RLOO. The numerical guard's tests are in `nan_guard.rs`.
 
 use crate::common;
 use crate::fixtures;

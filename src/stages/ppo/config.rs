@@ -120,7 +120,7 @@ fn default_rloo_k() -> usize {
 impl Default for PpoConfig {
     /// `rlhf ppo`'s defaults, chosen on the default job, in the units of a normalised reward model
     /// (`rlhf rm` scales its scores to mean 0, sd 1 on the normalisation responses), so they mean
-    /// the same on any RM. Why each (the measurements: README "How the defaults were chosen"):
+    /// the same on any RM. Why each (the measurements: docs/tuning.md):
     /// - the EOS penalty: a sentiment RM likes long answers; without it every response fills
     ///   max_new_tokens and the KL per response grows with the length;
     /// - the score cap (≈ 0.9 sd): past it, stacking more positive words buys nothing, which

@@ -163,8 +163,9 @@ fn piece_tokens(tok: &rlhf::data::tokenizer::Tok, r: &SftRecord) -> Vec<(Vec<u32
         .collect()
 }
 
-/// The README's claim (the SFT section): "A demonstration longer than the context keeps at most
-/// half the context of its last response and drops its oldest turns first". With n_ctx 64 an
+/// The claim of docs/formats.md ("What is cut when a text is longer than the context"): "A
+/// demonstration longer than the context keeps at most half the context of its last response
+/// and drops its oldest turns first". With n_ctx 64 an
 /// example holds 65 tokens (64 inputs and their shifted targets); the claim holds when the turns
 /// before the last response fill the other half. Beside a short prompt the last response keeps
 /// what the prompt leaves, more than half: the half is what it keeps at most when the earlier
