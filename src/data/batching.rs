@@ -6,6 +6,8 @@
 //!   one turn; batches are right-padded and carry a weight per target position: 1 on the tokens
 //!   of every assistant turn (and the `<|endoftext|>` closing it), 0 on user and system text and
 //!   padding.
+//! - Rankings (the reward model, DPO): a batch is prompts drawn with replacement, each with all
+//!   of its responses.
 
 use crate::data::formats::SftRecord;
 use crate::data::template::pieces;
@@ -45,6 +47,13 @@ impl Batch {
             w: self.w[a..b].to_vec(),
         }
     }
+}
+
+/// `b` items drawn uniformly with replacement (at most as many as there are items), so the data
+/// position is the RNG state alone, as for the windows below.
+pub fn draw_with_replacement<'a, T>(items: &'a [T], b: usize, rng: &mut Rng) -> Vec<&'a T> {
+    let n = items.len();
+    (0..b.min(n)).map(|_| &items[rng.below(n)]).collect()
 }
 
 /// A batch of `b` random windows of `t + 1` tokens from `stream`.

@@ -9,7 +9,8 @@ use crate::device::Selected;
 use crate::kernels::selfcheck::{self, Check};
 use crate::model::{Gpt, InitRng};
 use crate::stages::bench;
-use crate::stages::lm_train::{batch_grads, BatchGrads};
+use crate::stages::lm_train::batch_grads;
+use crate::train::trained::StepGrads;
 use crate::train::guard::Guard;
 use crate::util::rng::Rng;
 use crate::util::tensors::to_vec;
@@ -39,7 +40,7 @@ fn training_step(device: &Device) -> Result<(f64, f64, Vec<f32>)> {
     };
     let guard = Guard::new("doctor", 1)?;
     let ad = device.clone().autodiff();
-    let BatchGrads {
+    let StepGrads {
         loss,
         grad_norm: norm,
         grads,

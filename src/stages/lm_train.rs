@@ -10,14 +10,14 @@ use crate::kernels::Launches;
 use crate::model::dropout::{seed_masks, seed_masks_rows};
 use crate::model::loss::masked_nll;
 use crate::model::Gpt;
-use crate::train::clip::{clip_to_norm, read_with_norms, sum_squares};
+use crate::train::clip::{read_with_norms, sum_squares};
 use crate::train::guard::Guard;
-use crate::train::optim::{stage_optimizer, stage_schedule};
-use crate::train::schedule::LrSchedule;
+use crate::train::metrics::{absent_fields, MetricRow};
+use crate::train::optim::stage_optimizer;
+use crate::train::run::StageRun;
 use crate::train::tensors::batch_tensors;
-use crate::train::trainer::{
-    resume_dir, Cadence, MetricRow, Stage, Start, StepCtx, Trained, Trainer,
-};
+use crate::train::trained::{StepGrads, Trained};
+use crate::train::trainer::{Cadence, Stage, StepCtx, Trainer};
 use crate::util::rng::Rng;
 use crate::util::shards;
 use crate::util::tensors::read_scalars;
@@ -57,15 +57,8 @@ pub fn eval_loss(model: &Gpt, batches: &[Batch], device: &Device) -> Result<f64>
     Ok(if n > 0.0 { sum / n } else { f64::NAN })
 }
 
-/// What one training batch gave: its loss, the global norm of its gradient (before clipping)
-/// and the gradient, the two numbers read back together in one transfer.
-pub struct BatchGrads {
-    pub loss: f64,
-    pub grad_norm: f64,
-    pub grads: GradientsParams,
-}
-
-/// Loss and gradient of one training batch, cut into `cfg.micro_batches` micro-batches each
+/// Loss, gradient and the gradient's global norm (the two numbers read back together in one
+/// transfer) of one training batch, cut into `cfg.micro_batches` micro-batches each
 /// weighted by its share of the batch's target weight, so the result is the whole batch's
 /// masked mean. On the CPU backend the micro-batches run on parallel threads
 /// (`util::shards`); on a GPU the batch goes through in one pass (the device is parallel
@@ -78,7 +71,7 @@ pub fn batch_grads(
     step: usize,
     guard: &Guard,
     ad: &Device,
-) -> Result<BatchGrads> {
+) -> Result<StepGrads> {
     let ranges = shards::ranges(batch.b, cfg.micro_batches);
     let split: Vec<Batch> = if shards::is_cpu(ad) {
         ranges.iter().map(|r| batch.rows(r.clone())).collect()
@@ -111,7 +104,7 @@ pub fn batch_grads(
     let grads = shards::combine(model, parts_g);
     let (v, norms) = read_with_norms(losses, vec![sum_squares(model, &grads)])?;
     let loss = v.iter().zip(&shares).map(|(&l, s)| l as f64 * s).sum();
-    Ok(BatchGrads {
+    Ok(StepGrads {
         loss,
         grad_norm: norms[0],
         grads,
@@ -156,17 +149,13 @@ pub struct LmRow {
     pub tokens_per_s: f64,
 }
 
-impl Default for LmRow {
-    fn default() -> Self {
-        Self {
-            loss_train: f64::NAN,
-            loss_eval: f64::NAN,
-            lr: f64::NAN,
-            grad_norm: f64::NAN,
-            tokens_per_s: f64::NAN,
-        }
-    }
-}
+absent_fields!(LmRow {
+    loss_train,
+    loss_eval,
+    lr,
+    grad_norm,
+    tokens_per_s
+});
 
 impl MetricRow for LmRow {
     fn fields(&self) -> Vec<(&'static str, f64)> {
@@ -186,7 +175,6 @@ struct Lm<'a> {
     job: &'a LmStage<'a>,
     data: &'a dyn BatchSource,
     net: Trained<Gpt>,
-    sched: LrSchedule,
     ad: Device,
     /// The loss of the last step whose update was applied.
     last_loss: f64,
@@ -202,24 +190,18 @@ impl Stage for Lm<'_> {
         let t0 = *self.t0.get_or_insert_with(Instant::now);
         let cfg = self.job.cfg;
         let batch = self.data.train_batch(ctx.rng)?;
-        let model = self.net.model()?;
-        let BatchGrads {
-            loss,
-            grad_norm: norm,
-            mut grads,
-        } = batch_grads(model, &batch, cfg, step, ctx.guard, &self.ad)?;
-        clip_to_norm(model, &mut grads, norm, cfg.grad_clip);
-        let lr = self.sched.at(step);
-        if ctx.judge(step, loss, norm)? {
-            self.net.apply(lr, grads)?;
+        let g = batch_grads(self.net.model()?, &batch, cfg, step, ctx.guard, &self.ad)?;
+        let (loss, grad_norm) = (g.loss, g.grad_norm);
+        let update = self.net.update(step, ctx, g)?;
+        if update.applied {
             self.last_loss = loss;
         }
         self.tokens += batch.b * batch.t;
         Ok(LmRow {
             loss_train: loss,
             loss_eval: f64::NAN,
-            lr,
-            grad_norm: norm,
+            lr: update.lr,
+            grad_norm,
             tokens_per_s: self.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
         })
     }
@@ -260,31 +242,27 @@ impl Stage for Lm<'_> {
 impl LmStage<'_> {
     pub fn run(&self, init: Gpt, data: &dyn BatchSource) -> Result<(Gpt, StageSummary)> {
         let cfg = self.cfg;
-        let launches = Launches::now();
-        crate::util::fs::create_out_dir(self.out)?;
-        let mut optim = stage_optimizer(cfg);
-        let (mut model, mut start) = (init, Start::fresh(cfg.seed));
-        if let Some(dir) = resume_dir(self.out, self.resume) {
-            let loaded = checkpoint::load_lm(&dir, self.device)?;
-            checkpoint::check_resumable(
-                &dir,
-                (&loaded.config.model, &loaded.tok),
-                (&self.ckpt_config.model, self.tok),
-            )?;
-            let (m, o, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
-            (model, optim) = (m, o);
-            start = Start {
-                state,
-                resumed: Some(dir),
-            };
-        }
-        // after the resume checks: a refused resume writes nothing
-        crate::config::save_json(cfg, &self.out.join("stage.json"))?;
+        let run = StageRun::begin(self.out);
+        run.create_dir()?;
+        let begun = run.start(
+            (self.resume, cfg.seed),
+            stage_optimizer(cfg),
+            || Ok((init, ())),
+            |dir| {
+                let loaded = checkpoint::load_lm(dir, self.device)?;
+                checkpoint::check_resumable(
+                    dir,
+                    (&loaded.config.model, &loaded.tok),
+                    (&self.ckpt_config.model, self.tok),
+                )?;
+                Ok((loaded.model, ()))
+            },
+        )?;
+        run.save_settings(cfg)?;
         let mut stage = Lm {
             job: self,
             data,
-            net: Trained::new(model.train(), optim),
-            sched: stage_schedule(cfg),
+            net: Trained::new(begun.model.train(), begun.optim, cfg),
             ad: self.device.clone().autodiff(),
             last_loss: f64::NAN,
             tokens: 0,
@@ -296,7 +274,7 @@ impl LmStage<'_> {
             out: self.out,
             cadence: Cadence::of(cfg),
         };
-        let fin = trainer.run(&mut stage, start)?;
+        let fin = trainer.run(&mut stage, begun.start)?;
         let summary = StageSummary {
             steps: fin.state.step,
             final_train_loss: stage.last_loss,
@@ -308,10 +286,10 @@ impl LmStage<'_> {
                 f64::NAN
             },
             skipped_steps: fin.skipped,
-            seconds: fin.seconds,
-            fused_kernels: Launches::since(launches),
+            seconds: run.seconds(),
+            fused_kernels: run.launches(),
         };
-        crate::config::save_json(&summary, &self.out.join("summary.json"))?;
+        run.finish(&summary)?;
         Ok((stage.net.into_model()?.valid(), summary))
     }
 }

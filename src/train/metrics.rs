@@ -1,10 +1,54 @@
-//! `metrics.csv`: one row per logged step, namespaced column names (`loss/train`, `lr`, ...).
+//! `metrics.csv`: one row per logged step, namespaced column names (`loss/train`, `lr`, ...), each
+//! row a [`MetricRow`] whose unmeasured values are [`Absent`].
 //! Rows are flushed as they are written so a crash keeps everything logged so far; on resume the
 //! file is appended to, and rows past the resumed step are dropped first.
 
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// A value not measured at a step: NaN for a number (an empty cell in `metrics.csv`), every
+/// field absent for a group of statistics. A stage's row is absent but for what its step
+/// measured, so no column can show a number that was not measured.
+pub trait Absent {
+    fn absent() -> Self;
+}
+
+impl Absent for f64 {
+    fn absent() -> Self {
+        f64::NAN
+    }
+}
+
+/// Implements [`Absent`] for a struct whose fields are all [`Absent`], naming every field (a
+/// field left out is a compile error, not a silent zero).
+macro_rules! absent_fields {
+    ($t:ty { $($field:ident),+ $(,)? }) => {
+        impl $crate::train::metrics::Absent for $t {
+            fn absent() -> Self {
+                Self {
+                    $($field: $crate::train::metrics::Absent::absent()),+
+                }
+            }
+        }
+    };
+}
+pub(crate) use absent_fields;
+
+/// A `metrics.csv` row that names its own columns, so names and numbers cannot drift apart.
+pub trait MetricRow: Absent + Clone {
+    /// `(column, value)` in column order; NaN is written as an empty cell.
+    fn fields(&self) -> Vec<(&'static str, f64)>;
+
+    /// The column names (the header after `step`).
+    fn columns() -> Vec<&'static str> {
+        Self::absent()
+            .fields()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect()
+    }
+}
 
 pub struct MetricsWriter {
     path: PathBuf,

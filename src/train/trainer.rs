@@ -9,32 +9,15 @@
 //! Order of one step (the stages' numbers depend on it, so it is fixed here): step → count it →
 //! evaluate when due → write the row → progress → mark finished after the last → save when due.
 
-use crate::checkpoint::{self, TrainState};
+use crate::checkpoint::TrainState;
 use crate::config::TrainConfig;
 use crate::train::guard::{Guard, Verdict};
-use crate::train::metrics::{log_line, progress_bar, MetricsWriter};
+use crate::train::metrics::{log_line, progress_bar, MetricRow, MetricsWriter};
 use crate::util::rng::Rng;
-use anyhow::{Context, Result};
-use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use anyhow::Result;
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// A `metrics.csv` row that names its own columns, so names and numbers cannot drift apart.
-pub trait MetricRow: Default + Clone {
-    /// `(column, value)` in column order; NaN is written as an empty cell.
-    fn fields(&self) -> Vec<(&'static str, f64)>;
-
-    /// The column names (the header after `step`).
-    fn columns() -> Vec<&'static str> {
-        Self::default()
-            .fields()
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect()
-    }
-}
 
 /// When a stage stops, evaluates and saves; all counts are optimizer steps (PPO: iterations).
 #[derive(Debug, Clone, Copy)]
@@ -62,44 +45,6 @@ impl Cadence {
     }
 }
 
-/// A model in training with its optimizer. burn's optimizer takes the model by value and
-/// returns the updated one, so the model sits in an `Option` that is `None` only during a step.
-pub struct Trained<M> {
-    model: Option<M>,
-    pub optim: ModuleOptimizer,
-}
-
-impl<M: Module> Trained<M> {
-    pub fn new(model: M, optim: ModuleOptimizer) -> Self {
-        Self {
-            model: Some(model),
-            optim,
-        }
-    }
-
-    /// The current model.
-    pub fn model(&self) -> Result<&M> {
-        self.model
-            .as_ref()
-            .context("the model was lost in a failed step")
-    }
-
-    /// One optimizer step at learning rate `lr`.
-    pub fn apply(&mut self, lr: f64, grads: GradientsParams) -> Result<()> {
-        let model = self
-            .model
-            .take()
-            .context("the model was lost in a failed step")?;
-        self.model = Some(self.optim.step(lr, model, grads));
-        Ok(())
-    }
-
-    /// The trained model.
-    pub fn into_model(self) -> Result<M> {
-        self.model.context("the model was lost in a failed step")
-    }
-}
-
 /// Where a run starts: a fresh state, or the state of the checkpoint it resumes from.
 pub struct Start {
     pub state: TrainState,
@@ -119,16 +64,6 @@ impl Start {
             },
             resumed: None,
         }
-    }
-}
-
-/// The checkpoint `--resume` continues from: the one in `out`, when asked for and present. The
-/// stage loads its models from it and hands the loaded state to [`Trainer::run`].
-pub fn resume_dir(out: &Path, resume: bool) -> Option<PathBuf> {
-    if resume {
-        checkpoint::resolve(out).ok()
-    } else {
-        None
     }
 }
 

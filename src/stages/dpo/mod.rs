@@ -26,46 +26,20 @@ pub use loss::dpo_loss;
 pub use train::DpoRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
-use crate::data::tokenizer::Tok;
-use crate::model::Gpt;
-use crate::train::optim::{stage_optimizer, stage_schedule};
-use crate::train::trainer::{resume_dir, Cadence, Start, Trained, Trainer};
+use crate::train::optim::stage_optimizer;
+use crate::train::run::StageRun;
+use crate::train::trained::Trained;
+use crate::train::trainer::{Cadence, Trainer};
 use anyhow::Result;
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use train::DpoTrain;
 
-/// The policy, optimizer and loop state to start from: `init` and a fresh state, or the
-/// checkpoint in `--out` with `--resume`.
-fn start(
-    job: &DpoJob,
-    init: Gpt,
-    (ckpt_cfg, tok): (&CheckpointConfig, &Tok),
-    device: &Device,
-) -> Result<(Gpt, ModuleOptimizer, Start)> {
-    let cfg = &job.cfg.train;
-    let optim = stage_optimizer(cfg);
-    let Some(dir) = resume_dir(&job.out, job.resume) else {
-        return Ok((init, optim, Start::fresh(cfg.seed)));
-    };
-    let loaded = checkpoint::load_lm(&dir, device)?;
-    checkpoint::check_resumable(
-        &dir,
-        (&loaded.config.model, &loaded.tok),
-        (&ckpt_cfg.model, tok),
-    )?;
-    let (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
-    let resumed = Some(dir);
-    Ok((model, optim, Start { state, resumed }))
-}
-
 pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
     job.cfg.validate()?;
-    let t0 = std::time::Instant::now();
-    let launches = crate::kernels::Launches::now();
+    let run = StageRun::begin(&job.out);
     let data = setup::prepare(&job, device)?;
-    crate::util::fs::create_out_dir(&job.out)?;
+    run.create_dir()?;
     let ckpt_cfg = CheckpointConfig {
         kind: CheckpointKind::Lm,
         stage: "dpo".into(),
@@ -73,17 +47,29 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         reward_bias: None,
         reward_gain: None,
     };
-    let (model, optim, start) = start(&job, data.init, (&ckpt_cfg, &data.tok), device)?;
-    // after the resume checks, as every stage: a refused resume writes nothing
-    crate::config::save_json(&job.cfg, &job.out.join("stage.json"))?;
+    let cfg = &job.cfg.train;
+    let begun = run.start(
+        (job.resume, cfg.seed),
+        stage_optimizer(cfg),
+        || Ok((data.init, ())),
+        |dir| {
+            let loaded = checkpoint::load_lm(dir, device)?;
+            checkpoint::check_resumable(
+                dir,
+                (&loaded.config.model, &loaded.tok),
+                (&ckpt_cfg.model, &data.tok),
+            )?;
+            Ok((loaded.model, ()))
+        },
+    )?;
+    run.save_settings(&job.cfg)?;
     let mut stage = DpoTrain {
         job: &job,
         groups: &data.groups,
         val: &data.val,
         tok: &data.tok,
         ckpt_cfg,
-        net: Trained::new(model.train(), optim),
-        sched: stage_schedule(&job.cfg.train),
+        net: Trained::new(begun.model.train(), begun.optim, cfg),
         device,
         ad: device.clone().autodiff(),
         seqs: 0,
@@ -92,9 +78,9 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         name: "dpo",
         unit: "step",
         out: &job.out,
-        cadence: Cadence::of(&job.cfg.train),
+        cadence: Cadence::of(cfg),
     };
-    let fin = trainer.run(&mut stage, start)?;
+    let fin = trainer.run(&mut stage, begun.start)?;
     let loss = |r: &Option<DpoRow>| r.as_ref().map_or(f64::NAN, |r| r.train.loss);
     let summary = DpoSummary {
         steps: fin.state.step,
@@ -112,9 +98,9 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         } else {
             f64::NAN
         },
-        seconds: t0.elapsed().as_secs_f64(),
-        fused_kernels: crate::kernels::Launches::since(launches),
+        seconds: run.seconds(),
+        fused_kernels: run.launches(),
     };
-    crate::config::save_json(&summary, &job.out.join("summary.json"))?;
+    run.finish(&summary)?;
     Ok(summary)
 }

@@ -12,6 +12,7 @@ use crate::model::logprob::response_logprobs;
 use crate::model::Gpt;
 use crate::train::clip::{read_with_norms, sum_squares};
 use crate::train::guard::Guard;
+use crate::train::trained::StepGrads;
 use crate::util::shards;
 use crate::util::tensors::floats;
 use anyhow::Result;
@@ -19,17 +20,14 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
-/// What a step produced: the batch's loss, the policy's log-probability of every response
-/// (prompt-major, on the host), the K of every prompt, and the combined gradient.
+/// What a step produced: the policy's log-probability of every response (prompt-major, on the
+/// host), the K of every prompt, and the batch's loss with the combined gradient and its norm.
 pub struct DpoStep {
-    pub loss: f64,
     pub logp: Vec<f32>,
     pub ks: Vec<usize>,
     /// Sequences run through the policy.
     pub rows: usize,
-    /// Global norm of the gradient before clipping.
-    pub grad_norm: f64,
-    pub grads: GradientsParams,
+    pub grads: StepGrads,
 }
 
 /// The step's inputs besides the model and the batch.
@@ -85,11 +83,13 @@ pub fn dpo_step(model: &Gpt, group: &[&Group], a: &StepArgs<'_>) -> Result<DpoSt
         at += n + 1;
     }
     Ok(DpoStep {
-        loss,
         rows: logp.len(),
         logp,
         ks: ks.concat(),
-        grad_norm: norms[0],
-        grads,
+        grads: StepGrads {
+            loss,
+            grad_norm: norms[0],
+            grads,
+        },
     })
 }

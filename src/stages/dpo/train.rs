@@ -10,24 +10,14 @@ use crate::data::pairs::TokPrefs;
 use crate::data::tokenizer::Tok;
 use crate::model::Gpt;
 use crate::rl::dpo::{dpo_stats, DpoStats};
-use crate::train::clip::clip_to_norm;
-use crate::train::schedule::LrSchedule;
-use crate::train::trainer::{MetricRow, Stage, StepCtx, Trained};
+use crate::data::batching::draw_with_replacement;
+use crate::train::metrics::{absent_fields, Absent, MetricRow};
+use crate::train::trained::Trained;
+use crate::train::trainer::{Stage, StepCtx};
 use anyhow::Result;
 use burn::module::Module;
 use burn::prelude::*;
 use std::path::PathBuf;
-
-/// DPO statistics of a step without an evaluation.
-fn no_eval() -> DpoStats {
-    DpoStats {
-        loss: f64::NAN,
-        accuracy: f64::NAN,
-        margin: f64::NAN,
-        reward_best: f64::NAN,
-        reward_worst: f64::NAN,
-    }
-}
 
 /// One row of DPO's `metrics.csv`.
 #[derive(Debug, Clone)]
@@ -41,16 +31,19 @@ pub struct DpoRow {
     pub grad_norm: f64,
 }
 
-impl Default for DpoRow {
-    fn default() -> Self {
-        Self {
-            train: no_eval(),
-            eval: no_eval(),
-            lr: f64::NAN,
-            grad_norm: f64::NAN,
-        }
-    }
-}
+absent_fields!(DpoStats {
+    loss,
+    accuracy,
+    margin,
+    reward_best,
+    reward_worst
+});
+absent_fields!(DpoRow {
+    train,
+    eval,
+    lr,
+    grad_norm
+});
 
 impl MetricRow for DpoRow {
     fn fields(&self) -> Vec<(&'static str, f64)> {
@@ -77,7 +70,6 @@ pub(super) struct DpoTrain<'a> {
     pub tok: &'a Tok,
     pub ckpt_cfg: CheckpointConfig,
     pub net: Trained<Gpt>,
-    pub sched: LrSchedule,
     pub device: &'a Device,
     pub ad: Device,
     /// Sequences forwarded by this invocation, for `sequences_per_step`.
@@ -98,11 +90,7 @@ impl Stage for DpoTrain<'_> {
 
     fn step(&mut self, step: usize, ctx: &mut StepCtx<'_>) -> Result<DpoRow> {
         let cfg = &self.job.cfg.train;
-        let n = self.groups.len();
-        // prompts drawn with replacement, as the reward model's batches
-        let group: Vec<&Group> = (0..cfg.batch_size.min(n))
-            .map(|_| &self.groups[ctx.rng.below(n)])
-            .collect();
+        let group = draw_with_replacement(self.groups, cfg.batch_size, ctx.rng);
         let model = self.net.model()?;
         let args = StepArgs {
             beta: self.job.cfg.beta,
@@ -115,21 +103,14 @@ impl Stage for DpoTrain<'_> {
         let out = dpo_step(model, &group, &args)?;
         self.seqs += out.rows;
         let train = dpo_stats(&out.logp, &ref_logps(&group), &out.ks, self.job.cfg.beta);
-        let (mut grads, norm) = (out.grads, out.grad_norm);
-        clip_to_norm(model, &mut grads, norm, cfg.grad_clip);
-        let lr = self.sched.at(step);
-        if ctx.judge(step, out.loss, norm)? {
-            self.net.apply(lr, grads)?;
-        }
+        let (loss, grad_norm) = (out.grads.loss, out.grads.grad_norm);
+        let update = self.net.update(step, ctx, out.grads)?;
         Ok(DpoRow {
             // the loss as the step computed it (the statistics recompute it on the host)
-            train: DpoStats {
-                loss: out.loss,
-                ..train
-            },
-            eval: no_eval(),
-            lr,
-            grad_norm: norm,
+            train: DpoStats { loss, ..train },
+            eval: DpoStats::absent(),
+            lr: update.lr,
+            grad_norm,
         })
     }
 
@@ -146,7 +127,7 @@ impl Stage for DpoTrain<'_> {
 
     fn with_eval(&self, row: DpoRow, eval: Option<&DpoStats>) -> DpoRow {
         DpoRow {
-            eval: eval.copied().unwrap_or_else(no_eval),
+            eval: eval.copied().unwrap_or_else(DpoStats::absent),
             ..row
         }
     }

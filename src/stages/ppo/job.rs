@@ -2,7 +2,7 @@
 //! (`summary.json`).
 
 use super::config::PpoConfig;
-use crate::train::trainer::MetricRow;
+use crate::train::metrics::{absent_fields, MetricRow};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -73,6 +73,20 @@ pub struct IterStats {
     /// β used this iteration.
     pub kl_coef: f64,
 }
+
+absent_fields!(IterStats {
+    rm_score,
+    kl,
+    reward,
+    policy_loss,
+    value_loss,
+    ptx_loss,
+    clip_frac,
+    entropy,
+    approx_kl,
+    response_len,
+    kl_coef
+});
 
 impl MetricRow for IterStats {
     fn fields(&self) -> Vec<(&'static str, f64)> {

@@ -31,9 +31,9 @@ pub use learner::{Critic, Learner, StepStats};
 pub use rollout::{rollout, RolloutModels, Scorer};
 pub use setup::initial_value;
 
+use crate::train::run::StageRun;
 use crate::train::trainer::{Cadence, Trainer};
 use anyhow::Result;
-use burn::module::Module;
 use burn::prelude::*;
 use iteration::PpoTrain;
 
@@ -41,20 +41,11 @@ use iteration::PpoTrain;
 pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
     let cfg = &job.cfg;
     cfg.validate()?;
-    let launches = crate::kernels::Launches::now();
-    crate::util::fs::create_out_dir(&job.out)?;
+    let run = StageRun::begin(&job.out);
     let fixed = setup::load_fixed(&job, device)?;
-    let (learner, start, extra) = setup::initial_learner(&job, &fixed, device)?;
-    // after the resume checks, as every stage: a refused resume writes nothing
-    crate::config::save_json(cfg, &job.out.join("stage.json"))?;
-    let learner = Learner {
-        policy: learner.policy.train(),
-        critic: learner.critic.map(|c| Critic {
-            model: c.model.train(),
-            ..c
-        }),
-        ..learner
-    };
+    run.create_dir()?;
+    let (learner, start, extra) = setup::initial_learner(&run, &job, &fixed, device)?;
+    run.save_settings(cfg)?;
     let mut stage = PpoTrain {
         job: &job,
         fixed: &fixed,
@@ -83,9 +74,9 @@ pub fn run(job: PpoJob, device: &Device) -> Result<PpoSummary> {
         last,
         ptx_batches: stage.ptx_read,
         skipped_steps: fin.skipped,
-        seconds: fin.seconds,
-        fused_kernels: crate::kernels::Launches::since(launches),
+        seconds: run.seconds(),
+        fused_kernels: run.launches(),
     };
-    crate::config::save_json(&summary, &job.out.join("summary.json"))?;
+    run.finish(&summary)?;
     Ok(summary)
 }

@@ -14,7 +14,9 @@ use crate::data::tokenizer::Tok;
 use crate::model::{Gpt, RewardModel};
 use crate::rl::KlController;
 use crate::train::optim::adamw;
+use crate::train::run::StageRun;
 use crate::train::trainer::Start;
+use std::path::Path;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::prelude::*;
@@ -159,9 +161,11 @@ pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
     })
 }
 
-/// The learner and state at the start: fresh from SFT/RM, or from `out/ckpt` when resuming.
-/// RLOO has no value model.
+/// The learner and state at the start: fresh from SFT/RM, or from `out/ckpt` when resuming
+/// (the value model and its optimizer from `out/ckpt/value`, the KL controller from the
+/// checkpoint's state). RLOO has no value model.
 pub(super) fn initial_learner(
+    run: &StageRun,
     job: &PpoJob,
     fixed: &Fixed,
     device: &Device,
@@ -169,61 +173,61 @@ pub(super) fn initial_learner(
     let cfg = &job.cfg;
     let optim = || adamw(cfg.beta2, 0.0);
     let with_critic = cfg.algo == Algo::Ppo;
-    if let Some(dir) = crate::train::trainer::resume_dir(&job.out, job.resume) {
-        let p = checkpoint::load_lm(&dir, device)?;
-        checkpoint::check_same_tokenizer(&dir, &p.tok, &fixed.tok)?;
-        let (policy, popt, state) = checkpoint::load_resume(&dir, p.model, optim())?;
+    let fresh = || {
+        let policy = fixed
+            .start
+            .clone()
+            .unwrap_or_else(|| fixed.reference.clone());
+        let critic = match with_critic {
+            true => {
+                let (value, bias) = initial_value(job, &fixed.reference, device)?;
+                Some(Critic {
+                    model: value,
+                    bias,
+                    optim: optim(),
+                })
+            }
+            false => None,
+        };
+        Ok((policy, critic))
+    };
+    let load = |dir: &Path| {
+        let p = checkpoint::load_lm(dir, device)?;
+        checkpoint::check_same_tokenizer(dir, &p.tok, &fixed.tok)?;
         let critic = match with_critic {
             true => {
                 let v = checkpoint::load_rm(&dir.join("value"), device)?;
                 let (value, vopt, _) =
                     checkpoint::load_resume(&dir.join("value"), v.model, optim())?;
                 Some(Critic {
-                    model: value.with_dropout(0.0),
+                    model: value,
                     bias: v.config.reward_bias.unwrap_or(0.0) as f32,
                     optim: vopt,
                 })
             }
             false => None,
         };
-        let extra: Extra = serde_json::from_value(state.extra.clone())
-            .with_context(|| format!("{}: PPO state", dir.join("train_state.json").display()))?;
-        let l = Learner {
-            policy: policy.with_dropout(0.0),
-            policy_optim: popt,
-            critic,
-        };
-        let start = Start {
-            state,
-            resumed: Some(dir),
-        };
-        return Ok((l, start, extra));
-    }
-    let policy = fixed
-        .start
-        .clone()
-        .unwrap_or_else(|| fixed.reference.clone());
-    let critic = match with_critic {
-        true => {
-            let (value, bias) = initial_value(job, &fixed.reference, device)?;
-            Some(Critic {
-                model: value.with_dropout(0.0),
-                bias,
-                optim: optim(),
-            })
-        }
-        false => None,
+        Ok((p.model, critic))
     };
-    let extra = Extra {
-        kl: cfg.kl_controller(),
-        episodes: 0,
+    let begun = run.start((job.resume, cfg.seed), optim(), fresh, load)?;
+    // the KL controller and episode count ride in the loop state
+    let extra = match &begun.start.resumed {
+        Some(dir) => serde_json::from_value(begun.start.state.extra.clone())
+            .with_context(|| format!("{}: PPO state", dir.join("train_state.json").display()))?,
+        None => Extra {
+            kl: cfg.kl_controller(),
+            episodes: 0,
+        },
     };
-    let l = Learner {
-        policy: policy.with_dropout(0.0),
-        policy_optim: optim(),
-        critic,
+    let learner = Learner {
+        policy: begun.model.with_dropout(0.0).train(),
+        policy_optim: begun.optim,
+        critic: begun.extra.map(|c| Critic {
+            model: c.model.with_dropout(0.0).train(),
+            ..c
+        }),
     };
-    Ok((l, Start::fresh(cfg.seed), extra))
+    Ok((learner, begun.start, extra))
 }
 
 /// The value model a fresh run starts from and the constant added to its values: a reward model

@@ -24,24 +24,44 @@ pub use stats::{rank_stats, RankStats};
 pub use train::RmRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
-use crate::model::RewardModel;
-use crate::train::optim::{stage_optimizer, stage_schedule};
-use crate::train::trainer::{resume_dir, Cadence, Stage, Start, Trained, Trainer};
+use crate::train::optim::stage_optimizer;
+use crate::train::run::StageRun;
+use crate::train::trained::Trained;
+use crate::train::trainer::{Cadence, Stage, Trainer};
 use anyhow::Result;
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use train::RmTrain;
 
 pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
-    let t0 = std::time::Instant::now();
-    let launches = crate::kernels::Launches::now();
+    let run = StageRun::begin(&job.out);
     let data = setup::prepare(&job, device)?;
-    crate::util::fs::create_out_dir(&job.out)?;
+    run.create_dir()?;
     let cfg = &job.train;
-    let (model, optim, start, done) = starting_point(&job, &data, device)?;
-    // after the resume checks, as every stage: a refused resume writes nothing
-    crate::config::save_json(&job.train, &job.out.join("stage.json"))?;
+    let begun = run.start(
+        (job.resume, cfg.seed),
+        stage_optimizer(cfg),
+        || Ok((data.init_model(cfg.seed, device)?, None)),
+        |dir| {
+            let loaded = checkpoint::load_rm(dir, device)?;
+            checkpoint::check_resumable(
+                dir,
+                (&loaded.config.model, &loaded.tok),
+                (&data.mcfg, &data.tok),
+            )?;
+            let norm = match (loaded.config.reward_gain, loaded.config.reward_bias) {
+                (Some(gain), Some(bias)) => Some(Normalisation { gain, bias }),
+                _ => None,
+            };
+            Ok((loaded.model, norm))
+        },
+    )?;
+    // A finished checkpoint that is already normalised stays as it is (normalising it again
+    // would scale an already scaled head). One without a gain (saved before the scale was
+    // normalised, or the last step's checkpoint of a run killed before its final save) is
+    // normalised at the end, as a finished run is.
+    let done = begun.extra.filter(|_| begun.start.state.finished);
+    run.save_settings(&job.train)?;
     let ckpt_cfg = CheckpointConfig {
         kind: CheckpointKind::Rm,
         stage: "rm".into(),
@@ -57,8 +77,11 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         ckpt_cfg,
         // dropout only in the training copy: the saved config keeps 0 (a reward must not
         // depend on a dropout mask), and evaluation scores through `valid()`, which has none
-        net: Trained::new(model.with_dropout(job.dropout).train(), optim),
-        sched: stage_schedule(cfg),
+        net: Trained::new(
+            begun.model.with_dropout(job.dropout).train(),
+            begun.optim,
+            cfg,
+        ),
         device,
         ad: device.clone().autodiff(),
         seqs: 0,
@@ -70,7 +93,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         out: &job.out,
         cadence: Cadence::of(cfg),
     };
-    let fin = trainer.run(&mut stage, start)?;
+    let fin = trainer.run(&mut stage, begun.start)?;
     if stage.norm.is_none() {
         // resumed after the last step from a raw checkpoint: normalise and save, as a
         // finished run does
@@ -95,48 +118,9 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         } else {
             f64::NAN
         },
-        seconds: t0.elapsed().as_secs_f64(),
-        fused_kernels: crate::kernels::Launches::since(launches),
+        seconds: run.seconds(),
+        fused_kernels: run.launches(),
     };
-    crate::config::save_json(&summary, &job.out.join("summary.json"))?;
+    run.finish(&summary)?;
     Ok(summary)
-}
-
-/// The model, optimizer and trainer state to start from: fresh, or the checkpoint in `--out`
-/// with `--resume`. The last item is the normalisation of a resumed checkpoint that is finished
-/// and already normalised: it stays as it is (normalising it again would scale an already scaled
-/// head). One without a gain (saved before the scale was normalised, or the last step's
-/// checkpoint of a run killed before its final save) gets `None` and is normalised at the end, as
-/// a finished run is.
-fn starting_point(
-    job: &RmJob,
-    data: &setup::Prepared,
-    device: &Device,
-) -> Result<(RewardModel, ModuleOptimizer, Start, Option<Normalisation>)> {
-    let cfg = &job.train;
-    let model = data.init_model(cfg.seed, device)?;
-    let optim = stage_optimizer(cfg);
-    let Some(dir) = resume_dir(&job.out, job.resume) else {
-        return Ok((model, optim, Start::fresh(cfg.seed), None));
-    };
-    let loaded = checkpoint::load_rm(&dir, device)?;
-    checkpoint::check_resumable(
-        &dir,
-        (&loaded.config.model, &loaded.tok),
-        (&data.mcfg, &data.tok),
-    )?;
-    let (model, optim, state) = checkpoint::load_resume(&dir, loaded.model, optim)?;
-    let done = match (
-        state.finished,
-        loaded.config.reward_gain,
-        loaded.config.reward_bias,
-    ) {
-        (true, Some(gain), Some(bias)) => Some(Normalisation { gain, bias }),
-        _ => None,
-    };
-    let start = Start {
-        state,
-        resumed: Some(dir),
-    };
-    Ok((model, optim, start, done))
 }

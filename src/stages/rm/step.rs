@@ -10,23 +10,21 @@ use crate::model::score::group_rewards;
 use crate::model::RewardModel;
 use crate::train::clip::{read_with_norms, sum_squares};
 use crate::train::guard::Guard;
+use crate::train::trained::StepGrads;
 use crate::util::shards;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
-/// What a step produced: the batch's loss, every reward (prompt-major, on the host), the K of
-/// every prompt, and the combined gradient.
+/// What a step produced: every reward (prompt-major, on the host), the K of every prompt, and
+/// the batch's loss with the combined gradient and its norm.
 pub struct RmStep {
-    pub loss: f64,
     pub rewards: Vec<f32>,
     pub ks: Vec<usize>,
     /// Sequences the reward model scored in this step (its own count, [`RewardModel::forwarded`]).
     pub rows: usize,
-    /// Global norm of the gradient before clipping.
-    pub grad_norm: f64,
-    pub grads: GradientsParams,
+    pub grads: StepGrads,
 }
 
 /// One step. The micro-batches run on parallel threads on the CPU backend, each padded to its
@@ -95,11 +93,13 @@ pub fn rm_step(
         at += n + 1;
     }
     Ok(RmStep {
-        loss,
         rewards,
         ks: ks.concat(),
         rows,
-        grad_norm: norms[0],
-        grads,
+        grads: StepGrads {
+            loss,
+            grad_norm: norms[0],
+            grads,
+        },
     })
 }

@@ -11,24 +11,14 @@ use crate::data::pairs::TokRanking;
 use crate::data::tokenizer::Tok;
 use crate::model::score::score_groups;
 use crate::model::RewardModel;
-use crate::train::clip::clip_to_norm;
-use crate::train::schedule::LrSchedule;
-use crate::train::trainer::{MetricRow, Stage, StepCtx, Trained};
+use crate::data::batching::draw_with_replacement;
+use crate::train::metrics::{absent_fields, Absent, MetricRow};
+use crate::train::trained::Trained;
+use crate::train::trainer::{Stage, StepCtx};
 use anyhow::Result;
 use burn::module::Module;
 use burn::prelude::*;
 use std::path::PathBuf;
-
-/// Ranking statistics of a step without an evaluation.
-fn no_eval() -> RankStats {
-    RankStats {
-        loss: f64::NAN,
-        accuracy: f64::NAN,
-        margin: f64::NAN,
-        reward_mean: f64::NAN,
-        reward_std: f64::NAN,
-    }
-}
 
 /// One row of the reward model's `metrics.csv`.
 #[derive(Debug, Clone)]
@@ -43,17 +33,20 @@ pub struct RmRow {
     pub grad_norm: f64,
 }
 
-impl Default for RmRow {
-    fn default() -> Self {
-        Self {
-            loss_train: f64::NAN,
-            accuracy_train: f64::NAN,
-            eval: no_eval(),
-            lr: f64::NAN,
-            grad_norm: f64::NAN,
-        }
-    }
-}
+absent_fields!(RankStats {
+    loss,
+    accuracy,
+    margin,
+    reward_mean,
+    reward_std
+});
+absent_fields!(RmRow {
+    loss_train,
+    accuracy_train,
+    eval,
+    lr,
+    grad_norm
+});
 
 impl MetricRow for RmRow {
     fn fields(&self) -> Vec<(&'static str, f64)> {
@@ -79,7 +72,6 @@ pub(super) struct RmTrain<'a> {
     pub tok: &'a Tok,
     pub ckpt_cfg: CheckpointConfig,
     pub net: Trained<RewardModel>,
-    pub sched: LrSchedule,
     pub device: &'a Device,
     pub ad: Device,
     /// Sequences forwarded by this invocation, for `sequences_per_step`.
@@ -94,26 +86,19 @@ impl Stage for RmTrain<'_> {
 
     fn step(&mut self, step: usize, ctx: &mut StepCtx<'_>) -> Result<RmRow> {
         let cfg = &self.job.train;
-        let n = self.groups.len();
-        let group: Vec<&TokRanking> = (0..cfg.batch_size.min(n))
-            .map(|_| &self.groups[ctx.rng.below(n)])
-            .collect();
+        let group = draw_with_replacement(self.groups, cfg.batch_size, ctx.rng);
         let model = self.net.model()?;
         let out = rm_step(model, &group, self.tok.eot, cfg, step, ctx.guard, &self.ad)?;
         self.seqs += out.rows;
         let train_stats = rank_stats(&out.rewards, &out.ks);
-        let (mut grads, norm) = (out.grads, out.grad_norm);
-        clip_to_norm(model, &mut grads, norm, cfg.grad_clip);
-        let lr = self.sched.at(step);
-        if ctx.judge(step, out.loss, norm)? {
-            self.net.apply(lr, grads)?;
-        }
+        let (loss, grad_norm) = (out.grads.loss, out.grads.grad_norm);
+        let update = self.net.update(step, ctx, out.grads)?;
         Ok(RmRow {
-            loss_train: out.loss,
+            loss_train: loss,
             accuracy_train: train_stats.accuracy,
-            eval: no_eval(),
-            lr,
-            grad_norm: norm,
+            eval: RankStats::absent(),
+            lr: update.lr,
+            grad_norm,
         })
     }
 
@@ -133,7 +118,7 @@ impl Stage for RmTrain<'_> {
 
     fn with_eval(&self, row: RmRow, eval: Option<&RankStats>) -> RmRow {
         RmRow {
-            eval: eval.cloned().unwrap_or_else(no_eval),
+            eval: eval.cloned().unwrap_or_else(RankStats::absent),
             ..row
         }
     }
