@@ -208,6 +208,29 @@ mod tests {
     }
 
     #[test]
+    fn prompts_are_drawn_with_replacement_one_rng_draw_each() {
+        let items: Vec<u32> = (0..5).collect();
+        let mut rng = Rng::new(11);
+        let got: Vec<u32> = draw_with_replacement(&items, 40, &mut rng)
+            .into_iter()
+            .copied()
+            .collect();
+        // at most as many as there are items, each the next `below(n)` of the same stream
+        let mut want_rng = Rng::new(11);
+        let want: Vec<u32> = (0..5).map(|_| want_rng.below(5) as u32).collect();
+        assert_eq!(got, want);
+        // the stream is where it would be after those draws (the data position)
+        assert_eq!(rng.below(1000), want_rng.below(1000));
+        let drawn = draw_with_replacement(&items, 4, &mut Rng::new(2));
+        assert_eq!(drawn.len(), 4);
+        // with replacement: over many draws some item comes twice
+        let fifty: Vec<u32> = (0..50).collect();
+        let many = draw_with_replacement(&fifty, 50, &mut Rng::new(4));
+        let distinct: std::collections::BTreeSet<u32> = many.iter().map(|&&x| x).collect();
+        assert!(distinct.len() < 50, "{distinct:?}");
+    }
+
+    #[test]
     fn windows_are_shifted_by_one() {
         let s: Vec<u32> = (0..100).collect();
         let mut rng = Rng::new(3);

@@ -16,6 +16,16 @@ pub struct PolicyLossOut {
     pub approx_kl: f32,
 }
 
+/// The diagnostics of the clipped surrogate, without the loss: what a training step reports
+/// beside the loss its autodiff computed ([`ppo_clip_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipStats {
+    /// Fraction of tokens where the clipped term is strictly larger (clipping active).
+    pub clip_frac: f32,
+    /// `mean_t 0.5·(logp_new − logp_old)²` (the "k2" estimator, as TRL's `approxkl`).
+    pub approx_kl: f32,
+}
+
 /// Output of [`ppo_value_loss`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ValueLossOut {
@@ -63,27 +73,51 @@ pub fn ppo_policy_loss(
 ) -> PolicyLossOut {
     debug_assert_eq!(
         logp_new.len(),
-        logp_old.len(),
+        advantages.len(),
         "ppo_policy_loss: length mismatch"
+    );
+    let mut loss = 0.0f64;
+    for ((&new, &old), &adv) in logp_new.iter().zip(logp_old).zip(advantages) {
+        let (_, pg1, pg2) = surrogate_terms(new, old, adv, clip_eps);
+        loss += pg1.max(pg2);
+    }
+    let diag = ppo_clip_stats(logp_new, logp_old, advantages, clip_eps);
+    PolicyLossOut {
+        loss: mean(loss, logp_new.len()),
+        clip_frac: diag.clip_frac,
+        approx_kl: diag.approx_kl,
+    }
+}
+
+/// The clip fraction and approximate KL of [`ppo_policy_loss`], without the loss: for a step
+/// whose loss (and gradient) the tensors computed.
+pub fn ppo_clip_stats(
+    logp_new: &[f32],
+    logp_old: &[f32],
+    advantages: &[f32],
+    clip_eps: f32,
+) -> ClipStats {
+    debug_assert_eq!(
+        logp_new.len(),
+        logp_old.len(),
+        "ppo_clip_stats: length mismatch"
     );
     debug_assert_eq!(
         logp_new.len(),
         advantages.len(),
-        "ppo_policy_loss: length mismatch"
+        "ppo_clip_stats: length mismatch"
     );
     let n = logp_new.len();
-    let (mut loss, mut clipped, mut kl) = (0.0f64, 0usize, 0.0f64);
+    let (mut clipped, mut kl) = (0usize, 0.0f64);
     for ((&new, &old), &adv) in logp_new.iter().zip(logp_old).zip(advantages) {
         let (_, pg1, pg2) = surrogate_terms(new, old, adv, clip_eps);
-        loss += pg1.max(pg2);
         if pg2 > pg1 {
             clipped += 1;
         }
         let d = f64::from(new) - f64::from(old);
         kl += 0.5 * d * d;
     }
-    PolicyLossOut {
-        loss: mean(loss, n),
+    ClipStats {
         clip_frac: mean(clipped as f64, n),
         approx_kl: mean(kl, n),
     }

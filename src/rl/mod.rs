@@ -31,8 +31,8 @@ pub use kl_controller::{
     adaptive_kl_multiplier, AdaptiveKlController, FixedKlController, KlController,
 };
 pub use losses::{
-    entropy_from_logits, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss, PolicyLossOut,
-    ValueLossOut,
+    entropy_from_logits, ppo_clip_stats, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss,
+    ClipStats, PolicyLossOut, ValueLossOut,
 };
 pub use rloo::{leave_one_out, sequence_return};
 pub use whiten::{mean_std, whiten};

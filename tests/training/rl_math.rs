@@ -3,7 +3,8 @@
 
 use rlhf::rl::{
     clip_reward, entropy_from_logits, gae, kl_penalty, mean_std, missing_eos_penalty,
-    per_token_rewards, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss, whiten, KlController,
+    per_token_rewards, ppo_clip_stats, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss,
+    whiten, KlController,
 };
 
 use std::f32::consts::LN_2;
@@ -169,6 +170,10 @@ fn policy_loss_with_clipping() {
     assert_close(out.loss, 0.3375, TOL, "loss");
     assert_close(out.clip_frac, 0.5, TOL, "clip_frac");
     assert_close(out.approx_kl, 0.102_292_62, TOL, "approx_kl");
+    // the diagnostics alone, as a training step computes them beside the tensors' loss
+    let diag = ppo_clip_stats(&new, &old, &adv, 0.2);
+    assert_close(diag.clip_frac, 0.5, TOL, "clip_stats clip_frac");
+    assert_close(diag.approx_kl, 0.102_292_62, TOL, "clip_stats approx_kl");
     // ρ = 1 everywhere: loss = −mean(A), no clipping, zero KL.
     let same = ppo_policy_loss(&old, &old, &adv, 0.2);
     assert_close(

@@ -6,7 +6,9 @@
 use super::config::{Algo, PpoConfig};
 use super::job::{IterStats, PpoJob};
 use super::setup::{save, Extra, Fixed};
-use super::{assign_rewards, assign_rloo, rollout, Episode, Learner, RolloutModels, StepStats};
+use super::{
+    assign_rewards, assign_rloo, rollout, Episode, Learner, Minibatch, RolloutModels, StepStats,
+};
 use crate::checkpoint::TrainState;
 use crate::data::batching::{random_windows, Batch};
 use crate::model::generate::SampleConfig;
@@ -167,16 +169,14 @@ impl PpoTrain<'_> {
             warmup: cfg.warmup,
             total: cfg.steps,
         };
-        let lrs = (
-            schedule(cfg.policy_lr).at(step),
-            schedule(cfg.value_lr).at(step),
-        );
+        let policy_lr = schedule(cfg.policy_lr).at(step);
+        let value_lr = schedule(cfg.value_lr).at(step);
         let mut steps: Vec<StepStats> = Vec::new();
         for _ in 0..cfg.ppo_epochs {
             let mut order: Vec<usize> = (0..eps.len()).collect();
             ctx.rng.shuffle(&mut order);
-            for mb in order.chunks(cfg.minibatch) {
-                let batch: Vec<&Episode> = mb.iter().map(|&i| &eps[i]).collect();
+            for chunk in order.chunks(cfg.minibatch) {
+                let batch: Vec<&Episode> = chunk.iter().map(|&i| &eps[i]).collect();
                 let ptx: Option<Batch> = match &fixed.ptx {
                     Some(stream) => {
                         self.ptx_read += 1;
@@ -185,10 +185,14 @@ impl PpoTrain<'_> {
                     }
                     None => None,
                 };
-                let update = step * updates_per_iteration(cfg) + steps.len();
-                let guard = (&mut *ctx.guard, update);
-                let (l, s, skipped) =
-                    learner.step(&batch, ptx.as_ref(), lrs, cfg, fixed.tok.eot, guard, &ad)?;
+                let mb = Minibatch {
+                    eps: &batch,
+                    ptx: ptx.as_ref(),
+                    policy_lr,
+                    value_lr,
+                    update: step * updates_per_iteration(cfg) + steps.len(),
+                };
+                let (l, s, skipped) = learner.step(&mb, cfg, fixed.tok.eot, ctx.guard, &ad)?;
                 if let Some(msg) = skipped {
                     ctx.log(msg);
                 }

@@ -9,7 +9,7 @@ use super::loss::{entropy, policy_loss, value_loss};
 use crate::data::batching::Batch;
 use crate::model::loss::{masked_nll, tempered, token_logprobs};
 use crate::model::{Gpt, RewardModel};
-use crate::rl::ppo_policy_loss;
+use crate::rl::ppo_clip_stats;
 use crate::train::clip::{clip_to_norm, read_with_norms, sum_squares};
 use crate::train::guard::{Guard, Verdict};
 use crate::train::tensors::batch_tensors;
@@ -37,6 +37,19 @@ pub struct Critic {
     pub optim: ModuleOptimizer,
 }
 
+/// One minibatch and how far to step on it.
+pub struct Minibatch<'a> {
+    pub eps: &'a [&'a Episode],
+    /// A pretraining batch for the ptx term (present when `ptx_coef > 0`).
+    pub ptx: Option<&'a Batch>,
+    /// Learning rates of the policy and of the value model for this iteration.
+    pub policy_lr: f64,
+    pub value_lr: f64,
+    /// This update's number among all of the run's, for the guard's log and its NaN-injection
+    /// test hook.
+    pub update: usize,
+}
+
 /// What one minibatch step measured (losses before the update).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepStats {
@@ -55,64 +68,64 @@ pub struct StepStats {
 }
 
 impl Learner {
-    /// One gradient step of the policy (and the value model, if any) on `eps`; `ptx` is a pretraining batch when
-    /// `cfg.ptx_coef > 0`. Learning rates are `(policy, value)`. `update` numbers this step
-    /// among all of the run's (for the guard's log and its NaN-injection test hook); the
-    /// returned message says why an update was skipped.
-    #[allow(clippy::too_many_arguments)]
+    /// One gradient step of the policy (and the value model, if any) on a minibatch; `pad` is
+    /// the padding token. Returns the models after the step, what it measured, and why the
+    /// update was skipped when the guard skipped it.
     pub fn step(
         mut self,
-        eps: &[&Episode],
-        ptx: Option<&Batch>,
-        lrs: (f64, f64),
+        mb: &Minibatch<'_>,
         cfg: &PpoConfig,
         pad: u32,
-        (guard, update): (&mut Guard, usize),
+        guard: &mut Guard,
         ad: &Device,
     ) -> Result<(Self, StepStats, Option<String>)> {
-        let g = Grid::new(eps, pad);
-        let guard_ro: &Guard = guard;
+        let g = Grid::new(mb.eps, pad);
         // the policy's surrogate, its ptx term and the value loss are independent
         // forward/backward passes: on the CPU backend they run on parallel threads
         // (`util::shards`), each on its own fork of its model
         let mut kinds = vec![PartKind::Surrogate];
-        kinds.extend(ptx.map(|_| PartKind::Ptx));
+        kinds.extend(mb.ptx.map(|_| PartKind::Ptx));
         kinds.extend(self.critic.as_ref().map(|_| PartKind::Value));
-        let parts = shards::run(kinds.len(), ad, |i| -> Result<Part> {
-            match kinds[i] {
-                PartKind::Surrogate => self.surrogate_part(eps, &g, cfg, guard_ro, update, ad),
-                PartKind::Ptx => self.ptx_part(ptx, ad),
-                PartKind::Value => self.value_part(eps, &g, cfg, ad),
-            }
-        })?;
+        let parts = {
+            let guard: &Guard = guard;
+            shards::run(kinds.len(), ad, |i| -> Result<Part> {
+                match kinds[i] {
+                    PartKind::Surrogate => self.surrogate_part(mb, &g, cfg, guard, ad),
+                    PartKind::Ptx => self.ptx_part(mb.ptx, ad),
+                    PartKind::Value => self.value_part(mb.eps, &g, cfg, ad),
+                }
+            })?
+        };
         let (read, pparts, mut vgrads) = sort_parts(parts, cfg.ptx_coef)?;
         if self.critic.is_some() && vgrads.is_none() {
             return Err(anyhow!("PPO step: the value pass is missing"));
         }
         let mut pgrads = shards::combine(&self.policy, pparts);
         let mut stats = self.read_stats_and_clip(read, &g, (&mut pgrads, vgrads.as_mut()), cfg)?;
-        let total_v = stats.policy_loss
-            + if ptx.is_some() {
+        // what the policy minimises (the surrogate plus γ_ptx times the pretraining loss) and
+        // what the value model minimises, judged together with both gradients' norms
+        let policy_objective = stats.policy_loss
+            + if mb.ptx.is_some() {
                 cfg.ptx_coef * stats.ptx_loss
             } else {
                 0.0
             };
-        let value_total = if self.critic.is_some() {
+        let value_objective = if self.critic.is_some() {
             stats.value_loss
         } else {
             0.0
         };
         let verdict = guard.check(
-            update,
-            total_v + value_total,
+            mb.update,
+            policy_objective + value_objective,
             stats.policy_grad_norm + stats.value_grad_norm,
         )?;
         stats.applied = verdict == Verdict::Apply;
         if stats.applied {
-            self.policy = self.policy_optim.step(lrs.0, self.policy, pgrads);
+            self.policy = self.policy_optim.step(mb.policy_lr, self.policy, pgrads);
             if let Some(mut c) = self.critic.take() {
                 if let Some(vg) = vgrads {
-                    c.model = c.optim.step(lrs.1, c.model, vg);
+                    c.model = c.optim.step(mb.value_lr, c.model, vg);
                 }
                 self.critic = Some(c);
             }
@@ -125,8 +138,8 @@ impl Learner {
     }
 
     /// Everything the step reports, read back in one transfer: the losses, entropy, log π_new
-    /// (for the host's clip fraction and approx KL) and both gradients' Σg², by which both
-    /// gradients are then clipped.
+    /// (for the clip fraction and approx KL, computed on the host: the loss itself is the
+    /// tensors') and both gradients' Σg², by which both gradients are then clipped.
     fn read_stats_and_clip(
         &self,
         r: Read,
@@ -149,7 +162,7 @@ impl Learner {
         let mut rest = rest.iter().map(|&x| x as f64);
         let mut next = || rest.next().unwrap_or(f64::NAN);
         let new_host: Vec<f32> = g.gather(logp).concat();
-        let diag = ppo_policy_loss(&new_host, &sur.logp_old, &sur.advantages, cfg.clip_eps);
+        let diag = ppo_clip_stats(&new_host, &sur.logp_old, &sur.advantages, cfg.clip_eps);
         let mut stats = StepStats {
             entropy: next(),
             policy_loss: next(),
@@ -171,13 +184,13 @@ impl Learner {
     /// The clipped surrogate on a fork of the policy: its stats and gradients.
     fn surrogate_part(
         &self,
-        eps: &[&Episode],
+        mb: &Minibatch<'_>,
         g: &Grid,
         cfg: &PpoConfig,
         guard: &Guard,
-        update: usize,
         ad: &Device,
     ) -> Result<Part> {
+        let eps = mb.eps;
         let policy = self.policy.clone().fork(ad);
         let shape = [g.b, g.t];
         let x = ints(&g.x, shape, ad);
@@ -194,7 +207,7 @@ impl Learner {
             mask,
             cfg.clip_eps,
         );
-        let pl = guard.poison(update, pl);
+        let pl = guard.poison(mb.update, pl);
         let grads = GradientsParams::from_grads(pl.clone().backward(), &policy);
         Ok(Part::Surrogate(
             Box::new(Surrogate {

@@ -27,7 +27,7 @@ mod setup;
 pub use config::{Algo, PpoConfig, PpoDefaults};
 pub use episode::{assign_rewards, assign_rloo, Episode, Grid};
 pub use job::{IterStats, PpoJob, PpoSummary, RewardSource};
-pub use learner::{Critic, Learner, StepStats};
+pub use learner::{Critic, Learner, Minibatch, StepStats};
 pub use rollout::{rollout, RolloutModels, Scorer};
 pub use setup::initial_value;
 

@@ -16,11 +16,11 @@ use crate::rl::KlController;
 use crate::train::optim::adamw;
 use crate::train::run::StageRun;
 use crate::train::trainer::Start;
-use std::path::Path;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Mutable state carried across iterations and saved in `train_state.json` (`extra`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
