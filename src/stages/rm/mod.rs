@@ -24,6 +24,7 @@ pub use stats::{rank_stats, RankStats};
 pub use train::RmRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
+use crate::model::RewardModel;
 use crate::train::optim::stage_optimizer;
 use crate::train::run::StageRun;
 use crate::train::trained::Trained;
@@ -42,19 +43,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         (job.resume, cfg.seed),
         stage_optimizer(cfg),
         || Ok((data.init_model(cfg.seed, device)?, None)),
-        |dir| {
-            let loaded = checkpoint::load_rm(dir, device)?;
-            checkpoint::check_resumable(
-                dir,
-                (&loaded.config.model, &loaded.tok),
-                (&data.mcfg, &data.tok),
-            )?;
-            let norm = match (loaded.config.reward_gain, loaded.config.reward_bias) {
-                (Some(gain), Some(bias)) => Some(Normalisation { gain, bias }),
-                _ => None,
-            };
-            Ok((loaded.model, norm))
-        },
+        |dir| resumed_model(dir, &data, device),
     )?;
     // A finished checkpoint that is already normalised stays as it is (normalising it again
     // would scale an already scaled head). One without a gain (saved before the scale was
@@ -123,4 +112,24 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     };
     run.finish(&summary)?;
     Ok(summary)
+}
+
+/// The reward model of the checkpoint a run resumes from, checked against the run, and its
+/// normalisation when it has one.
+fn resumed_model(
+    dir: &std::path::Path,
+    data: &setup::Prepared,
+    device: &Device,
+) -> Result<(RewardModel, Option<Normalisation>)> {
+    let loaded = checkpoint::load_rm(dir, device)?;
+    checkpoint::check_resumable(
+        dir,
+        (&loaded.config.model, &loaded.tok),
+        (&data.mcfg, &data.tok),
+    )?;
+    let norm = match (loaded.config.reward_gain, loaded.config.reward_bias) {
+        (Some(gain), Some(bias)) => Some(Normalisation { gain, bias }),
+        _ => None,
+    };
+    Ok((loaded.model, norm))
 }
