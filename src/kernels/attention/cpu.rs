@@ -25,10 +25,6 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// What a key a row may not see scores before its softmax: far below any real score, so its
-/// weight is exactly 0, and finite, so nothing turns into NaN.
-const HIDDEN: f32 = -1.0e30;
-
 static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 /// CPU attention kernels run so far in this process (a forward and a backward each count one).
@@ -146,10 +142,10 @@ impl<'a> Block<'a> {
         let (seen, unseen) = row.split_at_mut(last + 1);
         unseen.fill(0.0);
         for (s, &p) in seen.iter_mut().zip(pad) {
-            *s = if p == 0.0 { *s } else { HIDDEN };
+            *s = if p == 0.0 { *s } else { MASK_VALUE };
         }
         let m = max(seen);
-        if m <= HIDDEN {
+        if m <= MASK_VALUE {
             row.fill(1.0 / self.tk as f32);
             return None;
         }

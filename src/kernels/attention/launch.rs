@@ -236,3 +236,24 @@ impl AttentionExt for CubeBackend {
         (dq, dk, dv)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WGSL forward masks with the value the reference twin and the CPU kernel use.
+    #[test]
+    fn the_wgsl_mask_is_mask_value() {
+        let line = FWD
+            .lines()
+            .find(|l| l.trim_start().starts_with("const MASK:"))
+            .expect("shaders/attention_fwd.wgsl declares `const MASK: f32`");
+        let value = line.split('=').nth(1).expect("const MASK: f32 = <value>;");
+        let value: f32 = value.trim().trim_end_matches(';').parse().expect(line);
+        assert_eq!(
+            value.to_bits(),
+            super::super::MASK_VALUE.to_bits(),
+            "{line}"
+        );
+    }
+}

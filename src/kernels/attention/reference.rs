@@ -3,12 +3,9 @@
 //! it off wgpu (or when forced), and `tests/attention_kernel.rs` compares the kernels' outputs and
 //! gradients against it.
 
+use super::MASK_VALUE;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-
-/// Large finite negative used for masked scores: `-inf` before softmax gives NaN losses in
-/// burn 0.22.1 (see `shared/examples/burn-gpt-step`), a finite value trains normally.
-pub const MASK_VALUE: f32 = -1.0e9;
 
 /// Composed causal attention: the reference twin of the fused kernel.
 ///
