@@ -13,8 +13,9 @@ use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::plan::{plan, set_plan_override, AttnPlan};
 use rlhf::kernels::attention::{
     attention_kernel_launches, attention_reference, causal_attention, causal_attention_qkv,
-    cpu_attention_calls, cpu_attention_qkv_calls, set_force_reference, split_heads,
+    cpu_attention_calls, cpu_attention_qkv_calls, split_heads,
 };
+use rlhf::kernels::set_kernels_disabled;
 use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
@@ -22,9 +23,10 @@ use rlhf::model::{Gpt, InitRng};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 
-/// The launch counters are process wide and this file is one process whose tests run on
-/// parallel threads: every test here that launches kernels holds this lock for its whole run,
-/// so a count read in one test is that test's own launches (exactly, not "at least").
+/// The launch counters and the kernel switch are process wide and this file is one process whose
+/// tests run on parallel threads: every test here that launches kernels holds this lock for its
+/// whole run, so a count read in one test is that test's own launches (exactly, not "at least"),
+/// and the kernels one test turns off stay on for the others.
 static KERNEL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -293,7 +295,8 @@ fn left_and_right_padding_match_reference_on_the_cpu() {
     left_and_right_padding_match_reference_on(&Device::flex());
 }
 
-/// Loss and every parameter gradient of one tiny-GPT step, kernel path vs forced reference.
+/// Loss and every parameter gradient of one tiny-GPT step, kernel path vs the kernels turned off
+/// (every op its reference twin).
 fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
     let _serial = one_at_a_time();
     let ad = dev.clone().autodiff();
@@ -310,7 +313,7 @@ fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
     let mut pad = vec![false; b * t];
     pad[t..t + 5].fill(true);
     let step = |reference: bool| {
-        set_force_reference(reference);
+        set_kernels_disabled(reference);
         let keypad = Tensor::<2, Bool>::from_data(TensorData::new(pad.clone(), [b, t]), &ad);
         // the training path: the heads read straight out of c_attn's output
         let h = model.hidden(ints(&x, [b, t], &ad), positions(b, t, 0, &ad), Some(keypad));
@@ -319,7 +322,7 @@ fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
             ints(&y, [b, t], &ad),
             floats(&w, [b, t], &ad),
         );
-        set_force_reference(false);
+        set_kernels_disabled(false);
         let lv = to_vec(loss.clone()).unwrap()[0];
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let mut all = Vec::new();
@@ -405,12 +408,12 @@ fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(dev: &Device)
     let model = Gpt::new(&cfg, &mut InitRng::new(0), dev);
     let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6, 7]];
     let decode = |reference: bool| {
-        set_force_reference(reference);
+        set_kernels_disabled(reference);
         let (mut dec, _) = Decoder::prefill(&model, &prompts, true, dev).unwrap();
         let before = launches(dev);
         let logits = dec.step(&[8, 9]).unwrap();
         let launched = launches(dev) - before;
-        set_force_reference(false);
+        set_kernels_disabled(false);
         (logits.concat(), launched)
     };
     let (got, launched) = decode(false);

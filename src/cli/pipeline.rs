@@ -66,9 +66,10 @@ pub struct PipelineArgs {
     /// the measured default job.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Run every op with its composed reference (plain burn ops) instead of the fused WGSL
-    /// kernels, on any device. Without it a GPU run first checks the kernels against their
-    /// twins on the adapter (as `rlhf doctor` does) and stops if they disagree.
+    /// Run every op as its reference twin (plain burn ops) instead of the fused kernels (WGSL on
+    /// a GPU, fused loops on the CPU), on any device. Without it a GPU run first checks the
+    /// kernels against their twins on the adapter (as `rlhf doctor` does) and stops if they
+    /// disagree.
     #[arg(long)]
     pub no_kernels: bool,
     #[command(flatten)]

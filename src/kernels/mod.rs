@@ -66,8 +66,10 @@ impl Launches {
 
 static DISABLED: AtomicBool = AtomicBool::new(false);
 
-/// Turns the fused kernels off (or on again) for this process: every op then runs its composed
-/// reference twin, on any device (`rlhf pipeline --no-kernels`).
+/// The one switch to the reference path: turns the fused kernels (WGSL on wgpu, the fused loops
+/// on the CPU) off, or on again, for this process; every op then runs its reference twin in
+/// plain burn ops. `rlhf pipeline --no-kernels` turns it on; `rlhf bench attention` and the
+/// kernel tests turn it on around the reference's run and off after it.
 pub fn set_kernels_disabled(off: bool) {
     DISABLED.store(off, Ordering::Relaxed);
 }
