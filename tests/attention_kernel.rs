@@ -12,8 +12,7 @@ use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::plan::{plan, set_plan_override, AttnPlan};
 use rlhf::kernels::attention::{
-    attention_kernel_launches, attention_reference, causal_attention, causal_attention_qkv,
-    cpu_attention_calls, cpu_attention_qkv_calls, split_heads,
+    self, attention_reference, causal_attention, causal_attention_qkv, split_heads,
 };
 use rlhf::kernels::set_kernels_disabled;
 use rlhf::model::generate::Decoder;
@@ -40,9 +39,9 @@ const TOL: f32 = 1e-4;
 /// calls on the CPU backend.
 fn launches(dev: &Device) -> usize {
     if rlhf::kernels::is_kernel_device(dev) {
-        attention_kernel_launches()
+        attention::wgsl_launches()
     } else {
-        cpu_attention_calls()
+        attention::cpu_launches()
     }
 }
 
@@ -388,12 +387,12 @@ fn model_takes_kernel_path_on_wgpu() {
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
     let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
-    let before = attention_kernel_launches();
+    let before = attention::wgsl_launches();
     let idx: Vec<i64> = (0..24).map(|i| i % 50).collect();
     let logits = to_vec(model.forward(ints(&idx, [2, 12], &dev))).unwrap();
     assert!(logits.iter().all(|v| v.is_finite()));
     assert_eq!(
-        attention_kernel_launches() - before,
+        attention::wgsl_launches() - before,
         cfg.n_layer,
         "model forward on wgpu: one fused kernel per layer"
     );
@@ -468,15 +467,19 @@ fn attention_from_the_fused_qkv_matches_reference_on_the_cpu() {
             let g = (o.clone() * w.clone()).sum().backward();
             (to_vec(o).unwrap(), to_vec(qkv.grad(&g).unwrap()).unwrap())
         };
-        let (before, before_qkv) = (cpu_attention_calls(), cpu_attention_qkv_calls());
+        let (before, before_qkv) = (attention::cpu_launches(), attention::cpu_qkv_launches());
         let (o, d) = run(true);
         assert_eq!(
-            cpu_attention_calls() - before,
+            attention::cpu_launches() - before,
             2,
             "forward + backward kernel"
         );
         // and through the heads read in place, not the split's copies
-        assert_eq!(cpu_attention_qkv_calls() - before_qkv, 2, "the qkv path");
+        assert_eq!(
+            attention::cpu_qkv_launches() - before_qkv,
+            2,
+            "the qkv path"
+        );
         let (o_ref, d_ref) = run(false);
         assert!(common::max_rel_diff(&o, &o_ref) <= TOL, "output");
         assert!(common::max_rel_diff(&d, &d_ref) <= TOL, "d qkv");

@@ -18,25 +18,25 @@ use super::{AttentionExt, AttentionQkvExt, MASK_VALUE};
 use crate::kernels::cpu::{
     dims, dot, exp_shifted, matmul, max, simd_dispatch, sum, tensor, values, Mat,
 };
+use crate::kernels::LaunchCounter;
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape};
 use rayon::prelude::*;
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// CPU attention kernels run so far in this process (a forward and a backward each count one).
-pub fn cpu_attention_calls() -> usize {
-    CALLS.load(Ordering::Relaxed)
+pub fn cpu_launches() -> usize {
+    CPU_LAUNCHES.get()
 }
 
-static QKV_CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_QKV_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// Of those, the ones that read the heads straight out of c_attn's output ([`AttentionQkvExt`]).
-pub fn cpu_attention_qkv_calls() -> usize {
-    QKV_CALLS.load(Ordering::Relaxed)
+pub fn cpu_qkv_launches() -> usize {
+    CPU_QKV_LAUNCHES.get()
 }
 
 /// A rank-4 tensor (A, B, R, n) read as rows of n contiguous floats, in place where its layout
@@ -248,7 +248,7 @@ impl AttentionExt for Flex {
         pad: FloatTensor<Self>,
         t_past: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [b, nh, t, hs] = [0, 1, 2, 3].map(|i| dims(&q)[i]);
         let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
         let tk = pad.len() / b.max(1);
@@ -285,7 +285,7 @@ impl AttentionExt for Flex {
         d_out: FloatTensor<Self>,
         t_past: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [b, nh, t, hs] = [0, 1, 2, 3].map(|i| dims(&q)[i]);
         let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
         let (or, dor, lse) = (Rows::new(&out), Rows::new(&d_out), values(&lse));
@@ -345,7 +345,7 @@ impl AttentionQkvExt for Flex {
         pad: FloatTensor<Self>,
         n_head: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        QKV_CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_QKV_LAUNCHES.add();
         let [q, k, v] = head_views(&qkv, n_head);
         <Flex as AttentionExt>::flash_attention_fwd(q, k, v, pad, 0)
     }
@@ -358,7 +358,7 @@ impl AttentionQkvExt for Flex {
         d_out: FloatTensor<Self>,
         n_head: usize,
     ) -> FloatTensor<Self> {
-        QKV_CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_QKV_LAUNCHES.add();
         let [b, t, c3] = [0, 1, 2].map(|i| dims(&qkv)[i]);
         let [q, k, v] = head_views(&qkv, n_head);
         let (dq, dk, dv) =

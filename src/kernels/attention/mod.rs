@@ -18,8 +18,8 @@ mod launch;
 pub mod plan;
 mod reference;
 
-pub use cpu::{cpu_attention_calls, cpu_attention_qkv_calls};
-pub use launch::sources;
+pub use cpu::{cpu_launches, cpu_qkv_launches};
+pub use launch::{sources, wgsl_launches};
 pub use reference::attention_reference;
 
 use burn::backend::fusion::custom::TensorSpec;
@@ -27,25 +27,12 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch};
 use burn::prelude::*;
 use burn::tensor::DType;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The score of a key a query may not see, before the softmax, in every implementation: the
 /// reference twin, the CPU kernel and the WGSL forward (its `const MASK`, held equal by a test).
 /// Far below any real score, so the key's weight is exactly 0; finite, because `-inf` before the
 /// softmax gives NaN losses in burn 0.22.1 where a finite value trains normally.
 pub const MASK_VALUE: f32 = -1.0e9;
-
-static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
-
-/// Number of fused attention kernels launched so far in this process (forward and backward
-/// kernels each count one). Lets tests prove that the kernel path is taken.
-pub fn attention_kernel_launches() -> usize {
-    LAUNCHES.load(Ordering::Relaxed)
-}
-
-pub(super) fn count_launch() {
-    LAUNCHES.fetch_add(1, Ordering::Relaxed);
-}
 
 /// Test hook: `RLHF_BREAK_KERNEL=attention` scales the fused attention's forward output by 1.001
 /// in this process, so the tests can watch `rlhf doctor` fail and a GPU pipeline refuse to
