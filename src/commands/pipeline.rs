@@ -25,51 +25,10 @@ fn run_dir_at(t: time::OffsetDateTime) -> PathBuf {
     ))
 }
 
-/// `rlhf pipeline`: the preset's job (`PipelineConfig::for_preset`) with the given flags.
+/// `rlhf pipeline`: the preset's job with the given flags (`PipelineArgs::config`).
 pub(super) fn pipeline(a: PipelineArgs) -> Result<()> {
     let dev = open(a.device.device)?;
-    let mut cfg = pipeline::PipelineConfig::for_preset(&a.preset, &Default::default())?;
-    if let Some(k) = a.k {
-        cfg.k = k;
-    }
-    anyhow::ensure!(a.rounds >= 1, "--rounds must be at least 1");
-    cfg.rounds = a.rounds;
-    if let Some(s) = a.seed {
-        cfg.reseed(s);
-    }
-    cfg.labeler = a.labeler;
-    if let Some(v) = a.labeler_noise {
-        cfg.labeler_noise = v;
-    }
-    if let Some(v) = a.ptx_coef {
-        cfg.ppo.ptx_coef = v;
-    }
-    if let Some(v) = a.kl_coef {
-        cfg.ppo.kl_coef = v;
-    }
-    cfg.ptx_ablation = a.ptx_ablation;
-    for m in &a.compare {
-        if !cfg.compare.contains(m) {
-            cfg.compare.push(*m);
-        }
-    }
-    if let Some(v) = a.ppo_steps {
-        cfg.ppo.steps = v;
-    }
-    for (flag, v, steps) in [
-        (
-            "--pretrain-steps",
-            a.pretrain_steps,
-            &mut cfg.pretrain.steps,
-        ),
-        ("--sft-steps", a.sft_steps, &mut cfg.sft.steps),
-        ("--rm-steps", a.rm_steps, &mut cfg.rm.steps),
-    ] {
-        if let Some(v) = v {
-            anyhow::ensure!(v >= 1, "{flag} must be at least 1");
-            *steps = v;
-        }
-    }
+    let cfg = a.config()?;
     let out = a.out.unwrap_or_else(default_run_dir);
     if a.no_kernels {
         crate::kernels::set_kernels_disabled(true);
