@@ -4,10 +4,11 @@ use crate::config::ModelOverrides;
 use crate::config::TrainConfig;
 use crate::device::DeviceChoice;
 use crate::model::generate::SampleConfig;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 mod bench;
+mod defaults;
 mod dpo;
 mod eval_report;
 mod pipeline;
@@ -24,6 +25,20 @@ pub use ppo::PpoArgs;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line: the derived flags, with the default of each stage setting (read from the
+/// stage's config) in their help.
+pub fn command() -> clap::Command {
+    defaults::with_stage_defaults(Cli::command())
+}
+
+/// Parses the process's arguments against [`command`], as `Cli::parse` would: on bad usage it
+/// prints the error and exits with code 2; `--help` and `--version` print and exit with 0.
+pub fn parse() -> Cli {
+    let mut cmd = command();
+    let matches = cmd.get_matches_mut();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,43 +182,43 @@ impl ModelArgs {
     }
 }
 
-/// Optimisation flags; unset ones keep the stage's documented default.
+/// Optimisation flags; unset ones keep the stage's default (its `TrainConfig`), which `--help`
+/// shows (`cli/defaults.rs`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct OptimArgs {
-    /// Optimizer steps (default: pretrain 600, SFT 300, RM 300).
+    /// Optimizer steps.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Sequences per batch; for the RM, prompts per batch (default: pretrain 16, SFT 16, RM 8).
+    /// Sequences per batch; for the RM and DPO, prompts per batch (each with all its responses).
     #[arg(long, value_parser = ranges::batch_size)]
     pub batch_size: Option<usize>,
-    /// Peak learning rate (default: pretrain 2e-3, SFT 5e-4, RM 1e-3), warmup then cosine decay
-    /// to 10%.
+    /// Peak learning rate, warmup then cosine decay to 10%.
     #[arg(long, value_parser = ranges::learning_rate)]
     pub lr: Option<f64>,
-    /// Warmup steps (default: pretrain 40, SFT 20, RM 20).
+    /// Warmup steps.
     #[arg(long)]
     pub warmup: Option<usize>,
-    /// AdamW weight decay (default: pretrain 0.1, SFT 0, RM 0).
+    /// AdamW weight decay.
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Clip gradients to this global norm; 0 disables (default 1.0).
+    /// Clip gradients to this global norm; 0 disables.
     #[arg(long)]
     pub grad_clip: Option<f64>,
-    /// Held-out evaluation every N steps (default: pretrain 100, SFT 50, RM 50).
+    /// Held-out evaluation every N steps.
     #[arg(long)]
     pub eval_every: Option<usize>,
-    /// Resumable checkpoint every N steps (default: pretrain 200, SFT 100, RM 100).
+    /// Resumable checkpoint every N steps.
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Random seed (default: pretrain 1337, SFT 2024, RM 31).
+    /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Micro-batches per batch (default 2): on the CPU backend each runs on its own thread, on a
+    /// Micro-batches per batch: on the CPU backend each runs on its own thread, on a
     /// GPU in turn. The gradient is the whole batch's either way; dropout masks are drawn per
     /// micro-batch, so keep it fixed to reproduce a run.
     #[arg(long)]
     pub micro_batches: Option<usize>,
-    /// Stop after this many consecutive non-finite losses or gradients (each is skipped; default 10).
+    /// Stop after this many consecutive non-finite losses or gradients (each is skipped).
     #[arg(long)]
     pub max_bad_steps: Option<usize>,
 }
@@ -408,7 +423,7 @@ pub struct RmArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Optimisation flags (--batch-size counts prompts; default 8 prompts, 300 steps, lr 1e-3).
+    /// Optimisation flags (--batch-size counts prompts).
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]

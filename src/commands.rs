@@ -8,12 +8,14 @@ use crate::device::{self, DeviceChoice};
 use anyhow::Result;
 
 mod dpo;
+mod eval;
 mod lm;
+mod pipeline;
+mod ppo;
 mod reward;
-mod rl;
 mod tools;
 
-pub use rl::default_run_dir;
+pub use pipeline::default_run_dir;
 
 /// Selects the compute device and says which one on standard error.
 fn open(choice: DeviceChoice) -> Result<device::Selected> {
@@ -32,14 +34,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Sft(a) => lm::sft(a),
         Command::Label(a) => reward::label(a),
         Command::Rm(a) => reward::rm(a),
-        Command::Ppo(a) => rl::ppo(*a),
+        Command::Ppo(a) => ppo::ppo(*a),
         Command::Dpo(a) => dpo::dpo(a),
         Command::Score(a) => reward::score(a),
         Command::Sample(a) => lm::sample(a),
         Command::Chat(a) => lm::chat(a),
-        Command::Pipeline(a) => rl::pipeline(a),
-        Command::Eval(a) => rl::eval(a),
-        Command::Bon(a) => rl::bon(a),
+        Command::Pipeline(a) => pipeline::pipeline(a),
+        Command::Eval(a) => eval::eval(a),
+        Command::Bon(a) => eval::bon(a),
         Command::Report(a) => tools::report(a),
         Command::ImportHf(a) => tools::import_hf(a),
         Command::ExportHf(a) => tools::export_hf(a),

@@ -12,9 +12,9 @@ use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::kernels::attention::plan::{plan, set_plan_override, AttnPlan};
 use rlhf::kernels::attention::{
-    attention_kernel_launches, attention_reference, causal_attention, causal_attention_qkv,
-    cpu_attention_calls, cpu_attention_qkv_calls, set_force_reference, split_heads,
+    self, attention_reference, causal_attention, causal_attention_qkv, split_heads,
 };
+use rlhf::kernels::set_kernels_disabled;
 use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
@@ -22,9 +22,10 @@ use rlhf::model::{Gpt, InitRng};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 
-/// The launch counters are process wide and this file is one process whose tests run on
-/// parallel threads: every test here that launches kernels holds this lock for its whole run,
-/// so a count read in one test is that test's own launches (exactly, not "at least").
+/// The launch counters and the kernel switch are process wide and this file is one process whose
+/// tests run on parallel threads: every test here that launches kernels holds this lock for its
+/// whole run, so a count read in one test is that test's own launches (exactly, not "at least"),
+/// and the kernels one test turns off stay on for the others.
 static KERNEL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -38,9 +39,9 @@ const TOL: f32 = 1e-4;
 /// calls on the CPU backend.
 fn launches(dev: &Device) -> usize {
     if rlhf::kernels::is_kernel_device(dev) {
-        attention_kernel_launches()
+        attention::wgsl_launches()
     } else {
-        cpu_attention_calls()
+        attention::cpu_launches()
     }
 }
 
@@ -293,7 +294,8 @@ fn left_and_right_padding_match_reference_on_the_cpu() {
     left_and_right_padding_match_reference_on(&Device::flex());
 }
 
-/// Loss and every parameter gradient of one tiny-GPT step, kernel path vs forced reference.
+/// Loss and every parameter gradient of one tiny-GPT step, kernel path vs the kernels turned off
+/// (every op its reference twin).
 fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
     let _serial = one_at_a_time();
     let ad = dev.clone().autodiff();
@@ -310,7 +312,7 @@ fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
     let mut pad = vec![false; b * t];
     pad[t..t + 5].fill(true);
     let step = |reference: bool| {
-        set_force_reference(reference);
+        set_kernels_disabled(reference);
         let keypad = Tensor::<2, Bool>::from_data(TensorData::new(pad.clone(), [b, t]), &ad);
         // the training path: the heads read straight out of c_attn's output
         let h = model.hidden(ints(&x, [b, t], &ad), positions(b, t, 0, &ad), Some(keypad));
@@ -319,7 +321,7 @@ fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
             ints(&y, [b, t], &ad),
             floats(&w, [b, t], &ad),
         );
-        set_force_reference(false);
+        set_kernels_disabled(false);
         let lv = to_vec(loss.clone()).unwrap()[0];
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let mut all = Vec::new();
@@ -385,12 +387,12 @@ fn model_takes_kernel_path_on_wgpu() {
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
     let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
-    let before = attention_kernel_launches();
+    let before = attention::wgsl_launches();
     let idx: Vec<i64> = (0..24).map(|i| i % 50).collect();
     let logits = to_vec(model.forward(ints(&idx, [2, 12], &dev))).unwrap();
     assert!(logits.iter().all(|v| v.is_finite()));
     assert_eq!(
-        attention_kernel_launches() - before,
+        attention::wgsl_launches() - before,
         cfg.n_layer,
         "model forward on wgpu: one fused kernel per layer"
     );
@@ -405,12 +407,12 @@ fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(dev: &Device)
     let model = Gpt::new(&cfg, &mut InitRng::new(0), dev);
     let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6, 7]];
     let decode = |reference: bool| {
-        set_force_reference(reference);
+        set_kernels_disabled(reference);
         let (mut dec, _) = Decoder::prefill(&model, &prompts, true, dev).unwrap();
         let before = launches(dev);
         let logits = dec.step(&[8, 9]).unwrap();
         let launched = launches(dev) - before;
-        set_force_reference(false);
+        set_kernels_disabled(false);
         (logits.concat(), launched)
     };
     let (got, launched) = decode(false);
@@ -465,15 +467,19 @@ fn attention_from_the_fused_qkv_matches_reference_on_the_cpu() {
             let g = (o.clone() * w.clone()).sum().backward();
             (to_vec(o).unwrap(), to_vec(qkv.grad(&g).unwrap()).unwrap())
         };
-        let (before, before_qkv) = (cpu_attention_calls(), cpu_attention_qkv_calls());
+        let (before, before_qkv) = (attention::cpu_launches(), attention::cpu_qkv_launches());
         let (o, d) = run(true);
         assert_eq!(
-            cpu_attention_calls() - before,
+            attention::cpu_launches() - before,
             2,
             "forward + backward kernel"
         );
         // and through the heads read in place, not the split's copies
-        assert_eq!(cpu_attention_qkv_calls() - before_qkv, 2, "the qkv path");
+        assert_eq!(
+            attention::cpu_qkv_launches() - before_qkv,
+            2,
+            "the qkv path"
+        );
         let (o_ref, d_ref) = run(false);
         assert!(common::max_rel_diff(&o, &o_ref) <= TOL, "output");
         assert!(common::max_rel_diff(&d, &d_ref) <= TOL, "d qkv");

@@ -9,10 +9,10 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use rlhf::kernels::attention::causal_attention;
 use rlhf::kernels::cpu::{avx2_allowed, set_scalar_only};
-use rlhf::kernels::gelu::{cpu_gelu_calls, gelu_new, gelu_reference};
-use rlhf::kernels::layer_norm::{cpu_layer_norm_calls, layer_norm, layer_norm_reference};
-use rlhf::kernels::linear::{cpu_linear_calls, linear, linear_reference};
-use rlhf::kernels::token_logprob::{cpu_logprob_calls, token_logprobs, token_logprobs_reference};
+use rlhf::kernels::gelu::{self, gelu_new, gelu_reference};
+use rlhf::kernels::layer_norm::{self, layer_norm, layer_norm_reference};
+use rlhf::kernels::linear::{self, linear, linear_reference};
+use rlhf::kernels::token_logprob::{self, token_logprobs, token_logprobs_reference};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 
@@ -63,9 +63,13 @@ fn value_and_grad(
 fn gelu_kernel_matches_its_twin_in_values_and_gradients() {
     let _serial = one_at_a_time();
     for (shape, strided) in [([3, 5, 7], false), ([4, 33, 129], false), ([6, 2, 5], true)] {
-        let before = cpu_gelu_calls();
+        let before = gelu::cpu_launches();
         let (y, g) = value_and_grad(&|x| gelu_new(x), shape, strided);
-        assert_eq!(cpu_gelu_calls() - before, 2, "forward + backward kernel");
+        assert_eq!(
+            gelu::cpu_launches() - before,
+            2,
+            "forward + backward kernel"
+        );
         let (yr, gr) = value_and_grad(&|x| gelu_reference(x), shape, strided);
         assert_close(&["values", "gradients"], &[y, g], &[yr, gr], shape);
     }
@@ -94,9 +98,13 @@ fn token_logprob_kernel_matches_its_twin_in_values_and_gradients() {
     let _serial = one_at_a_time();
     // vocabularies a multiple of the 8 lanes and not; more rows than one task's block
     for shape in [[2, 3, 8], [3, 7, 61], [4, 17, 1000]] {
-        let before = cpu_logprob_calls();
+        let before = token_logprob::cpu_launches();
         let (y, g) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), shape);
-        assert_eq!(cpu_logprob_calls() - before, 2, "forward + backward kernel");
+        assert_eq!(
+            token_logprob::cpu_launches() - before,
+            2,
+            "forward + backward kernel"
+        );
         let (yr, gr) = logprob_value_and_grad(&|l, t| token_logprobs_reference(l, t), shape);
         assert_close(&["values", "gradients"], &[y, g], &[yr, gr], shape);
     }
@@ -132,10 +140,10 @@ fn layer_norm_kernel_matches_its_twin_in_values_and_gradients() {
     let _serial = one_at_a_time();
     // widths a multiple of the 8 lanes and not; more rows than one task's block of 64
     for shape in [[2, 3, 8], [3, 7, 61], [4, 33, 128]] {
-        let before = cpu_layer_norm_calls();
+        let before = layer_norm::cpu_launches();
         let got = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), shape);
         assert_eq!(
-            cpu_layer_norm_calls() - before,
+            layer_norm::cpu_launches() - before,
             2,
             "forward + backward kernel"
         );
@@ -204,9 +212,13 @@ fn linear_kernel_matches_its_twin_in_values_and_gradients() {
         ([4, 70, 128], 384, false),
     ];
     for (shape, c_out, strided) in cases {
-        let before = cpu_linear_calls();
+        let before = linear::cpu_launches();
         let got = linear_value_and_grads(true, shape, c_out, strided);
-        assert_eq!(cpu_linear_calls() - before, 2, "forward + backward kernel");
+        assert_eq!(
+            linear::cpu_launches() - before,
+            2,
+            "forward + backward kernel"
+        );
         let want = linear_value_and_grads(false, shape, c_out, strided);
         assert_close(&["y", "dx", "dweight", "dbias"], &got, &want, shape);
     }
@@ -310,7 +322,7 @@ fn the_model_runs_its_linear_layers_through_the_kernel() {
         [2, 12],
         &dev,
     );
-    let before = cpu_linear_calls();
+    let before = linear::cpu_launches();
     let _grads = model.forward(idx).sum().backward();
-    assert_eq!(cpu_linear_calls() - before, 2 * 4 * cfg.n_layer);
+    assert_eq!(linear::cpu_launches() - before, 2 * 4 * cfg.n_layer);
 }

@@ -8,9 +8,7 @@ mod common;
 
 use burn::prelude::*;
 use rlhf::config::ModelConfig;
-use rlhf::kernels::dropout::{
-    self, cpu_dropout_calls, dropout, dropout_reference, MaskKey, Segment,
-};
+use rlhf::kernels::dropout::{self, dropout, dropout_reference, MaskKey, Segment};
 use rlhf::model::dropout::seed_masks_rows;
 use rlhf::model::{Gpt, InitRng};
 use rlhf::util::rng::Rng;
@@ -80,10 +78,10 @@ fn kernel_equals_its_twin_bitwise_values_and_gradients() {
         let n = key.len();
         let x: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 - 0.5).collect();
         let dy: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 + 0.5).collect();
-        let before = dropout::kernel_launches();
+        let before = dropout::wgsl_launches();
         let (y, dx) = run(dropout, key, &x, &dy, &dev);
         assert_eq!(
-            dropout::kernel_launches() - before,
+            dropout::wgsl_launches() - before,
             2,
             "case {i}: forward and backward each one launch"
         );
@@ -111,15 +109,15 @@ fn the_cpu_kernel_equals_its_twin_bitwise_values_and_gradients() {
         let n = key.len();
         let x: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 - 0.5).collect();
         let dy: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 + 0.5).collect();
-        let (launches, calls) = (dropout::kernel_launches(), cpu_dropout_calls());
+        let (launches, calls) = (dropout::wgsl_launches(), dropout::cpu_launches());
         let (y, dx) = run(dropout, key, &x, &dy, &dev);
         assert_eq!(
-            dropout::kernel_launches(),
+            dropout::wgsl_launches(),
             launches,
             "no WGSL kernel on the CPU"
         );
         assert_eq!(
-            cpu_dropout_calls() - calls,
+            dropout::cpu_launches() - calls,
             2,
             "case {i}: forward and backward"
         );
@@ -151,9 +149,9 @@ fn training_forward(device: &Device) -> Vec<f32> {
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn a_training_forward_drops_the_same_elements_on_both_devices() {
     let _one = one_at_a_time();
-    let before = dropout::kernel_launches();
+    let before = dropout::wgsl_launches();
     let gpu = training_forward(&common::wgpu_device());
-    let launched = dropout::kernel_launches() - before;
+    let launched = dropout::wgsl_launches() - before;
     let cpu = training_forward(&Device::flex());
     // tiny: 2 layers → embedding + 2 sites per block
     assert_eq!(launched, 5, "every dropout site ran the kernel");

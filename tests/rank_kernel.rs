@@ -7,7 +7,8 @@ mod common;
 use burn::module::Module;
 use burn::nn::LinearConfig;
 use burn::prelude::*;
-use rlhf::kernels::{kernel_launches, ranking_loss, ranking_loss_reference};
+use rlhf::kernels::ranking_loss::wgsl_launches;
+use rlhf::kernels::{ranking_loss, ranking_loss_reference};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, to_vec};
 
@@ -188,9 +189,9 @@ fn kernel_path_runs_and_gradients_reach_parameters() {
             .expect("no bias grad");
         (w, to_vec(b).unwrap())
     };
-    let before = kernel_launches();
+    let before = wgsl_launches();
     let (wk, bk) = grads_of(ranking_loss);
-    assert_eq!(kernel_launches() - before, 1, "one WGSL kernel launch");
+    assert_eq!(wgsl_launches() - before, 1, "one WGSL kernel launch");
     let (wr, br) = grads_of(ranking_loss_reference);
     assert_finite("weight grad", &wk);
     assert!(
@@ -234,9 +235,9 @@ fn kernel_without_autodiff_matches_reference() {
     let _serial = one_at_a_time();
     let dev = common::wgpu_device();
     let (ks, r) = cases().pop().expect("cases");
-    let before = kernel_launches();
+    let before = wgsl_launches();
     let lk = to_vec(ranking_loss(floats(&r, [r.len()], &dev), &ks).unwrap()).unwrap()[0];
-    assert_eq!(kernel_launches() - before, 1, "one WGSL kernel launch");
+    assert_eq!(wgsl_launches() - before, 1, "one WGSL kernel launch");
     let lr = to_vec(ranking_loss_reference(floats(&r, [r.len()], &dev), &ks).unwrap()).unwrap()[0];
     assert_close("loss without autodiff", lk, lr, 1e-5);
 }
@@ -272,9 +273,9 @@ fn cpu_path_matches_the_definition() {
     let _serial = one_at_a_time();
     let cpu = Device::flex();
     for (ks, r) in cases() {
-        let before = kernel_launches();
+        let before = wgsl_launches();
         let (l, g) = loss_and_grad(ranking_loss, &r, &ks, &cpu);
-        assert_eq!(kernel_launches(), before, "no kernel on the CPU");
+        assert_eq!(wgsl_launches(), before, "no kernel on the CPU");
         let (ld, gd) = definition_f64(&r, &ks);
         assert_close(&format!("cpu loss, ks {ks:?}"), l, ld as f32, 1e-5);
         let gd: Vec<f32> = gd.iter().map(|&x| x as f32).collect();

@@ -23,10 +23,10 @@ pub struct DpoArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// β: the implicit reward's scale, i.e. how strongly the policy is held to the reference
-    /// (larger: closer) [default: 0.1, the paper's].
+    /// (larger: closer; the default is the paper's).
     #[arg(long, value_parser = super::ranges::beta)]
     pub beta: Option<f64>,
-    /// Fraction of prompts held out (a prompt's pairs never straddle the split) [default: 0.1].
+    /// Fraction of prompts held out (a prompt's pairs never straddle the split).
     #[arg(long, value_parser = super::ranges::fraction)]
     pub val_fraction: Option<f64>,
     /// Skip (and count) invalid records instead of stopping at the first.
@@ -35,9 +35,7 @@ pub struct DpoArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Optimisation flags; for DPO --batch-size counts prompts (each with all its responses), and
-    /// the defaults are 200 steps of 8 prompts, lr 2e-4 after 10 warmup steps, evaluation every
-    /// 25 steps, a checkpoint every 50, seed 47.
+    /// Optimisation flags; for DPO --batch-size counts prompts (each with all its responses).
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]

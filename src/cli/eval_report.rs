@@ -1,6 +1,6 @@
 //! Flags of `rlhf eval` and `rlhf report` (kept beside `cli.rs` to keep each file short).
 
-use super::DeviceArg;
+use super::{DeviceArg, SamplingArgs};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -18,6 +18,14 @@ pub struct HeldOutArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("temperature", |a| a.default_value("0.7").help(
+        "Softmax temperature of the compared responses (the KL estimate always samples at 1)"
+    )),
+    mut_arg("seed", |a| a
+        .default_value("1234")
+        .help("Sampling seed, the same for both models"))
+)]
 pub struct EvalArgs {
     /// The model under test (e.g. the PPO policy): a checkpoint or stage directory.
     #[arg(long)]
@@ -48,21 +56,9 @@ pub struct EvalArgs {
     /// Use only the first N prompts (0: all).
     #[arg(long, default_value_t = 0)]
     pub n: usize,
-    /// Softmax temperature of the compared responses (the KL estimate always samples at 1).
-    #[arg(long, default_value_t = 0.7)]
-    pub temperature: f32,
-    /// Keep only the k most likely tokens (0: off).
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
-    /// Nucleus sampling threshold (1: off).
-    #[arg(long, default_value_t = 1.0)]
-    pub top_p: f32,
-    /// Maximum tokens per response.
-    #[arg(long, default_value_t = 48)]
-    pub max_new_tokens: usize,
-    /// Sampling seed, the same for both models.
-    #[arg(long, default_value_t = 1234)]
-    pub seed: u64,
+    /// How the compared responses are sampled, and the seed (the same for both models).
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Sequences per forward pass.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,

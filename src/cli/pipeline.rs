@@ -2,6 +2,8 @@
 
 use super::DeviceArg;
 use crate::labeler::LabelerKind;
+use crate::pipeline::PipelineConfig;
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -17,37 +19,36 @@ pub struct PipelineArgs {
     /// The assets directory (default ./assets, or the one the binary was built from).
     #[arg(long)]
     pub assets: Option<PathBuf>,
-    /// Responses per prompt to sample for labeling (2 to 9; default 9, tiny 4).
+    /// Responses per prompt to sample for labeling (2 to 9).
     #[arg(short = 'k', long, value_parser = super::ranges::responses_per_prompt)]
     pub k: Option<usize>,
     /// Rounds of sample → label → RM → PPO; round r ≥ 2 samples from round r−1's policy,
     /// retrains its reward model and runs PPO again from its policy (in `round<r>/`).
-    #[arg(long, default_value_t = 1)]
-    pub rounds: usize,
+    #[arg(long)]
+    pub rounds: Option<usize>,
     /// Who ranks the samples: the simulated sentiment labeler (unattended), or you at the
     /// terminal (the run waits for you; rerun the same command to continue a session).
-    #[arg(long, value_enum, default_value_t = LabelerKind::Sentiment)]
-    pub labeler: LabelerKind,
-    /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order)
-    /// [default: 0].
+    #[arg(long, value_enum)]
+    pub labeler: Option<LabelerKind>,
+    /// Bradley–Terry temperature of the simulated labeler (0: exact sentiment order).
     #[arg(long)]
     pub labeler_noise: Option<f64>,
-    /// PPO pretraining-mix coefficient (0: plain PPO) [default: 0.25; tiny 1.0].
+    /// PPO pretraining-mix coefficient (0: plain PPO).
     #[arg(long)]
     pub ptx_coef: Option<f64>,
-    /// PPO KL coefficient β, in RM sd per nat [default: 0.075; tiny 0.02].
+    /// PPO KL coefficient β, in RM sd per nat.
     #[arg(long)]
     pub kl_coef: Option<f32>,
-    /// PPO iterations [default: 80; tiny 12].
+    /// PPO iterations.
     #[arg(long)]
     pub ppo_steps: Option<usize>,
-    /// Pretraining steps (default: the preset's; tiny 120, small 500): fewer for a quick try.
+    /// Pretraining steps (fewer for a quick try).
     #[arg(long)]
     pub pretrain_steps: Option<usize>,
-    /// SFT steps (default: the preset's; tiny 60, small 150).
+    /// SFT steps.
     #[arg(long)]
     pub sft_steps: Option<usize>,
-    /// Reward-model steps (default: the preset's; tiny 30, small 400).
+    /// Reward-model steps.
     #[arg(long)]
     pub rm_steps: Option<usize>,
     /// Also run the last PPO without the pretraining mix (`ppo_noptx/`) and evaluate it
@@ -66,11 +67,66 @@ pub struct PipelineArgs {
     /// the measured default job.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Run every op with its composed reference (plain burn ops) instead of the fused WGSL
-    /// kernels, on any device. Without it a GPU run first checks the kernels against their
-    /// twins on the adapter (as `rlhf doctor` does) and stops if they disagree.
+    /// Run every op as its reference twin (plain burn ops) instead of the fused kernels (WGSL on
+    /// a GPU, fused loops on the CPU), on any device. Without it a GPU run first checks the
+    /// kernels against their twins on the adapter (as `rlhf doctor` does) and stops if they
+    /// disagree.
     #[arg(long)]
     pub no_kernels: bool,
     #[command(flatten)]
     pub device: DeviceArg,
+}
+
+impl PipelineArgs {
+    /// The job's settings: the preset's (`PipelineConfig::for_preset`) with every given flag
+    /// applied.
+    pub fn config(&self) -> Result<PipelineConfig> {
+        let mut cfg = PipelineConfig::for_preset(&self.preset, &Default::default())?;
+        if let Some(k) = self.k {
+            cfg.k = k;
+        }
+        if let Some(r) = self.rounds {
+            anyhow::ensure!(r >= 1, "--rounds must be at least 1");
+            cfg.rounds = r;
+        }
+        if let Some(s) = self.seed {
+            cfg.reseed(s);
+        }
+        if let Some(l) = self.labeler {
+            cfg.labeler = l;
+        }
+        if let Some(v) = self.labeler_noise {
+            cfg.labeler_noise = v;
+        }
+        if let Some(v) = self.ptx_coef {
+            cfg.ppo.ptx_coef = v;
+        }
+        if let Some(v) = self.kl_coef {
+            cfg.ppo.kl_coef = v;
+        }
+        cfg.ptx_ablation = self.ptx_ablation;
+        for m in &self.compare {
+            if !cfg.compare.contains(m) {
+                cfg.compare.push(*m);
+            }
+        }
+        if let Some(v) = self.ppo_steps {
+            cfg.ppo.steps = v;
+        }
+        for (flag, v, steps) in [
+            (
+                "--pretrain-steps",
+                self.pretrain_steps,
+                &mut cfg.pretrain.steps,
+            ),
+            ("--sft-steps", self.sft_steps, &mut cfg.sft.steps),
+            ("--rm-steps", self.rm_steps, &mut cfg.rm.steps),
+        ] {
+            if let Some(v) = v {
+                anyhow::ensure!(v >= 1, "{flag} must be at least 1");
+                *steps = v;
+            }
+        }
+        Ok(cfg)
+    }
 }

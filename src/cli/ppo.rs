@@ -42,53 +42,54 @@ pub struct PpoArgs {
     pub assets: Option<PathBuf>,
     /// Method: `ppo` (a value model trained beside the policy, GAE advantages) or `rloo`
     /// (--rloo-k responses per prompt, each one's baseline the mean return of the others, no
-    /// value model; Ahmadian et al. 2024) [default: ppo].
+    /// value model; Ahmadian et al. 2024).
     #[arg(long, value_enum)]
     pub algo: Option<crate::stages::ppo::Algo>,
-    /// RLOO: responses sampled per prompt, at least 2, dividing --rollout-batch [default: 4].
+    /// RLOO: responses sampled per prompt, at least 2, dividing --rollout-batch.
     #[arg(long)]
     pub rloo_k: Option<usize>,
-    /// PPO iterations [default: 80].
+    /// PPO iterations.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Episodes (responses) per iteration [default: 64].
+    /// Episodes (responses) per iteration.
     #[arg(long)]
     pub rollout_batch: Option<usize>,
-    /// Episodes per gradient step, at most --rollout-batch [default: 32].
+    /// Episodes per gradient step, at most --rollout-batch.
     #[arg(long)]
     pub minibatch: Option<usize>,
-    /// Passes over each rollout batch [default: 2].
+    /// Passes over each rollout batch.
     #[arg(long)]
     pub ppo_epochs: Option<usize>,
-    /// Policy learning rate [default: 1e-4].
+    /// Policy learning rate.
     #[arg(long)]
     pub policy_lr: Option<f64>,
-    /// Value-model learning rate [default: 1e-4].
+    /// Value-model learning rate.
     #[arg(long)]
     pub value_lr: Option<f64>,
     /// KL coefficient β per token, in reward-model sd per nat (initial value when --kl-target is
-    /// set) [default: 0.075].
+    /// set).
     #[arg(long)]
     pub kl_coef: Option<f32>,
-    /// Adapt β so the KL to the reference approaches this many nats per response [default:
-    /// none, β stays fixed].
+    /// Adapt β so the KL to the reference approaches this many nats per response (none: β stays
+    /// fixed).
     #[arg(long)]
     pub kl_target: Option<f32>,
     /// Episodes over which the adaptive β may change by ±20% per unit of KL error (Ziegler et
-    /// al.'s horizon; smaller reacts faster) [default: 10,000].
+    /// al.'s horizon; smaller reacts faster).
     #[arg(long)]
     pub kl_horizon: Option<usize>,
-    /// Pretraining-mix coefficient γ_ptx; 0 = plain PPO [default: 0.25].
+    /// Pretraining-mix coefficient γ_ptx; 0 = plain PPO.
     #[arg(long)]
     pub ptx_coef: Option<f64>,
     /// Subtract this from the score of a response that ran into --max-new-tokens without
     /// ending (<|endoftext|>), so PPO cannot win by filling the limit (TRL's
-    /// missing_eos_penalty), in reward-model sd; 0 = none [default: 0.9].
+    /// missing_eos_penalty), in reward-model sd; 0 = none (and none with --reward-token unless
+    /// given).
     #[arg(long)]
     pub missing_eos_penalty: Option<f32>,
     /// Clip reward-model scores to ±this (a number > 0, in the RM's sd: `rlhf rm` normalises
-    /// its scores to mean 0, sd 1) [default: 0.9; none with --reward-token, whose reward is a
-    /// count].
+    /// its scores to mean 0, sd 1); with --reward-token, whose reward is a count, no clip unless
+    /// given.
     #[arg(long)]
     pub reward_clip: Option<f32>,
     /// Do not clip the reward-model scores.
@@ -98,16 +99,16 @@ pub struct PpoArgs {
     #[arg(long)]
     pub whiten_rewards: bool,
     /// Rollout sampling temperature (> 0). PPO trains the tempered policy: the log-probs of
-    /// the PPO ratio and of the KL penalty are computed at the same temperature [default: 1.0].
+    /// the PPO ratio and of the KL penalty are computed at the same temperature.
     #[arg(long)]
     pub temperature: Option<f32>,
-    /// Maximum response tokens [default: 48].
+    /// Maximum response tokens.
     #[arg(long)]
     pub max_new_tokens: Option<usize>,
-    /// Checkpoint every this many iterations [default: 10].
+    /// Checkpoint every this many iterations.
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Seed [default: 11].
+    /// Seed.
     #[arg(long)]
     pub seed: Option<u64>,
     #[command(flatten)]

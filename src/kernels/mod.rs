@@ -21,14 +21,43 @@ pub mod variants;
 mod wgsl_1d;
 mod wgsl_unroll;
 
-pub use ranking_loss::{bench_rank_loss, kernel_launches, ranking_loss, ranking_loss_reference};
+pub use ranking_loss::{bench_rank_loss, ranking_loss, ranking_loss_reference};
 
 use burn::backend::DispatchDevice;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Fused kernels launched in this process, by kernel (a forward and each backward kernel count
+/// One kernel's launches in this process: WGSL dispatches, or calls of a CPU kernel (a forward
+/// and each backward count one). Every kernel counts with one, read as `<kernel>::wgsl_launches()`
+/// and `<kernel>::cpu_launches()`; tests read them to prove the kernel path ran.
+#[derive(Debug)]
+pub struct LaunchCounter(AtomicUsize);
+
+impl LaunchCounter {
+    /// A counter at 0.
+    pub const fn new() -> Self {
+        Self(AtomicUsize::new(0))
+    }
+
+    /// Counts one launch.
+    pub(crate) fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The launches so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for LaunchCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Fused WGSL kernels launched in this process, by kernel (a forward and each backward kernel count
 /// one). Counted where the kernel is enqueued, which under burn's fusion is another thread than
 /// the caller's, so the counts are process wide: a stage reads its own as the difference over
 /// its run ([`Launches::since`]), exact because a process runs its stages one at a time.
@@ -47,9 +76,9 @@ impl Launches {
     /// The counts so far.
     pub fn now() -> Self {
         Self {
-            attention: attention::attention_kernel_launches(),
-            ranking_loss: kernel_launches(),
-            dropout: dropout::kernel_launches(),
+            attention: attention::wgsl_launches(),
+            ranking_loss: ranking_loss::wgsl_launches(),
+            dropout: dropout::wgsl_launches(),
         }
     }
 
@@ -66,8 +95,10 @@ impl Launches {
 
 static DISABLED: AtomicBool = AtomicBool::new(false);
 
-/// Turns the fused kernels off (or on again) for this process: every op then runs its composed
-/// reference twin, on any device (`rlhf pipeline --no-kernels`).
+/// The one switch to the reference path: turns the fused kernels (WGSL on wgpu, the fused loops
+/// on the CPU) off, or on again, for this process; every op then runs its reference twin in
+/// plain burn ops. `rlhf pipeline --no-kernels` turns it on; `rlhf bench attention` and the
+/// kernel tests turn it on around the reference's run and off after it.
 pub fn set_kernels_disabled(off: bool) {
     DISABLED.store(off, Ordering::Relaxed);
 }

@@ -3,9 +3,9 @@
 //! adapter or driver that computes wrong numbers stops a run at once instead of training a
 //! broken model. The tests run the same checks on lavapipe (`tests/commands/doctor.rs`).
 
-use super::attention::{attention_kernel_launches, attention_reference, causal_attention};
+use super::attention::{attention_reference, causal_attention};
 use super::dropout::{self as drop, dropout, dropout_reference, MaskKey, Segment};
-use super::ranking_loss::{kernel_launches, ranking_loss, ranking_loss_reference};
+use super::ranking_loss::{ranking_loss, ranking_loss_reference};
 pub use crate::util::compare::rel_err;
 use crate::util::rng::Rng;
 use crate::util::tensors::{floats, to_vec};
@@ -96,9 +96,9 @@ fn attention_run(c: AttnCase, device: &Device, reference: bool) -> Result<Vec<Ve
 }
 
 fn attention_check(c: AttnCase, device: &Device) -> Result<Check> {
-    let before = attention_kernel_launches();
+    let before = super::attention::wgsl_launches();
     let got = attention_run(c, device, false)?;
-    let launched = attention_kernel_launches() > before;
+    let launched = super::attention::wgsl_launches() > before;
     let want = attention_run(c, device, true)?;
     let (b, nh, t, hs, t_past, padded) = c;
     let mut name = format!("attention fwd+bwd B{b} nh{nh} T{t} hs{hs}");
@@ -133,9 +133,9 @@ fn rank_check(device: &Device) -> Result<Check> {
     let ks = [2, 3, 9, 4, 2, 7];
     let n: usize = ks.iter().sum();
     let r = randn(n, &mut Rng::new(11));
-    let before = kernel_launches();
+    let before = super::ranking_loss::wgsl_launches();
     let got = rank_run(&r, &ks, device, false)?;
-    let launched = kernel_launches() > before;
+    let launched = super::ranking_loss::wgsl_launches() > before;
     let want = rank_run(&r, &ks, device, true)?;
     Ok(Check {
         name: format!("ranking loss + dL/dr, K = {ks:?}"),
@@ -188,9 +188,9 @@ fn dropout_check(device: &Device) -> Result<Check> {
     };
     let mut rng = Rng::new(12);
     let (x, dy) = (randn(key.len(), &mut rng), randn(key.len(), &mut rng));
-    let before = drop::kernel_launches();
+    let before = drop::wgsl_launches();
     let got = dropout_run(&x, &dy, &key, device, false)?;
-    let launched = drop::kernel_launches() > before;
+    let launched = drop::wgsl_launches() > before;
     let want = dropout_run(&x, &dy, &key, device, true)?;
     Ok(Check {
         name: format!("dropout + dx, p = 0.1, {} elements", key.len()),

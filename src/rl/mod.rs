@@ -27,9 +27,7 @@ pub mod whiten;
 
 pub use gae::gae;
 pub use kl::{clip_reward, kl_penalty, missing_eos_penalty, per_token_rewards};
-pub use kl_controller::{
-    adaptive_kl_multiplier, AdaptiveKlController, FixedKlController, KlController,
-};
+pub use kl_controller::{adaptive_kl_multiplier, KlController};
 pub use losses::{
     entropy_from_logits, ppo_clip_stats, ppo_policy_loss, ppo_policy_loss_grad, ppo_value_loss,
     ClipStats, PolicyLossOut, ValueLossOut,

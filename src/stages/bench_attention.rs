@@ -8,7 +8,8 @@
 //! bound on the true peak; it does include everything the forward saves for backward, which is
 //! where the composed path's (B, nh, T, T) matrices sit.
 
-use crate::kernels::attention::{causal_attention, kernel_applies, set_force_reference};
+use crate::kernels::attention::{causal_attention, kernel_applies};
+use crate::kernels::set_kernels_disabled;
 use crate::stages::bench::device_mem_mib;
 use crate::util::tensors::to_vec;
 use anyhow::{bail, Result};
@@ -41,9 +42,9 @@ fn step(shape: [usize; 4], device: &Device, reference: bool) -> Result<(f64, f64
     device.sync()?;
     let base = device_mem_mib(device).unwrap_or(0.0);
     let t0 = Instant::now();
-    set_force_reference(reference);
+    set_kernels_disabled(reference);
     let o = causal_attention(q.clone(), k.clone(), v.clone(), None, 0); // (B, nh, T, hs)
-    set_force_reference(false);
+    set_kernels_disabled(false);
     let loss = o.sum();
     device.sync()?;
     let after_fwd = device_mem_mib(device).unwrap_or(0.0); // saved activations alive

@@ -12,8 +12,10 @@ pub const PANIC_EXIT_CODE: i32 = 3;
 pub const INJECT_PANIC_ENV: &str = "RLHF_INJECT_PANIC";
 
 /// Panics with the message of `RLHF_INJECT_PANIC` when it is set (see [`INJECT_PANIC_ENV`]).
+/// The variable is read once per process; every later call is one load of the saved answer.
 pub fn inject() {
-    if let Ok(m) = std::env::var(INJECT_PANIC_ENV) {
+    static MESSAGE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if let Some(m) = MESSAGE.get_or_init(|| std::env::var(INJECT_PANIC_ENV).ok()) {
         panic!("{m}");
     }
 }

@@ -18,29 +18,25 @@ use super::{AttentionExt, AttentionQkvExt, MASK_VALUE};
 use crate::kernels::cpu::{
     dims, dot, exp_shifted, matmul, max, simd_dispatch, sum, tensor, values, Mat,
 };
+use crate::kernels::LaunchCounter;
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape};
 use rayon::prelude::*;
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// What a key a row may not see scores before its softmax: far below any real score, so its
-/// weight is exactly 0, and finite, so nothing turns into NaN.
-const HIDDEN: f32 = -1.0e30;
-
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// CPU attention kernels run so far in this process (a forward and a backward each count one).
-pub fn cpu_attention_calls() -> usize {
-    CALLS.load(Ordering::Relaxed)
+pub fn cpu_launches() -> usize {
+    CPU_LAUNCHES.get()
 }
 
-static QKV_CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_QKV_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// Of those, the ones that read the heads straight out of c_attn's output ([`AttentionQkvExt`]).
-pub fn cpu_attention_qkv_calls() -> usize {
-    QKV_CALLS.load(Ordering::Relaxed)
+pub fn cpu_qkv_launches() -> usize {
+    CPU_QKV_LAUNCHES.get()
 }
 
 /// A rank-4 tensor (A, B, R, n) read as rows of n contiguous floats, in place where its layout
@@ -146,10 +142,10 @@ impl<'a> Block<'a> {
         let (seen, unseen) = row.split_at_mut(last + 1);
         unseen.fill(0.0);
         for (s, &p) in seen.iter_mut().zip(pad) {
-            *s = if p == 0.0 { *s } else { HIDDEN };
+            *s = if p == 0.0 { *s } else { MASK_VALUE };
         }
         let m = max(seen);
-        if m <= HIDDEN {
+        if m <= MASK_VALUE {
             row.fill(1.0 / self.tk as f32);
             return None;
         }
@@ -252,7 +248,7 @@ impl AttentionExt for Flex {
         pad: FloatTensor<Self>,
         t_past: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [b, nh, t, hs] = [0, 1, 2, 3].map(|i| dims(&q)[i]);
         let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
         let tk = pad.len() / b.max(1);
@@ -289,7 +285,7 @@ impl AttentionExt for Flex {
         d_out: FloatTensor<Self>,
         t_past: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [b, nh, t, hs] = [0, 1, 2, 3].map(|i| dims(&q)[i]);
         let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
         let (or, dor, lse) = (Rows::new(&out), Rows::new(&d_out), values(&lse));
@@ -349,7 +345,7 @@ impl AttentionQkvExt for Flex {
         pad: FloatTensor<Self>,
         n_head: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        QKV_CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_QKV_LAUNCHES.add();
         let [q, k, v] = head_views(&qkv, n_head);
         <Flex as AttentionExt>::flash_attention_fwd(q, k, v, pad, 0)
     }
@@ -362,7 +358,7 @@ impl AttentionQkvExt for Flex {
         d_out: FloatTensor<Self>,
         n_head: usize,
     ) -> FloatTensor<Self> {
-        QKV_CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_QKV_LAUNCHES.add();
         let [b, t, c3] = [0, 1, 2].map(|i| dims(&qkv)[i]);
         let [q, k, v] = head_views(&qkv, n_head);
         let (dq, dk, dv) =

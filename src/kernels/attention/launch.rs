@@ -6,8 +6,9 @@
 //! q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) with 1.0 at padding keys.
 
 use super::plan::{adapter_is_cpu, plan, plan_override, AttnPlan};
-use super::{count_launch, AttentionExt};
+use super::AttentionExt;
 use crate::kernels::wgsl_unroll::unroll;
+use crate::kernels::LaunchCounter;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{
     into_contiguous, CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate,
@@ -15,6 +16,14 @@ use burn::backend::wgpu::{
 use burn::cubecl::{prelude::KernelId, server::KernelArguments, CubeCount, CubeDim};
 use burn::tensor::DType;
 use burn::tensor::Shape;
+
+static WGSL_LAUNCHES: LaunchCounter = LaunchCounter::new();
+
+/// Fused attention WGSL kernels launched so far in this process (the forward and each backward
+/// kernel count one). Lets tests prove that the kernel path is taken.
+pub fn wgsl_launches() -> usize {
+    WGSL_LAUNCHES.get()
+}
 
 const FWD: &str = include_str!("../../../shaders/attention_fwd.wgsl");
 const DKV: &str = include_str!("../../../shaders/attention_bwd_dkv.wgsl");
@@ -152,7 +161,7 @@ fn launch(
         CubeCount::Static(groups.0, groups.1, 1),
         KernelArguments::new().with_buffers(bindings),
     );
-    count_launch();
+    WGSL_LAUNCHES.add();
 }
 
 impl AttentionExt for CubeBackend {
@@ -234,5 +243,26 @@ impl AttentionExt for CubeBackend {
             &inf,
         );
         (dq, dk, dv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WGSL forward masks with the value the reference twin and the CPU kernel use.
+    #[test]
+    fn the_wgsl_mask_is_mask_value() {
+        let line = FWD
+            .lines()
+            .find(|l| l.trim_start().starts_with("const MASK:"))
+            .expect("shaders/attention_fwd.wgsl declares `const MASK: f32`");
+        let value = line.split('=').nth(1).expect("const MASK: f32 = <value>;");
+        let value: f32 = value.trim().trim_end_matches(';').parse().expect(line);
+        assert_eq!(
+            value.to_bits(),
+            super::super::MASK_VALUE.to_bits(),
+            "{line}"
+        );
     }
 }

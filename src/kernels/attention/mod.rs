@@ -4,8 +4,8 @@
 //! in `shaders/` — forward writes O and the row log-sum-exp L; under autodiff a `Backward` step
 //! recomputes the scores tile by tile to get dQ, dK, dV — so no (T × Tk) matrix is ever stored.
 //! On the CPU backend (Flex) the same two steps run per (sequence, head) block in `cpu.rs`.
-//! Elsewhere, or when forced, it is the reference twin [`attention_reference`], which the tests
-//! compare against.
+//! Elsewhere, or with the kernels turned off ([`crate::kernels::set_kernels_disabled`]), it is
+//! the reference twin [`attention_reference`], which the tests compare against.
 //!
 //! Parts (the same for every kernel): this entry and the extension trait; `launch.rs` (the WGSL
 //! launcher on cubecl); `cpu.rs` (the CPU implementation); `plan.rs` (work sizes per adapter);
@@ -18,42 +18,21 @@ mod launch;
 pub mod plan;
 mod reference;
 
-pub use cpu::{cpu_attention_calls, cpu_attention_qkv_calls};
-pub use launch::sources;
-pub use reference::{attention_reference, MASK_VALUE};
+pub use cpu::{cpu_launches, cpu_qkv_launches};
+pub use launch::{sources, wgsl_launches};
+pub use reference::attention_reference;
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch};
 use burn::prelude::*;
 use burn::tensor::DType;
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static FORCE_REFERENCE: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Number of fused attention kernels launched so far in this process (forward and backward
-/// kernels each count one). Lets tests prove that the kernel path is taken.
-pub fn attention_kernel_launches() -> usize {
-    LAUNCHES.load(Ordering::Relaxed)
-}
-
-pub(super) fn count_launch() {
-    LAUNCHES.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Forces the composed reference on this thread (tests and `rlhf bench attention` only).
-pub fn set_force_reference(force: bool) {
-    FORCE_REFERENCE.with(|f| f.set(force));
-}
-
-fn force_reference() -> bool {
-    FORCE_REFERENCE.with(|f| f.get())
-}
+/// The score of a key a query may not see, before the softmax, in every implementation: the
+/// reference twin, the CPU kernel and the WGSL forward (its `const MASK`, held equal by a test).
+/// Far below any real score, so the key's weight is exactly 0; finite, because `-inf` before the
+/// softmax gives NaN losses in burn 0.22.1 where a finite value trains normally.
+pub const MASK_VALUE: f32 = -1.0e9;
 
 /// Test hook: `RLHF_BREAK_KERNEL=attention` scales the fused attention's forward output by 1.001
 /// in this process, so the tests can watch `rlhf doctor` fail and a GPU pipeline refuse to
@@ -199,7 +178,7 @@ pub fn causal_attention(
     key_pad: Option<Tensor<2, Bool>>,
     t_past: usize,
 ) -> Tensor<4> {
-    if force_reference() || !(kernel_applies(&q) || cpu_kernel_applies(&q)) {
+    if !(kernel_applies(&q) || cpu_kernel_applies(&q)) {
         return attention_reference(q, k, v, key_pad, t_past);
     }
     let pad = pad_input(key_pad, q.dims()[0], k.dims()[2], &q.device()); // (B, Tk)
@@ -240,8 +219,7 @@ pub fn causal_attention_qkv(
 ) -> Tensor<4> {
     let [b, t, c3] = qkv.dims();
     // the heads must tile C exactly for the views
-    let applies = !force_reference()
-        && n_head > 0
+    let applies = n_head > 0
         && c3 % (3 * n_head) == 0
         && cpu_applies(&qkv.device(), qkv.dtype(), t, c3 / (3 * n_head));
     if !applies {

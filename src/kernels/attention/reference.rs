@@ -1,14 +1,11 @@
 //! The reference twin of the fused attention kernels in plain burn ops (matmul → mask → softmax →
 //! matmul). It keeps the (T × Tk) score matrix the kernels avoid; `causal_attention` falls back to
-//! it off wgpu (or when forced), and `tests/attention_kernel.rs` compares the kernels' outputs and
+//! it where no kernel applies (or with the kernels turned off), and `tests/attention_kernel.rs` compares the kernels' outputs and
 //! gradients against it.
 
+use super::MASK_VALUE;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-
-/// Large finite negative used for masked scores: `-inf` before softmax gives NaN losses in
-/// burn 0.22.1 (see `shared/examples/burn-gpt-step`), a finite value trains normally.
-pub const MASK_VALUE: f32 = -1.0e9;
 
 /// Composed causal attention: the reference twin of the fused kernel.
 ///

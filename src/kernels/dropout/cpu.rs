@@ -6,17 +6,17 @@
 
 use super::{DropoutExt, KeyWords, Segment};
 use crate::kernels::cpu::{dims, simd_dispatch, tensor, values};
+use crate::kernels::LaunchCounter;
 use crate::util::rng::Rng;
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// CPU dropout kernels run so far in this process (forward and backward each count one).
-pub fn cpu_dropout_calls() -> usize {
-    CALLS.load(Ordering::Relaxed)
+pub fn cpu_launches() -> usize {
+    CPU_LAUNCHES.get()
 }
 
 /// Elements per task (whole rows are not needed: each element finds its own row).
@@ -79,7 +79,7 @@ fn chunk(x: &[f32], y: &mut [f32], first: usize, key: &KeyWords) {
 
 impl DropoutExt for Flex {
     fn dropout_apply(x: FloatTensor<Self>, words: Vec<u32>) -> FloatTensor<Self> {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let shape = dims(&x);
         let x = values(&x);
         let key = KeyWords::decode(&words);

@@ -4,20 +4,20 @@
 
 use super::DropoutExt;
 use crate::kernels::wgsl_1d::Wgsl1d;
+use crate::kernels::LaunchCounter;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Invocations (one per element) in a workgroup.
 const WORKGROUP: u32 = 256;
 /// Workgroups along x before the grid grows along y.
 const MAX_GROUPS_X: u32 = 65_535;
 
-static KERNEL_LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+static WGSL_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// How many times the dropout kernel has been launched in this process (forward and backward).
-pub fn kernel_launches() -> usize {
-    KERNEL_LAUNCHES.load(Ordering::Relaxed)
+pub fn wgsl_launches() -> usize {
+    WGSL_LAUNCHES.get()
 }
 
 /// The kernel at its workgroup size.
@@ -54,7 +54,7 @@ impl DropoutExt for CubeBackend {
             x.dtype,
         );
         kernel().launch(grid(n), &x, &out, &words);
-        KERNEL_LAUNCHES.fetch_add(1, Ordering::Relaxed);
+        WGSL_LAUNCHES.add();
         out
     }
 }

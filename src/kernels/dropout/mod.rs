@@ -18,8 +18,8 @@ mod cpu;
 mod launch;
 mod reference;
 
-pub use cpu::cpu_dropout_calls;
-pub use launch::{kernel_launches, source};
+pub use cpu::cpu_launches;
+pub use launch::{source, wgsl_launches};
 pub use reference::{dropout_reference, mask_values};
 
 use burn::backend::tensor::FloatTensor;

@@ -5,16 +5,16 @@
 use super::reference::{CUBIC, TWO_SQRT_2_OVER_PI};
 use super::GeluExt;
 use crate::kernels::cpu::{dims, exp, simd_dispatch, tensor, values};
+use crate::kernels::LaunchCounter;
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// CPU GELU kernels run so far in this process (forward and backward each count one).
-pub fn cpu_gelu_calls() -> usize {
-    CALLS.load(Ordering::Relaxed)
+pub fn cpu_launches() -> usize {
+    CPU_LAUNCHES.get()
 }
 
 /// Elements per task: large enough that a task outweighs its scheduling.
@@ -55,7 +55,7 @@ simd_dispatch!(bwd_chunk_simd => bwd_chunk, (d: &mut [f32], x: &[f32]));
 
 impl GeluExt for Flex {
     fn gelu_fwd(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let shape = dims(&x);
         let mut y = values(&x).into_owned();
         y.par_chunks_mut(CHUNK).for_each(fwd_chunk_simd);
@@ -63,7 +63,7 @@ impl GeluExt for Flex {
     }
 
     fn gelu_bwd(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let shape = dims(&x);
         let x = values(&x);
         let mut dx = values(&dy).into_owned();

@@ -13,7 +13,7 @@ mod backward;
 mod cpu;
 mod reference;
 
-pub use cpu::cpu_gelu_calls;
+pub use cpu::cpu_launches;
 pub use reference::gelu_reference;
 
 use super::cpu::is_cpu_kernel_device;

@@ -5,16 +5,16 @@
 
 use super::LayerNormExt;
 use crate::kernels::cpu::{column_sums, dims, dot, simd_dispatch, sum, tensor, values};
+use crate::kernels::LaunchCounter;
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// CPU LayerNorm kernels run so far in this process (forward and backward each count one).
-pub fn cpu_layer_norm_calls() -> usize {
-    CALLS.load(Ordering::Relaxed)
+pub fn cpu_launches() -> usize {
+    CPU_LAUNCHES.get()
 }
 
 /// Rows per task.
@@ -114,7 +114,7 @@ impl LayerNormExt for Flex {
         bias: FloatTensor<Self>,
         eps: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [n, c] = [dims(&x)[0], dims(&x)[1]];
         let (x, w, b) = (values(&x), values(&weight), values(&bias));
         let mut y = vec![0.0f32; n * c];
@@ -137,7 +137,7 @@ impl LayerNormExt for Flex {
         rstd: FloatTensor<Self>,
         dy: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [n, c] = [dims(&x)[0], dims(&x)[1]];
         let (x, w, mean, rstd, dy) = (
             values(&x),

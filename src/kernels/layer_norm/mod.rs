@@ -16,7 +16,7 @@ mod backward;
 mod cpu;
 mod reference;
 
-pub use cpu::cpu_layer_norm_calls;
+pub use cpu::cpu_launches;
 pub use reference::layer_norm_reference;
 
 use super::cpu::is_cpu_kernel_device;

@@ -4,16 +4,16 @@
 
 use super::LinearExt;
 use crate::kernels::cpu::{column_sums, dims, matmul_new, simd_dispatch, tensor, values, Mat};
+use crate::kernels::LaunchCounter;
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// CPU linear-layer kernels run so far in this process (forward and backward each count one).
-pub fn cpu_linear_calls() -> usize {
-    CALLS.load(Ordering::Relaxed)
+pub fn cpu_launches() -> usize {
+    CPU_LAUNCHES.get()
 }
 
 /// Rows per task.
@@ -37,7 +37,7 @@ impl LinearExt for Flex {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [n, c_in] = [dims(&x)[0], dims(&x)[1]];
         let c_out = dims(&weight)[1];
         let (x, w, b) = (values(&x), values(&weight), values(&bias));
@@ -55,7 +55,7 @@ impl LinearExt for Flex {
         weight: FloatTensor<Self>,
         dy: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [n, c_in] = [dims(&x)[0], dims(&x)[1]];
         let c_out = dims(&weight)[1];
         let (x, w, dy) = (values(&x), values(&weight), values(&dy));

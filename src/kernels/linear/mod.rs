@@ -17,7 +17,7 @@ mod backward;
 mod cpu;
 mod reference;
 
-pub use cpu::cpu_linear_calls;
+pub use cpu::cpu_launches;
 pub use reference::linear_reference;
 
 use super::cpu::is_cpu_kernel_device;

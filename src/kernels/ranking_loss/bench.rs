@@ -39,10 +39,10 @@ pub fn bench_rank_loss(device: &Device) -> Result<()> {
     let (rounds, iters) = (5, 40);
     let device = device.clone().autodiff();
     let rewards = Tensor::<1>::random([n], Distribution::Normal(0.0, 3.0), &device).require_grad();
-    let before = super::kernel_launches();
+    let before = super::wgsl_launches();
     time_fwd_bwd(&rewards, &ks, 5, ranking_loss)?; // warm-up
     ensure!(
-        super::kernel_launches() > before,
+        super::wgsl_launches() > before,
         "the kernel path did not launch the WGSL kernel"
     );
     time_fwd_bwd(&rewards, &ks, 5, ranking_loss_reference)?; // warm-up

@@ -4,20 +4,20 @@
 
 use super::RankLossExt;
 use crate::kernels::wgsl_1d::Wgsl1d;
+use crate::kernels::LaunchCounter;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
 use burn::backend::Shape;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Invocations (one per prompt) in a workgroup.
 const WORKGROUP: u32 = 64;
 
-static KERNEL_LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+static WGSL_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// How many times the WGSL ranking-loss kernel has been launched in this process (tests use it
 /// to prove the kernel path, not the reference twin, ran).
-pub fn kernel_launches() -> usize {
-    KERNEL_LAUNCHES.load(Ordering::Relaxed)
+pub fn wgsl_launches() -> usize {
+    WGSL_LAUNCHES.get()
 }
 
 /// The kernel at its workgroup size.
@@ -63,7 +63,7 @@ impl RankLossExt for CubeBackend {
         ); // (N + P,)
         let groups = ((p as u32).div_ceil(WORKGROUP), 1);
         kernel().launch(groups, &rewards, &out, &kernel_info(n, &ks));
-        KERNEL_LAUNCHES.fetch_add(1, Ordering::Relaxed);
+        WGSL_LAUNCHES.add();
         out
     }
 }

@@ -23,7 +23,7 @@ mod launch;
 mod reference;
 
 pub use bench::bench_rank_loss;
-pub use launch::{kernel_launches, source};
+pub use launch::{source, wgsl_launches};
 pub use reference::{ranking_loss_reference, stable_softplus};
 
 use anyhow::{bail, ensure, Result};

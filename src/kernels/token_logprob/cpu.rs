@@ -3,17 +3,17 @@
 
 use super::TokenLogprobExt;
 use crate::kernels::cpu::{dims, exp, exp_shifted, max, simd_dispatch, sum, tensor, values};
+use crate::kernels::LaunchCounter;
 use burn::backend::flex::Flex;
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CALLS: AtomicUsize = AtomicUsize::new(0);
+static CPU_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// CPU token-log-probability kernels run so far in this process (forward and backward each
 /// count one).
-pub fn cpu_logprob_calls() -> usize {
-    CALLS.load(Ordering::Relaxed)
+pub fn cpu_launches() -> usize {
+    CPU_LAUNCHES.get()
 }
 
 /// Rows per task.
@@ -62,7 +62,7 @@ impl TokenLogprobExt for Flex {
         logits: FloatTensor<Self>,
         targets: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [n, v] = [dims(&logits)[0], dims(&logits)[1]];
         let (l, tg) = (values(&logits), values(&targets));
         let mut lp = vec![0.0f32; n];
@@ -80,7 +80,7 @@ impl TokenLogprobExt for Flex {
         lse: FloatTensor<Self>,
         d_out: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+        CPU_LAUNCHES.add();
         let [n, v] = [dims(&logits)[0], dims(&logits)[1]];
         let (l, tg, lse, g) = (
             values(&logits),

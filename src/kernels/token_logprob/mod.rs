@@ -15,7 +15,7 @@ mod backward;
 mod cpu;
 mod reference;
 
-pub use cpu::cpu_logprob_calls;
+pub use cpu::cpu_launches;
 pub use reference::token_logprobs_reference;
 
 use super::cpu::is_cpu_kernel_device;
