@@ -1,5 +1,5 @@
-//! The targets of the default job (issues 6 and 9), checked against a run's measurements:
-//! each row says the goal, the measured value, and pass/fail (or "not measured").
+//! The targets of the default job, checked against a run's measurements: each row says the
+//! goal, the measured value, and pass/fail (or "not measured").
 
 use super::inputs::RunInputs;
 use crate::eval::EvalReport;
