@@ -68,6 +68,24 @@ pub fn win_rate(policy: &[f64], baseline: &[f64], tie_eps: f64) -> WinRate {
     }
 }
 
+/// Each prompt's outcome for the policy, as [`win_rate`] counts it: 1 a win, ½ a tie, 0 a loss
+/// (their mean is the win rate; the unit the interval resamples).
+pub fn win_outcomes(policy: &[f64], baseline: &[f64], tie_eps: f64) -> Vec<f64> {
+    policy
+        .iter()
+        .zip(baseline)
+        .map(|(p, b)| {
+            if (p - b).abs() <= tie_eps {
+                0.5
+            } else if p > b {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 /// distinct-n: unique n-grams / all n-grams, counted within each response (an n-gram never
 /// spans two responses) and pooled over all of them. 0 when there is no n-gram at all.
 pub fn distinct_n(responses: &[Vec<String>], n: usize) -> f64 {
@@ -168,5 +186,16 @@ mod tests {
             vec!["great", ",", "great", "day", "!", "!", "don't"]
         );
         assert!(words(" \u{1e}\n").is_empty());
+    }
+
+    #[test]
+    fn outcomes_are_what_the_win_rate_counts() {
+        // prompt by prompt: a win, a tie (within 1e-9), a loss, a win
+        let (p, b) = ([0.5, 0.2, -0.1, 0.9], [0.1, 0.2 + 1e-12, 0.3, 0.0]);
+        let o = win_outcomes(&p, &b, 1e-9);
+        assert_eq!(o, vec![1.0, 0.5, 0.0, 1.0]);
+        let w = win_rate(&p, &b, 1e-9);
+        assert_eq!((w.wins, w.ties, w.losses), (2, 1, 1));
+        assert_eq!(o.iter().sum::<f64>() / 4.0, w.rate);
     }
 }

@@ -8,11 +8,14 @@
 //! - `win_rate` {`rate`, `wins`, `ties`, `losses`}: policy vs baseline by the labeler, prompt by
 //!   prompt, ties count half; `rm_win_rate` the same by the reward model (`null` without `--rm`);
 //!   `conversation_win_rate` the labeler's on the conversation prompts alone (`null` if none);
+//!   `win_rate_interval` {`lo`, `hi`}: the 95% bootstrap interval over prompts of `win_rate.rate`
+//!   ([`interval`]);
 //! - `kl_nats_per_seq`: KL(policy ‖ baseline) per response in nats, Monte Carlo over one policy
 //!   sample per prompt drawn at temperature 1 (the models' own distributions, as PPO's penalty):
 //!   mean over prompts of Σ_t log π_policy(y_t) − log π_baseline(y_t) over the response tokens,
 //!   the closing `<|endoftext|>` included when the response ended by itself;
-//!   `kl_nats_per_token` the same sum divided by all those tokens;
+//!   `kl_nats_per_token` the same sum divided by all those tokens; `kl_interval` the 95%
+//!   bootstrap interval over prompts of `kl_nats_per_seq`;
 //! - `policy`, `baseline` ([`ModelEval`]): `checkpoint`, `labeler_score` (mean VADER compound),
 //!   `rm_score` (mean reward, `null` without `--rm`), `heldout_ppl` (perplexity on the held-out
 //!   text), `fluency_ppl` (perplexity of the model's samples under `--pretrained`, `null`
@@ -26,6 +29,7 @@
 
 pub mod bon;
 pub mod guards;
+pub mod interval;
 pub mod lm;
 pub mod table;
 
@@ -65,8 +69,14 @@ pub struct EvalReport {
     /// turn); `null` when there are none.
     #[serde(default)]
     pub conversation_win_rate: Option<guards::WinRate>,
+    /// 95% interval of `win_rate.rate` over prompts (`null` in files written before intervals).
+    #[serde(default)]
+    pub win_rate_interval: Option<interval::Interval>,
     pub kl_nats_per_seq: f64,
     pub kl_nats_per_token: f64,
+    /// 95% interval of `kl_nats_per_seq` over prompts (`null` in files written before intervals).
+    #[serde(default)]
+    pub kl_interval: Option<interval::Interval>,
     pub policy: ModelEval,
     pub baseline: ModelEval,
     pub pretrained_heldout_ppl: Option<f64>,

@@ -11,6 +11,14 @@ pub fn num(x: Option<f64>, digits: usize) -> String {
     }
 }
 
+/// ` [lo, hi]` (the 95% interval) with `digits` decimals, or nothing when absent.
+pub fn interval(i: Option<super::interval::Interval>, digits: usize) -> String {
+    match i {
+        Some(i) => format!(" [{:.digits$}, {:.digits$}]", i.lo, i.hi),
+        None => String::new(),
+    }
+}
+
 /// The measurement rows: (name, policy's value, baseline's value).
 fn model_rows(p: &ModelEval, b: &ModelEval) -> Vec<(&'static str, String, String)> {
     vec![
@@ -70,8 +78,13 @@ pub fn format_table(r: &EvalReport) -> String {
     let w = &r.win_rate;
     let _ = writeln!(
         s,
-        "  win rate of policy over baseline ({}): {:.3} ({} wins, {} ties, {} losses)",
-        r.labeler, w.rate, w.wins, w.ties, w.losses
+        "  win rate of policy over baseline ({}): {:.3}{} ({} wins, {} ties, {} losses)",
+        r.labeler,
+        w.rate,
+        interval(r.win_rate_interval, 3),
+        w.wins,
+        w.ties,
+        w.losses
     );
     if let Some(w) = &r.rm_win_rate {
         let _ = writeln!(
@@ -89,8 +102,10 @@ pub fn format_table(r: &EvalReport) -> String {
     }
     let _ = writeln!(
         s,
-        "  KL(policy ‖ baseline): {:.3} nats per sequence ({:.4} per token)",
-        r.kl_nats_per_seq, r.kl_nats_per_token
+        "  KL(policy ‖ baseline): {:.3}{} nats per sequence ({:.4} per token)",
+        r.kl_nats_per_seq,
+        interval(r.kl_interval, 3),
+        r.kl_nats_per_token
     );
     if let Some(x) = r.pretrained_heldout_ppl {
         let _ = writeln!(s, "  pretrained model held-out perplexity: {x:.2}");

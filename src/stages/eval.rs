@@ -13,8 +13,9 @@ use crate::data::pairs::fit_prompt;
 use crate::data::template::{is_conversation, render_prompt};
 use crate::data::tokenizer::Tok;
 use crate::eval::guards::{
-    distinct_n, frequency_growth, mean, perplexity, win_rate, words, WinRate,
+    distinct_n, frequency_growth, mean, perplexity, win_outcomes, win_rate, words, WinRate,
 };
+use crate::eval::interval::mean_interval;
 use crate::eval::lm::{sequence_logprobs, spaced_windows, windows_perplexity, ScoredSeq};
 use crate::eval::{table, EvalReport, HeldoutInfo, ModelEval};
 use crate::labeler::sentiment::SentimentScorer;
@@ -453,8 +454,10 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
             _ => None,
         },
         conversation_win_rate: conversation_win_rate(&prompts, &c.sent),
+        win_rate_interval: mean_interval(&win_outcomes(&c.sent[0], &c.sent[1], 1e-9)),
         kl_nats_per_seq: mean(&kl).unwrap_or(0.0),
         kl_nats_per_token: kl.iter().sum::<f64>() / kl_tokens.max(1) as f64,
+        kl_interval: mean_interval(&kl),
         policy: model_eval(&m.policy, 0, &c, judge, &windows, bs, device)?,
         baseline: model_eval(&m.baseline, 1, &c, judge, &windows, bs, device)?,
         pretrained_heldout_ppl: judge

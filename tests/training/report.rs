@@ -178,6 +178,39 @@ fn report_of_a_fake_run_matches_its_inputs() {
     assert_eq!(md.matches("| Define: W").count(), 4);
 }
 
+/// With the intervals `rlhf eval` and `rlhf rm` write, a target passes only when its whole 95%
+/// interval clears it: a straddling interval is "unclear" (though the value itself would pass
+/// or fail), one wholly on the wrong side fails.
+#[test]
+fn targets_with_intervals_are_judged_by_the_interval() {
+    let d = common::tmp_dir("report-intervals").join("run-1");
+    fake_run(&d);
+    let mut eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval/eval.json")).unwrap()).unwrap();
+    // win rate 0.875, its interval straddling 0.90; KL 3.25 with an interval under 5
+    eval["win_rate_interval"] = serde_json::json!({"lo": 0.8, "hi": 0.95});
+    eval["kl_interval"] = serde_json::json!({"lo": 2.5, "hi": 4.0});
+    write(&d, "eval/eval.json", &eval.to_string());
+    // RM accuracy 0.833 (metrics.csv) with an interval wholly under 0.75 (as a small held-out set
+    // might give): the interval decides, not the value
+    let stats = serde_json::json!({"loss": 0.5, "accuracy": 0.833, "margin": 1.0,
+        "reward_mean": 0.0, "reward_std": 1.0});
+    let summary = serde_json::json!({"steps": 10, "train_prompts": 8, "heldout_prompts": 2,
+        "skipped_records": 0, "first_eval": stats, "final_eval": stats,
+        "final_accuracy_interval": {"lo": 0.70, "hi": 0.74}, "reward_bias": 0.0,
+        "reward_gain": 1.0, "sequences_per_step": 8.0, "seconds": 1.0});
+    write(&d, "rm/summary.json", &summary.to_string());
+    let md = std::fs::read_to_string(rlhf::pipeline::report::write_report(&d).unwrap()).unwrap();
+    for e in [
+        "| RM held-out pairwise accuracy | ≥ 0.75 | 0.833 [0.700, 0.740] | FAIL |",
+        "| ≥ 0.90 | 0.875 [0.800, 0.950] | unclear |",
+        "| KL(PPO ‖ SFT), nats per sequence | ≤ 5.0 | 3.25 [2.50, 4.00] | pass |",
+        "the 95% interval over held-out prompts",
+    ] {
+        assert!(md.contains(e), "report.md lacks {e:?}:\n{md}");
+    }
+}
+
 #[test]
 fn missing_inputs_are_left_out() {
     let d = common::tmp_dir("report-empty");

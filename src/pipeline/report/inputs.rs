@@ -63,6 +63,8 @@ pub struct RunInputs {
     pub pretrain: Option<Metrics>,
     pub sft: Option<Metrics>,
     pub rm: Option<Metrics>,
+    /// `rm/summary.json` (the held-out accuracy's interval).
+    pub rm_summary: Option<crate::stages::rm::RmSummary>,
     pub ppo: Option<Metrics>,
     /// `eval/eval.json` (the run with ptx, policy = PPO, baseline = SFT).
     pub eval: Option<EvalReport>,
@@ -129,6 +131,7 @@ pub fn read_run(run: &Path) -> Result<RunInputs> {
         pretrain: metrics(&run.join("pretrain/metrics.csv"))?,
         sft: metrics(&run.join("sft/metrics.csv"))?,
         rm: metrics(&run.join("rm/metrics.csv"))?,
+        rm_summary: json(&run.join("rm/summary.json"))?,
         ppo: metrics(&run.join("ppo/metrics.csv"))?,
         eval: json(&run.join("eval/eval.json"))?,
         eval_noptx: json(&run.join("eval_noptx/eval.json"))?,

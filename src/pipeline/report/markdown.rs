@@ -5,6 +5,7 @@ use super::inputs::{ConfigFile, RunInputs, SidePair};
 use super::targets::{pipeline_seconds, ppl_increase, targets};
 use crate::data::template::{display_prompt, is_conversation};
 use crate::eval::guards::WordGrowth;
+use crate::eval::interval::Verdict;
 use crate::eval::{EvalReport, ModelEval};
 use serde::Serialize;
 use std::fmt::Write;
@@ -26,13 +27,19 @@ fn targets_section(s: &mut String, inp: &RunInputs) {
         "| target | goal | measured | result |\n|---|---|---|---|"
     );
     for t in targets(inp) {
-        let res = match t.pass {
-            Some(true) => "pass",
-            Some(false) => "FAIL",
+        let res = match t.verdict {
+            Some(Verdict::Pass) => "pass",
+            Some(Verdict::Unclear) => "unclear",
+            Some(Verdict::Fail) => "FAIL",
             None => "—",
         };
         let _ = writeln!(s, "| {} | {} | {} | {res} |", t.what, t.goal, t.measured);
     }
+    let _ = writeln!(
+        s,
+        "\n[lo, hi]: the 95% interval over held-out prompts (bootstrap); a target with one passes \
+         only when the whole interval clears it, and is unclear when the interval straddles it."
+    );
     s.push('\n');
 }
 

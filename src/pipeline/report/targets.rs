@@ -1,7 +1,11 @@
 //! The targets of the default job, checked against a run's measurements: each row says the
-//! goal, the measured value, and pass/fail (or "not measured").
+//! goal, the measured value and the verdict (or "not measured"). Where the evaluation gives a 95%
+//! interval over held-out prompts (RM accuracy, win rate, KL), the verdict reads the interval: a
+//! target passes only when the whole interval clears it, is unclear when the interval straddles
+//! it, and fails when the whole interval misses it; elsewhere it reads the measured value.
 
 use super::inputs::RunInputs;
+use crate::eval::interval::{Interval, Verdict};
 use crate::eval::EvalReport;
 
 /// RM held-out pairwise accuracy against the noiseless sentiment labeler.
@@ -30,21 +34,58 @@ pub struct TargetRow {
     pub what: String,
     pub goal: String,
     pub measured: String,
-    /// None: not measured (input missing).
-    pub pass: Option<bool>,
+    /// None: not measured (input missing), or nothing to judge.
+    pub verdict: Option<Verdict>,
 }
 
-fn row(what: &str, goal: String, measured: Option<(String, bool)>) -> TargetRow {
-    let (measured, pass) = match measured {
-        Some((m, p)) => (m, Some(p)),
+fn row(what: &str, goal: String, measured: Option<(String, Verdict)>) -> TargetRow {
+    let (measured, verdict) = match measured {
+        Some((m, v)) => (m, Some(v)),
         None => ("not measured".to_string(), None),
     };
     TargetRow {
         what: what.to_string(),
         goal,
         measured,
-        pass,
+        verdict,
     }
+}
+
+/// Pass or fail by a measured value alone (no interval).
+fn point(ok: bool) -> Verdict {
+    if ok {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+/// Which side of its target a measurement must be on.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+/// A measured value with its interval (when there is one) as the table shows it, and the verdict:
+/// by the interval when there is one, else by the value.
+fn judged(
+    value: f64,
+    interval: Option<Interval>,
+    digits: usize,
+    bound: Bound,
+) -> (String, Verdict) {
+    let text = format!(
+        "{value:.digits$}{}",
+        crate::eval::table::interval(interval, digits)
+    );
+    let verdict = match (interval, bound) {
+        (Some(i), Bound::AtLeast(t)) => i.at_least(t),
+        (Some(i), Bound::AtMost(t)) => i.at_most(t),
+        (None, Bound::AtLeast(t)) => point(value >= t),
+        (None, Bound::AtMost(t)) => point(value <= t),
+    };
+    (text, verdict)
 }
 
 /// Held-out perplexity increase (policy − baseline) of an eval.json, with both values.
@@ -69,22 +110,31 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
     let eval = inp.eval.as_ref();
     let mut v = Vec::new();
     let acc = inp.rm.as_ref().and_then(|m| m.last("rm/accuracy"));
+    let acc_interval = inp
+        .rm_summary
+        .as_ref()
+        .and_then(|s| s.final_accuracy_interval);
     v.push(row(
         "RM held-out pairwise accuracy",
         format!("≥ {RM_ACCURACY_MIN:.2}"),
-        acc.map(|a| (format!("{a:.3}"), a >= RM_ACCURACY_MIN)),
+        acc.map(|a| judged(a, acc_interval, 3, Bound::AtLeast(RM_ACCURACY_MIN))),
     ));
     v.push(row(
         "PPO win rate over SFT (sentiment labeler, held-out prompts)",
         format!("≥ {WIN_RATE_MIN:.2}"),
-        eval.map(|e| e.win_rate.rate)
-            .map(|w| (format!("{w:.3}"), w >= WIN_RATE_MIN)),
+        eval.map(|e| {
+            judged(
+                e.win_rate.rate,
+                e.win_rate_interval,
+                3,
+                Bound::AtLeast(WIN_RATE_MIN),
+            )
+        }),
     ));
     v.push(row(
         "KL(PPO ‖ SFT), nats per sequence",
         format!("≤ {KL_MAX:.1}"),
-        eval.map(|e| e.kl_nats_per_seq)
-            .map(|k| (format!("{k:.2}"), k <= KL_MAX)),
+        eval.map(|e| judged(e.kl_nats_per_seq, e.kl_interval, 2, Bound::AtMost(KL_MAX))),
     ));
     let fl = eval.and_then(|e| e.policy.fluency_ppl.zip(e.baseline.fluency_ppl));
     v.push(row(
@@ -92,20 +142,29 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
         format!("≤ {FLUENCY_RATIO_MAX:.1}×"),
         fl.map(|(p, b)| {
             let r = p / b;
-            (format!("{r:.2}× ({p:.1} / {b:.1})"), r <= FLUENCY_RATIO_MAX)
+            (
+                format!("{r:.2}× ({p:.1} / {b:.1})"),
+                point(r <= FLUENCY_RATIO_MAX),
+            )
         }),
     ));
     let tax = eval.map(ppl_increase);
     v.push(row(
         "Held-out perplexity increase SFT → PPO, with ptx",
         format!("≤ +{PPL_INCREASE_MAX:.0}"),
-        tax.map(|(d, b, p)| (format!("{d:+.2} ({b:.2} → {p:.2})"), d <= PPL_INCREASE_MAX)),
+        tax.map(|(d, b, p)| {
+            let ok = d <= PPL_INCREASE_MAX;
+            (format!("{d:+.2} ({b:.2} → {p:.2})"), point(ok))
+        }),
     ));
     if let Some(no) = inp.eval_noptx.as_ref().map(ppl_increase) {
         v.push(row(
             "Held-out perplexity increase with ptx vs without",
             "≤ ½ of without".to_string(),
-            tax.map(|(d, _, _)| (format!("{d:+.2} vs {:+.2}", no.0), d <= 0.5 * no.0.max(0.0))),
+            tax.map(|(d, _, _)| {
+                let ok = d <= 0.5 * no.0.max(0.0);
+                (format!("{d:+.2} vs {:+.2}", no.0), point(ok))
+            }),
         ));
     }
     let preset = inp.config.as_ref().map_or("", |c| c.cfg.preset.as_str());
@@ -122,12 +181,12 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
         };
         (
             format!("{:.1} min{note}", s / 60.0),
-            !skipped && limit.is_some_and(|l| s <= l),
+            point(!skipped && limit.is_some_and(|l| s <= l)),
         )
     });
     let mut r = row("Pipeline wall time", goal, measured);
     if limit.is_none() || pipeline_seconds(inp).is_some_and(|(_, skipped)| skipped) {
-        r.pass = None; // no goal, or not a full run: nothing to judge
+        r.verdict = None; // no goal, or not a full run: nothing to judge
     }
     v.push(r);
     v

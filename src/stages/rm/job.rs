@@ -38,6 +38,10 @@ pub struct RmSummary {
     pub skipped_records: usize,
     pub first_eval: RankStats,
     pub final_eval: RankStats,
+    /// 95% bootstrap interval over held-out prompts of `final_eval.accuracy`
+    /// (`crate::eval::interval`); `null` in summaries written before intervals.
+    #[serde(default)]
+    pub final_accuracy_interval: Option<crate::eval::interval::Interval>,
     /// The normalisation's bias (see `reward_gain`).
     pub reward_bias: f64,
     /// The normalisation's gain, folded into the saved head: `reward = gain · head + bias` has

@@ -20,10 +20,11 @@ mod train;
 
 pub use job::{RmJob, RmSummary, DEFAULT_DROPOUT};
 pub use norm::{norm_subset, Normalisation, DEFAULT_NORM_MAX};
-pub use stats::{rank_stats, RankStats};
+pub use stats::{pair_counts, rank_stats, RankStats};
 pub use train::RmRow;
 
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
+use crate::eval::interval::ratio_interval;
 use crate::model::RewardModel;
 use crate::train::optim::stage_optimizer;
 use crate::train::run::StageRun;
@@ -75,6 +76,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         ad: device.clone().autodiff(),
         seqs: 0,
         norm: done,
+        heldout_pairs: Vec::new(),
     };
     let trainer = Trainer {
         name: "rm",
@@ -99,6 +101,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         skipped_records: data.skipped_records,
         first_eval: fin.first_eval.unwrap_or_default(),
         final_eval: fin.last_eval.unwrap_or_default(),
+        final_accuracy_interval: ratio_interval(&stage.heldout_pairs),
         reward_bias: norm.bias,
         reward_gain: norm.gain,
         skipped_steps: fin.skipped,

@@ -16,6 +16,27 @@ pub struct RankStats {
     pub reward_std: f64,
 }
 
+/// Each prompt's `(pairs ranked right, pairs)`: the units a held-out accuracy's interval
+/// resamples (`crate::eval::interval::ratio_interval`); their pooled ratio is
+/// [`RankStats::accuracy`].
+pub fn pair_counts(rewards: &[f32], ks: &[usize]) -> Vec<(f64, f64)> {
+    let mut off = 0;
+    ks.iter()
+        .map(|&k| {
+            let r = &rewards[off..off + k];
+            off += k;
+            let mut right = 0.0;
+            for i in 0..k {
+                for j in i + 1..k {
+                    right += if r[i] > r[j] { 1.0 } else { 0.0 };
+                }
+            }
+            (right, (k * (k - 1) / 2) as f64)
+        })
+        .collect()
+}
+
+/// Loss, accuracy, margin and the rewards' mean and spread of `rewards` ranked in groups of `ks`.
 pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
     let (mut loss, mut correct, mut pairs, mut margin) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     let mut off = 0;

@@ -4,7 +4,7 @@
 
 use super::job::RmJob;
 use super::norm::{normalisation, Normalisation};
-use super::stats::{rank_stats, RankStats};
+use super::stats::{pair_counts, rank_stats, RankStats};
 use super::step::rm_step;
 use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use crate::data::batching::draw_with_replacement;
@@ -78,6 +78,8 @@ pub(super) struct RmTrain<'a> {
     pub seqs: usize,
     /// Set once the last checkpoint is normalised.
     pub norm: Option<Normalisation>,
+    /// Each held-out prompt's `(pairs ranked right, pairs)` at the latest evaluation.
+    pub heldout_pairs: Vec<(f64, f64)>,
 }
 
 impl Stage for RmTrain<'_> {
@@ -113,6 +115,7 @@ impl Stage for RmTrain<'_> {
             cfg.batch_size,
             self.device,
         )?;
+        self.heldout_pairs = pair_counts(&r, &ks);
         Ok(rank_stats(&r, &ks))
     }
 
