@@ -56,6 +56,10 @@ pub struct EvalArgs {
     /// Use only the first N prompts (0: all).
     #[arg(long, default_value_t = 0)]
     pub n: usize,
+    /// Responses each model samples per prompt: the win rate and KL average over all of them,
+    /// and their 95% intervals resample prompts, so more samples narrow the intervals.
+    #[arg(long, default_value_t = 4, value_parser = super::ranges::samples_per_prompt)]
+    pub samples_per_prompt: usize,
     /// How the compared responses are sampled, and the seed (the same for both models).
     #[command(flatten)]
     pub sampling: SamplingArgs,

@@ -83,6 +83,17 @@ pub fn responses_per_prompt(s: &str) -> Result<usize, String> {
     count(s, 2..=MAX_K, &words)
 }
 
+/// The largest `eval --samples-per-prompt`: past it the intervals narrow by little (they shrink
+/// with the square root of the samples, and prompts, not samples, are what they resample) while
+/// the time grows with every sample.
+pub const MAX_SAMPLES_PER_PROMPT: usize = 64;
+
+/// `--samples-per-prompt` of `eval`.
+pub fn samples_per_prompt(s: &str) -> Result<usize, String> {
+    let words = format!("between 1 and {MAX_SAMPLES_PER_PROMPT}");
+    count(s, 1..=MAX_SAMPLES_PER_PROMPT, &words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

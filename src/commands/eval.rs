@@ -28,6 +28,7 @@ pub(super) fn eval(a: EvalArgs) -> Result<()> {
         ppl_windows: a.ppl_windows,
         out: a.out.clone(),
         n: a.n,
+        samples_per_prompt: a.samples_per_prompt,
         sampling: a.sampling.config(),
         seed: a.sampling.seed,
         batch_size: a.batch_size,

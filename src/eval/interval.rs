@@ -57,6 +57,15 @@ impl Interval {
     }
 }
 
+/// The mean of each run of `per` consecutive values (a prompt's responses), the last run
+/// possibly shorter: the per-prompt units the intervals resample.
+pub fn group_means(values: &[f64], per: usize) -> Vec<f64> {
+    values
+        .chunks(per.max(1))
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+        .collect()
+}
+
 /// The 95% bootstrap interval of the mean of `values` (one per prompt). `None` without values
 /// or when one is not finite.
 pub fn mean_interval(values: &[f64]) -> Option<Interval> {

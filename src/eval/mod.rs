@@ -3,7 +3,9 @@
 //! is printed (`table`).
 //!
 //! `eval.json` fields (all numbers are plain JSON numbers; `null` where not measured):
-//! - `prompts`: held-out prompts evaluated (one response per prompt and model);
+//! - `prompts`: held-out prompts evaluated; `samples_per_prompt`: responses per prompt and model
+//!   (the i-th response of the policy is compared with the i-th of the baseline; win rate, KL and
+//!   the guards count every response, the intervals resample prompts with all their responses);
 //! - `labeler`: the labeler that judged (`"sentiment"`: VADER compound in −1..1);
 //! - `win_rate` {`rate`, `wins`, `ties`, `losses`}: policy vs baseline by the labeler, prompt by
 //!   prompt, ties count half; `rm_win_rate` the same by the reward model (`null` without `--rm`);
@@ -62,6 +64,9 @@ pub struct HeldoutInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     pub prompts: usize,
+    /// Responses per prompt and model (1 in files written before there could be more).
+    #[serde(default = "one")]
+    pub samples_per_prompt: usize,
     pub labeler: String,
     pub win_rate: guards::WinRate,
     pub rm_win_rate: Option<guards::WinRate>,
@@ -85,4 +90,8 @@ pub struct EvalReport {
     pub sampling: SampleConfig,
     pub seed: u64,
     pub seconds: f64,
+}
+
+fn one() -> usize {
+    1
 }

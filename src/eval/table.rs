@@ -68,8 +68,8 @@ pub fn format_table(r: &EvalReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "eval: {} held-out prompts, policy {} vs baseline {}",
-        r.prompts, p.checkpoint, b.checkpoint
+        "eval: {} held-out prompts × {} responses, policy {} vs baseline {}",
+        r.prompts, r.samples_per_prompt, p.checkpoint, b.checkpoint
     );
     let _ = writeln!(s, "  {:<32} {:>10} {:>10}", "", "policy", "baseline");
     for (name, a, c) in rows {

@@ -41,6 +41,11 @@ pub struct PipelineConfig {
     pub eval_prompts: usize,
     /// Windows of the held-out novel for perplexity (n_ctx tokens each).
     pub eval_ppl_windows: usize,
+    /// Responses per held-out prompt and model in the evaluations: the win rate and KL average
+    /// over them, their intervals resample prompts. Default 4 (1 in `pipeline.json` files
+    /// written before).
+    #[serde(default = "one")]
+    pub eval_samples_per_prompt: usize,
     /// Also run the last PPO without ptx (`ppo_noptx/`) and evaluate it (`eval_noptx/`), so the
     /// report shows the alignment tax with and without the pretraining mix. Default off.
     #[serde(default)]
@@ -138,6 +143,7 @@ impl PipelineConfig {
             rounds: 1,
             eval_prompts: if preset == "tiny" { 32 } else { 0 },
             eval_ppl_windows: if preset == "tiny" { 8 } else { 32 },
+            eval_samples_per_prompt: 4,
             ptx_ablation: false,
             compare: Vec::new(),
             rloo_k: default_rloo_k(),
@@ -165,6 +171,11 @@ const SFT_STEPS_SMALL: usize = 150;
 /// RM steps of the default job: 400 × 8 prompts ≈ 3 passes over its ~1,000 training prompts
 /// (held-out accuracy 0.740 at 300 steps, 0.750 at 400 on the default job).
 const RM_STEPS_SMALL: usize = 400;
+
+/// Serde's default for settings added after files were written with the single value.
+fn one() -> usize {
+    1
+}
 
 #[cfg(test)]
 mod tests {

@@ -58,6 +58,7 @@ impl EvalCtx<'_> {
                     ppl_windows: cfg.eval_ppl_windows,
                     out: dir.to_path_buf(),
                     n: cfg.eval_prompts,
+                    samples_per_prompt: cfg.eval_samples_per_prompt,
                     sampling,
                     seed: cfg.seed,
                     batch_size: 64,

@@ -1,6 +1,6 @@
-//! `rlhf eval`: a policy against a baseline on held-out prompts. Both generate one response per
-//! prompt with the same sampling settings and seed; the labeler judges them prompt by prompt (win
-//! rate), and the guards of `crate::eval` say whether the win is real: KL to the baseline,
+//! `rlhf eval`: a policy against a baseline on held-out prompts. Both generate
+//! `samples_per_prompt` responses per prompt with the same sampling settings and seed; the labeler
+//! judges them pair by pair (win rate, with its interval over prompts), and the guards of `crate::eval` say whether the win is real: KL to the baseline,
 //! held-out perplexity (the alignment tax), fluency under the pretrained model, distinct-n,
 //! response length and the words whose frequency grew most. Writes `samples_policy.jsonl`,
 //! `samples_baseline.jsonl` and `eval.json` into `out`; the fields are documented in
@@ -15,7 +15,7 @@ use crate::data::tokenizer::Tok;
 use crate::eval::guards::{
     distinct_n, frequency_growth, mean, perplexity, win_outcomes, win_rate, words, WinRate,
 };
-use crate::eval::interval::mean_interval;
+use crate::eval::interval::{group_means, mean_interval};
 use crate::eval::lm::{sequence_logprobs, spaced_windows, windows_perplexity, ScoredSeq};
 use crate::eval::{table, EvalReport, HeldoutInfo, ModelEval};
 use crate::labeler::sentiment::SentimentScorer;
@@ -49,6 +49,8 @@ pub struct EvalJob {
     pub out: PathBuf,
     /// Use the first `n` prompts (0: all).
     pub n: usize,
+    /// Responses each model samples per prompt (at least 1).
+    pub samples_per_prompt: usize,
     /// Sampling of the compared responses (default: temperature 0.7, 48 tokens).
     pub sampling: SampleConfig,
     pub seed: u64,
@@ -253,19 +255,20 @@ fn load_models(job: &EvalJob, device: &Device) -> Result<Models> {
     })
 }
 
-/// Writes `samples_policy.jsonl` and `samples_baseline.jsonl` (one response per prompt).
-fn write_samples(out: &Path, prompts: &[String], txt: [&[String]; 2]) -> Result<()> {
+/// Writes `samples_policy.jsonl` and `samples_baseline.jsonl`: one record per prompt with its
+/// `per` responses (`prompts` holds each prompt `per` times in a row, as the responses do).
+fn write_samples(out: &Path, prompts: &[String], txt: [&[String]; 2], per: usize) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, txt) in [
         ("samples_policy.jsonl", txt[0]),
         ("samples_baseline.jsonl", txt[1]),
     ] {
         let recs: Vec<SampleRecord> = prompts
-            .iter()
-            .zip(txt.iter())
+            .chunks(per.max(1))
+            .zip(txt.chunks(per.max(1)))
             .map(|(p, r)| SampleRecord {
-                prompt: p.clone(),
-                responses: vec![r.clone()],
+                prompt: p[0].clone(),
+                responses: r.to_vec(),
             })
             .collect();
         write_jsonl(&out.join(name), &recs)?;
@@ -286,7 +289,8 @@ struct Compared {
     cfg: SampleConfig,
 }
 
-/// Generates one response per prompt from each model and scores them.
+/// Generates one response per entry of `prompts` (each prompt repeated once per sample) from
+/// each model and scores them.
 fn compare(job: &EvalJob, m: &Models, prompts: &[String], device: &Device) -> Result<Compared> {
     let (policy, baseline) = (&m.policy, &m.baseline);
     let scorer = SentimentScorer::from_file(&job.lexicon).map_err(|e| anyhow!(e))?;
@@ -312,7 +316,7 @@ fn compare(job: &EvalJob, m: &Models, prompts: &[String], device: &Device) -> Re
             .collect()
     };
     let (txt_p, txt_b) = (text(&gen_p)?, text(&gen_b)?);
-    write_samples(&job.out, prompts, [&txt_p, &txt_b])?;
+    write_samples(&job.out, prompts, [&txt_p, &txt_b], job.samples_per_prompt)?;
     let sent = |t: &[String]| -> Vec<f64> {
         t.iter()
             .map(|x| scorer.polarity_scores_unrounded(x).compound)
@@ -434,10 +438,15 @@ fn conversation_win_rate(prompts: &[String], sent: &[Vec<f64>; 2]) -> Option<Win
 pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
     let t0 = std::time::Instant::now();
     let m = load_models(job, device)?;
-    let mut prompts = read_prompts(&job.prompts)?;
+    let mut distinct = read_prompts(&job.prompts)?;
     if job.n > 0 {
-        prompts.truncate(job.n);
+        distinct.truncate(job.n);
     }
+    let per = job.samples_per_prompt.max(1);
+    let prompts: Vec<String> = distinct
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), per))
+        .collect();
     let c = compare(job, &m, &prompts, device)?;
     let (kl, kl_tokens) = kl_estimate(job, &m, &c, device)?;
     let windows = heldout_windows(job, &m)?;
@@ -446,7 +455,8 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
     let words_of =
         |side: usize| -> Vec<Vec<String>> { c.txt[side].iter().map(|t| words(t)).collect() };
     let report = EvalReport {
-        prompts: prompts.len(),
+        prompts: distinct.len(),
+        samples_per_prompt: per,
         labeler: "sentiment".into(),
         win_rate: win_rate(&c.sent[0], &c.sent[1], 1e-9),
         rm_win_rate: match &c.rm {
@@ -454,10 +464,13 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
             _ => None,
         },
         conversation_win_rate: conversation_win_rate(&prompts, &c.sent),
-        win_rate_interval: mean_interval(&win_outcomes(&c.sent[0], &c.sent[1], 1e-9)),
+        win_rate_interval: mean_interval(&group_means(
+            &win_outcomes(&c.sent[0], &c.sent[1], 1e-9),
+            per,
+        )),
         kl_nats_per_seq: mean(&kl).unwrap_or(0.0),
         kl_nats_per_token: kl.iter().sum::<f64>() / kl_tokens.max(1) as f64,
-        kl_interval: mean_interval(&kl),
+        kl_interval: mean_interval(&group_means(&kl, per)),
         policy: model_eval(&m.policy, 0, &c, judge, &windows, bs, device)?,
         baseline: model_eval(&m.baseline, 1, &c, judge, &windows, bs, device)?,
         pretrained_heldout_ppl: judge

@@ -8,7 +8,8 @@ use burn::prelude::*;
 use rlhf::checkpoint::{self, CheckpointKind};
 use rlhf::config::ModelConfig;
 use rlhf::data::formats::read_samples;
-use rlhf::eval::guards::{distinct_n, frequency_growth, win_rate, words};
+use rlhf::eval::guards::{distinct_n, frequency_growth, win_outcomes, win_rate, words};
+use rlhf::eval::interval::{group_means, mean_interval};
 use rlhf::eval::EvalReport;
 use rlhf::labeler::sentiment::SentimentScorer;
 use rlhf::model::{Gpt, InitRng};
@@ -28,7 +29,7 @@ fn words_of(path: &Path) -> Vec<Vec<String>> {
     read_samples(path)
         .unwrap()
         .iter()
-        .map(|r| words(&r.responses[0]))
+        .flat_map(|r| r.responses.iter().map(|t| words(t)))
         .collect()
 }
 
@@ -140,21 +141,39 @@ fn eval_command_on_tiny_checkpoints() {
 
     let out = d.join("ab");
     let r = eval(&a, &b, &prompts, &out, &[rm.as_path(), a.as_path()]);
-    assert_eq!(r.prompts, 6);
+    // 6 prompts × 4 responses (the default) from each model, compared pair by pair
+    assert_eq!((r.prompts, r.samples_per_prompt), (6, 4));
     let w = r.win_rate;
-    assert_eq!(w.wins + w.ties + w.losses, 6);
-    assert!(close(w.rate, (w.wins as f64 + 0.5 * w.ties as f64) / 6.0));
+    assert_eq!(w.wins + w.ties + w.losses, 24);
+    assert!(close(w.rate, (w.wins as f64 + 0.5 * w.ties as f64) / 24.0));
     // the numbers agree with the samples it wrote, recomputed here
     let lex = SentimentScorer::from_file(common::assets().join("vader/vader_lexicon.txt")).unwrap();
-    let sp = read_samples(&out.join("samples_policy.jsonl")).unwrap();
-    assert_eq!(sp.len(), 6);
-    assert!(sp.iter().all(|s| s.responses.len() == 1));
-    let mean_score: f64 = sp
-        .iter()
-        .map(|s| lex.polarity_scores_unrounded(&s.responses[0]).compound)
-        .sum::<f64>()
-        / 6.0;
-    assert!((r.policy.labeler_score - mean_score).abs() < 1e-9);
+    let sent = |f: &str| -> Vec<f64> {
+        let recs = read_samples(&out.join(f)).unwrap();
+        assert_eq!(recs.len(), 6);
+        assert!(recs.iter().all(|s| s.responses.len() == 4));
+        recs.iter()
+            .flat_map(|s| &s.responses)
+            .map(|t| lex.polarity_scores_unrounded(t).compound)
+            .collect()
+    };
+    let (sp, sb) = (sent("samples_policy.jsonl"), sent("samples_baseline.jsonl"));
+    assert!((r.policy.labeler_score - sp.iter().sum::<f64>() / 24.0).abs() < 1e-9);
+    // the interval resamples prompts, each with the mean outcome of its 4 pairs
+    let per_prompt = group_means(&win_outcomes(&sp, &sb, 1e-9), 4);
+    let want = mean_interval(&per_prompt).unwrap();
+    let got = r.win_rate_interval.unwrap();
+    assert!(
+        close(got.lo, want.lo) && close(got.hi, want.hi),
+        "{got:?} vs {want:?}"
+    );
+    assert!(
+        got.lo <= w.rate && w.rate <= got.hi,
+        "{got:?} around {}",
+        w.rate
+    );
+    let kl = r.kl_interval.unwrap();
+    assert!(kl.lo <= r.kl_nats_per_seq && r.kl_nats_per_seq <= kl.hi);
     let (wb, wp) = (
         words_of(&out.join("samples_baseline.jsonl")),
         words_of(&out.join("samples_policy.jsonl")),
@@ -193,8 +212,10 @@ fn eval_command_on_tiny_checkpoints() {
         std::fs::read_to_string(out.join("samples_policy.jsonl")).unwrap(),
         std::fs::read_to_string(out.join("samples_baseline.jsonl")).unwrap()
     );
-    assert_eq!((r.win_rate.ties, r.win_rate.rate), (6, 0.5));
+    assert_eq!((r.win_rate.ties, r.win_rate.rate), (24, 0.5));
     assert_eq!(r.kl_nats_per_seq, 0.0);
+    let (wi, ki) = (r.win_rate_interval.unwrap(), r.kl_interval.unwrap());
+    assert_eq!((wi.lo, wi.hi, ki.lo, ki.hi), (0.5, 0.5, 0.0, 0.0));
     assert_eq!(r.policy.heldout_ppl, r.baseline.heldout_ppl);
     assert!(r.top_word_growth.is_empty());
     assert!(r.policy.rm_score.is_none() && r.policy.fluency_ppl.is_none());

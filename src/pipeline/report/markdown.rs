@@ -128,8 +128,8 @@ fn eval_section(s: &mut String, e: &EvalReport, noptx: Option<&EvalReport>) {
     let _ = writeln!(s, "## Evaluation: PPO (policy) vs SFT (baseline)\n");
     let _ = writeln!(
         s,
-        "{} held-out prompts, one response per prompt and model.\n",
-        e.prompts
+        "{} held-out prompts, {} response(s) per prompt and model.\n",
+        e.prompts, e.samples_per_prompt
     );
     model_table(s, e);
     summary_lines(s, e);
