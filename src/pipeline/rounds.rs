@@ -169,8 +169,10 @@ impl RoundCtx<'_> {
             self.device,
         )?;
         Ok(format!(
-            ": held-out pairwise accuracy {:.3} -> {:.3}",
-            s.first_eval.accuracy, s.final_eval.accuracy
+            ": held-out pairwise accuracy {:.3} -> {:.3}{}",
+            s.first_eval.accuracy,
+            s.final_eval.accuracy,
+            crate::eval::table::interval(s.final_accuracy_interval, 3)
         ))
     }
 

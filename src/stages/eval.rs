@@ -1,5 +1,6 @@
 //! `rlhf eval`: a policy against a baseline on held-out prompts. Both generate
-//! `samples_per_prompt` responses per prompt with the same sampling settings and seed; the labeler
+//! `samples_per_prompt` responses per prompt with the same sampling settings, each from its own
+//! random stream of the seed; the labeler
 //! judges them pair by pair (win rate, with its interval over prompts), and the guards of `crate::eval` say whether the win is real: KL to the baseline,
 //! held-out perplexity (the alignment tax), fluency under the pretrained model, distinct-n,
 //! response length and the words whose frequency grew most. Writes `samples_policy.jsonl`,
@@ -309,7 +310,19 @@ fn compare(job: &EvalJob, m: &Models, prompts: &[String], device: &Device) -> Re
     );
     let quiet = ProgressBar::hidden();
     let gen_p = generate_all(policy, &prompt_ids, &cfg, (job.seed, bs), &quiet, device)?;
-    let gen_b = generate_all(baseline, &prompt_ids, &cfg, (job.seed, bs), &quiet, device)?;
+    // the baseline draws from a stream of its own: with the policy's random numbers, two
+    // similar models would give the same text and tie where independent samples differ, and the
+    // win rate would not be the chance that a policy sample beats a baseline sample (best-of-n
+    // measures its baseline that way too)
+    let baseline_seed = Rng::at(job.seed, 0);
+    let gen_b = generate_all(
+        baseline,
+        &prompt_ids,
+        &cfg,
+        (baseline_seed, bs),
+        &quiet,
+        device,
+    )?;
     let text = |g: &[Vec<u32>]| -> Result<Vec<String>> {
         g.iter()
             .map(|ids| Ok(tok.decode(ids)?.trim().to_string()))

@@ -205,19 +205,20 @@ fn eval_command_on_tiny_checkpoints() {
     assert!(r.policy.rm_score.is_some() && r.rm_win_rate.is_some());
     assert!(r.kl_nats_per_seq.is_finite() && r.kl_nats_per_seq != 0.0);
 
-    // a model against itself: the same samples, every prompt a tie, KL exactly 0
+    // a model against itself: KL exactly 0, the same perplexity; the baseline's samples are
+    // draws of their own (not the policy's text again), so the win rate is a fair coin's
     let out = d.join("aa");
     let r = eval(&a, &a, &prompts, &out, &[]);
-    assert_eq!(
+    assert_ne!(
         std::fs::read_to_string(out.join("samples_policy.jsonl")).unwrap(),
         std::fs::read_to_string(out.join("samples_baseline.jsonl")).unwrap()
     );
-    assert_eq!((r.win_rate.ties, r.win_rate.rate), (24, 0.5));
+    assert!(r.win_rate.ties < 24, "{:?}", r.win_rate);
     assert_eq!(r.kl_nats_per_seq, 0.0);
     let (wi, ki) = (r.win_rate_interval.unwrap(), r.kl_interval.unwrap());
-    assert_eq!((wi.lo, wi.hi, ki.lo, ki.hi), (0.5, 0.5, 0.0, 0.0));
+    assert!(wi.lo <= 0.5 && 0.5 <= wi.hi, "{wi:?}");
+    assert_eq!((ki.lo, ki.hi), (0.0, 0.0));
     assert_eq!(r.policy.heldout_ppl, r.baseline.heldout_ppl);
-    assert!(r.top_word_growth.is_empty());
     assert!(r.policy.rm_score.is_none() && r.policy.fluency_ppl.is_none());
 }
 
