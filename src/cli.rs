@@ -21,7 +21,13 @@ pub use pipeline::PipelineArgs;
 pub use ppo::PpoArgs;
 
 #[derive(Parser, Debug)]
-#[command(name = "rlhf", version, about = "InstructGPT end to end — pretrain, SFT, reward model, PPO — on any GPU through wgpu, or on the CPU", long_about = None)]
+#[command(
+    name = "rlhf",
+    version,
+    about = "InstructGPT end to end — pretrain, SFT, reward model, PPO — on any GPU through wgpu, \
+             or on the CPU",
+    long_about = None
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -43,7 +49,8 @@ pub fn parse() -> Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the main job on the bundled assets: tokenizer → pretrain → SFT → sample → label → RM → PPO.
+    /// Run the main job on the bundled assets: tokenizer → pretrain → SFT → sample → label →
+    /// RM → PPO.
     Pipeline(PipelineArgs),
     /// List the GPU adapters wgpu sees and which one `--device auto` picks.
     Devices,
@@ -418,7 +425,11 @@ pub struct RmArgs {
     pub norm_max: usize,
     /// Dropout in the trunk while training (off when scoring). The RM sees each prompt many
     /// times and over-fits its few thousand rankings without it.
-    #[arg(long, default_value_t = crate::stages::rm::DEFAULT_DROPOUT, value_parser = ranges::dropout)]
+    #[arg(
+        long,
+        default_value_t = crate::stages::rm::DEFAULT_DROPOUT,
+        value_parser = ranges::dropout
+    )]
     pub dropout: f64,
     /// Continue from the checkpoint in --out.
     #[arg(long)]

@@ -174,7 +174,8 @@ fn open_error(
 ) -> anyhow::Error {
     anyhow!(
         "opening {} ({:?}): {e}\n(asked for the features {asked:?}); update the graphics driver, \
-         try another adapter with --device (see `rlhf devices`), or train on the CPU with --device cpu",
+         try another adapter with --device (see `rlhf devices`), \
+         or train on the CPU with --device cpu",
         row.name,
         row.backend,
     )
@@ -236,7 +237,10 @@ pub fn open_wgpu(choice: DeviceChoice) -> Result<Option<Opened>> {
             eprintln!("note: no hardware GPU adapter found ({seen}); using the CPU backend");
             return Ok(None);
         }
-        bail!("no wgpu adapter matches --device {choice:?} ({seen}); try `rlhf devices`, or --device cpu");
+        bail!(
+            "no wgpu adapter matches --device {choice:?} ({seen}); \
+             try `rlhf devices`, or --device cpu"
+        );
     };
     let adapter = adapters
         .into_iter()

@@ -124,7 +124,8 @@ fn kernel_matches_reference_on_wgpu() {
 ///   prompt 2: [-σ(1)/2, σ(1)/2] = [-0.36552929, 0.36552929]
 ///
 /// Cross-check:
-/// python3 -c "import math;sp=lambda x:math.log1p(math.exp(x));print(((2*sp(-1)+sp(-2))/3+sp(1))/2)"
+/// python3 -c "import math;sp=lambda x:math.log1p(math.exp(x));
+///   print(((2*sp(-1)+sp(-2))/3+sp(1))/2)"
 /// → 0.7822060747723478
 #[test]
 fn hand_computed_small_case() {

@@ -22,7 +22,8 @@ pub(super) fn dpo(a: DpoArgs) -> Result<()> {
         &dev.device,
     )?;
     eprintln!(
-        "dpo: held-out preference accuracy {:.3} -> {:.3}, margin {:+.3} -> {:+.3}, loss {:.3} -> {:.3} (β {}); policy in {}",
+        "dpo: held-out preference accuracy {:.3} -> {:.3}, margin {:+.3} -> {:+.3}, \
+         loss {:.3} -> {:.3} (β {}); policy in {}",
         s.first_eval.accuracy,
         s.final_eval.accuracy,
         s.first_eval.margin,

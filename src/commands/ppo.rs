@@ -56,8 +56,18 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
         &dev.device,
     )?;
     eprintln!(
-        "{}: {} iterations ({} episodes) in {:.1}s: RM score {:.3} -> {:.3}, KL {:.2} -> {:.2} nats/response, ptx loss {:.3}; policy in {}",
-        cfg_algo_name, s.steps, s.episodes, s.seconds, s.first.rm_score, s.last.rm_score, s.first.kl, s.last.kl, s.last.ptx_loss, a.out.join("ckpt").display()
+        "{}: {} iterations ({} episodes) in {:.1}s: RM score {:.3} -> {:.3}, \
+         KL {:.2} -> {:.2} nats/response, ptx loss {:.3}; policy in {}",
+        cfg_algo_name,
+        s.steps,
+        s.episodes,
+        s.seconds,
+        s.first.rm_score,
+        s.last.rm_score,
+        s.first.kl,
+        s.last.kl,
+        s.last.ptx_loss,
+        a.out.join("ckpt").display()
     );
     Ok(())
 }

@@ -24,8 +24,15 @@ pub(super) fn label(a: LabelArgs) -> Result<()> {
         a.keep_ties,
     )?;
     eprintln!(
-        "label: ranked {} of {} prompts ({} with fewer than 2 distinct responses skipped, {} responses tied with a better one left out); agreement with the noiseless labeler {:.3} -> {}",
-        r.ranked, r.prompts, r.skipped, r.tied_dropped, r.agreement, a.out.display()
+        "label: ranked {} of {} prompts ({} with fewer than 2 distinct responses skipped, \
+         {} responses tied with a better one left out); \
+         agreement with the noiseless labeler {:.3} -> {}",
+        r.ranked,
+        r.prompts,
+        r.skipped,
+        r.tied_dropped,
+        r.agreement,
+        a.out.display()
     );
     Ok(())
 }
@@ -35,8 +42,15 @@ pub(super) fn label(a: LabelArgs) -> Result<()> {
 fn label_human(a: LabelArgs) -> Result<()> {
     let r = label::label_human(&a.samples, &a.out)?;
     eprintln!(
-        "label: {} of {} prompts ranked ({} this session), {} skipped, {} to go, {} unrankable -> {}",
-        r.ranked, r.prompts, r.ranked_now, r.skipped, r.remaining, r.unrankable, a.out.display()
+        "label: {} of {} prompts ranked ({} this session), {} skipped, {} to go, \
+         {} unrankable -> {}",
+        r.ranked,
+        r.prompts,
+        r.ranked_now,
+        r.skipped,
+        r.remaining,
+        r.unrankable,
+        a.out.display()
     );
     Ok(())
 }
@@ -60,8 +74,15 @@ pub(super) fn rm(a: RmArgs) -> Result<()> {
         &dev.device,
     )?;
     eprintln!(
-        "rm: held-out pairwise accuracy {:.3} -> {:.3}, loss {:.3} -> {:.3}; normalised (raw scores' sd {:.3}, mean {:+.3}) to mean 0, sd 1; checkpoint in {}",
-        s.first_eval.accuracy, s.final_eval.accuracy, s.first_eval.loss, s.final_eval.loss, 1.0 / s.reward_gain, -s.reward_bias / s.reward_gain, a.out.join("ckpt").display()
+        "rm: held-out pairwise accuracy {:.3} -> {:.3}, loss {:.3} -> {:.3}; \
+         normalised (raw scores' sd {:.3}, mean {:+.3}) to mean 0, sd 1; checkpoint in {}",
+        s.first_eval.accuracy,
+        s.final_eval.accuracy,
+        s.first_eval.loss,
+        s.final_eval.loss,
+        1.0 / s.reward_gain,
+        -s.reward_bias / s.reward_gain,
+        a.out.join("ckpt").display()
     );
     Ok(())
 }

@@ -54,7 +54,8 @@ pub(super) fn kernels(a: KernelsArgs) -> Result<()> {
     if let Some(dir) = &a.dump {
         dump(dir, &variants)?;
         eprintln!(
-            "kernels: {} variants (head sizes {sizes:?}) validated by naga and written to {} as WGSL, SPIR-V (.spv), MSL (.metal), HLSL (.hlsl) and GLSL ES 3.10 (.comp)",
+            "kernels: {} variants (head sizes {sizes:?}) validated by naga and written to {} \
+             as WGSL, SPIR-V (.spv), MSL (.metal), HLSL (.hlsl) and GLSL ES 3.10 (.comp)",
             variants.len(),
             dir.display()
         );
@@ -143,9 +144,17 @@ pub(super) fn report(a: ReportArgs) -> Result<()> {
 pub(super) fn import_hf(a: ImportHfArgs) -> Result<()> {
     let s = crate::hf::import_hf(&a.dir, &a.out)?;
     eprintln!(
-        "import-hf: {} tensors ({} layers, {} wide, {} heads, ctx {}, vocab {}) -> '{}' checkpoint {}; skipped {} (mask buffers, tied lm_head)",
-        s.tensors, s.model.n_layer, s.model.n_embd, s.model.n_head, s.model.n_ctx,
-        s.model.vocab_size, s.kind, s.out.display(), s.skipped.len()
+        "import-hf: {} tensors ({} layers, {} wide, {} heads, ctx {}, vocab {}) \
+         -> '{}' checkpoint {}; skipped {} (mask buffers, tied lm_head)",
+        s.tensors,
+        s.model.n_layer,
+        s.model.n_embd,
+        s.model.n_head,
+        s.model.n_ctx,
+        s.model.vocab_size,
+        s.kind,
+        s.out.display(),
+        s.skipped.len()
     );
     Ok(())
 }

@@ -90,7 +90,8 @@ impl ModelConfig {
                 let p = Path::new(name_or_path);
                 if !p.exists() {
                     bail!(
-                        "unknown preset '{name_or_path}': expected one of {} or a path to a .toml file",
+                        "unknown preset '{name_or_path}': expected one of {} \
+                         or a path to a .toml file",
                         preset_names().join(", ")
                     );
                 }

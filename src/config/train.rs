@@ -27,7 +27,8 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Held-out batches per evaluation. Default 8 / 8 / 64.
     pub eval_batches: usize,
-    /// Write a resumable checkpoint every this many steps (and at the end). Default 200 / 100 / 100.
+    /// Write a resumable checkpoint every this many steps (and at the end).
+    /// Default 200 / 100 / 100.
     pub checkpoint_every: usize,
     /// Stop after this many consecutive non-finite losses or gradients (each one is skipped).
     /// Default 10.

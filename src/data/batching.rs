@@ -84,7 +84,8 @@ pub fn random_windows(stream: &[u32], b: usize, t: usize, rng: &mut Rng) -> Resu
     Ok(batch)
 }
 
-/// Consecutive non-overlapping windows covering `stream` (for held-out loss), at most `max` batches.
+/// Consecutive non-overlapping windows covering `stream` (for held-out loss), at most `max`
+/// batches.
 pub fn sequential_windows(stream: &[u32], b: usize, t: usize, max: usize) -> Vec<Batch> {
     let n_win = stream.len().saturating_sub(1) / t;
     let mut out = Vec::new();

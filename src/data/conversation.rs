@@ -73,7 +73,8 @@ pub fn validate(messages: &[Message], ending: Ending) -> Result<()> {
         }
         if m.role != expect {
             bail!(
-                "messages[{i}] is {} where {} was expected (a system message may come first, then user and assistant alternate, starting with user)",
+                "messages[{i}] is {} where {} was expected (a system message may come first, \
+                 then user and assistant alternate, starting with user)",
                 role_name(m.role),
                 role_name(expect)
             );

@@ -184,7 +184,10 @@ fn sft_messages(m: &Map<String, Value>) -> Result<Vec<Message>> {
     if m.contains_key("chosen") {
         return parse_hh(&get_str(m, "chosen")?).context("field \"chosen\"");
     }
-    bail!("expected {{\"prompt\",\"response\"}}, {{\"messages\"}}, Alpaca {{\"instruction\",\"input\",\"output\"}} or HH {{\"chosen\"}}");
+    bail!(
+        "expected {{\"prompt\",\"response\"}}, {{\"messages\"}}, \
+         Alpaca {{\"instruction\",\"input\",\"output\"}} or HH {{\"chosen\"}}"
+    );
 }
 
 fn single(prompt: String, response: String) -> Vec<Message> {
@@ -337,7 +340,8 @@ mod tests {
     fn sft_both_formats() {
         let p = tmp(
             "a.jsonl",
-            "{\"prompt\":\"Define: Cat\",\"response\":\"A soft machine.\"}\n\n{\"instruction\":\"Say\",\"input\":\"hi\",\"output\":\"hello\"}\n",
+            "{\"prompt\":\"Define: Cat\",\"response\":\"A soft machine.\"}\n\n\
+             {\"instruction\":\"Say\",\"input\":\"hi\",\"output\":\"hello\"}\n",
         );
         let r = read_sft(&p).unwrap();
         assert_eq!(r.len(), 2);

@@ -7,9 +7,11 @@
 //! space and ends with `<|endoftext|>`, which teaches the model to stop.
 //!
 //! A conversation is its turns in this template, one after another; a system message is the
-//! first line of the first user turn:
+//! first line of the first user turn (one string, shown here a turn a line):
 //! ```text
-//! {system}\n{user 1}\nResponse: {assistant 1}<|endoftext|>{user 2}\nResponse: {assistant 2}<|endoftext|>…
+//! {system}\n{user 1}\nResponse: {assistant 1}<|endoftext|>
+//! {user 2}\nResponse: {assistant 2}<|endoftext|>
+//! …
 //! ```
 //! so a one-turn conversation is exactly a single prompt and its response, and a model stops after
 //! its turn as it does after a single response. As a prompt (history through the last user turn)

@@ -148,7 +148,10 @@ pub fn train(files: &[PathBuf], vocab_size: usize) -> Result<Tok> {
         }
     }
     if vocab_size < 258 {
-        anyhow::bail!("--vocab-size must be at least 258 (256 bytes, <|endoftext|>, one merge), got {vocab_size}");
+        anyhow::bail!(
+            "--vocab-size must be at least 258 (256 bytes, <|endoftext|>, one merge), \
+             got {vocab_size}"
+        );
     }
     let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
         .show_progress(false)

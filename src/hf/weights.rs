@@ -145,7 +145,8 @@ fn linear_slots<'a>(prefix: &str, l: &'a mut Linear, out: &mut Vec<(String, Slot
 }
 
 /// The parameters of `m` under their GPT-2 names, in the order of
-/// [`super::layout::gpt2_tensors`]. The layout of each is GPT-2's (`Linear` = `Conv1D`, `[in, out]`).
+/// [`super::layout::gpt2_tensors`]. The layout of each is GPT-2's (`Linear` = `Conv1D`,
+/// `[in, out]`).
 pub fn gpt_slots(m: &mut Gpt) -> Vec<(String, Slot<'_>)> {
     let mut out = vec![
         ("wte.weight".to_string(), Slot::Matrix(&mut m.wte.weight)),

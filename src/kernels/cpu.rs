@@ -79,14 +79,17 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// `simd_dispatch!(vis name => plain, (args) -> R)` defines `vis fn name(args) -> R`, which runs the
-/// `#[inline(always)]` function `plain` compiled with AVX2 turned on where the CPU has it (checked
-/// at run time), else as built (x86-64's baseline is SSE2). The kernels' loops use no fused
-/// multiply-add and the same order of operations at any vector width, so both give the same bits;
-/// only the speed differs (twice as many lanes per instruction). `plain` must be a named function:
-/// a closure would not be inlined into the AVX2 copy reliably.
+/// `simd_dispatch!(vis name => plain, (args) -> R)` defines `vis fn name(args) -> R`, which runs
+/// the `#[inline(always)]` function `plain` compiled with AVX2 turned on where the CPU has it
+/// (checked at run time), else as built (x86-64's baseline is SSE2). The kernels' loops use no
+/// fused multiply-add and the same order of operations at any vector width, so both give the same
+/// bits; only the speed differs (twice as many lanes per instruction). `plain` must be a named
+/// function: a closure would not be inlined into the AVX2 copy reliably.
 macro_rules! simd_dispatch {
-    ($(#[$m:meta])* $vis:vis $name:ident => $plain:path, ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+    (
+        $(#[$m:meta])* $vis:vis $name:ident => $plain:path,
+        ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+    ) => {
         $(#[$m])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]

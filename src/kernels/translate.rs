@@ -1,9 +1,10 @@
 //! Portable shaders: a kernel variant's final WGSL parsed and validated by naga — the version
 //! wgpu 30 uses, so the rules wgpu applies at run time on every backend — and translated to each
 //! language a wgpu backend hands its driver: SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL
-//! (GL). The SPIR-V is read back by naga's SPIR-V front end and validated again. A
-//! shader that only Metal or DX12 would reject so fails on a machine that has neither
-//! (`tests/commands/shaders.rs`), and `rlhf kernels --dump` writes the translations for other tools.
+//! (GL). The SPIR-V is read back by naga's SPIR-V front end and validated again. A shader that
+//! only Metal or DX12 would reject so fails on a machine that has neither
+//! (`tests/commands/shaders.rs`), and `rlhf kernels --dump` writes the translations for other
+//! tools.
 
 use anyhow::{anyhow, ensure, Context, Result};
 use naga::back::{glsl, hlsl, msl, spv};

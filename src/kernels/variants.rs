@@ -1,7 +1,7 @@
 //! Every kernel variant this program can launch, as the final WGSL text an adapter compiles
-//! (loops unrolled where the launcher unrolls them, placeholders filled): what `rlhf kernels --dump` writes and what
-//! `tests/commands/shaders.rs` translates with naga to SPIR-V, MSL, HLSL and GLSL, so that a shader
-//! Metal or DX12 would reject fails on any machine.
+//! (loops unrolled where the launcher unrolls them, placeholders filled): what
+//! `rlhf kernels --dump` writes and what `tests/commands/shaders.rs` translates with naga to
+//! SPIR-V, MSL, HLSL and GLSL, so that a shader Metal or DX12 would reject fails on any machine.
 //!
 //! The attention kernels are specialised per head size and work-size plan (`attention::plan`);
 //! the plans are all those `plan()` returns for the adapters it distinguishes (GPU or CPU, and

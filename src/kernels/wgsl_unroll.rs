@@ -108,7 +108,12 @@ mod tests {
 
     #[test]
     fn expands_nested_loops_and_leaves_others() {
-        let src = "for (var d = 0u; d < HS4; d++) {\n    for (var r = 0u; r < R; r++) { s[r] += q[r * 4u + d]; }\n}\nfor (var j = 0u; j < n; j++) { x(); }";
+        let src = concat!(
+            "for (var d = 0u; d < HS4; d++) {\n",
+            "    for (var r = 0u; r < R; r++) { s[r] += q[r * 4u + d]; }\n",
+            "}\n",
+            "for (var j = 0u; j < n; j++) { x(); }",
+        );
         let got = unroll(src, &[("HS4", 2), ("R", 3)]);
         assert_eq!(got.matches("s[").count(), 6);
         assert!(got.contains("s[2u] += q[2u * 4u + 1u];"));

@@ -408,7 +408,8 @@ mod tests {
         let got = std::fs::read_to_string(&out).unwrap();
         assert_eq!(
             got,
-            "{\"prompt\":\"p1\",\"responses\":[\"b\",\"c\",\"a\"]}\n{\"prompt\":\"p3\",\"responses\":[\"e\",\"d\"]}\n"
+            "{\"prompt\":\"p1\",\"responses\":[\"b\",\"c\",\"a\"]}\n\
+             {\"prompt\":\"p3\",\"responses\":[\"e\",\"d\"]}\n"
         );
         // resume: p4 is next
         let mut ui = Vec::new();

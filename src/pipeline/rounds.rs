@@ -71,7 +71,8 @@ impl RoundCtx<'_> {
         )?;
         if human && !self.human_done(&samples, &rankings)? {
             anyhow::bail!(
-                "labeling stopped before every prompt was ranked; rerun the same command to continue"
+                "labeling stopped before every prompt was ranked; \
+                 rerun the same command to continue"
             );
         }
         let rm_dir = dir.join("rm");
@@ -146,7 +147,8 @@ impl RoundCtx<'_> {
             false,
         )?;
         Ok(format!(
-            ": ranked {} prompts ({} skipped, {} tied responses left out), agreement with the noiseless order {:.3}",
+            ": ranked {} prompts ({} skipped, {} tied responses left out), \
+             agreement with the noiseless order {:.3}",
             l.ranked, l.skipped, l.tied_dropped, l.agreement
         ))
     }

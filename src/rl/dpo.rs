@@ -132,7 +132,8 @@ mod tests {
         // β = 0.1, margin 10 → β·m = 1: ln(1 + e⁻¹) = 0.31326168751822286
         // python3 -c "import math;print(math.log1p(math.exp(-1)))"
         assert!((dpo_pair_loss(10.0, 0.1) - 0.313_261_687_518_222_86).abs() < 1e-15);
-        // margin −10 → ln(1 + e) = 1.3132616875182228 (= 1 + the above: softplus(x) − softplus(−x) = x)
+        // margin −10 → ln(1 + e) = 1.3132616875182228
+        // (= 1 + the above: softplus(x) − softplus(−x) = x)
         assert!((dpo_pair_loss(-10.0, 0.1) - 1.313_261_687_518_222_8).abs() < 1e-15);
         // far in the tails: no overflow, no NaN (β·m = ±1e4)
         assert_eq!(dpo_pair_loss(1e5, 0.1), 0.0);
@@ -155,14 +156,15 @@ mod tests {
 
     #[test]
     fn stats_of_two_prompts_by_hand() {
-        // β = 0.5. Prompt 1, K = 3: log-ratios (policy − reference) [2, 0, −2] → rewards [1, 0, −1];
-        //   pairs (1−0, 1−(−1), 0−(−1)) = (1, 2, 1): losses ln(1+e⁻¹) = 0.3132617,
+        // β = 0.5. Prompt 1, K = 3: log-ratios (policy − reference) [2, 0, −2] → rewards
+        //   [1, 0, −1]; pairs (1−0, 1−(−1), 0−(−1)) = (1, 2, 1): losses ln(1+e⁻¹) = 0.3132617,
         //   ln(1+e⁻²) = 0.1269280; mean (2·0.3132617 + 0.1269280)/3 = 0.2511505; all 3 right.
         // Prompt 2, K = 2: log-ratios [0, 2] → rewards [0, 1]: pair 0 − 1 = −1, loss ln(1+e) =
         //   1.3132617, wrong.
         // loss (0.2511505 + 1.3132617)/2 = 0.7822061; accuracy 3/4; margin (1+2+1−1)/4 = 0.75;
         // best rewards (1 + 0)/2 = 0.5, worst (−1 + 1)/2 = 0.
-        // python3 -c "import math;f=lambda d:math.log1p(math.exp(-d));print(((2*f(1)+f(2))/3+f(-1))/2)"
+        // python3 -c "import math;f=lambda d:math.log1p(math.exp(-d));
+        //   print(((2*f(1)+f(2))/3+f(-1))/2)"
         let logp = [-3.0, -5.0, -7.0, -4.0, -2.0];
         let logp_ref = [-5.0, -5.0, -5.0, -4.0, -4.0];
         let s = dpo_stats(&logp, &logp_ref, &[3, 2], 0.5);

@@ -2,9 +2,10 @@
 //! sampled for each prompt, and the baseline of each is the mean return of the other k − 1. It
 //! needs no value model: the other samples of the same prompt are the critic.
 //!
-//! The return of a response is its whole-sequence reward, `R = score − β·Σ_t (log π_RL − log π_SFT)`
-//! (the same KL penalty PPO charges per token, summed); its advantage, given to every one of its
-//! tokens, is `A_i = R_i − 1/(k−1) Σ_{j≠i} R_j`, which equals `k/(k−1)·(R_i − mean_j R_j)`.
+//! The return of a response is its whole-sequence reward,
+//! `R = score − β·Σ_t (log π_RL − log π_SFT)` (the same KL penalty PPO charges per token, summed);
+//! its advantage, given to every one of its tokens, is `A_i = R_i − 1/(k−1) Σ_{j≠i} R_j`, which
+//! equals `k/(k−1)·(R_i − mean_j R_j)`.
 
 /// The sequence return `score − β·Σ_t (logp_policy[t] − logp_ref[t])` of one response.
 pub fn sequence_return(score: f32, logp_policy: &[f32], logp_ref: &[f32], beta: f32) -> f32 {

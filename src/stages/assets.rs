@@ -24,7 +24,10 @@ pub fn dir(explicit: Option<&Path>) -> Result<PathBuf> {
             return Ok(c);
         }
     }
-    bail!("cannot find the bundled assets directory; run from the repository root or pass --assets DIR")
+    bail!(
+        "cannot find the bundled assets directory; \
+         run from the repository root or pass --assets DIR"
+    )
 }
 
 /// The novel kept out of training, used for held-out perplexity (the alignment tax).

@@ -126,7 +126,9 @@ pub fn train(
 ) -> Result<()> {
     let (tokens_per_s, counts) = train_measure(cfg, (b, micro), steps, device)?;
     println!(
-        "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},{},\"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
+        "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\
+         \"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},{},\
+         \"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
         cfg.n_layer,
         cfg.n_embd,
         cfg.n_ctx,
@@ -135,7 +137,9 @@ pub fn train(
         peak_rss_mib()
             .map(|m| format!("{m:.0}"))
             .unwrap_or("null".into()),
-        device_mem_mib(device).map(|m| format!("{m:.0}")).unwrap_or("null".into())
+        device_mem_mib(device)
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or("null".into())
     );
     Ok(())
 }
@@ -203,7 +207,9 @@ pub fn generate_bench(
 ) -> Result<()> {
     let ([cached, uncached], counts, n) = generate_measure(cfg, b, new_tokens, device)?;
     println!(
-        "{{\"bench\":\"generate\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\"batch\":{b},\"new_tokens\":{new_tokens},\"tokens_per_s_kv_cache\":{cached:.0},\"tokens_per_s_no_cache\":{uncached:.0},\"speedup\":{:.2},{}}}",
+        "{{\"bench\":\"generate\",\"device\":\"{label}\",\"layers\":{},\"width\":{},\
+         \"batch\":{b},\"new_tokens\":{new_tokens},\"tokens_per_s_kv_cache\":{cached:.0},\
+         \"tokens_per_s_no_cache\":{uncached:.0},\"speedup\":{:.2},{}}}",
         cfg.n_layer,
         cfg.n_embd,
         cached / uncached,

@@ -97,7 +97,9 @@ pub fn run(cfg: &AttentionBench, device: &Device, label: &str) -> Result<()> {
             }
             let [(tf, mf), (tr, mr)] = fig;
             println!(
-                "{{\"bench\":\"attention\",\"device\":\"{label}\",\"B\":{},\"nh\":{},\"T\":{t},\"hs\":{hs},\"fused_ms\":{:.1},\"composed_ms\":{:.1},\"speedup\":{:.2},\"fused_mib\":{mf:.1},\"composed_mib\":{mr:.1}}}",
+                "{{\"bench\":\"attention\",\"device\":\"{label}\",\"B\":{},\"nh\":{},\
+                 \"T\":{t},\"hs\":{hs},\"fused_ms\":{:.1},\"composed_ms\":{:.1},\
+                 \"speedup\":{:.2},\"fused_mib\":{mf:.1},\"composed_mib\":{mr:.1}}}",
                 cfg.batch,
                 cfg.heads,
                 tf * 1e3,
@@ -107,7 +109,10 @@ pub fn run(cfg: &AttentionBench, device: &Device, label: &str) -> Result<()> {
             rows.push((t, hs, tf, tr, mf, mr));
         }
     }
-    println!("\n| T | hs | fused fwd+bwd (ms) | composed fwd+bwd (ms) | speedup | fused MiB | composed MiB |");
+    println!(
+        "\n| T | hs | fused fwd+bwd (ms) | composed fwd+bwd (ms) | speedup | fused MiB \
+         | composed MiB |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (t, hs, tf, tr, mf, mr) in rows {
         println!(

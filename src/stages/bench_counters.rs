@@ -104,7 +104,10 @@ impl Counts {
             .map(|(k, v)| format!("[\"{}\",{:.1}]", k.replace('"', "'"), *v as f64 / n))
             .collect();
         format!(
-            "\"dispatches_per_{unit}\":{:.1},\"syncs_per_{unit}\":{:.2},\"bytes_up_per_{unit}\":{:.0},\"bytes_down_per_{unit}\":{:.0},\"host_ms_per_{unit}\":{},\"process_cpu_ms_per_{unit}\":{},\"top_kernels_per_{unit}\":[{}]",
+            "\"dispatches_per_{unit}\":{:.1},\"syncs_per_{unit}\":{:.2},\
+             \"bytes_up_per_{unit}\":{:.0},\"bytes_down_per_{unit}\":{:.0},\
+             \"host_ms_per_{unit}\":{},\"process_cpu_ms_per_{unit}\":{},\
+             \"top_kernels_per_{unit}\":[{}]",
             self.dispatches as f64 / n,
             t.syncs as f64 / n,
             t.bytes_up as f64 / n,

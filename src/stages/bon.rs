@@ -174,7 +174,8 @@ pub fn row(cands: &[Candidates], n: usize) -> BonRow {
 /// The table `rlhf bon` prints.
 pub fn table(r: &BonReport) -> String {
     let mut s = format!(
-        "best-of-n on {} prompts (baseline sample: labeler {:.3}, RM {:.3})\n     n   KL nats   win rate   labeler   RM score\n",
+        "best-of-n on {} prompts (baseline sample: labeler {:.3}, RM {:.3})\
+         \n     n   KL nats   win rate   labeler   RM score\n",
         r.prompts, r.baseline_labeler_score, r.baseline_rm_score
     );
     for w in &r.rows {

@@ -83,7 +83,8 @@ fn print_adapter(sel: &Selected) {
     if let Some(a) = &sel.adapter {
         println!("driver: {} {}", a.driver, a.driver_info);
         println!(
-            "limits: workgroup memory {} B, {} invocations per workgroup, storage binding {} MiB, buffer {} MiB",
+            "limits: workgroup memory {} B, {} invocations per workgroup, \
+             storage binding {} MiB, buffer {} MiB",
             a.max_workgroup_storage,
             a.max_invocations_per_workgroup,
             a.max_storage_buffer_binding >> 20,
@@ -120,8 +121,10 @@ pub fn require_kernels(device: &Device) -> Result<Vec<Check>> {
         .collect();
     if !failed.is_empty() {
         bail!(
-            "this adapter computes the fused kernels wrongly:\n  {}\nrun `rlhf doctor` for the details and send its output with a bug report; \
-             `--no-kernels` trains with the composed reference ops instead, `--device cpu` on the CPU",
+            "this adapter computes the fused kernels wrongly:\n  {}\n\
+             run `rlhf doctor` for the details and send its output with a bug report; \
+             `--no-kernels` trains with the composed reference ops instead, \
+             `--device cpu` on the CPU",
             failed.join("\n  ")
         );
     }
@@ -160,7 +163,10 @@ pub fn run(sel: &Selected) -> Result<()> {
     };
     let train = bench::train_tokens_per_s(&tiny, (8, 1), 5, device)?;
     let [generate, _] = bench::generate_tokens_per_s(&tiny, 8, 32, device)?;
-    println!("throughput (tiny preset, batch 8): train {train:.0} tokens/s, generate {generate:.0} tokens/s (KV cache)");
+    println!(
+        "throughput (tiny preset, batch 8): train {train:.0} tokens/s, \
+         generate {generate:.0} tokens/s (KV cache)"
+    );
     if !all_ok {
         bail!("doctor: some checks failed (above); send this output with a bug report");
     }

@@ -1,8 +1,9 @@
 //! `rlhf label`: rank sampled responses. `--labeler human` runs the terminal session of
 //! `crate::labeler::human` on standard input and output. `--labeler sentiment` is the simulated
-//! labeler: it ranks the K responses of each prompt by VADER sentiment (real human word ratings; most positive first), optionally with
-//! Bradley–Terry/Plackett–Luce noise at temperature T to mimic the ~73% inter-labeler agreement
-//! InstructGPT reports, and says what agreement the noise produced.
+//! labeler: it ranks the K responses of each prompt by VADER sentiment (real human word ratings;
+//! most positive first), optionally with Bradley–Terry/Plackett–Luce noise at temperature T to
+//! mimic the ~73% inter-labeler agreement InstructGPT reports, and says what agreement the noise
+//! produced.
 
 use crate::data::formats::read_samples;
 use crate::data::rankings::Ranking;

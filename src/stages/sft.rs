@@ -50,7 +50,8 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
     let (mut examples, cut) = tokenize_sft(&loaded.tok, &records, mcfg.n_ctx)?;
     if cut > 0 {
         eprintln!(
-            "sft: warning: {cut} of {} demonstrations were longer than the context ({} tokens) and were cut, the prompt from the left",
+            "sft: warning: {cut} of {} demonstrations were longer than the context ({} tokens) \
+             and were cut, the prompt from the left",
             examples.len(),
             mcfg.n_ctx
         );

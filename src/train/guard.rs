@@ -140,7 +140,8 @@ impl Guard {
                 None => "no checkpoint was written before it".to_string(),
             };
             bail!(
-                "{}: {} consecutive non-finite losses or gradients (steps {}..={step}), stopping; {last}",
+                "{}: {} consecutive non-finite losses or gradients (steps {}..={step}), \
+                 stopping; {last}",
                 self.stage,
                 self.consecutive,
                 self.first_bad

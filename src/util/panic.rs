@@ -125,7 +125,11 @@ mod tests {
 
     #[test]
     fn condense_keeps_head_and_causes() {
-        let m = "Execution(failed\nCaused by:\n  a\n  b\n  c\nCaused by:\n  IO\nCaused by:\n  can't allocate buffer of size: 8\nNo backtrace available\nAsked at:\nNo backtrace available)";
+        let m = "Execution(failed\
+                 \nCaused by:\n  a\n  b\n  c\
+                 \nCaused by:\n  IO\
+                 \nCaused by:\n  can't allocate buffer of size: 8\
+                 \nNo backtrace available\nAsked at:\nNo backtrace available)";
         let c = condense(m);
         assert_eq!(c.lines().count(), 6, "{c}");
         assert!(

@@ -128,8 +128,8 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .all(|r| r[kl].is_finite() && r[score].is_finite()));
 }
 
-/// `frontier/frontier.json` holds SFT, best-of-2 … 64, PPO, RLOO and DPO, each trained policy's point
-/// from its temperature-1 evaluation, and the report shows them.
+/// `frontier/frontier.json` holds SFT, best-of-2 … 64, PPO, RLOO and DPO, each trained policy's
+/// point from its temperature-1 evaluation, and the report shows them.
 fn frontier_matches_its_evaluations(out: &std::path::Path) {
     let read = |rel: &str| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(out.join(rel)).unwrap()).unwrap()

@@ -2,12 +2,12 @@
 //! pretrain, SFT, RM, DPO and PPO, each run through the binary as a user runs it, from the same
 //! seed and inputs. Weight init is drawn on the host (`model::init`) and dropout masks are a pure
 //! function of seed, step, micro-batch and element (`model::dropout`; the pretraining run has
-//! dropout on), so both runs start from identical weights and see identical masks; what differs is only how each
-//! device rounds (summation order in matmuls and reductions, fused kernels against composed
-//! ops), and each stage's `metrics.csv` must agree step by step, and its final weights, within
-//! the tolerances below. Each wgpu run must also have launched the fused kernels itself: the
-//! stage writes its own launch counts into `summary.json` (one stage per process, so they are
-//! exactly its).
+//! dropout on), so both runs start from identical weights and see identical masks; what differs
+//! is only how each device rounds (summation order in matmuls and reductions, fused kernels
+//! against composed ops), and each stage's `metrics.csv` must agree step by step, and its final
+//! weights, within the tolerances below. Each wgpu run must also have launched the fused kernels
+//! itself: the stage writes its own launch counts into `summary.json` (one stage per process, so
+//! they are exactly its).
 //!
 //! Tolerances. Measured on lavapipe (tiny preset, 6 steps or 3 PPO iterations): `metrics.csv`
 //! (six decimals) differs by at most 1.6e-7 relative in the losses, 1e-6 in gradient norms and

@@ -81,9 +81,12 @@ fn a_one_turn_conversation_is_the_single_record() {
     let p = write(
         "sft.jsonl",
         "{\"prompt\":\"Define: Cat\",\"response\":\"A soft machine.\"}\n\
-         {\"messages\":[{\"role\":\"user\",\"content\":\"Define: Cat\"},{\"role\":\"assistant\",\"content\":\"A soft machine.\"}]}\n\
-         {\"prompt\":[{\"role\":\"user\",\"content\":\"Define: Cat\"}],\"completion\":[{\"role\":\"assistant\",\"content\":\"A soft machine.\"}]}\n\
-         {\"chosen\":\"\\n\\nHuman: Define: Cat\\n\\nAssistant: A soft machine.\",\"rejected\":\"\\n\\nHuman: Define: Cat\\n\\nAssistant: No.\"}\n",
+         {\"messages\":[{\"role\":\"user\",\"content\":\"Define: Cat\"},\
+          {\"role\":\"assistant\",\"content\":\"A soft machine.\"}]}\n\
+         {\"prompt\":[{\"role\":\"user\",\"content\":\"Define: Cat\"}],\
+          \"completion\":[{\"role\":\"assistant\",\"content\":\"A soft machine.\"}]}\n\
+         {\"chosen\":\"\\n\\nHuman: Define: Cat\\n\\nAssistant: A soft machine.\",\
+          \"rejected\":\"\\n\\nHuman: Define: Cat\\n\\nAssistant: No.\"}\n",
     );
     let r = read_sft(&p).unwrap();
     assert!(r.iter().all(|x| x == &r[0]), "{r:?}");
@@ -96,7 +99,8 @@ fn a_one_turn_conversation_is_the_single_record() {
     assert_eq!(ex[0], SftExample::single(tokens, prompt.len()));
     let p = write(
         "prompts.jsonl",
-        "{\"prompt\":\"Define: Cat\"}\n{\"messages\":[{\"role\":\"user\",\"content\":\"Define: Cat\"}]}\n",
+        "{\"prompt\":\"Define: Cat\"}\n\
+         {\"messages\":[{\"role\":\"user\",\"content\":\"Define: Cat\"}]}\n",
     );
     assert_eq!(read_prompts(&p).unwrap(), ["Define: Cat", "Define: Cat"]);
 }
@@ -133,11 +137,13 @@ fn malformed_conversations_name_file_and_line() {
     let ok = "{\"prompt\":\"a\",\"response\":\"b\"}\n";
     for (bad, want) in [
         (
-            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}",
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},\
+             {\"role\":\"user\",\"content\":\"b\"}]}",
             "messages[1] is user where assistant was expected",
         ),
         (
-            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"  \"}]}",
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},\
+             {\"role\":\"assistant\",\"content\":\"  \"}]}",
             "messages[1] (assistant) has empty content",
         ),
         (
@@ -149,7 +155,8 @@ fn malformed_conversations_name_file_and_line() {
             "must end with an assistant message",
         ),
         (
-            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"system\",\"content\":\"b\"}]}",
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},\
+             {\"role\":\"system\",\"content\":\"b\"}]}",
             "messages[1] is system",
         ),
     ] {
@@ -159,7 +166,9 @@ fn malformed_conversations_name_file_and_line() {
     }
     let p = write(
         "bad_prompts.jsonl",
-        "{\"prompt\":\"a\"}\n{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}\n",
+        "{\"prompt\":\"a\"}\n\
+         {\"messages\":[{\"role\":\"user\",\"content\":\"a\"},\
+          {\"role\":\"assistant\",\"content\":\"b\"}]}\n",
     );
     let e = format!("{:#}", read_prompts(&p).unwrap_err());
     assert!(
@@ -168,7 +177,8 @@ fn malformed_conversations_name_file_and_line() {
     );
     let p = write(
         "bad_rankings.jsonl",
-        "{\"prompt\":[{\"role\":\"assistant\",\"content\":\"a\"}],\"chosen\":\"b\",\"rejected\":\"c\"}\n",
+        "{\"prompt\":[{\"role\":\"assistant\",\"content\":\"a\"}],\
+          \"chosen\":\"b\",\"rejected\":\"c\"}\n",
     );
     let e = format!("{:#}", read_rankings(&p, false).unwrap_err());
     assert!(
@@ -181,12 +191,19 @@ fn malformed_conversations_name_file_and_line() {
 fn rankings_may_hold_conversation_prompts() {
     let p = write(
         "rankings.jsonl",
-        "{\"prompt\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"},{\"role\":\"user\",\"content\":\"joke?\"}],\
-          \"chosen\":[{\"role\":\"assistant\",\"content\":\"A fine one.\"}],\"rejected\":[{\"role\":\"assistant\",\"content\":\"No.\"}]}\n\
-         {\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"},{\"role\":\"user\",\"content\":\"joke?\"}],\
+        "{\"prompt\":[{\"role\":\"user\",\"content\":\"hi\"},\
+          {\"role\":\"assistant\",\"content\":\"hello\"},\
+          {\"role\":\"user\",\"content\":\"joke?\"}],\
+          \"chosen\":[{\"role\":\"assistant\",\"content\":\"A fine one.\"}],\
+          \"rejected\":[{\"role\":\"assistant\",\"content\":\"No.\"}]}\n\
+         {\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},\
+          {\"role\":\"assistant\",\"content\":\"hello\"},\
+          {\"role\":\"user\",\"content\":\"joke?\"}],\
           \"responses\":[\"A fine one.\",\"No.\"]}\n\
-         {\"chosen\":\"\\n\\nHuman: hi\\n\\nAssistant: hello\\n\\nHuman: joke?\\n\\nAssistant: A fine one.\",\
-          \"rejected\":\"\\n\\nHuman: hi\\n\\nAssistant: hello\\n\\nHuman: joke?\\n\\nAssistant: No.\"}\n",
+         {\"chosen\":\
+          \"\\n\\nHuman: hi\\n\\nAssistant: hello\\n\\nHuman: joke?\\n\\nAssistant: A fine one.\",\
+          \"rejected\":\
+          \"\\n\\nHuman: hi\\n\\nAssistant: hello\\n\\nHuman: joke?\\n\\nAssistant: No.\"}\n",
     );
     let (r, _) = read_rankings(&p, false).unwrap();
     let prompt = "hi\nResponse: hello<|endoftext|>joke?";

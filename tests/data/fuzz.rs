@@ -1,6 +1,6 @@
 //! Property tests (proptest) of the JSONL readers and the ranking parser, with a fixed case count
-//! so they run in seconds (`cargo test --release --test data fuzz::`). Each property runs on three fixed
-//! seeds (the same cases everywhere) and one random seed, printed before it runs; a failing
+//! so they run in seconds (`cargo test --release --test data fuzz::`). Each property runs on three
+//! fixed seeds (the same cases everywhere) and one random seed, printed before it runs; a failing
 //! case is kept in `tests/data/fuzz.proptest-regressions` and replayed first by every later run:
 //!
 //! - on arbitrary bytes (biased towards JSON punctuation and record keys) no reader panics, and
@@ -288,19 +288,28 @@ proptest! {
         match (read_rankings(&p, false), first_bad) {
             (Ok((r, _)), None) => prop_assert_eq!(r.len(), n_valid),
             (Err(e), Some(n)) => prop_assert_eq!(line_of(&format!("{e:#}"), &p), Some(n)),
-            (res, want) => prop_assert!(false, "{:?} but first bad line {:?}", res.map(|r| r.0.len()), want),
+            (res, want) => prop_assert!(
+                false,
+                "{:?} but first bad line {:?}",
+                res.map(|r| r.0.len()),
+                want
+            ),
         }
         match (read_rankings(&p, true), first_syntax) {
             (Ok((r, rep)), None) => {
                 prop_assert_eq!(r.len(), n_valid);
-                let skipped: Vec<String> = bad_semantic.iter().map(|n| format!("line {n}:")).collect();
+                let skipped: Vec<String> =
+                    bad_semantic.iter().map(|n| format!("line {n}:")).collect();
                 prop_assert_eq!(rep.skipped.len(), skipped.len());
                 for (got, want) in rep.skipped.iter().zip(&skipped) {
                     prop_assert!(got.starts_with(want), "{} vs {}", got, want);
                 }
             }
             (Err(e), Some(n)) => prop_assert_eq!(line_of(&format!("{e:#}"), &p), Some(n)),
-            (Err(e), None) => prop_assert!(n_valid == 0 && format!("{e:#}").contains("no valid rankings"), "{e:#}"),
+            (Err(e), None) => prop_assert!(
+                n_valid == 0 && format!("{e:#}").contains("no valid rankings"),
+                "{e:#}"
+            ),
             (Ok(_), Some(n)) => prop_assert!(false, "syntax error on line {} not reported", n),
         }
         std::fs::remove_file(p).ok();
@@ -317,7 +326,13 @@ proptest! {
                 1 => obj["response"] = 17.into(),
                 2 => obj = serde_json::json!({ "prompt": prompt }),
                 3 => obj["response"] = "\n ".into(),
-                4 => obj = serde_json::json!({ "instruction": prompt, "input": null, "output": null }),
+                4 => {
+                    obj = serde_json::json!({
+                        "instruction": prompt,
+                        "input": null,
+                        "output": null
+                    })
+                }
                 _ => {}
             }
             let mut line = obj.to_string().into_bytes();
@@ -335,8 +350,15 @@ proptest! {
         let p = file(&bytes);
         match (read_sft(&p), first_bad) {
             (Ok(r), None) => prop_assert_eq!(r.len(), recs.len()),
-            (Err(e), Some(n)) => prop_assert_eq!(line_of(&format!("{e:#}"), &p), Some(n), "{:#}", e),
-            (res, want) => prop_assert!(false, "{:?} but first bad line {:?}", res.map(|r| r.len()), want),
+            (Err(e), Some(n)) => {
+                prop_assert_eq!(line_of(&format!("{e:#}"), &p), Some(n), "{:#}", e)
+            }
+            (res, want) => prop_assert!(
+                false,
+                "{:?} but first bad line {:?}",
+                res.map(|r| r.len()),
+                want
+            ),
         }
         std::fs::remove_file(p).ok();
     }

@@ -47,9 +47,11 @@ const SFT: &str = "{\"prompt\":\"Define: Cat\",\"response\":\"A soft machine.\"}
 const SAMPLES: &str =
     "{\"prompt\":\"Define: Cat\",\"responses\":[\"A soft machine.\",\"A dog.\"]}\n\
 \n{\"prompt\":\"Define: Owl\",\"responses\":[\"A wise bird.\",\"A night.\",\"A hoot.\"]}\n";
-const RANKINGS: &str = "{\"prompt\":\"Define: Cat\",\"responses\":[\"A soft machine.\",\"A dog.\"]}\n\
+const RANKINGS: &str =
+    "{\"prompt\":\"Define: Cat\",\"responses\":[\"A soft machine.\",\"A dog.\"]}\n\
 {\"prompt\":\"p\",\"chosen\":\"yes\",\"rejected\":\"no\"}\n\n\
-{\"chosen\":\"\\n\\nHuman: hi\\n\\nAssistant: hello\",\"rejected\":\"\\n\\nHuman: hi\\n\\nAssistant: go\"}\n";
+{\"chosen\":\"\\n\\nHuman: hi\\n\\nAssistant: hello\",\
+\"rejected\":\"\\n\\nHuman: hi\\n\\nAssistant: go\"}\n";
 
 #[test]
 fn windows_line_ends_read_as_the_same_jsonl_records() {

@@ -1,7 +1,7 @@
 //! Our GPT-2 against outside references: the GPT-2 tokenizer against tiktoken (`tokenizer.rs`)
-//! and, here, the model against Hugging Face `transformers` itself. The export →
-//! import round trips of `tests/model/hf.rs` compare our code with itself, so a tensor transposed the
-//! same wrong way in both directions passes them. The model in `model/` was made and saved by
+//! and, here, the model against Hugging Face `transformers` itself. The export → import round
+//! trips of `tests/model/hf.rs` compare our code with itself, so a tensor transposed the same
+//! wrong way in both directions passes them. The model in `model/` was made and saved by
 //! `transformers` (`make_reference.py` says how and why) and `logits.json` holds the logits
 //! `transformers` computed for it: importing it must give those logits, and exporting the
 //! import must give back the very tensors `transformers` saved. `half_precision.rs` imports the

@@ -392,8 +392,8 @@ fn gpt2_preset_forward_and_backward() {
     let l = loss.clone().into_scalar::<f32>();
     // at GPT-2 init a logit is h·w with |h|² ≈ C (after ln_f) and w ~ N(0, 0.02²): variance
     // σ² = 768 · 0.02² = 0.307, so the loss ≈ ln(50257) + σ²/2 = 10.825 + 0.154 = 10.979. The
-    // init (seeded: the host RNG of `InitRng`) and the dropout masks (seeded below) make it one number
-    // per seed: seeds 1..=8 and 124 gave 10.844 to 10.969 (mean 10.912, sd 0.044; tied
+    // init (seeded: the host RNG of `InitRng`) and the dropout masks (seeded below) make it one
+    // number per seed: seeds 1..=8 and 124 gave 10.844 to 10.969 (mean 10.912, sd 0.044; tied
     // embeddings correlate h and w through the context, hence a mean a little under the
     // theory), seed 124 10.964. ±0.2 holds every seed by over 1.5 sd, while a mis-scaled init
     // fails: σ twice 0.02 gives ≈ 10.825 + 1.23/2 = 11.44, σ = 1 a loss in the hundreds.

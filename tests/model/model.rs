@@ -264,7 +264,8 @@ fn gelu_new_matches_tanh_gelu_values_and_gradients() {
             g_ref[i]
         );
     }
-    // Hand values: gelu(0) = 0, gelu'(0) = 0.5, gelu(1) = 0.5·(1 + tanh(√(2/π)·1.044715)) ≈ 0.841192.
+    // Hand values: gelu(0) = 0, gelu'(0) = 0.5,
+    // gelu(1) = 0.5·(1 + tanh(√(2/π)·1.044715)) ≈ 0.841192.
     let at = |x: f32| xs.iter().position(|&v| (v - x).abs() < 1e-4).unwrap();
     assert!(y_new[at(0.0)].abs() < 1e-6 && (g_new[at(0.0)] - 0.5).abs() < 1e-6);
     assert!(

@@ -40,7 +40,9 @@ fn best_of_n_picks_the_rms_best_and_reports_the_exact_kl() {
     std::fs::write(
         &prompts,
         "{\"prompt\":\"Define: Cat\"}\n{\"prompt\":\"Continue: It was\"}\n\
-         {\"messages\":[{\"role\":\"user\",\"content\":\"Is it fine?\"},{\"role\":\"assistant\",\"content\":\"Very.\"},{\"role\":\"user\",\"content\":\"Shall we walk?\"}]}\n",
+         {\"messages\":[{\"role\":\"user\",\"content\":\"Is it fine?\"},\
+         {\"role\":\"assistant\",\"content\":\"Very.\"},\
+         {\"role\":\"user\",\"content\":\"Shall we walk?\"}]}\n",
     )
     .unwrap();
     let out = d.join("out");

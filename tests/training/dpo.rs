@@ -206,7 +206,8 @@ fn dpo_lowers_the_loss_and_learns_the_preferences() {
 }
 
 /// Runs `args --out out`, SIGKILLs it as soon as a checkpoint past step 0 (and before the end)
-/// exists, and returns the step of the checkpoint left behind (as `tests/commands/recovery.rs` does).
+/// exists, and returns the step of the checkpoint left behind (as `tests/commands/recovery.rs`
+/// does).
 fn run_and_kill(args: &[String], out: &Path) -> usize {
     let mut child = rlhf()
         .args(args)

@@ -67,7 +67,9 @@ fn fake_run(d: &Path) {
             {"name": "eval", "seconds": 8.1, "skipped": false}]}"#,
     );
     let lm = "step,loss/train,loss/eval,ppl/eval,lr,grad_norm,tokens_per_s\n\
-              1,6.2,6.1,445.0,0.001,1.0,100\n2,5.5,,,0.001,1.0,100\n3,5.0,4.9,134.3,0.001,1.0,100\n";
+              1,6.2,6.1,445.0,0.001,1.0,100\n\
+              2,5.5,,,0.001,1.0,100\n\
+              3,5.0,4.9,134.3,0.001,1.0,100\n";
     write(d, "pretrain/metrics.csv", lm);
     write(d, "sft/metrics.csv", lm);
     write(
@@ -79,8 +81,11 @@ fn fake_run(d: &Path) {
     write(
         d,
         "ppo/metrics.csv",
-        "step,ppo/rm_score,ppo/kl,ppo/reward,loss/policy,loss/value,loss/ptx,ppo/clip_frac,ppo/entropy,ppo/approx_kl,ppo/response_len,ppo/kl_coef\n\
-         1,0.1,0.0,0.1,0.1,1.0,,0.1,3.0,0.01,20,0.05\n2,0.5,1.5,0.45,0.1,0.8,3.2,0.2,2.9,0.02,21,0.05\n3,0.9,2.5,0.8,0.1,0.5,3.1,0.1,2.8,0.01,22,0.05\n",
+        "step,ppo/rm_score,ppo/kl,ppo/reward,loss/policy,loss/value,loss/ptx,\
+         ppo/clip_frac,ppo/entropy,ppo/approx_kl,ppo/response_len,ppo/kl_coef\n\
+         1,0.1,0.0,0.1,0.1,1.0,,0.1,3.0,0.01,20,0.05\n\
+         2,0.5,1.5,0.45,0.1,0.8,3.2,0.2,2.9,0.02,21,0.05\n\
+         3,0.9,2.5,0.8,0.1,0.5,3.1,0.1,2.8,0.01,22,0.05\n",
     );
     write(d, "eval/eval.json", &eval_json(147.25, 150.5));
     write(d, "eval_noptx/eval.json", &eval_json(147.25, 200.75));
@@ -162,7 +167,8 @@ fn report_of_a_fake_run_matches_its_inputs() {
         "| pretrain | 60.4 |",
         "| model | 2 layers × 64 wide, 4 heads, context 64, vocabulary 512 |",
         "| pretrain | 120 steps, batch 8, lr 0.002 |",
-        "| ppo | 12 iterations × 16 episodes (minibatch 8), policy lr 0.0001, β 0.12, γ_ptx 0.25, score cap none |",
+        "| ppo | 12 iterations × 16 episodes (minibatch 8), policy lr 0.0001, β 0.12, \
+         γ_ptx 0.25, score cap none |",
         "**0.875** (3 wins, 1 ties, 0 losses)",
         "| labeler score (VADER compound) | 0.410 | 0.020 |",
         "| held-out perplexity | 150.50 | 147.25 |",

@@ -115,7 +115,8 @@ fn mean_std_edge_cases() {
 //   for t in reversed(range(len(r))):
 //     nv=v[t+1] if t+1<len(r) else 0; x=r[t]+g*nv-v[t]+g*l*x; a[t]=x
 //   return a,[ai+vi for ai,vi in zip(a,v)]
-// print(gae([0.1,-0.2,1.0],[0.5,0.3,0.4],1.0,0.95)); print(gae([0.1,-0.2,1.0],[0.5,0.3,0.4],0.9,1.0))"
+// print(gae([0.1,-0.2,1.0],[0.5,0.3,0.4],1.0,0.95))
+// print(gae([0.1,-0.2,1.0],[0.5,0.3,0.4],0.9,1.0))"
 //   -> ([0.3465, 0.47, 0.6], [0.8465, 0.77, 1.0])
 //   -> ([0.23, 0.40, 0.6], [0.73, 0.70, 1.0])
 const R: [f32; 3] = [0.1, -0.2, 1.0];
@@ -137,7 +138,8 @@ fn gae_gamma09_lambda1() {
     // t=2: δ = 1.0 − 0.4 = 0.6;                  A2 = 0.6
     // t=1: δ = −0.2 + 0.9·0.4 − 0.3 = −0.14;     A1 = −0.14 + 0.9·0.6 = 0.40
     // t=0: δ = 0.1 + 0.9·0.3 − 0.5 = −0.13;      A0 = −0.13 + 0.9·0.40 = 0.23
-    // returns = [0.73, 0.70, 1.0] = discounted MC returns: 1.0; −0.2+0.9·1 = 0.7; 0.1+0.9·0.7 = 0.73
+    // returns = [0.73, 0.70, 1.0] = discounted MC returns: 1.0; −0.2+0.9·1 = 0.7;
+    //   0.1+0.9·0.7 = 0.73
     let (a, ret) = gae(&R, &V, 0.9, 1.0);
     assert_all_close(&a, &[0.23, 0.40, 0.6], TOL, "adv");
     assert_all_close(&ret, &[0.73, 0.70, 1.0], TOL, "ret");
@@ -163,7 +165,8 @@ fn policy_loss_with_clipping() {
     // loss = (−1.2 + 1.6 − 0.55 + 1.5)/4 = 1.35/4 = 0.3375; clip_frac = 2/4 = 0.5
     // approx_kl = 0.5·mean(ln²ρ) = 0.5·(0.16440+0.48045+0.00908+0.16440)/4 = 0.1022926
     // python3 -c "import math;r=[1.5,0.5,1.1,1.5];A=[1,-2,0.5,-1];c=lambda x:min(max(x,0.8),1.2);
-    //   t=[max(-a*x,-a*c(x)) for a,x in zip(A,r)];print(sum(t)/4,sum(-a*c(x)>-a*x for a,x in zip(A,r))/4,
+    //   t=[max(-a*x,-a*c(x)) for a,x in zip(A,r)];
+    //   print(sum(t)/4,sum(-a*c(x)>-a*x for a,x in zip(A,r))/4,
     //   0.5*sum(math.log(x)**2 for x in r)/4)"  -> 0.3375 0.5 0.10229261900985812
     let (new, old, adv) = policy_case();
     let out = ppo_policy_loss(&new, &old, &adv, 0.2);
@@ -267,7 +270,8 @@ fn entropy_cases() {
     assert_close(entropy_from_logits(&[1000.0, 1000.0]), LN_2, TOL, "big");
     // logits [0, ln2, ln3] -> p = [1/6, 2/6, 3/6];
     // H = −(1/6·ln(1/6) + 1/3·ln(1/3) + 1/2·ln(1/2)) = 0.298627 + 0.366204 + 0.346574 = 1.0114043
-    // python3 -c "import math;p=[1/6,2/6,3/6];print(-sum(q*math.log(q) for q in p))"  -> 1.0114042647073518
+    // python3 -c "import math;p=[1/6,2/6,3/6];print(-sum(q*math.log(q) for q in p))"
+    //   -> 1.0114042647073518
     let l = [0.0, 2.0f32.ln(), 3.0f32.ln()];
     assert_close(entropy_from_logits(&l), 1.011_404_3, TOL, "1-2-3");
     // A −∞ (masked) logit contributes nothing: same as uniform over 2.

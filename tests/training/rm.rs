@@ -208,7 +208,13 @@ fn each_response_is_forwarded_once_per_step() {
 fn invalid_rankings_name_file_and_line() {
     let d = common::tmp_dir("rm-bad");
     let f = d.join("bad.jsonl");
-    std::fs::write(&f, "{\"prompt\":\"p\",\"responses\":[\"a\",\"b\"]}\n{\"prompt\":\"p\",\"responses\":[\"a\",\"a\"]}\n{\"prompt\":\"q\",\"responses\":[\"x\"]}\n").unwrap();
+    std::fs::write(
+        &f,
+        "{\"prompt\":\"p\",\"responses\":[\"a\",\"b\"]}\n\
+         {\"prompt\":\"p\",\"responses\":[\"a\",\"a\"]}\n\
+         {\"prompt\":\"q\",\"responses\":[\"x\"]}\n",
+    )
+    .unwrap();
     let e = format!(
         "{:#}",
         rlhf::data::rankings::read_rankings(&f, false).unwrap_err()

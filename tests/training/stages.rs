@@ -56,7 +56,8 @@ fn sentiment_labeler_ranks_most_positive_first_and_reports_agreement() {
     let s = d.join("samples.jsonl");
     std::fs::write(
         &s,
-        "{\"prompt\":\"p1\",\"responses\":[\"It was a terrible day.\",\"It was a good day.\",\"It was a day.\",\"It was a wonderful, happy day!\"]}\n\
+        "{\"prompt\":\"p1\",\"responses\":[\"It was a terrible day.\",\"It was a good day.\",\
+         \"It was a day.\",\"It was a wonderful, happy day!\"]}\n\
          {\"prompt\":\"p2\",\"responses\":[\"same\",\"same\"]}\n\
          {\"prompt\":\"p3\",\"responses\":[\"A chair.\",\"Good.\",\"A table.\",\"Bad.\"]}\n\
          {\"prompt\":\"p4\",\"responses\":[\"A chair.\",\"A table.\"]}\n",

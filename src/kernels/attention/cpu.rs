@@ -237,7 +237,10 @@ simd_dispatch!(
 simd_dispatch!(
     #[allow(clippy::too_many_arguments)]
     backward_simd => Block::backward,
-    (blk: &Block, o: &Rows, lse: &[f32], d_o: &Rows, dq: &mut [f32], dkv: DkDv, p: &mut [f32], dp: &mut [f32])
+    (
+        blk: &Block, o: &Rows, lse: &[f32], d_o: &Rows, dq: &mut [f32], dkv: DkDv,
+        p: &mut [f32], dp: &mut [f32]
+    )
 );
 
 impl AttentionExt for Flex {

@@ -1,7 +1,7 @@
 //! The reference twin of the fused attention kernels in plain burn ops (matmul → mask → softmax →
 //! matmul). It keeps the (T × Tk) score matrix the kernels avoid; `causal_attention` falls back to
-//! it where no kernel applies (or with the kernels turned off), and `tests/attention_kernel.rs` compares the kernels' outputs and
-//! gradients against it.
+//! it where no kernel applies (or with the kernels turned off), and `tests/attention_kernel.rs`
+//! compares the kernels' outputs and gradients against it.
 
 use super::MASK_VALUE;
 use burn::prelude::*;

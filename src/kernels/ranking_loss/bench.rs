@@ -59,7 +59,8 @@ pub fn bench_rank_loss(device: &Device) -> Result<()> {
     println!("  burn reference  {:9.3} ms", reference * 1e3);
     println!("  ratio (reference / kernel) {:.2}x", reference / kernel);
     println!(
-        "{{\"bench\":\"rank-loss\",\"prompts\":64,\"k\":9,\"kernel_ms\":{:.3},\"reference_ms\":{:.3},\"speedup\":{:.2}}}",
+        "{{\"bench\":\"rank-loss\",\"prompts\":64,\"k\":9,\
+         \"kernel_ms\":{:.3},\"reference_ms\":{:.3},\"speedup\":{:.2}}}",
         kernel * 1e3,
         reference * 1e3,
         reference / kernel

@@ -5,7 +5,8 @@
 //! rewards prompt-major and best first within a prompt. [`ranking_loss`] runs the one-pass WGSL
 //! kernel (`shaders/ranking_loss.wgsl`) on wgpu devices and [`ranking_loss_reference`], the same
 //! loss in plain burn ops, elsewhere; the two are compared (values and gradients) in
-//! `tests/rank_kernel.rs`. [`bench_rank_loss`] times one against the other (`rlhf bench rank-loss`).
+//! `tests/rank_kernel.rs`. [`bench_rank_loss`] times one against the other
+//! (`rlhf bench rank-loss`).
 //!
 //! Why an extension and not burn ops: the loss over ragged K-wise rankings is a gather of
 //! C(K,2) pairs per prompt followed by several elementwise ops and a reduction, each a kernel

@@ -56,7 +56,8 @@ pub fn section(s: &mut String, f: &Frontier, plot: Option<&str>) {
     );
     let _ = writeln!(
         s,
-        "| method | KL (nats) | win rate | labeler score | held-out ppl | wall time |\n|---|---|---|---|---|---|"
+        "| method | KL (nats) | win rate | labeler score | held-out ppl | wall time |\n\
+         |---|---|---|---|---|---|"
     );
     for p in &f.points {
         let _ = writeln!(

@@ -176,7 +176,8 @@ fn summary_lines(s: &mut String, e: &EvalReport) {
     let w = &e.win_rate;
     let _ = writeln!(
         s,
-        "\n- win rate of PPO over SFT (sentiment labeler, ties count half): **{:.3}** ({} wins, {} ties, {} losses)",
+        "\n- win rate of PPO over SFT (sentiment labeler, ties count half): **{:.3}** \
+         ({} wins, {} ties, {} losses)",
         w.rate, w.wins, w.ties, w.losses
     );
     if let Some(r) = &e.rm_win_rate {
@@ -209,7 +210,11 @@ fn word_growth_table(s: &mut String, words: &[WordGrowth]) {
         s,
         "\nWords whose share grew most from SFT to PPO samples (reward hacking shows here):\n"
     );
-    let _ = writeln!(s, "| word | SFT count | PPO count | SFT share | PPO share | growth |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| word | SFT count | PPO count | SFT share | PPO share | growth |\n\
+         |---|---|---|---|---|---|"
+    );
     for g in words {
         let _ = writeln!(
             s,
@@ -258,7 +263,8 @@ fn samples_section(s: &mut String, inp: &RunInputs, max: usize) {
     }
     let _ = writeln!(
         s,
-        "## Conversations: SFT vs PPO\n\nThe history, then each model's next turn.\n\n| conversation | SFT | PPO |\n|---|---|---|"
+        "## Conversations: SFT vs PPO\n\nThe history, then each model's next turn.\n\n\
+         | conversation | SFT | PPO |\n|---|---|---|"
     );
     for p in conversations.into_iter().take(max) {
         let history: Vec<String> = display_prompt(&p.prompt).lines().map(cell).collect();

@@ -43,7 +43,8 @@ pub fn run(ckpt: &Path, opts: &ChatOptions, device: &Device) -> Result<()> {
     );
     let stdin = std::io::stdin();
     eprintln!(
-        "chat with {} (/reset starts over, /save FILE writes the conversation; empty line or {EOF_KEYS} quits)",
+        "chat with {} (/reset starts over, /save FILE writes the conversation; \
+         empty line or {EOF_KEYS} quits)",
         loaded.dir.display()
     );
     let mut turn = 0;
@@ -85,7 +86,8 @@ pub fn run(ckpt: &Path, opts: &ChatOptions, device: &Device) -> Result<()> {
 fn notices(r: &Reply, n_ctx: usize) {
     if r.dropped > 0 {
         eprintln!(
-            "(the conversation outgrew the model's context of {n_ctx} tokens: the oldest {} exchange{} dropped)",
+            "(the conversation outgrew the model's context of {n_ctx} tokens: \
+             the oldest {} exchange{} dropped)",
             r.dropped,
             if r.dropped == 1 { " was" } else { "s were" }
         );

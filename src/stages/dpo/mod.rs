@@ -6,9 +6,10 @@
 //! response runs through the policy once per step; the frozen reference's log-probabilities are
 //! computed once at setup and cached (`setup`).
 //!
-//! Parts: `config` (the settings, saved as `stage.json`), `job` (what is asked, what is reported), `setup` (data, models, the reference's
-//! cache), `logps` (log-probabilities of sets of rankings without gradients), `loss` (the loss on
-//! tensors), `step` (one step's loss and gradient), `train` (the stage the trainer drives).
+//! Parts: `config` (the settings, saved as `stage.json`), `job` (what is asked, what is
+//! reported), `setup` (data, models, the reference's cache), `logps` (log-probabilities of sets
+//! of rankings without gradients), `loss` (the loss on tensors), `step` (one step's loss and
+//! gradient), `train` (the stage the trainer drives).
 //! The pure math, with hand-checked numbers, is `rl::dpo`.
 
 pub mod config;

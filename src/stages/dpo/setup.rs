@@ -116,7 +116,8 @@ pub(super) fn prepare(job: &DpoJob, device: &Device) -> Result<Prepared> {
     let val = with_reference(&reference, val, tok.eot, per_batch, device)?;
     let ks = rankings.iter().map(|r| r.responses.len());
     eprintln!(
-        "dpo: {} train / {} held-out prompts (K = {}..{}); the reference's log-probabilities of {n_seqs} responses cached in {:.1}s",
+        "dpo: {} train / {} held-out prompts (K = {}..{}); \
+         the reference's log-probabilities of {n_seqs} responses cached in {:.1}s",
         groups.len(),
         val.len(),
         ks.clone().min().unwrap_or(0),

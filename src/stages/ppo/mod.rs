@@ -1,9 +1,10 @@
 //! `rlhf ppo`: PPO-ptx (InstructGPT eq. 2), or RLOO with `--algo rloo` (k responses per prompt,
-//! each one's baseline the others' mean return, no value model). PPO has four models: the policy (from SFT, trained), the
-//! reference (a frozen copy of SFT), the value model (from the RM, trained) and the reward model
-//! (frozen). Each iteration samples one response per prompt for a batch of prompts, scores it,
-//! turns score and per-token KL into rewards, computes GAE advantages and trains both models
-//! for a few epochs of minibatches, mixing in pretraining batches when `ptx_coef > 0`.
+//! each one's baseline the others' mean return, no value model). PPO has four models: the policy
+//! (from SFT, trained), the reference (a frozen copy of SFT), the value model (from the RM,
+//! trained) and the reward model (frozen). Each iteration samples one response per prompt for a
+//! batch of prompts, scores it, turns score and per-token KL into rewards, computes GAE
+//! advantages and trains both models for a few epochs of minibatches, mixing in pretraining
+//! batches when `ptx_coef > 0`.
 //!
 //! The checkpoint (`ckpt/`) is the policy, a language model every other command reads, with the
 //! value model and its optimizer in `ckpt/value/`, written in the same atomic commit; the KL

@@ -67,8 +67,8 @@ pub struct RolloutModels<'a> {
 
 /// Samples one response per prompt and records log-probs (of the tempered distribution the
 /// responses are drawn from, `sampling.temperature` > 0) and values (when there is a value
-/// model). Prompts must already fit
-/// (`len + max_new_tokens + 1 ≤ n_ctx`, see `data::pairs::fit_prompt`). Forwards run `chunk` episodes at a time.
+/// model). Prompts must already fit (`len + max_new_tokens + 1 ≤ n_ctx`, see
+/// `data::pairs::fit_prompt`). Forwards run `chunk` episodes at a time.
 pub fn rollout(
     m: &RolloutModels<'_>,
     prompts: &[Vec<u32>],

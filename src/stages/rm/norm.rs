@@ -88,8 +88,9 @@ pub(super) fn normalisation(
     Ok(Normalisation::of_scores(&r))
 }
 
-/// Default [`super::RmJob::norm_max`]. The bias is a mean: over 1,000 responses its standard error is
-/// ~3% of the reward's spread (the sd's, ~2%), and scoring the default job's 9,000 took ~60 s of the RM stage.
+/// Default [`super::RmJob::norm_max`]. The bias is a mean: over 1,000 responses its standard error
+/// is ~3% of the reward's spread (the sd's, ~2%), and scoring the default job's 9,000 took ~60 s of
+/// the RM stage.
 pub const DEFAULT_NORM_MAX: usize = 1000;
 
 /// The responses the bias is computed on: one response of every prompt, then a second, and so

@@ -62,7 +62,10 @@ fn overlong_prompts_are_cut_from_the_left_with_a_counted_warning() {
     );
     // tiny: n_ctx 64, 8 of them kept for the response → 56 prompt tokens
     assert!(
-        err.contains("sample: warning: 1 of 2 prompts are longer than the 56 tokens the context leaves beside --max-new-tokens 8 and were cut from the left"),
+        err.contains(
+            "sample: warning: 1 of 2 prompts are longer than the 56 tokens the context leaves \
+             beside --max-new-tokens 8 and were cut from the left"
+        ),
         "{err}"
     );
     let read = rlhf::data::formats::read_samples(&samples).unwrap();
@@ -94,7 +97,10 @@ fn overlong_prompts_are_cut_from_the_left_with_a_counted_warning() {
         ],
     );
     assert!(
-        err.contains("sft: warning: 1 of 3 demonstrations were longer than the context (64 tokens) and were cut, the prompt from the left"),
+        err.contains(
+            "sft: warning: 1 of 3 demonstrations were longer than the context (64 tokens) \
+             and were cut, the prompt from the left"
+        ),
         "{err}"
     );
 
@@ -111,7 +117,10 @@ fn overlong_prompts_are_cut_from_the_left_with_a_counted_warning() {
     );
     // the long prompt's two sequences of the six
     assert!(
-        err.contains("rm: warning: 2 of 6 prompt + response sequences were longer than the context (64 tokens) and were cut, the prompt from the left"),
+        err.contains(
+            "rm: warning: 2 of 6 prompt + response sequences were longer than the context \
+             (64 tokens) and were cut, the prompt from the left"
+        ),
         "{err}"
     );
 
@@ -121,7 +130,10 @@ fn overlong_prompts_are_cut_from_the_left_with_a_counted_warning() {
         &[("--rm", &rm), ("--data", &samples), ("--out", &scores)],
     );
     assert!(
-        err.contains("score: warning: 2 of 4 prompt + response sequences were longer than the context (64 tokens) and were cut, the prompt from the left"),
+        err.contains(
+            "score: warning: 2 of 4 prompt + response sequences were longer than the context \
+             (64 tokens) and were cut, the prompt from the left"
+        ),
         "{err}"
     );
     let text = std::fs::read_to_string(&scores).unwrap();

@@ -8,10 +8,23 @@ use crate::fixtures::rlhf;
 /// (command, what the message must contain).
 #[rustfmt::skip]
 const USAGE: &[(&str, &[&str])] = &[
-    ("pretrain --bogus --corpus c.txt --tokenizer t.json --out {out}", &["unexpected argument '--bogus' found"]),
-    ("pretrain --corpus c.txt --tokenizer t.json", &["the following required arguments were not provided", "--out <OUT>"]),
-    ("sample --ckpt c --prompts p.jsonl -k abc --out {out}", &["invalid value 'abc' for '--k <K>': invalid digit found in string"]),
-    ("pipeline -k 10 --out {out}", &["invalid value '10' for '--k <K>': must be between 2 and 9 (the ranking loss takes at most 9 responses per prompt)"]),
+    (
+        "pretrain --bogus --corpus c.txt --tokenizer t.json --out {out}",
+        &["unexpected argument '--bogus' found"],
+    ),
+    (
+        "pretrain --corpus c.txt --tokenizer t.json",
+        &["the following required arguments were not provided", "--out <OUT>"],
+    ),
+    (
+        "sample --ckpt c --prompts p.jsonl -k abc --out {out}",
+        &["invalid value 'abc' for '--k <K>': invalid digit found in string"],
+    ),
+    (
+        "pipeline -k 10 --out {out}",
+        &["invalid value '10' for '--k <K>': must be between 2 and 9 \
+           (the ranking loss takes at most 9 responses per prompt)"],
+    ),
     ("pipeline -k 1 --out {out}", &["invalid value '1' for '--k <K>': must be between 2 and 9"]),
 ];
 
@@ -24,13 +37,18 @@ const COMMANDS: &[(&str, &str)] = &[
     ("dpo", "dpo --device cpu --init c --data d.jsonl --out {out}"),
 ];
 
+/// Every command of [`COMMANDS`].
+const ALL: &[&str] = &["pretrain", "sft", "rm", "dpo"];
+/// Every command of [`COMMANDS`] but `dpo`.
+const NOT_DPO: &[&str] = &["pretrain", "sft", "rm"];
+
 /// (flag, values outside its range, the range as the message says it, the commands taking it).
 #[rustfmt::skip]
 const RANGES: &[(&str, &[&str], &str, &[&str])] = &[
-    ("--lr", &["NaN", "0", "-1e-3", "1e300", "inf"], "must be a number in (0, 1]", &["pretrain", "sft", "rm", "dpo"]),
-    ("--batch-size", &["0", "100000000000", "-1"], "must be between 1 and 65536", &["pretrain", "sft", "rm", "dpo"]),
-    ("--dropout", &["NaN", "1", "-0.1", "1e300"], "must be a number in [0, 1)", &["pretrain", "sft", "rm"]),
-    ("--val-fraction", &["NaN", "0", "1", "1e300"], "must be a number in (0, 1)", &["pretrain", "sft", "rm", "dpo"]),
+    ("--lr", &["NaN", "0", "-1e-3", "1e300", "inf"], "must be a number in (0, 1]", ALL),
+    ("--batch-size", &["0", "100000000000", "-1"], "must be between 1 and 65536", ALL),
+    ("--dropout", &["NaN", "1", "-0.1", "1e300"], "must be a number in [0, 1)", NOT_DPO),
+    ("--val-fraction", &["NaN", "0", "1", "1e300"], "must be a number in (0, 1)", ALL),
     ("--beta", &["NaN", "0", "1e300"], "must be a number in (0, 1000]", &["dpo"]),
 ];
 
