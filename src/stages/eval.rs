@@ -1,7 +1,7 @@
 //! `rlhf eval`: a policy against a baseline on held-out prompts. Both generate
 //! `samples_per_prompt` responses per prompt with the same sampling settings, each from its own
-//! random stream of the seed; the labeler
-//! judges them pair by pair (win rate, with its interval over prompts), and the guards of `crate::eval` say whether the win is real: KL to the baseline,
+//! random stream of the seed; the labeler judges them pair by pair (win rate, with its interval
+//! over prompts), and the guards of `crate::eval` say whether the win is real: KL to the baseline,
 //! held-out perplexity (the alignment tax), fluency under the pretrained model, distinct-n,
 //! response length and the words whose frequency grew most. Writes `samples_policy.jsonl`,
 //! `samples_baseline.jsonl` and `eval.json` into `out`; the fields are documented in

@@ -148,6 +148,18 @@ pub struct Finished<S: Stage> {
     pub seconds: f64,
 }
 
+impl<S: Stage> Finished<S> {
+    /// `count` (something counted over this invocation's steps) per step run; NaN when no
+    /// step ran (a resumed finished stage).
+    pub fn per_step(&self, count: usize) -> f64 {
+        if self.steps_run > 0 {
+            count as f64 / self.steps_run as f64
+        } else {
+            f64::NAN
+        }
+    }
+}
+
 impl Trainer<'_> {
     /// Runs `stage` from `start` to `cadence.steps`.
     pub fn run<S: Stage>(&self, stage: &mut S, start: Start) -> Result<Finished<S>> {

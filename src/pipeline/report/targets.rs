@@ -167,6 +167,13 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
             }),
         ));
     }
+    v.push(wall_time_row(inp));
+    v
+}
+
+/// The pipeline's wall time against its preset's limit (judged only for a full run of a preset
+/// with a limit).
+fn wall_time_row(inp: &RunInputs) -> TargetRow {
     let preset = inp.config.as_ref().map_or("", |c| c.cfg.preset.as_str());
     let limit = pipeline_seconds_max(preset);
     let goal = match limit {
@@ -188,6 +195,5 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
     if limit.is_none() || pipeline_seconds(inp).is_some_and(|(_, skipped)| skipped) {
         r.verdict = None; // no goal, or not a full run: nothing to judge
     }
-    v.push(r);
-    v
+    r
 }

@@ -83,6 +83,7 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
     };
     let fin = trainer.run(&mut stage, begun.start)?;
     let loss = |r: &Option<DpoRow>| r.as_ref().map_or(f64::NAN, |r| r.train.loss);
+    let sequences_per_step = fin.per_step(stage.seqs);
     let summary = DpoSummary {
         steps: fin.state.step,
         beta: job.cfg.beta,
@@ -94,11 +95,7 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         first_eval: fin.first_eval.unwrap_or_default(),
         final_eval: fin.last_eval.unwrap_or_default(),
         skipped_steps: fin.skipped,
-        sequences_per_step: if fin.steps_run > 0 {
-            stage.seqs as f64 / fin.steps_run as f64
-        } else {
-            f64::NAN
-        },
+        sequences_per_step,
         seconds: run.seconds(),
         fused_kernels: run.launches(),
     };

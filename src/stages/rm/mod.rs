@@ -52,19 +52,19 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
     // normalised at the end, as a finished run is.
     let done = begun.extra.filter(|_| begun.start.state.finished);
     run.save_settings(&job.train)?;
-    let ckpt_cfg = CheckpointConfig {
-        kind: CheckpointKind::Rm,
-        stage: "rm".into(),
-        model: data.mcfg.clone(),
-        reward_bias: None,
-        reward_gain: None,
-    };
     let mut stage = RmTrain {
         job: &job,
         groups: &data.groups,
         val: &data.val,
         tok: &data.tok,
-        ckpt_cfg,
+        // raw until the last save normalises it (`train`)
+        ckpt_cfg: CheckpointConfig {
+            kind: CheckpointKind::Rm,
+            stage: "rm".into(),
+            model: data.mcfg.clone(),
+            reward_bias: None,
+            reward_gain: None,
+        },
         // dropout only in the training copy: the saved config keeps 0 (a reward must not
         // depend on a dropout mask), and evaluation scores through `valid()`, which has none
         net: Trained::new(
@@ -94,6 +94,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         gain: f64::NAN,
         bias: f64::NAN,
     });
+    let sequences_per_step = fin.per_step(stage.seqs);
     let summary = RmSummary {
         steps: fin.state.step,
         train_prompts: data.groups.len(),
@@ -105,11 +106,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
         reward_bias: norm.bias,
         reward_gain: norm.gain,
         skipped_steps: fin.skipped,
-        sequences_per_step: if fin.steps_run > 0 {
-            stage.seqs as f64 / fin.steps_run as f64
-        } else {
-            f64::NAN
-        },
+        sequences_per_step,
         seconds: run.seconds(),
         fused_kernels: run.launches(),
     };
