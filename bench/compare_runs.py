@@ -73,6 +73,8 @@ def normal(path, root):
         text = data.decode()
         text = re.sub(r"(## Stage times\n)(.*?)(\n## )", r"\1\3", text, flags=re.S)
         text = re.sub(r"^# Run report: .*$", "", text, flags=re.M)
+        # the wall-time target's verdict follows the time
+        text = re.sub(r"^\| Pipeline wall time .*$", "", text, flags=re.M)
         text = re.sub(r"\d[\d,]*(\.\d+)?\s?(s|min|ms)\b", "TIME", text)
         text = re.sub(r"\d[\d,]*(\.\d+)?\s?tok(ens)?/s", "RATE", text)
         return text.encode()

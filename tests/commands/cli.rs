@@ -84,9 +84,15 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         .map(|r| r[acc])
         .find(|v| v.is_finite())
         .unwrap();
+    // with the interval of rm/summary.json
+    let rs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("rm/summary.json")).unwrap())
+            .unwrap();
+    let ri = &rs["final_accuracy_interval"];
+    let (lo, hi) = (ri["lo"].as_f64().unwrap(), ri["hi"].as_f64().unwrap());
     assert!(
         md.contains(&format!(
-            "| RM held-out pairwise accuracy | ≥ 0.75 | {last_acc:.3} |"
+            "| RM held-out pairwise accuracy | ≥ 0.75 | {last_acc:.3} [{lo:.3}, {hi:.3}] |"
         )),
         "report.md does not show the RM accuracy {last_acc:.3} of rm/metrics.csv:\n{md}"
     );
@@ -94,8 +100,10 @@ fn pipeline_tiny_end_to_end_and_rerun_skips() {
         serde_json::from_str(&std::fs::read_to_string(out.join("eval/eval.json")).unwrap())
             .unwrap();
     let win = ev["win_rate"]["rate"].as_f64().unwrap();
+    let wi = &ev["win_rate_interval"];
+    let (lo, hi) = (wi["lo"].as_f64().unwrap(), wi["hi"].as_f64().unwrap());
     assert!(
-        md.contains(&format!("| {win:.3} |")),
+        md.contains(&format!("| {win:.3} [{lo:.3}, {hi:.3}] |")),
         "win rate {win:.3}:\n{md}"
     );
     // the ptx ablation's held-out perplexities are the report's "without ptx" row
