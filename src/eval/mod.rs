@@ -24,6 +24,8 @@
 //!   without it), `distinct_1`, `distinct_2` (over words, see `guards`), `mean_response_tokens`
 //!   (tokenizer tokens, closing token excluded), `empty_responses`;
 //! - `pretrained_heldout_ppl`: the pretrained model's held-out perplexity (`null` without it);
+//! - `rm_length_effect` ([`length::LengthEffect`]): how much of the policy's RM-score gain its
+//!   response length explains (`null` without `--rm`);
 //! - `top_word_growth`: up to 10 [`guards::WordGrowth`] {`word`, `baseline_count`,
 //!   `policy_count`, `baseline_freq`, `policy_freq`, `growth`}, largest growth first;
 //! - `heldout` {`text`, `windows`, `window_tokens`}: what the perplexities were measured on;
@@ -32,6 +34,7 @@
 pub mod bon;
 pub mod guards;
 pub mod interval;
+pub mod length;
 pub mod lm;
 pub mod table;
 
@@ -85,6 +88,10 @@ pub struct EvalReport {
     pub policy: ModelEval,
     pub baseline: ModelEval,
     pub pretrained_heldout_ppl: Option<f64>,
+    /// The part of the RM-score gain that response length explains (`null` without an RM, and
+    /// in files written before it was measured).
+    #[serde(default)]
+    pub rm_length_effect: Option<length::LengthEffect>,
     pub top_word_growth: Vec<guards::WordGrowth>,
     pub heldout: HeldoutInfo,
     pub sampling: SampleConfig,

@@ -11,6 +11,24 @@ pub fn num(x: Option<f64>, digits: usize) -> String {
     }
 }
 
+/// The RM-score gain and the part of it that length explains, flagged when it is most of it.
+pub fn length_line(e: &super::length::LengthEffect) -> String {
+    let share = match e.share {
+        Some(x) => format!("{:.0}%", 100.0 * x),
+        None => "—".to_string(),
+    };
+    let flag = if e.share.is_some_and(|x| x > super::length::MOSTLY_LENGTH) {
+        " — mostly length"
+    } else {
+        ""
+    };
+    format!(
+        "RM gain {:+.3}, of which length explains {:+.3} ({share}: {:+.1} tokens at {:+.4} per \
+         token){flag}",
+        e.reward_gain, e.explained_by_length, e.length_change, e.slope_per_token
+    )
+}
+
 /// ` [lo, hi]` (the 95% interval) with `digits` decimals, or nothing when absent.
 pub fn interval(i: Option<super::interval::Interval>, digits: usize) -> String {
     match i {
@@ -107,6 +125,9 @@ pub fn format_table(r: &EvalReport) -> String {
         interval(r.kl_interval, 3),
         r.kl_nats_per_token
     );
+    if let Some(e) = &r.rm_length_effect {
+        let _ = writeln!(s, "  {}", length_line(e));
+    }
     if let Some(x) = r.pretrained_heldout_ppl {
         let _ = writeln!(s, "  pretrained model held-out perplexity: {x:.2}");
     }

@@ -17,6 +17,7 @@ use crate::eval::guards::{
     distinct_n, frequency_growth, mean, perplexity, win_outcomes, win_rate, words, WinRate,
 };
 use crate::eval::interval::{group_means, mean_interval};
+use crate::eval::length::{length_effect, LengthEffect};
 use crate::eval::lm::{sequence_logprobs, spaced_windows, windows_perplexity, ScoredSeq};
 use crate::eval::{table, EvalReport, HeldoutInfo, ModelEval};
 use crate::labeler::sentiment::SentimentScorer;
@@ -447,6 +448,15 @@ fn conversation_win_rate(prompts: &[String], sent: &[Vec<f64>; 2]) -> Option<Win
     (!policy.is_empty()).then(|| win_rate(&policy, &baseline, 1e-9))
 }
 
+/// How much of the policy's RM-score gain its response lengths explain (`None` without an RM).
+fn rm_length_effect(c: &Compared) -> Option<LengthEffect> {
+    let lens = |side: usize| -> Vec<f64> { c.gen[side].iter().map(|g| g.len() as f64).collect() };
+    match &c.rm {
+        [Some(p), Some(b)] => length_effect((&lens(0), p), (&lens(1), b)),
+        _ => None,
+    }
+}
+
 /// Runs the evaluation, writes its files into `job.out`, prints the table; returns the report.
 pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
     let t0 = std::time::Instant::now();
@@ -486,6 +496,7 @@ pub fn run(job: &EvalJob, device: &Device) -> Result<EvalReport> {
         kl_interval: mean_interval(&group_means(&kl, per)),
         policy: model_eval(&m.policy, 0, &c, judge, &windows, bs, device)?,
         baseline: model_eval(&m.baseline, 1, &c, judge, &windows, bs, device)?,
+        rm_length_effect: rm_length_effect(&c),
         pretrained_heldout_ppl: judge
             .map(|p| windows_perplexity(&p.model, &windows, bs.min(16), device))
             .transpose()?,

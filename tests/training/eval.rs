@@ -203,6 +203,22 @@ fn eval_command_on_tiny_checkpoints() {
         r.policy.heldout_ppl
     ));
     assert!(r.policy.rm_score.is_some() && r.rm_win_rate.is_some());
+    // the length effect is measured on the same samples: its changes are the reported means';
+    // random models rarely close a response, so when every response is the full 12 tokens
+    // there is no slope to fit and no effect
+    let (rp, rb) = (r.policy.rm_score.unwrap(), r.baseline.rm_score.unwrap());
+    let dl = r.policy.mean_response_tokens - r.baseline.mean_response_tokens;
+    match r.rm_length_effect {
+        Some(le) => {
+            assert!(close(le.reward_gain, rp - rb), "{le:?}");
+            assert!(close(le.length_change, dl), "{le:?}");
+            assert!(close(le.explained_by_length, le.slope_per_token * dl), "{le:?}");
+        }
+        None => assert_eq!(
+            (r.policy.mean_response_tokens, r.baseline.mean_response_tokens),
+            (12.0, 12.0)
+        ),
+    }
     assert!(r.kl_nats_per_seq.is_finite() && r.kl_nats_per_seq != 0.0);
 
     // a model against itself: KL exactly 0, the same perplexity; the baseline's samples are
@@ -220,6 +236,7 @@ fn eval_command_on_tiny_checkpoints() {
     assert_eq!((ki.lo, ki.hi), (0.0, 0.0));
     assert_eq!(r.policy.heldout_ppl, r.baseline.heldout_ppl);
     assert!(r.policy.rm_score.is_none() && r.policy.fluency_ppl.is_none());
+    assert!(r.rm_length_effect.is_none(), "no RM: no length effect");
 }
 
 #[test]

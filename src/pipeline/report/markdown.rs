@@ -196,6 +196,9 @@ fn summary_lines(s: &mut String, e: &EvalReport) {
         "- KL(PPO ‖ SFT): **{:.2}** nats per sequence ({:.4} per token)",
         e.kl_nats_per_seq, e.kl_nats_per_token
     );
+    if let Some(l) = &e.rm_length_effect {
+        let _ = writeln!(s, "- {}", crate::eval::table::length_line(l));
+    }
     if let Some(p) = e.pretrained_heldout_ppl {
         let _ = writeln!(s, "- pretrained model's held-out perplexity: {p:.2}");
     }
