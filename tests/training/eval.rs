@@ -212,10 +212,16 @@ fn eval_command_on_tiny_checkpoints() {
         Some(le) => {
             assert!(close(le.reward_gain, rp - rb), "{le:?}");
             assert!(close(le.length_change, dl), "{le:?}");
-            assert!(close(le.explained_by_length, le.slope_per_token * dl), "{le:?}");
+            assert!(
+                close(le.explained_by_length, le.slope_per_token * dl),
+                "{le:?}"
+            );
         }
         None => assert_eq!(
-            (r.policy.mean_response_tokens, r.baseline.mean_response_tokens),
+            (
+                r.policy.mean_response_tokens,
+                r.baseline.mean_response_tokens
+            ),
             (12.0, 12.0)
         ),
     }
