@@ -6,7 +6,7 @@
 //! method: the gold labeler's win rate over an SFT sample and its mean score against
 //! KL(policy ‖ SFT), with held-out perplexity and wall time.
 //!
-//! Temperature 1 puts every method on one axis: best-of-n's KL, `ln n − (n−1)/n`, is exact for
+//! Temperature 1 puts every method on one axis: best-of-n's KL bound, `ln n − (n−1)/n`, holds for
 //! the SFT model's own distribution, and its baseline is a temperature-1 SFT sample; the job's
 //! `eval/` (temperature 0.7, where the targets are measured) stays as it is.
 
@@ -41,8 +41,8 @@ pub const BON_N_MAX: usize = 64;
 pub struct Point {
     /// `SFT`, `best-of-<n>`, `PPO`, `RLOO`, `DPO`.
     pub method: String,
-    /// KL(policy ‖ SFT), nats per response: exact for best-of-n, else estimated on the
-    /// policy's samples (`rlhf eval`).
+    /// KL(policy ‖ SFT), nats per response: for best-of-n its upper bound (reached when no two
+    /// candidates tie), else estimated on the policy's samples (`rlhf eval`).
     pub kl_nats: f64,
     /// Gold labeler's win rate over a temperature-1 SFT sample (ties count half).
     pub win_rate: f64,

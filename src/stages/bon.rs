@@ -2,9 +2,10 @@
 //! (the SFT model) samples 1 + n_max responses: the first is the baseline, the others the
 //! candidates; for each n in 1, 2, 4, …, n_max the reward model picks the best of the first n
 //! candidates, and the labeler compares that pick with the baseline, as `rlhf eval` compares two
-//! models. The KL of best-of-n from the policy is `ln n − (n − 1)/n` nats per response (exact
-//! when the candidates' scores do not tie), so no KL has to be estimated: the sampling defaults
-//! to the policy itself (temperature 1).
+//! models. The KL of best-of-n from the policy is at most `ln n − (n − 1)/n` nats per response
+//! (the value when no two candidates tie; ties, such as identical responses, make it smaller):
+//! the table gives this bound and estimates nothing; the sampling defaults to the policy itself
+//! (temperature 1), for which the bound holds.
 //!
 //! Writes `bon.json` (one row per n) and `candidates.jsonl` (every response with its scores, from
 //! which the table can be recomputed).
@@ -175,7 +176,7 @@ pub fn row(cands: &[Candidates], n: usize) -> BonRow {
 pub fn table(r: &BonReport) -> String {
     let mut s = format!(
         "best-of-n on {} prompts (baseline sample: labeler {:.3}, RM {:.3})\
-         \n     n   KL nats   win rate   labeler   RM score\n",
+         \n     n  KL bound   win rate   labeler   RM score\n",
         r.prompts, r.baseline_labeler_score, r.baseline_rm_score
     );
     for w in &r.rows {

@@ -49,9 +49,10 @@ pub fn section(s: &mut String, f: &Frontier, plot: Option<&str>) {
         s,
         "## Reward–KL frontier\n\nEvery method against an SFT sample on {} held-out prompts, all \
          sampled at temperature {} (the job's own evaluation above is at 0.7): the gold \
-         labeler's win rate and mean score, KL(policy ‖ SFT) (best-of-n: exact, ln n − (n−1)/n; \
-         the others estimated on their samples), held-out perplexity, and the method's wall \
-         time (best-of-n: one sampling run for every n).\n",
+         labeler's win rate and mean score, KL(policy ‖ SFT) (best-of-n: its upper bound \
+         ln n − (n−1)/n, reached when no two candidates tie; the others estimated on their \
+         samples), held-out perplexity, and the method's wall time (best-of-n: one sampling run \
+         for every n).\n",
         f.prompts, f.temperature
     );
     let _ = writeln!(
