@@ -74,10 +74,12 @@ pub(super) fn rm(a: RmArgs) -> Result<()> {
         &dev.device,
     )?;
     eprintln!(
-        "rm: held-out pairwise accuracy {:.3} -> {:.3}, loss {:.3} -> {:.3}; \
-         normalised (raw scores' sd {:.3}, mean {:+.3}) to mean 0, sd 1; checkpoint in {}",
+        "rm: held-out pairwise accuracy {:.3} -> {:.3}{} (95% interval over prompts), loss \
+         {:.3} -> {:.3}; normalised (raw scores' sd {:.3}, mean {:+.3}) to mean 0, sd 1; \
+         checkpoint in {}",
         s.first_eval.accuracy,
         s.final_eval.accuracy,
+        crate::eval::table::interval(s.final_accuracy_interval, 3),
         s.first_eval.loss,
         s.final_eval.loss,
         1.0 / s.reward_gain,
