@@ -21,7 +21,7 @@ mod finite;
 mod resume;
 
 pub use finite::check_finite;
-pub use resume::{check_resumable, check_same_tokenizer, load_resume};
+pub use resume::{check_resumable, check_same_tokenizer, load_resumable_lm, load_resume};
 
 /// What a checkpoint holds; written into `config.json` as `"lm"` or `"rm"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,18 @@ impl ModuleMapper for SetIds {
     }
 }
 
+/// The language model of the checkpoint a stage resumes from, once [`check_resumable`] found it
+/// made for `expected` (the model and tokenizer this run uses).
+pub fn load_resumable_lm(
+    dir: &Path,
+    expected: (&ModelConfig, &Tok),
+    device: &Device,
+) -> Result<crate::model::Gpt> {
+    let loaded = super::load_lm(dir, device)?;
+    check_resumable(dir, (&loaded.config.model, &loaded.tok), expected)?;
+    Ok(loaded.model)
+}
+
 /// Errs unless a checkpoint found in a stage's `--out` (to resume from) was made for the model
 /// and tokenizer this run uses: resuming onto another architecture would silently train the old
 /// one, and onto another tokenizer of the same size would train its embeddings on other tokens.

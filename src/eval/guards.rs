@@ -45,16 +45,9 @@ pub struct WinRate {
 /// Compares `policy[i]` with `baseline[i]` (higher is better); scores within `tie_eps` of each
 /// other tie and count half.
 pub fn win_rate(policy: &[f64], baseline: &[f64], tie_eps: f64) -> WinRate {
-    let (mut wins, mut ties, mut losses) = (0, 0, 0);
-    for (p, b) in policy.iter().zip(baseline) {
-        if (p - b).abs() <= tie_eps {
-            ties += 1;
-        } else if p > b {
-            wins += 1;
-        } else {
-            losses += 1;
-        }
-    }
+    let outcomes = win_outcomes(policy, baseline, tie_eps);
+    let count = |o: f64| outcomes.iter().filter(|&&x| x == o).count();
+    let (wins, ties, losses) = (count(1.0), count(0.5), count(0.0));
     let n = wins + ties + losses;
     WinRate {
         rate: if n == 0 {

@@ -249,13 +249,11 @@ impl LmStage<'_> {
             stage_optimizer(cfg),
             || Ok((init, ())),
             |dir| {
-                let loaded = checkpoint::load_lm(dir, self.device)?;
-                checkpoint::check_resumable(
-                    dir,
-                    (&loaded.config.model, &loaded.tok),
-                    (&self.ckpt_config.model, self.tok),
-                )?;
-                Ok((loaded.model, ()))
+                let expected = (&self.ckpt_config.model, self.tok);
+                Ok((
+                    checkpoint::load_resumable_lm(dir, expected, self.device)?,
+                    (),
+                ))
             },
         )?;
         run.save_settings(cfg)?;

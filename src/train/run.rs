@@ -39,11 +39,6 @@ impl StageRun {
         }
     }
 
-    /// The stage directory.
-    pub fn out(&self) -> &Path {
-        &self.out
-    }
-
     /// Makes the stage directory (and its parents), naming it when that fails.
     pub fn create_dir(&self) -> Result<()> {
         crate::util::fs::create_out_dir(&self.out)
@@ -108,7 +103,7 @@ impl StageRun {
 }
 
 /// The checkpoint `--resume` continues from: the one in `out`, when asked for and present.
-pub fn resume_dir(out: &Path, resume: bool) -> Option<PathBuf> {
+fn resume_dir(out: &Path, resume: bool) -> Option<PathBuf> {
     if resume {
         checkpoint::resolve(out).ok()
     } else {

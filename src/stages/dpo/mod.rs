@@ -54,13 +54,8 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         stage_optimizer(cfg),
         || Ok((data.init, ())),
         |dir| {
-            let loaded = checkpoint::load_lm(dir, device)?;
-            checkpoint::check_resumable(
-                dir,
-                (&loaded.config.model, &loaded.tok),
-                (&ckpt_cfg.model, &data.tok),
-            )?;
-            Ok((loaded.model, ()))
+            let expected = (&ckpt_cfg.model, &data.tok);
+            Ok((checkpoint::load_resumable_lm(dir, expected, device)?, ()))
         },
     )?;
     run.save_settings(&job.cfg)?;

@@ -38,7 +38,7 @@ pub fn pair_counts(rewards: &[f32], ks: &[usize]) -> Vec<(f64, f64)> {
 
 /// Loss, accuracy, margin and the rewards' mean and spread of `rewards` ranked in groups of `ks`.
 pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
-    let (mut loss, mut correct, mut pairs, mut margin) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let (mut loss, mut pairs, mut margin) = (0.0f64, 0.0f64, 0.0f64);
     let mut off = 0;
     for &k in ks {
         let r = &rewards[off..off + k];
@@ -47,7 +47,6 @@ pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
             for j in i + 1..k {
                 let d = (r[i] - r[j]) as f64;
                 l += (-d).max(0.0) + (-d.abs()).exp().ln_1p(); // softplus(−d) = −log σ(d)
-                correct += if d > 0.0 { 1.0 } else { 0.0 };
                 margin += d;
                 pairs += 1.0;
             }
@@ -64,7 +63,7 @@ pub fn rank_stats(rewards: &[f32], ks: &[usize]) -> RankStats {
         / n;
     RankStats {
         loss: loss / ks.len().max(1) as f64,
-        accuracy: correct / pairs.max(1.0),
+        accuracy: pair_counts(rewards, ks).iter().map(|c| c.0).sum::<f64>() / pairs.max(1.0),
         margin: margin / pairs.max(1.0),
         reward_mean: mean,
         reward_std: var.sqrt(),
