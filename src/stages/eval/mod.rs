@@ -5,14 +5,19 @@
 //! held-out perplexity (the alignment tax), fluency under the pretrained model, distinct-n,
 //! response length and the words whose frequency grew most. Writes `samples_policy.jsonl`,
 //! `samples_baseline.jsonl` and `eval.json` into `out`; the fields are documented in
-//! `crate::eval`.
+//! `crate::eval`. Sampling and scoring the responses of checkpoints, which `rlhf bon` and the
+//! frontier share, is `responses`.
 
-use crate::checkpoint::{self, Loaded};
+mod responses;
+
+use responses::tokenizer_json;
+pub use responses::{default_sampling, rm_scores};
+pub(crate) use responses::{fitted_prompts, generate_all, load};
+
+use crate::checkpoint::Loaded;
 use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::{read_prompts, write_jsonl, SampleRecord};
-use crate::data::pairs::fit_prompt;
-use crate::data::template::{is_conversation, render_prompt};
-use crate::data::tokenizer::Tok;
+use crate::data::template::is_conversation;
 use crate::eval::guards::{
     distinct_n, frequency_growth, mean, perplexity, win_outcomes, win_rate, words, WinRate,
 };
@@ -21,7 +26,7 @@ use crate::eval::length::{length_effect, LengthEffect};
 use crate::eval::lm::{sequence_logprobs, spaced_windows, windows_perplexity, ScoredSeq};
 use crate::eval::{table, EvalReport, HeldoutInfo, ModelEval};
 use crate::labeler::sentiment::SentimentScorer;
-use crate::model::generate::{generate_parallel, response_room, SampleConfig};
+use crate::model::generate::{response_room, SampleConfig};
 use crate::util::rng::Rng;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
@@ -58,118 +63,6 @@ pub struct EvalJob {
     pub seed: u64,
     /// Sequences per forward pass.
     pub batch_size: usize,
-}
-
-/// The sampling `rlhf eval` uses by default: temperature 0.7, no top-k/top-p, 48 new tokens.
-pub fn default_sampling() -> SampleConfig {
-    SampleConfig {
-        temperature: 0.7,
-        top_k: 0,
-        top_p: 1.0,
-        max_new_tokens: 48,
-    }
-}
-
-/// One response per prompt (token ids, closing token excluded), generated in batches from one
-/// RNG seeded with `seed`; `progress` counts the prompts done.
-pub(crate) fn generate_all(
-    m: &Loaded,
-    prompts: &[Vec<u32>],
-    cfg: &SampleConfig,
-    (seed, batch): (u64, usize),
-    progress: &ProgressBar,
-    device: &Device,
-) -> Result<Vec<Vec<u32>>> {
-    let mut rng = Rng::new(seed);
-    let mut out = Vec::with_capacity(prompts.len());
-    for chunk in prompts.chunks(batch.max(1)) {
-        out.extend(generate_parallel(
-            &m.model, chunk, cfg, m.tok.eot, &mut rng, device,
-        )?);
-        progress.inc(chunk.len() as u64);
-    }
-    Ok(out)
-}
-
-/// The prompts' token ids in the template, each cut from the left to leave `limit` tokens of
-/// room (the last of which may be the closing one) in a context of `n_ctx`.
-pub(crate) fn fitted_prompts(
-    tok: &Tok,
-    prompts: &[String],
-    limit: usize,
-    n_ctx: usize,
-) -> Result<Vec<Vec<u32>>> {
-    prompts
-        .iter()
-        .map(|p| {
-            Ok(fit_prompt(
-                &tok.encode(&render_prompt(p))?,
-                limit - 1,
-                n_ctx,
-            ))
-        })
-        .collect()
-}
-
-/// The tokenizer file of a checkpoint, parsed, to check two models read the same tokens.
-fn tokenizer_json(m: &Loaded) -> Result<serde_json::Value> {
-    crate::config::load_json(&m.dir.join("tokenizer.json"))
-}
-
-pub(crate) fn load(path: &Path, what: &str, device: &Device) -> Result<Loaded> {
-    let m = checkpoint::load_lm(path, device).with_context(|| format!("loading the {what}"))?;
-    Ok(Loaded {
-        model: m.model.valid(),
-        ..m
-    })
-}
-
-/// Scores with the RM: reward (bias included) of each response of each list to its prompt, from
-/// the token ids the policy generated, as PPO scores its rollouts (decoding and re-encoding
-/// could give other tokens, and would turn an empty response into a space). The RM must read
-/// the policy's tokens and fit its sequences.
-pub fn rm_scores<const N: usize>(
-    rm: &Path,
-    policy: &Loaded,
-    prompt_ids: &[Vec<u32>],
-    gen: [&[Vec<u32>]; N],
-    n_ctx: usize,
-    device: &Device,
-) -> Result<[Vec<f64>; N]> {
-    let loaded = checkpoint::load_rm(rm, device)?;
-    let rm_tok: serde_json::Value = crate::config::load_json(&loaded.dir.join("tokenizer.json"))?;
-    if rm_tok != tokenizer_json(policy)? || loaded.config.model.n_ctx < n_ctx {
-        bail!(
-            "the reward model {} does not read the policy's tokens or fit its context ({n_ctx}); \
-             eval scores the generated token ids with it",
-            rm.display()
-        );
-    }
-    let bias = loaded.config.reward_bias.unwrap_or(0.0);
-    let model = loaded.model.valid();
-    let eot = policy.tok.eot;
-    let rm_ctx = loaded.config.model.n_ctx;
-    let score = |resp: &[Vec<u32>]| -> Result<Vec<f64>> {
-        // a response that used all of its room leaves no place for the closing token the RM
-        // reads: the prompt is cut from the left, the rule the RM's training pairs follow
-        let fitted: Vec<Vec<u32>> = prompt_ids
-            .iter()
-            .zip(resp)
-            .map(|(p, r)| fit_prompt(p, r.len(), rm_ctx))
-            .collect();
-        let pairs: Vec<(&[u32], &[u32])> = fitted
-            .iter()
-            .zip(resp)
-            .map(|(p, r)| (p.as_slice(), r.as_slice()))
-            .collect();
-        let r = crate::model::score::score_responses(&model, &pairs, eot, 32, device)?;
-        Ok(r.into_iter().map(|x| x as f64 + bias).collect())
-    };
-    let mut out: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
-    for (o, g) in out.iter_mut().zip(gen) {
-        *o = score(g)?;
-    }
-    Ok(out)
 }
 
 /// Per-sequence KL estimate terms: log π_policy − log π_baseline summed over the response tokens
