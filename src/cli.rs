@@ -1,7 +1,7 @@
 //! Command-line interface (clap derive): one struct per subcommand, every flag documented.
 
-use crate::config::ModelOverrides;
 use crate::config::TrainConfig;
+use crate::config::{Arch, ModelOverrides};
 use crate::device::DeviceChoice;
 use crate::model::generate::SampleConfig;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -175,11 +175,17 @@ pub struct ModelArgs {
     /// Override the preset's dropout.
     #[arg(long, value_parser = ranges::dropout)]
     pub dropout: Option<f64>,
+    /// The decoder family of a model trained from scratch: gpt2 (the presets'), or llama (the
+    /// preset's layers, width, heads and context as a Llama: RMSNorm, rotary positions,
+    /// SwiGLU, half as many key/value heads as heads when the count is even).
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
 }
 
 impl ModelArgs {
     pub fn overrides(&self) -> ModelOverrides {
         ModelOverrides {
+            arch: self.arch,
             n_layer: self.n_layer,
             n_embd: self.n_embd,
             n_head: self.n_head,

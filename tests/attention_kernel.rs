@@ -18,7 +18,7 @@ use rlhf::kernels::set_kernels_disabled;
 use rlhf::model::generate::Decoder;
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 
@@ -301,7 +301,7 @@ fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
     let ad = dev.clone().autodiff();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 120;
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &ad);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &ad);
     let (b, t) = (2, 37);
     let mut r = Rng::new(9);
     let x: Vec<i64> = (0..b * t).map(|_| r.below(120) as i64).collect();
@@ -386,7 +386,7 @@ fn model_takes_kernel_path_on_wgpu() {
     let dev = common::wgpu_device();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &dev);
     let before = attention::wgsl_launches();
     let idx: Vec<i64> = (0..24).map(|i| i % 50).collect();
     let logits = to_vec(model.forward(ints(&idx, [2, 12], &dev))).unwrap();
@@ -404,7 +404,7 @@ fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(dev: &Device)
     let _serial = one_at_a_time();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), dev);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), dev);
     let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6, 7]];
     let decode = |reference: bool| {
         set_kernels_disabled(reference);

@@ -316,7 +316,7 @@ fn the_model_runs_its_linear_layers_through_the_kernel() {
     let dev = Device::flex().autodiff();
     let mut cfg = rlhf::config::ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
-    let model = rlhf::model::Gpt::new(&cfg, &mut rlhf::model::InitRng::new(0), &dev);
+    let model = rlhf::model::Lm::new(&cfg, &mut rlhf::model::InitRng::new(0), &dev);
     let idx = ints(
         &(0..24).map(|i| i % 50).collect::<Vec<i64>>(),
         [2, 12],

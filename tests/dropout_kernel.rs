@@ -10,7 +10,7 @@ use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::kernels::dropout::{self, dropout, dropout_reference, MaskKey, Segment};
 use rlhf::model::dropout::seed_masks_rows;
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 
@@ -137,7 +137,7 @@ fn training_forward(device: &Device) -> Vec<f32> {
     cfg.vocab_size = 97;
     cfg.dropout = 0.3;
     let ad = device.clone().autodiff();
-    let model = Gpt::new(&cfg, &mut InitRng::new(1), &ad).train();
+    let model = Lm::new(&cfg, &mut InitRng::new(1), &ad).train();
     let mut rng = Rng::new(2);
     let (b, t) = (5, 16);
     let ids: Vec<i64> = (0..b * t).map(|_| rng.below(97) as i64).collect();

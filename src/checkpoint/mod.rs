@@ -8,7 +8,7 @@
 
 use crate::config::{load_json, save_json, ModelConfig};
 use crate::data::tokenizer::Tok;
-use crate::model::Gpt;
+use crate::model::Lm;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
@@ -129,7 +129,10 @@ pub fn param_ids<M: Module>(m: &M) -> Vec<u64> {
 
 /// Writes the model's weights to `path` (safetensors, GPT-2 names).
 pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    // tensor names as Hugging Face writes them: `Lm`'s variant (`Gpt2`, `Llama`) is not a name
+    let mut store = SafetensorsStore::from_file(path)
+        .overwrite(true)
+        .skip_enum_variants(true);
     model
         .save_into(&mut store)
         .map_err(|e| anyhow!("writing {}: {e:?}", path.display()))
@@ -144,7 +147,8 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
     // partial + unvalidated: burn reports what is wrong in `res`, and the messages are ours
     let mut store = SafetensorsStore::from_file(path)
         .allow_partial(true)
-        .validate(false);
+        .validate(false)
+        .skip_enum_variants(true);
     let res = model.load_from(&mut store).map_err(|e| {
         anyhow!(
             "reading {}: not a readable safetensors file ({e:?}); the checkpoint is corrupt or \
@@ -306,7 +310,7 @@ fn sync_dir_files(dir: &Path) -> Result<()> {
 /// A language model loaded from a checkpoint.
 pub struct Loaded {
     pub dir: PathBuf,
-    pub model: Gpt,
+    pub model: Lm,
     pub config: CheckpointConfig,
     pub tok: Tok,
 }
@@ -348,7 +352,7 @@ fn load_header(
 pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
     let (dir, config, tok) = load_header(path, CheckpointKind::Lm, "a language model")?;
     let model = load_weights(
-        Gpt::zeroed(&config.model, device),
+        Lm::zeroed(&config.model, device),
         &dir.join("model.safetensors"),
     )?;
     Ok(Loaded {

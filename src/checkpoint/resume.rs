@@ -29,7 +29,7 @@ pub fn load_resumable_lm(
     dir: &Path,
     expected: (&ModelConfig, &Tok),
     device: &Device,
-) -> Result<crate::model::Gpt> {
+) -> Result<crate::model::Lm> {
     let loaded = super::load_lm(dir, device)?;
     check_resumable(dir, (&loaded.config.model, &loaded.tok), expected)?;
     Ok(loaded.model)

@@ -4,10 +4,12 @@
 //! documents its default and unit beside it; the resolved values are saved into every run directory
 //! (`stage.json`, `pipeline.json`) and checkpoint (`config.json`).
 
+pub mod llama;
 pub mod model;
 pub mod train;
 
-pub use model::{preset_names, ModelConfig, ModelOverrides};
+pub use llama::{LlamaConfig, RopeScaling};
+pub use model::{preset_names, Arch, Family, ModelConfig, ModelOverrides};
 pub use train::TrainConfig;
 
 use anyhow::{Context, Result};

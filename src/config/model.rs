@@ -1,15 +1,41 @@
-//! Model configuration: GPT-2 hyper-parameters, the bundled presets and command-line overrides.
+//! Model configuration: the hyper-parameters every decoder shares (GPT-2's names), the family
+//! (GPT-2, or the Llama family with its own settings), the bundled presets and command-line
+//! overrides.
 //!
 //! The resolved configuration is saved as `config.json` into every checkpoint, so a checkpoint
 //! is self-describing: nothing about its shape is guessed when it is loaded again.
 
+use super::llama::LlamaConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// GPT-2 architecture hyper-parameters (the names follow Hugging Face's `GPT2Config`).
+/// Which decoder a config describes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// GPT-2: learned positions, LayerNorm, GELU MLP, biases everywhere, tied unembedding.
+    #[default]
+    Gpt2,
+    /// Llama (SmolLM2, Qwen2, Llama 3): rotary positions, RMSNorm, SwiGLU, grouped-query
+    /// attention.
+    Llama(LlamaConfig),
+}
+
+impl Family {
+    pub fn is_gpt2(&self) -> bool {
+        matches!(self, Family::Gpt2)
+    }
+}
+
+/// Decoder hyper-parameters (the names follow Hugging Face's `GPT2Config`; for the Llama
+/// family `n_embd` is `hidden_size`, `n_ctx` `max_position_embeddings` and
+/// `layer_norm_epsilon` the RMSNorm's `rms_norm_eps`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// The decoder family. Default GPT-2 (a config without the field is GPT-2's).
+    #[serde(default, skip_serializing_if = "Family::is_gpt2")]
+    pub family: Family,
     /// Number of transformer blocks. Default 4.
     pub n_layer: usize,
     /// Width of the residual stream (embedding size). Default 128.
@@ -36,6 +62,7 @@ fn default_eps() -> f64 {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            family: Family::Gpt2,
             n_layer: 4,
             n_embd: 128,
             n_head: 4,
@@ -71,9 +98,19 @@ pub fn preset_head_sizes() -> Result<Vec<usize>> {
     Ok(v)
 }
 
+/// A decoder family to train from scratch (`--arch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    /// GPT-2, as the presets are.
+    Gpt2,
+    /// The preset's shape as a Llama ([`LlamaConfig::from_shape`]).
+    Llama,
+}
+
 /// Command-line overrides of single fields (`--n-layer 3` etc.); `None` keeps the preset's value.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOverrides {
+    pub arch: Option<Arch>,
     pub n_layer: Option<usize>,
     pub n_embd: Option<usize>,
     pub n_head: Option<usize>,
@@ -121,6 +158,13 @@ impl ModelConfig {
         if let Some(v) = o.dropout {
             self.dropout = v;
         }
+        match o.arch {
+            Some(Arch::Gpt2) => self.family = Family::Gpt2,
+            Some(Arch::Llama) => {
+                self.family = Family::Llama(LlamaConfig::from_shape(self.n_embd, self.n_head))
+            }
+            None => {}
+        }
         self.validate()?;
         Ok(self)
     }
@@ -143,6 +187,9 @@ impl ModelConfig {
                 self.dropout
             );
         }
+        if let Family::Llama(l) = &self.family {
+            l.validate(self.n_head)?;
+        }
         Ok(())
     }
 
@@ -154,6 +201,18 @@ impl ModelConfig {
     /// Number of parameters (tied embeddings counted once).
     pub fn num_params(&self) -> usize {
         let (c, l) = (self.n_embd, self.n_layer);
+        if let Family::Llama(f) = &self.family {
+            let kv = c / self.n_head * f.n_kv_head; // width of k and of v
+            let bias = if f.attention_bias { c + 2 * kv } else { 0 };
+            let attn = c * c + 2 * c * kv + c * c + bias;
+            let block = attn + 3 * c * f.intermediate_size + 2 * c;
+            let head = if f.tie_word_embeddings {
+                0
+            } else {
+                self.vocab_size * c
+            };
+            return self.vocab_size * c + l * block + c + head;
+        }
         let emb = self.vocab_size * c + self.n_ctx * c;
         let block =
             2 * 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);

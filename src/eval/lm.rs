@@ -6,7 +6,7 @@
 //! change what the model computes for it, so a sequence scores the same alone or in a batch.
 
 use crate::model::logprob::logprobs_at;
-use crate::model::Gpt;
+use crate::model::Lm;
 use crate::util::tensors::to_vec;
 use anyhow::{bail, Result};
 use burn::prelude::*;
@@ -39,7 +39,7 @@ fn fit(s: &ScoredSeq, n_ctx: usize) -> (Vec<u32>, usize) {
 /// Scores `seqs` under `model`, `batch` sequences per forward. Logits are computed only at the
 /// positions that predict a scored token. → one [`SeqLogprob`] per sequence
 pub fn sequence_logprobs(
-    model: &Gpt,
+    model: &Lm,
     seqs: &[ScoredSeq],
     batch: usize,
     pad: u32,
@@ -111,7 +111,7 @@ pub fn spaced_windows(stream: &[u32], len: usize, n: usize) -> Result<Vec<Vec<u3
 /// Perplexity of `model` on `windows`: every token but a window's first is predicted from those
 /// before it in the window; exp of the mean negative log-likelihood over all predicted tokens.
 pub fn windows_perplexity(
-    model: &Gpt,
+    model: &Lm,
     windows: &[Vec<u32>],
     batch: usize,
     device: &Device,

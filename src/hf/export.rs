@@ -1,6 +1,8 @@
 //! `rlhf export-hf`: a checkpoint → a directory `transformers` loads as it is:
 //! `GPT2LMHeadModel.from_pretrained(dir)` (or `GPT2ForSequenceClassification` for a reward
-//! model) and `AutoTokenizer.from_pretrained(dir)`.
+//! model; `LlamaForCausalLM` / `LlamaForSequenceClassification` for the Llama family) and
+//! `AutoTokenizer.from_pretrained(dir)`. What follows describes GPT-2's files; a Llama's
+//! tensors are named and laid out as `LlamaForCausalLM.save_pretrained` writes them.
 //!
 //! Files: `config.json`, `generation_config.json`, `model.safetensors` (f32, the names
 //! `GPT2LMHeadModel.save_pretrained` writes: `transformer.`-prefixed trunk, `lm_head` left out
@@ -10,11 +12,13 @@
 //! `rlhf_reward_bias` in `config.json`: reward = `score(h_last) + rlhf_reward_bias`, read at the
 //! closing `<|endoftext|>` as `rlhf rm` scores.
 
-use super::hf_config;
-use super::weights::{gpt_tensors, write_safetensors, Slot};
+use super::llama_weights::llama_tensors;
+use super::weights::{gpt_tensors, write_safetensors, HostTensor, Slot};
+use super::{hf_config, llama_config};
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
-use crate::config::{load_json, save_json, ModelConfig};
+use crate::config::{load_json, save_json, Family, ModelConfig};
 use crate::data::tokenizer::{Tok, EOT};
+use crate::model::Lm;
 use anyhow::{anyhow, Context, Result};
 use burn::prelude::*;
 use serde_json::json;
@@ -40,12 +44,12 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
     let (tensors, tok, model, bias) = match cc.kind {
         CheckpointKind::Lm => {
             let mut l = checkpoint::load_lm(&dir, &device)?;
-            let t = gpt_tensors(&mut l.model, "transformer.")?;
+            let t = lm_tensors(&mut l.model)?;
             (t, l.tok, l.config.model, None)
         }
         CheckpointKind::Rm => {
             let mut l = checkpoint::load_rm(&dir, &device)?;
-            let mut t = gpt_tensors(&mut l.model.transformer, "transformer.")?;
+            let mut t = trunk_tensors(&mut l.model.transformer)?;
             let score = Slot::Matrix(&mut l.model.score.weight).get()?; // (C, 1)
             t.push(("score.weight".into(), score.transposed()?)); // (1, C)
             (
@@ -58,10 +62,11 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_safetensors(&tensors, &out.join("model.safetensors"))?;
-    save_json(
-        &hf_config::to_json(&model, tok.eot, bias),
-        &out.join("config.json"),
-    )?;
+    let config = match &model.family {
+        Family::Gpt2 => hf_config::to_json(&model, tok.eot, bias),
+        Family::Llama(f) => llama_config::to_json(&model, f, None, tok.eot, bias),
+    };
+    save_json(&config, &out.join("config.json"))?;
     let generation = json!({
         "_from_model_config": true,
         "bos_token_id": tok.eot,
@@ -71,13 +76,39 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
     write_tokenizer(&tok, &model, out)?;
     Ok(ExportSummary {
         out: out.to_path_buf(),
-        architecture: if bias.is_some() {
-            hf_config::RM_ARCHITECTURE
-        } else {
-            hf_config::LM_ARCHITECTURE
-        },
+        architecture: architecture(&model.family, bias.is_some()),
         tensors: tensors.len(),
     })
+}
+
+/// The `transformers` class an export loads as.
+fn architecture(family: &Family, reward_model: bool) -> &'static str {
+    match (family, reward_model) {
+        (Family::Gpt2, false) => hf_config::LM_ARCHITECTURE,
+        (Family::Gpt2, true) => hf_config::RM_ARCHITECTURE,
+        (Family::Llama(_), false) => llama_config::LM_ARCHITECTURE,
+        (Family::Llama(_), true) => llama_config::RM_ARCHITECTURE,
+    }
+}
+
+/// A language model's tensors as its family's `*ForCausalLM` saves them.
+fn lm_tensors(m: &mut Lm) -> Result<Vec<(String, HostTensor)>> {
+    match m {
+        Lm::Gpt2(g) => gpt_tensors(g, "transformer."),
+        Lm::Llama(l) => llama_tensors(l),
+    }
+}
+
+/// A reward model's trunk as its family's `*ForSequenceClassification` saves it (no
+/// unembedding).
+fn trunk_tensors(m: &mut Lm) -> Result<Vec<(String, HostTensor)>> {
+    match m {
+        Lm::Gpt2(g) => gpt_tensors(g, "transformer."),
+        Lm::Llama(l) => Ok(llama_tensors(l)?
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("lm_head."))
+            .collect()),
+    }
 }
 
 /// The tokenizer as `AutoTokenizer` loads it: `tokenizer.json` (the fast tokenizer), plus

@@ -1,5 +1,6 @@
 //! Hugging Face's GPT-2 `config.json` (`GPT2Config`): read into our [`ModelConfig`], refusing
 //! what our model does not compute, and written back with every field `transformers` needs.
+//! A Llama-family `config.json` is handed to [`super::llama_config`].
 
 use crate::config::ModelConfig;
 use anyhow::{bail, Context, Result};
@@ -97,11 +98,15 @@ pub fn read(path: &Path) -> Result<HfModel> {
     parse(&v).with_context(|| format!("{}", path.display()))
 }
 
+/// The `model_type`s import reads.
+const SUPPORTED: &str = "'gpt2', 'llama' (SmolLM2, Llama 3.x) and 'qwen2' (Qwen2, Qwen2.5)";
+
 fn parse(v: &Value) -> Result<HfModel> {
     match v.get("model_type").and_then(Value::as_str) {
         Some("gpt2") => {}
-        Some(other) => bail!("model_type is '{other}': only GPT-2 ('gpt2') models are supported"),
-        None => bail!("no model_type: only GPT-2 ('gpt2') models are supported"),
+        Some(t @ ("llama" | "qwen2")) => return super::llama_config::parse(v, t),
+        Some(other) => bail!("model_type is '{other}': supported are {SUPPORTED}"),
+        None => bail!("no model_type: supported are {SUPPORTED}"),
     }
     let f: Gpt2Fields = serde_json::from_value(v.clone()).context("reading GPT2Config fields")?;
     if !matches!(
@@ -147,6 +152,7 @@ fn parse(v: &Value) -> Result<HfModel> {
         }
     }
     let model = ModelConfig {
+        family: crate::config::Family::Gpt2,
         n_layer: f.n_layer,
         n_embd: f.n_embd,
         n_head: f.n_head,
@@ -230,6 +236,6 @@ mod tests {
         assert!(with("activation_function", json!("gelu")).contains("activation_function"));
         assert!(with("n_inner", json!(10)).contains("n_inner"));
         assert!(with("tie_word_embeddings", json!(false)).contains("tie_word_embeddings"));
-        assert!(with("model_type", json!("llama")).contains("'llama'"));
+        assert!(with("model_type", json!("bert")).contains("'bert'"));
     }
 }

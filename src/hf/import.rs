@@ -1,4 +1,6 @@
-//! `rlhf import-hf`: a Hugging Face GPT-2 directory → a checkpoint every stage accepts.
+//! `rlhf import-hf`: a Hugging Face GPT-2, Llama or Qwen2 directory → a checkpoint every stage
+//! accepts. The Llama family's tensors are mapped by [`super::llama_weights`]; what follows
+//! describes GPT-2's.
 //!
 //! Reads `config.json` (`model_type` must be `gpt2`), the weights from `model.safetensors` (or
 //! the shards a `model.safetensors.index.json` lists, each holding exactly the tensors the index
@@ -12,11 +14,13 @@
 
 use super::hf_config::{self, HfModel};
 use super::layout::{self, Role};
+use super::llama_weights::set_llama;
 use super::weights::{read_safetensors, set_gpt, HostTensor, Slot};
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind};
-use crate::config::{load_json, save_json, ModelConfig};
+use crate::config::{load_json, save_json, Family, ModelConfig};
 use crate::data::tokenizer::Tok;
-use crate::model::{Gpt, RewardModel};
+use crate::model::init::Init;
+use crate::model::{Gpt, Llama, Lm, RewardModel};
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,8 +46,8 @@ struct Sorted {
     skipped: Vec<String>,
 }
 
-/// Converts the Hugging Face GPT-2 directory `dir` into a checkpoint directory `out` (which must
-/// not exist yet, or be empty).
+/// Converts the Hugging Face directory `dir` (GPT-2, Llama or Qwen2) into a checkpoint
+/// directory `out` (which must not exist yet, or be empty).
 pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
     let hf = hf_config::read(&dir.join("config.json"))?;
     let tok = read_tokenizer(dir)?;
@@ -55,16 +59,41 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
             hf.model.vocab_size
         );
     }
-    let sorted = sort(read_weights(dir)?, &hf)?;
-    check_layout(&sorted.trunk, &hf.model).with_context(|| format!("{}", dir.display()))?;
+    let raw = read_weights(dir)?;
     let device = Device::flex();
-    let mut gpt = Gpt::zeroed(&hf.model, &device);
-    set_gpt(&mut gpt, &sorted.trunk, &device)?;
-    let n = sorted.trunk.len() + usize::from(sorted.score.is_some());
-    let kind = if hf.reward_model {
-        CheckpointKind::Rm
-    } else {
-        CheckpointKind::Lm
+    let (model, tensors, skipped) = match &hf.model.family {
+        Family::Gpt2 => {
+            let sorted = sort(raw, &hf)?;
+            check_layout(&sorted.trunk, &hf.model).with_context(|| format!("{}", dir.display()))?;
+            let mut gpt = Gpt::zeroed(&hf.model, &device);
+            set_gpt(&mut gpt, &sorted.trunk, &device)?;
+            let n = sorted.trunk.len() + usize::from(sorted.score.is_some());
+            let model = match sorted.score {
+                Some(score) => {
+                    let mut rm = RewardModel::with_zero_head(gpt.into(), &device);
+                    Slot::Matrix(&mut rm.score.weight)
+                        .set(&score.transposed()?, &device)
+                        .context("tensor 'score.weight'")?;
+                    Imported::Rm(rm)
+                }
+                None => Imported::Lm(Lm::Gpt2(gpt)),
+            };
+            (model, n, sorted.skipped)
+        }
+        Family::Llama(f) => {
+            let mut m = Llama::build(&hf.model, f, &mut Init::Zeros, &device);
+            let skipped =
+                set_llama(&mut m, &raw, &device).with_context(|| format!("{}", dir.display()))?;
+            (
+                Imported::Lm(Lm::Llama(m)),
+                raw.len() - skipped.len(),
+                skipped,
+            )
+        }
+    };
+    let kind = match model {
+        Imported::Rm(_) => CheckpointKind::Rm,
+        Imported::Lm(_) => CheckpointKind::Lm,
     };
     let config = CheckpointConfig {
         kind,
@@ -76,15 +105,9 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
     let tmp = crate::util::fs::tmp_path(out);
     prepare_out(out, &tmp)?;
     let weights = tmp.join("model.safetensors");
-    match sorted.score {
-        Some(score) => {
-            let mut rm = RewardModel::with_zero_head(gpt, &device);
-            Slot::Matrix(&mut rm.score.weight)
-                .set(&score.transposed()?, &device)
-                .context("tensor 'score.weight'")?;
-            checkpoint::save_weights(&rm, &weights)?;
-        }
-        None => checkpoint::save_weights(&gpt, &weights)?,
+    match &model {
+        Imported::Rm(rm) => checkpoint::save_weights(rm, &weights)?,
+        Imported::Lm(lm) => checkpoint::save_weights(lm, &weights)?,
     }
     save_json(&config, &tmp.join("config.json"))?;
     tok.save(&tmp.join("tokenizer.json"))?;
@@ -93,9 +116,15 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
         out: out.to_path_buf(),
         kind,
         model: hf.model,
-        tensors: n,
-        skipped: sorted.skipped,
+        tensors,
+        skipped,
     })
+}
+
+/// What a directory held.
+enum Imported {
+    Lm(Lm),
+    Rm(RewardModel),
 }
 
 /// `out` must be absent or empty; `tmp` is cleared.

@@ -1,4 +1,5 @@
-//! Hugging Face interop: GPT-2 directories (`config.json`, `model.safetensors`, a tokenizer) in,
+//! Hugging Face interop: GPT-2 and Llama-family (`llama`, `qwen2`) directories (`config.json`,
+//! `model.safetensors`, a tokenizer) in,
 //! checkpoints out as `transformers` loads them (`GPT2LMHeadModel`,
 //! `GPT2ForSequenceClassification`, `AutoTokenizer`).
 //!
@@ -11,6 +12,8 @@ pub mod export;
 pub mod hf_config;
 pub mod import;
 pub mod layout;
+pub mod llama_config;
+pub mod llama_weights;
 pub mod weights;
 
 pub use export::export_hf;

@@ -6,7 +6,8 @@
 //! cached keys and values (O(T) per step instead of O(T²)). The uncached path recomputes the full
 //! sequence each step; it exists as the reference and for `rlhf bench generate`.
 
-use super::gpt::{Gpt, KvCache};
+use super::gpt::KvCache;
+use super::lm::Lm;
 use crate::data::pairs::fit_prompt;
 use crate::util::rng::Rng;
 use crate::util::tensors::{bools, ints, to_vec};
@@ -41,7 +42,7 @@ impl Default for SampleConfig {
 
 /// A left-padded batch in the middle of decoding.
 pub struct Decoder<'a> {
-    model: &'a Gpt,
+    model: &'a Lm,
     device: Device,
     /// (B, T_so_far) true at padding.
     pad: Vec<Vec<bool>>,
@@ -56,7 +57,7 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// Runs the prompts (each non-empty) and returns the next-token logits, (B, V) on the host.
     pub fn prefill(
-        model: &'a Gpt,
+        model: &'a Lm,
         prompts: &[Vec<u32>],
         use_cache: bool,
         device: &Device,
@@ -189,7 +190,7 @@ fn int_tensor<const D: usize>(v: Vec<i64>, shape: [usize; D], device: &Device) -
 }
 
 /// Logits of the last position of `h` (B, T, C) as host rows (B, V).
-fn last_logits(model: &Gpt, h: Tensor<3>) -> Result<Vec<Vec<f32>>> {
+fn last_logits(model: &Lm, h: Tensor<3>) -> Result<Vec<Vec<f32>>> {
     let [b, t, _] = h.dims();
     let logits = model.logits(h.narrow(1, t - 1, 1)); // (B, 1, V)
     let v = logits.dims()[2];
@@ -267,7 +268,7 @@ pub fn prompt_room(n_ctx: usize, cfg: &SampleConfig) -> usize {
 /// cores); elsewhere they run as one batch whose rows sample from their half's RNG, so the
 /// same seed draws the same tokens on every device (up to logits that round differently).
 pub fn generate_parallel(
-    model: &Gpt,
+    model: &Lm,
     prompts: &[Vec<u32>],
     cfg: &SampleConfig,
     eot: u32,
@@ -296,7 +297,7 @@ pub fn generate_parallel(
 /// Generates a response for each prompt; a response ends at `eot` (not included) or after
 /// `max_new_tokens`. Prompts longer than the context minus `max_new_tokens` are cut from the left.
 pub fn generate(
-    model: &Gpt,
+    model: &Lm,
     prompts: &[Vec<u32>],
     cfg: &SampleConfig,
     eot: u32,
@@ -312,7 +313,7 @@ pub fn generate(
 /// [`generate`] with row `i` sampling from `rngs[stream[i]]`: each stream draws for its rows in
 /// the order (step, row), as it would generating those rows alone.
 fn generate_streams(
-    model: &Gpt,
+    model: &Lm,
     prompts: &[Vec<u32>],
     cfg: &SampleConfig,
     eot: u32,

@@ -97,7 +97,7 @@ impl Gpt {
 
     /// The draw order (blocks in order: c_attn, attn.c_proj, c_fc, mlp.c_proj; then wte, wpe) is
     /// part of what a seed means: changing it changes every model trained from a seed.
-    fn build(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
+    pub(crate) fn build(cfg: &ModelConfig, init: &mut Init, device: &Device) -> Self {
         let c = cfg.n_embd;
         let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
         let drop = || Dropout::new(cfg.dropout);

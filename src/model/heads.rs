@@ -4,8 +4,9 @@
 //! head. The normalisation bias (InstructGPT shifts rewards so SFT samples score 0 on average) is
 //! not a weight: it lives in the checkpoint's `config.json` and is added when scoring.
 
-use super::gpt::{positions, Gpt};
+use super::gpt::positions;
 use super::init::{Init, InitRng};
+use super::lm::Lm;
 use crate::config::ModelConfig;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 #[derive(Module, Debug)]
 pub struct RewardModel {
-    pub transformer: Gpt,
+    pub transformer: Lm,
     /// Scalar head, weight (C, 1), no bias.
     pub score: Linear,
     /// Rows scored by [`RewardModel::forward`], shared with every clone and fork.
@@ -43,18 +44,18 @@ impl ForwardCount {
 impl RewardModel {
     /// A reward model on a given trunk with a freshly initialised head (N(0, 1/sqrt(C+1)) as
     /// DeepSpeed-Chat / InstructGPT's small-init head), drawn from `rng` on the host.
-    pub fn from_trunk(transformer: Gpt, rng: &mut InitRng, device: &Device) -> Self {
+    pub fn from_trunk(transformer: Lm, rng: &mut InitRng, device: &Device) -> Self {
         Self::with_head(transformer, &mut Init::Random(rng), device)
     }
 
     /// The trunk with a zero head: PPO's value model starts so (every initial value is the
     /// reward bias alone, whatever the random state), and import fills the head in from a file.
-    pub fn with_zero_head(transformer: Gpt, device: &Device) -> Self {
+    pub fn with_zero_head(transformer: Lm, device: &Device) -> Self {
         Self::with_head(transformer, &mut Init::Zeros, device)
     }
 
-    fn with_head(transformer: Gpt, init: &mut Init, device: &Device) -> Self {
-        let c = transformer.wte.weight.dims()[1];
+    fn with_head(transformer: Lm, init: &mut Init, device: &Device) -> Self {
+        let c = transformer.n_embd();
         let std = 1.0 / ((c + 1) as f64).sqrt();
         let score = Linear {
             weight: Param::from_tensor(init.normal([c, 1], std, device)),
@@ -78,13 +79,13 @@ impl RewardModel {
 
     /// A fresh reward model: the trunk, then the head, drawn from `rng`.
     pub fn new(cfg: &ModelConfig, rng: &mut InitRng, device: &Device) -> Self {
-        let trunk = Gpt::new(cfg, rng, device);
+        let trunk = Lm::new(cfg, rng, device);
         Self::from_trunk(trunk, rng, device)
     }
 
     /// A reward model of this shape with zero weights, for a checkpoint's weights to replace.
     pub fn zeroed(cfg: &ModelConfig, device: &Device) -> Self {
-        Self::with_zero_head(Gpt::zeroed(cfg, device), device)
+        Self::with_zero_head(Lm::zeroed(cfg, device), device)
     }
 
     /// Rewards of right-padded sequences.

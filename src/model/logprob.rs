@@ -9,7 +9,7 @@
 
 use super::gpt::positions;
 use super::loss::token_logprobs;
-use super::Gpt;
+use super::Lm;
 use crate::util::tensors::{floats, ints};
 use burn::prelude::*;
 
@@ -46,7 +46,7 @@ fn scored(seqs: &[&[u32]], starts: &[usize], t: usize) -> Scored {
 /// - seqs: B sequences of at most `n_ctx + 1` tokens; starts: B indices
 /// - returns (B,), with gradients when `device` is an autodiff device
 pub fn response_logprobs(
-    model: &Gpt,
+    model: &Lm,
     seqs: &[&[u32]],
     starts: &[usize],
     pad: u32,
@@ -79,7 +79,7 @@ pub fn response_logprobs(
 /// - x: B·T token ids; at, targets: N each
 /// - returns (1, N)
 pub fn logprobs_at(
-    model: &Gpt,
+    model: &Lm,
     x: &[i64],
     (b, t): (usize, usize),
     (at, targets): (&[i64], &[i64]),

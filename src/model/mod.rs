@@ -1,5 +1,6 @@
-//! The GPT-2 model (names follow Hugging Face's GPT-2 so checkpoints map by name), its
-//! attention, KV-cached generation, and sequence log-probabilities (DPO).
+//! The decoders — GPT-2 and the Llama family, each with Hugging Face's parameter names so
+//! checkpoints map by name — behind one [`Lm`] every stage uses; their attention, KV-cached
+//! generation, the reward/value head, and sequence log-probabilities (DPO).
 
 pub mod attention;
 pub mod dropout;
@@ -8,10 +9,16 @@ pub mod gpt;
 pub mod heads;
 pub mod init;
 pub mod layer_norm;
+pub mod llama;
+pub mod lm;
 pub mod logprob;
 pub mod loss;
+pub mod rms_norm;
+pub mod rope;
 pub mod score;
 
 pub use gpt::{Gpt, KvCache};
 pub use heads::RewardModel;
 pub use init::InitRng;
+pub use llama::Llama;
+pub use lm::Lm;

@@ -4,7 +4,7 @@ use crate::config::ModelConfig;
 use crate::config::TrainConfig;
 use crate::data::batching::Batch;
 use crate::model::generate::{generate, SampleConfig};
-use crate::model::{Gpt, InitRng};
+use crate::model::{InitRng, Lm};
 use crate::stages::bench_counters::{Counting, Counts};
 use crate::stages::lm_train::batch_grads;
 use crate::train::clip::clip_to_norm;
@@ -78,7 +78,7 @@ pub fn train_measure(
     device: &Device,
 ) -> Result<(f64, Counts)> {
     let ad = device.clone().autodiff();
-    let mut model = Gpt::new(cfg, &mut InitRng::new(0), device).train();
+    let mut model = Lm::new(cfg, &mut InitRng::new(0), device).train();
     let mut optim = AdamWConfig::new().init();
     let mut rng = Rng::new(0);
     let t = cfg.n_ctx;
@@ -88,7 +88,7 @@ pub fn train_measure(
     };
     let guard = Guard::new("bench", 1)?;
     let mut step = 0;
-    let mut run = |model: Gpt, rng: &mut Rng| -> Result<Gpt> {
+    let mut run = |model: Lm, rng: &mut Rng| -> Result<Lm> {
         let batch = random_batch(b, t, cfg.vocab_size, rng);
         // the stage's step: gradient, its global norm (read with the loss), clipping
         let out = batch_grads(&model, &batch, &tc, step, &guard, &ad)?;
@@ -163,7 +163,7 @@ pub fn generate_measure(
     new_tokens: usize,
     device: &Device,
 ) -> Result<([f64; 2], Counts, usize)> {
-    let model = Gpt::new(cfg, &mut InitRng::new(0), device).valid();
+    let model = Lm::new(cfg, &mut InitRng::new(0), device).valid();
     let prompt_len = 8.min(cfg.n_ctx / 2).max(1);
     let mut rng = Rng::new(1);
     let prompts: Vec<Vec<u32>> = (0..b)

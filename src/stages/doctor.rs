@@ -7,7 +7,7 @@
 use crate::config::{ModelConfig, TrainConfig};
 use crate::device::Selected;
 use crate::kernels::selfcheck::{self, Check};
-use crate::model::{Gpt, InitRng};
+use crate::model::{InitRng, Lm};
 use crate::stages::bench;
 use crate::stages::lm_train::batch_grads;
 use crate::train::guard::Guard;
@@ -32,7 +32,7 @@ fn training_step(device: &Device) -> Result<(f64, f64, Vec<f32>)> {
     cfg.vocab_size = 512;
     // both devices drop the same elements (`model::dropout`), so dropout stays in the check
     cfg.dropout = 0.1;
-    let model = Gpt::new(&cfg, &mut InitRng::new(3), device).train();
+    let model = Lm::new(&cfg, &mut InitRng::new(3), device).train();
     let batch = bench::random_batch(4, cfg.n_ctx, cfg.vocab_size, &mut Rng::new(5));
     let tc = TrainConfig {
         micro_batches: 2,
@@ -46,7 +46,7 @@ fn training_step(device: &Device) -> Result<(f64, f64, Vec<f32>)> {
         grads,
     } = batch_grads(&model, &batch, &tc, 0, &guard, &ad)?;
     let wte = grads
-        .get::<2>(model.wte.weight.id)
+        .get::<2>(model.token_embeddings().id)
         .map(to_vec)
         .transpose()?
         .unwrap_or_default();

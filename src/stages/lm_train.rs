@@ -9,7 +9,7 @@ use crate::data::tokenizer::Tok;
 use crate::kernels::Launches;
 use crate::model::dropout::{seed_masks, seed_masks_rows};
 use crate::model::loss::masked_nll;
-use crate::model::Gpt;
+use crate::model::Lm;
 use crate::train::clip::{read_with_norms, sum_squares};
 use crate::train::guard::Guard;
 use crate::train::metrics::{absent_fields, MetricRow};
@@ -39,7 +39,7 @@ pub trait BatchSource {
 
 /// One evaluation: mean loss over the held-out batches (weighted by target count), the batches'
 /// losses read back together at the end.
-pub fn eval_loss(model: &Gpt, batches: &[Batch], device: &Device) -> Result<f64> {
+pub fn eval_loss(model: &Lm, batches: &[Batch], device: &Device) -> Result<f64> {
     let m = model.valid();
     let losses: Vec<Tensor<1>> = batches
         .iter()
@@ -65,7 +65,7 @@ pub fn eval_loss(model: &Gpt, batches: &[Batch], device: &Device) -> Result<f64>
 /// already, and every extra pass is more dispatches), with each micro-batch's rows still reading
 /// its own dropout stream, so both devices drop the same elements.
 pub fn batch_grads(
-    model: &Gpt,
+    model: &Lm,
     batch: &Batch,
     cfg: &TrainConfig,
     step: usize,
@@ -171,10 +171,10 @@ impl MetricRow for LmRow {
 }
 
 /// The training side of a language-model stage, driven by the [`Trainer`].
-struct Lm<'a> {
+struct LmTraining<'a> {
     job: &'a LmStage<'a>,
     data: &'a dyn BatchSource,
-    net: Trained<Gpt>,
+    net: Trained<Lm>,
     ad: Device,
     /// The loss of the last step whose update was applied.
     last_loss: f64,
@@ -182,7 +182,7 @@ struct Lm<'a> {
     t0: Option<Instant>,
 }
 
-impl Stage for Lm<'_> {
+impl Stage for LmTraining<'_> {
     type Eval = f64;
     type Row = LmRow;
 
@@ -240,7 +240,7 @@ impl Stage for Lm<'_> {
 }
 
 impl LmStage<'_> {
-    pub fn run(&self, init: Gpt, data: &dyn BatchSource) -> Result<(Gpt, StageSummary)> {
+    pub fn run(&self, init: Lm, data: &dyn BatchSource) -> Result<(Lm, StageSummary)> {
         let cfg = self.cfg;
         let run = StageRun::begin(self.out);
         run.create_dir()?;
@@ -257,7 +257,7 @@ impl LmStage<'_> {
             },
         )?;
         run.save_settings(cfg)?;
-        let mut stage = Lm {
+        let mut stage = LmTraining {
             job: self,
             data,
             net: Trained::new(begun.model.train(), begun.optim, cfg),

@@ -8,7 +8,7 @@ use crate::config::TrainConfig;
 use crate::data::batching::{random_windows, sequential_windows, Batch};
 use crate::data::corpus::{tokenize_corpus, Streams};
 use crate::data::tokenizer::Tok;
-use crate::model::{Gpt, InitRng};
+use crate::model::{InitRng, Lm};
 use crate::util::rng::Rng;
 use anyhow::{bail, Result};
 use burn::prelude::*;
@@ -103,7 +103,7 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
         mcfg.n_layer,
         mcfg.n_embd
     );
-    let init = Gpt::new(&mcfg, &mut InitRng::new(job.train.seed), device);
+    let init = Lm::new(&mcfg, &mut InitRng::new(job.train.seed), device);
     let data = Windows {
         stream: streams.train,
         b: job.train.batch_size,

@@ -83,7 +83,7 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
     );
     let model = if job.dropout.is_some() {
         // rebuild with the new dropout, then copy the weights over
-        let fresh = crate::model::Gpt::zeroed(&mcfg, device);
+        let fresh = crate::model::Lm::zeroed(&mcfg, device);
         checkpoint::load_weights(fresh, &loaded.dir.join("model.safetensors"))?
     } else {
         loaded.model

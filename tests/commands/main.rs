@@ -11,6 +11,7 @@ mod bad_inputs;
 mod cli;
 mod doctor;
 mod gpu_stages;
+mod llama_stages;
 mod nan_guard;
 mod paths;
 mod recovery;

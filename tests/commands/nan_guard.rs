@@ -12,7 +12,7 @@ use crate::fixtures;
 use fixtures::{
     assert_same_bytes, ckpt_step, max_abs_diff, ok, ppo_args, pretrain_args, rlhf, s, with, Inputs,
 };
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -199,7 +199,7 @@ fn save_refuses_non_finite_weights_and_keeps_the_previous_checkpoint() {
     let mut cfg = rlhf::config::ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
     let dev = Device::flex();
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &dev);
     let config = CheckpointConfig {
         kind: rlhf::checkpoint::CheckpointKind::Lm,
         stage: "test".into(),
@@ -224,7 +224,8 @@ fn save_refuses_non_finite_weights_and_keeps_the_previous_checkpoint() {
     })
     .unwrap();
     let mut bad = model.clone();
-    bad.h[1].mlp.c_fc.weight = bad.h[1]
+    let g = bad.as_gpt2_mut().unwrap();
+    g.h[1].mlp.c_fc.weight = g.h[1]
         .mlp
         .c_fc
         .weight

@@ -71,7 +71,7 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 /// Saves `model` as a finished language-model checkpoint in `dir` with the tokenizer `tok`.
 pub fn save_lm(
     dir: &std::path::Path,
-    model: &rlhf::model::Gpt,
+    model: &rlhf::model::Lm,
     cfg: rlhf::config::ModelConfig,
     tok: &Tok,
 ) {
@@ -106,7 +106,7 @@ pub fn random_ckpt(
 ) -> PathBuf {
     use rlhf::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
     use rlhf::config::ModelConfig;
-    use rlhf::model::{Gpt, InitRng, RewardModel};
+    use rlhf::model::{InitRng, Lm, RewardModel};
     let tok = tok();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
@@ -152,6 +152,6 @@ pub fn random_ckpt(
             &state,
         )
     } else {
-        save(dir, &Gpt::new(&cfg, init, &dev), &config, &tok, &state)
+        save(dir, &Lm::new(&cfg, init, &dev), &config, &tok, &state)
     }
 }

@@ -32,7 +32,7 @@ fn stored_dtypes(fixture: &str) -> BTreeSet<Dtype> {
 /// The imported checkpoint's weights under the names `transformers` saved them with.
 fn imported_weights(out: &Path) -> BTreeMap<String, HostTensor> {
     let mut lm = checkpoint::load_lm(out, &burn::prelude::Device::flex()).unwrap();
-    gpt_tensors(&mut lm.model, "transformer.")
+    gpt_tensors(lm.model.as_gpt2_mut().unwrap(), "transformer.")
         .unwrap()
         .into_iter()
         .collect()

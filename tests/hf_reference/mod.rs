@@ -8,6 +8,7 @@
 //! same model rounded to F16, and to BF16 in shards, by `transformers`.
 
 mod half_precision;
+mod llama;
 mod tokenizer;
 
 use super::{logits, read_json, run_ok};

@@ -13,7 +13,7 @@ use rlhf::config::ModelConfig;
 use rlhf::config::TrainConfig;
 use rlhf::data::tokenizer::Tok;
 use rlhf::hf::weights::{read_safetensors, write_safetensors, HostTensor};
-use rlhf::model::{Gpt, InitRng, RewardModel};
+use rlhf::model::{InitRng, Lm, RewardModel};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ fn save_ckpt<M: burn::module::Module>(
     .unwrap();
 }
 
-fn logits(m: &Gpt, ids: &[i64]) -> Vec<f32> {
+fn logits(m: &rlhf::model::Lm, ids: &[i64]) -> Vec<f32> {
     to_vec(m.forward(ints(ids, [1, ids.len()], &Device::flex()))).unwrap()
 }
 
@@ -131,7 +131,7 @@ fn read_json(p: &Path) -> serde_json::Value {
 fn export_then_import_gives_identical_logits_and_gpt2_layout() {
     let tok = common::tok();
     let cfg = tiny_config(tok.vocab_size());
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &Device::flex());
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &Device::flex());
     let d = common::tmp_dir("hf-roundtrip");
     save_ckpt(&d.join("src"), &model, CheckpointKind::Lm, &cfg);
     let (hf, back) = (d.join("hf"), d.join("back"));
@@ -229,10 +229,10 @@ fn reward_model_round_trip_keeps_score_head_and_bias() {
 }
 
 /// An exported tiny model as a Hugging Face directory, and its tensors.
-fn exported(name: &str) -> (PathBuf, Gpt, Vec<(String, HostTensor)>) {
+fn exported(name: &str) -> (PathBuf, Lm, Vec<(String, HostTensor)>) {
     let tok = common::tok();
     let cfg = tiny_config(tok.vocab_size());
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &Device::flex());
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &Device::flex());
     let d = common::tmp_dir(name);
     save_ckpt(&d.join("src"), &model, CheckpointKind::Lm, &cfg);
     let hf = d.join("hf");
@@ -375,7 +375,7 @@ fn gpt2_preset_forward_and_backward() {
     let cfg = ModelConfig::preset("gpt2").unwrap();
     assert_eq!(cfg.num_params(), 124_439_808);
     let dev = Device::flex().autodiff();
-    let model = { Gpt::new(&cfg, &mut InitRng::new(124), &dev).train() };
+    let model = { Lm::new(&cfg, &mut InitRng::new(124), &dev).train() };
     let tok = Tok::gpt2().unwrap();
     let text = std::fs::read_to_string(common::assets().join("austen/prideprejudice.txt")).unwrap();
     let ids: Vec<i64> = tok.encode(&text[..4000]).unwrap()[..257]
@@ -400,8 +400,16 @@ fn gpt2_preset_forward_and_backward() {
     assert!((l - 10.979).abs() < 0.2, "initial loss {l}");
     let grads = loss.backward();
     for g in [
-        to_vec(model.wte.weight.grad(&grads).unwrap()).unwrap(),
-        to_vec(model.h[11].mlp.c_proj.weight.grad(&grads).unwrap()).unwrap(),
+        to_vec(model.as_gpt2().unwrap().wte.weight.grad(&grads).unwrap()).unwrap(),
+        to_vec(
+            model.as_gpt2().unwrap().h[11]
+                .mlp
+                .c_proj
+                .weight
+                .grad(&grads)
+                .unwrap(),
+        )
+        .unwrap(),
     ] {
         assert!(g.iter().all(|v| v.is_finite()));
         assert!(g.iter().any(|v| v.abs() > 0.0));

@@ -11,7 +11,7 @@ use rlhf::data::batching::{sft_batch, SftExample};
 use rlhf::model::generate::{generate, Decoder, SampleConfig};
 use rlhf::model::gpt::positions;
 use rlhf::model::loss::masked_nll;
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use rlhf::train::tensors::batch_tensors;
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{ints, to_vec};
@@ -33,11 +33,11 @@ fn same_weights_same_logits_on_wgpu_and_cpu() {
     let gpu = common::wgpu_device();
     let cpu = Device::flex();
     let cfg = tiny(300);
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &cpu);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &cpu);
     let d = common::tmp_dir("xdev");
     let f = d.join("m.safetensors");
     checkpoint::save_weights(&model, &f).unwrap();
-    let on_gpu = checkpoint::load_weights(Gpt::zeroed(&cfg, &gpu), &f).unwrap();
+    let on_gpu = checkpoint::load_weights(Lm::zeroed(&cfg, &gpu), &f).unwrap();
     let idx = tokens(2 * 40, 300, 1);
     let a = to_vec(model.forward(ints(&idx, [2, 40], &cpu))).unwrap();
     let b = to_vec(on_gpu.forward(ints(&idx, [2, 40], &gpu))).unwrap();
@@ -53,7 +53,7 @@ fn same_weights_same_logits_on_wgpu_and_cpu() {
 fn kv_cache_matches_full_forward() {
     let dev = Device::flex();
     let cfg = tiny(200);
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &dev);
     // two prompts of different lengths: the short one is left-padded
     let prompts = vec![vec![5u32, 6, 7, 8, 9], vec![11u32, 12]];
     let extra = [[20u32, 21, 22], [30u32, 31, 32]];
@@ -96,7 +96,7 @@ fn kv_cache_matches_full_forward() {
 fn sft_loss_ignores_prompt_tokens() {
     let dev = Device::flex().autodiff();
     let cfg = tiny(100);
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev).train();
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &dev).train();
     let e = SftExample::single(vec![1, 2, 3, 4, 50, 51, 52, 0], 4);
     let batch = sft_batch(&[&e], 0);
     let mut changed = batch.clone();
@@ -109,7 +109,7 @@ fn sft_loss_ignores_prompt_tokens() {
         let loss = masked_nll(model.forward(x), y, w);
         let v = loss.clone().into_scalar::<f32>();
         let grads = loss.backward();
-        let g = model.wte.weight.grad(&grads).unwrap();
+        let g = model.as_gpt2().unwrap().wte.weight.grad(&grads).unwrap();
         (v, to_vec(g).unwrap())
     };
     let (l1, g1) = run(&batch);
@@ -128,7 +128,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let dev = Device::flex();
     let tok = common::tok();
     let cfg = tiny(tok.vocab_size());
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &dev);
     let d = common::tmp_dir("ckpt");
     let cc = CheckpointConfig {
         kind: rlhf::checkpoint::CheckpointKind::Lm,
@@ -217,7 +217,7 @@ fn positions_helper() {
 fn attention_is_causal() {
     // changing token 5 must leave the logits of positions 0..5 unchanged and change position 5's
     let dev = Device::flex();
-    let model = Gpt::new(&tiny(60), &mut InitRng::new(0), &dev);
+    let model = Lm::new(&tiny(60), &mut InitRng::new(0), &dev);
     let a: Vec<i64> = (0..10).map(|i| (i * 7 % 60) as i64).collect();
     let mut b = a.clone();
     b[5] = 59;
@@ -305,19 +305,19 @@ fn reward_forward_matches_full(dev: &Device) {
             m.forward(ids, &lens)
         };
         let g = (r.clone() * weights.clone()).sum().backward();
-        let last = m.transformer.h.len() - 1;
+        let last = m.transformer.as_gpt2().unwrap().h.len() - 1;
         fn flat<const D: usize>(x: Option<Tensor<D>>) -> Vec<f32> {
             to_vec(x.expect("every parameter gets a gradient")).unwrap()
         }
-        let h = &m.transformer.h;
+        let h = &m.transformer.as_gpt2().unwrap().h;
         let grads = vec![
-            flat(m.transformer.wte.weight.val().grad(&g)),
-            flat(m.transformer.wpe.weight.val().grad(&g)),
+            flat(m.transformer.as_gpt2().unwrap().wte.weight.val().grad(&g)),
+            flat(m.transformer.as_gpt2().unwrap().wpe.weight.val().grad(&g)),
             flat(h[0].attn.c_attn.weight.val().grad(&g)),
             flat(h[last].attn.c_attn.weight.val().grad(&g)),
             flat(h[last].attn.c_attn.bias.as_ref().unwrap().val().grad(&g)),
             flat(h[last].mlp.c_fc.weight.val().grad(&g)),
-            flat(m.transformer.ln_f.weight.val().grad(&g)),
+            flat(m.transformer.as_gpt2().unwrap().ln_f.weight.val().grad(&g)),
             flat(m.score.weight.val().grad(&g)),
         ];
         (to_vec(r).unwrap(), grads)
@@ -362,8 +362,8 @@ fn the_same_seed_samples_the_same_tokens_on_wgpu_and_the_cpu() {
     let gpu = common::wgpu_device();
     let cfg = tiny(300);
     let cpu = Device::flex();
-    let on_cpu = Gpt::new(&cfg, &mut InitRng::new(9), &cpu);
-    let on_gpu = Gpt::new(&cfg, &mut InitRng::new(9), &gpu);
+    let on_cpu = Lm::new(&cfg, &mut InitRng::new(9), &cpu);
+    let on_gpu = Lm::new(&cfg, &mut InitRng::new(9), &gpu);
     let prompts: Vec<Vec<u32>> = (0..7)
         .map(|i| (0..3 + i).map(|j| (j * 37 + i) as u32 % 300).collect())
         .collect();
@@ -373,9 +373,8 @@ fn the_same_seed_samples_the_same_tokens_on_wgpu_and_the_cpu() {
         top_p: 1.0,
         max_new_tokens: 12,
     };
-    let run = |m: &Gpt, d: &Device| {
-        generate_parallel(m, &prompts, &sc, 299, &mut Rng::new(4), d).unwrap()
-    };
+    let run =
+        |m: &Lm, d: &Device| generate_parallel(m, &prompts, &sc, 299, &mut Rng::new(4), d).unwrap();
     let (a, b) = (run(&on_cpu, &cpu), run(&on_gpu, &gpu));
     assert_eq!(a, b);
     assert!(a.iter().map(|r| r.len()).sum::<usize>() > 40, "{a:?}");

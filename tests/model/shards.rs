@@ -9,7 +9,7 @@ use burn::prelude::*;
 use rlhf::config::ModelConfig;
 use rlhf::config::TrainConfig;
 use rlhf::data::batching::{sft_batch, Batch, SftExample};
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use rlhf::stages::lm_train::batch_grads;
 use rlhf::train::guard::Guard;
 use rlhf::util::rng::Rng;
@@ -51,11 +51,11 @@ impl ModuleVisitor for Flatten<'_> {
     }
 }
 
-fn grads_of(model: &Gpt, micro: usize, step: usize) -> (f64, Vec<f32>) {
+fn grads_of(model: &Lm, micro: usize, step: usize) -> (f64, Vec<f32>) {
     grads_on(model, micro, step, &Device::flex())
 }
 
-fn grads_on(model: &Gpt, micro: usize, step: usize, device: &Device) -> (f64, Vec<f32>) {
+fn grads_on(model: &Lm, micro: usize, step: usize, device: &Device) -> (f64, Vec<f32>) {
     let ad = device.clone().autodiff();
     let cfg = TrainConfig {
         micro_batches: micro,
@@ -75,7 +75,7 @@ fn grads_on(model: &Gpt, micro: usize, step: usize, device: &Device) -> (f64, Ve
 #[test]
 fn micro_batches_give_the_whole_batch_gradient() {
     let dev = Device::flex();
-    let model = Gpt::new(&tiny(0.0), &mut InitRng::new(0), &dev).train();
+    let model = Lm::new(&tiny(0.0), &mut InitRng::new(0), &dev).train();
     let (l1, g1) = grads_of(&model, 1, 0);
     let n_params: usize = model.num_params();
     assert_eq!(g1.len(), n_params, "every parameter has a gradient");
@@ -100,7 +100,7 @@ fn micro_batches_give_the_whole_batch_gradient() {
 #[test]
 fn dropout_masks_follow_seed_step_and_micro_batch_not_threads() {
     let dev = Device::flex();
-    let model = Gpt::new(&tiny(0.2), &mut InitRng::new(0), &dev).train();
+    let model = Lm::new(&tiny(0.2), &mut InitRng::new(0), &dev).train();
     let (la, ga) = grads_of(&model, 2, 4);
     // inside a micro-batch of an outer run, the inner run's two micro-batches go in turn
     let mut inner =
@@ -129,7 +129,7 @@ fn dropout_masks_follow_seed_step_and_micro_batch_not_threads() {
 fn one_gpu_pass_drops_what_the_cpu_micro_batches_drop() {
     let wgpu = common::wgpu_device();
     let cfg = tiny(0.3);
-    let on = |dev: &Device| Gpt::new(&cfg, &mut InitRng::new(0), dev).train();
+    let on = |dev: &Device| Lm::new(&cfg, &mut InitRng::new(0), dev).train();
     let (lc, gc) = grads_of(&on(&Device::flex()), 2, 4);
     let (lg, gg) = grads_on(&on(&wgpu), 2, 4, &wgpu);
     assert!(

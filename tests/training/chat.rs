@@ -11,7 +11,7 @@ use rlhf::checkpoint;
 use rlhf::config::ModelConfig;
 use rlhf::data::template::render_prompt;
 use rlhf::model::generate::{generate, SampleConfig};
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use rlhf::util::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ fn checkpoint(dir: &Path) -> PathBuf {
     let tok = common::tok();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
-    let model = Gpt::new(&cfg, &mut InitRng::new(7), &Device::flex());
+    let model = Lm::new(&cfg, &mut InitRng::new(7), &Device::flex());
     common::save_lm(dir, &model, cfg, &tok);
     dir.to_path_buf()
 }

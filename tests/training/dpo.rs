@@ -11,7 +11,7 @@ use burn::prelude::*;
 use fixtures::{ok, rlhf, s, Inputs};
 use rlhf::eval::lm::{sequence_logprobs, ScoredSeq};
 use rlhf::model::logprob::response_logprobs;
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use rlhf::rl::dpo::{dpo_loss_grad, dpo_stats};
 use rlhf::util::tensors::{floats, to_vec};
 use std::path::{Path, PathBuf};
@@ -60,7 +60,7 @@ fn response_logprobs_match_eval_scoring() {
     let mut cfg = rlhf::config::ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
     let dev = Device::flex();
-    let model = Gpt::new(&cfg, &mut InitRng::new(3), &dev);
+    let model = Lm::new(&cfg, &mut InitRng::new(3), &dev);
     let seqs: Vec<Vec<u32>> = vec![
         (1..20).collect(),
         vec![7, 8, 9, 10],

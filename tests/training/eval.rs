@@ -12,7 +12,7 @@ use rlhf::eval::guards::{distinct_n, frequency_growth, win_outcomes, win_rate, w
 use rlhf::eval::interval::{group_means, mean_interval};
 use rlhf::eval::EvalReport;
 use rlhf::labeler::sentiment::SentimentScorer;
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -251,7 +251,7 @@ fn sequence_logprobs_match_a_direct_computation_alone_or_batched() {
     let dev = Device::flex();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &dev);
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &dev);
     let a = ScoredSeq {
         context: vec![3, 1, 4],
         target: vec![1, 5, 9],
@@ -300,8 +300,11 @@ fn peaked_ckpt(dir: &Path, scale: f32, seed: u64) -> PathBuf {
     cfg.vocab_size = tok.vocab_size();
     let dev = Device::flex();
     // seeded: the same two models, so the same KL, on every run
-    let mut model = Gpt::new(&cfg, &mut InitRng::new(seed), &dev);
+    let Lm::Gpt2(mut model) = Lm::new(&cfg, &mut InitRng::new(seed), &dev) else {
+        unreachable!("the tiny preset is a GPT-2")
+    };
     model.wte.weight = burn::module::Param::from_tensor(model.wte.weight.val().mul_scalar(scale));
+    let model = Lm::Gpt2(model);
     common::save_lm(dir, &model, cfg, &tok);
     dir.to_path_buf()
 }

@@ -270,7 +270,7 @@ fn tensor_losses_match_the_pure_functions() {
 
 /// The tiny fixture policy, its trunk as a zero-head value model, and the fixture's prompts
 /// as token ids.
-fn fixture_models() -> (rlhf::model::Gpt, rlhf::model::RewardModel, Vec<Vec<u32>>) {
+fn fixture_models() -> (rlhf::model::Lm, rlhf::model::RewardModel, Vec<Vec<u32>>) {
     let dev = Device::flex();
     let (base, _, prompts) = fixture();
     let policy = rlhf::checkpoint::load_lm(base, &dev).unwrap().model.valid();

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use rlhf::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use rlhf::config::ModelConfig;
 use rlhf::config::TrainConfig;
-use rlhf::model::{Gpt, InitRng};
+use rlhf::model::{InitRng, Lm};
 use rlhf::stages::rm::{self, rank_stats, RmJob};
 use rlhf::util::rng::Rng;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ fn base_ckpt(dir: &Path) -> PathBuf {
     let tok = common::tok();
     let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = tok.vocab_size();
-    let model = Gpt::new(&cfg, &mut InitRng::new(0), &Device::flex());
+    let model = Lm::new(&cfg, &mut InitRng::new(0), &Device::flex());
     let cc = CheckpointConfig {
         kind: rlhf::checkpoint::CheckpointKind::Lm,
         stage: "sft".into(),

@@ -7,7 +7,7 @@ use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
 use crate::model::generate::{prompt_room, response_room, sample_rows, Decoder, SampleConfig};
-use crate::model::Gpt;
+use crate::model::Lm;
 use crate::util::rng::Rng;
 use anyhow::Result;
 use burn::prelude::*;
@@ -30,7 +30,7 @@ pub struct Reply {
 }
 
 pub struct ChatSession<'a> {
-    model: &'a Gpt,
+    model: &'a Lm,
     tok: &'a Tok,
     cfg: SampleConfig,
     device: Device,
@@ -47,13 +47,7 @@ pub struct ChatSession<'a> {
 }
 
 impl<'a> ChatSession<'a> {
-    pub fn new(
-        model: &'a Gpt,
-        tok: &'a Tok,
-        cfg: SampleConfig,
-        seed: u64,
-        device: &Device,
-    ) -> Self {
+    pub fn new(model: &'a Lm, tok: &'a Tok, cfg: SampleConfig, seed: u64, device: &Device) -> Self {
         Self {
             model,
             tok,

@@ -5,7 +5,7 @@
 
 use crate::data::pairs::TokPrefs;
 use crate::model::logprob::response_logprobs;
-use crate::model::Gpt;
+use crate::model::Lm;
 use crate::util::shards;
 use crate::util::tensors::to_vec;
 use anyhow::{bail, Result};
@@ -37,7 +37,7 @@ pub fn flatten<'a>(groups: &[&'a TokPrefs]) -> (Vec<&'a [u32]>, Vec<usize>, Vec<
 /// the two halves of the list on parallel threads on the CPU backend. `model` is an inference
 /// model (no autodiff). A non-finite value is an error: it would poison every step it enters.
 pub fn host_logprobs(
-    model: &Gpt,
+    model: &Lm,
     groups: &[&TokPrefs],
     pad: u32,
     per_batch: usize,

@@ -15,7 +15,7 @@ use crate::config::ModelConfig;
 use crate::data::pairs::{split_prompts, tokenize_prefs, warn_cut, TokPrefs};
 use crate::data::rankings::read_rankings_reported;
 use crate::data::tokenizer::Tok;
-use crate::model::Gpt;
+use crate::model::Lm;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use std::path::Path;
@@ -31,13 +31,13 @@ pub(super) struct Prepared {
     pub mcfg: ModelConfig,
     pub tok: Tok,
     /// The policy before the first step (the init checkpoint, dropout off).
-    pub init: Gpt,
+    pub init: Lm,
 }
 
 /// The frozen reference: `--reference`, or the init checkpoint itself. It must have the policy's
 /// tokenizer (the log-ratio compares two models on the same token ids) and a context that holds
 /// the policy's sequences.
-fn load_reference(job: &DpoJob, init: &Loaded, device: &Device) -> Result<Gpt> {
+fn load_reference(job: &DpoJob, init: &Loaded, device: &Device) -> Result<Lm> {
     let Some(path) = &job.reference else {
         return Ok(init.model.clone().with_dropout(0.0));
     };
@@ -72,7 +72,7 @@ fn split(job: &DpoJob, prefs: Vec<TokPrefs>) -> Result<(Vec<TokPrefs>, Vec<TokPr
 
 /// Each prompt with the reference's log-probabilities of its responses.
 fn with_reference(
-    reference: &Gpt,
+    reference: &Lm,
     prefs: Vec<TokPrefs>,
     pad: u32,
     per_batch: usize,

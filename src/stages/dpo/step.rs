@@ -9,7 +9,7 @@ use super::logps::{flatten, Group};
 use super::loss::dpo_loss;
 use crate::data::pairs::TokPrefs;
 use crate::model::logprob::response_logprobs;
-use crate::model::Gpt;
+use crate::model::Lm;
 use crate::train::clip::{read_with_norms, sum_squares};
 use crate::train::guard::Guard;
 use crate::train::trained::StepGrads;
@@ -43,7 +43,7 @@ pub struct StepArgs<'a> {
 
 /// One step: log-probabilities, loss and gradient of `group`. The losses, log-probabilities and
 /// the gradient's Σg² come back in one transfer.
-pub fn dpo_step(model: &Gpt, group: &[&Group], a: &StepArgs<'_>) -> Result<DpoStep> {
+pub fn dpo_step(model: &Lm, group: &[&Group], a: &StepArgs<'_>) -> Result<DpoStep> {
     let parts = if shards::is_cpu(a.ad) {
         shards::ranges(group.len(), a.micro_batches)
     } else {

@@ -9,7 +9,7 @@ use crate::checkpoint::{self, CheckpointConfig, SaveRequest, TrainState};
 use crate::data::batching::draw_with_replacement;
 use crate::data::pairs::TokPrefs;
 use crate::data::tokenizer::Tok;
-use crate::model::Gpt;
+use crate::model::Lm;
 use crate::rl::dpo::{dpo_stats, DpoStats};
 use crate::train::metrics::{absent_fields, Absent, MetricRow};
 use crate::train::trained::Trained;
@@ -69,7 +69,7 @@ pub(super) struct DpoTrain<'a> {
     pub val: &'a [Group],
     pub tok: &'a Tok,
     pub ckpt_cfg: CheckpointConfig,
-    pub net: Trained<Gpt>,
+    pub net: Trained<Lm>,
     pub device: &'a Device,
     pub ad: Device,
     /// Sequences forwarded by this invocation, for `sequences_per_step`.

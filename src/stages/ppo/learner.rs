@@ -8,7 +8,7 @@ use super::episode::{Episode, Grid};
 use super::loss::{entropy, policy_loss, value_loss};
 use crate::data::batching::Batch;
 use crate::model::loss::{masked_nll, tempered, token_logprobs};
-use crate::model::{Gpt, RewardModel};
+use crate::model::{Lm, RewardModel};
 use crate::rl::ppo_clip_stats;
 use crate::train::clip::{clip_to_norm, read_with_norms, sum_squares};
 use crate::train::guard::{Guard, Verdict};
@@ -22,7 +22,7 @@ use burn::prelude::*;
 /// The trained models (on the autodiff device) and their optimizers: the policy, and PPO's
 /// value model (none under RLOO, whose baseline is the other samples of a prompt).
 pub struct Learner {
-    pub policy: Gpt,
+    pub policy: Lm,
     pub policy_optim: ModuleOptimizer,
     pub critic: Option<Critic>,
 }

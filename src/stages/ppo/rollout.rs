@@ -7,7 +7,7 @@ use super::episode::{Episode, Grid};
 use crate::model::generate::{generate_parallel, SampleConfig};
 use crate::model::loss::{tempered, token_logprobs};
 use crate::model::score::score_responses;
-use crate::model::{Gpt, RewardModel};
+use crate::model::{Lm, RewardModel};
 use crate::util::rng::Rng;
 use crate::util::shards;
 use crate::util::tensors::{ints, read_scalars};
@@ -58,8 +58,8 @@ impl Scorer {
 
 /// The inference-mode models a rollout needs.
 pub struct RolloutModels<'a> {
-    pub policy: &'a Gpt,
-    pub reference: &'a Gpt,
+    pub policy: &'a Lm,
+    pub reference: &'a Lm,
     /// The value model and the bias added to its values (see [`super::Critic::bias`]); none
     /// under RLOO, whose episodes then carry values of 0.
     pub value: Option<(&'a RewardModel, f32)>,

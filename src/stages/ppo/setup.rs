@@ -11,7 +11,7 @@ use crate::data::formats::read_prompts;
 use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
-use crate::model::{Gpt, RewardModel};
+use crate::model::{Lm, RewardModel};
 use crate::rl::KlController;
 use crate::train::optim::adamw;
 use crate::train::run::StageRun;
@@ -33,8 +33,8 @@ pub(super) struct Extra {
 pub(super) struct Fixed {
     pub tok: Tok,
     /// The policy's start when it is not the reference.
-    pub start: Option<Gpt>,
-    pub reference: Gpt,
+    pub start: Option<Lm>,
+    pub reference: Lm,
     pub scorer: Scorer,
     pub prompts: Vec<Vec<u32>>,
     pub ptx: Option<Vec<u32>>,
@@ -117,7 +117,7 @@ fn load_start(
     reference: &checkpoint::Loaded,
     ref_path: &std::path::Path,
     device: &Device,
-) -> Result<Gpt> {
+) -> Result<Lm> {
     let p = checkpoint::load_lm(&job.policy, device)?;
     if p.config.model != reference.config.model || p.tok.vocab_size() != reference.tok.vocab_size()
     {
@@ -234,7 +234,7 @@ pub(super) fn initial_learner(
 /// (`value_init`, else the reward model) with its normalisation bias, so V₀ predicts the scores
 /// PPO is given (bias included); with a token-count reward, `reference`'s trunk with a zero head
 /// and no bias.
-pub fn initial_value(job: &PpoJob, reference: &Gpt, device: &Device) -> Result<(RewardModel, f32)> {
+pub fn initial_value(job: &PpoJob, reference: &Lm, device: &Device) -> Result<(RewardModel, f32)> {
     Ok(match (&job.value_init, &job.reward) {
         (Some(p), _) | (None, RewardSource::Model(p)) => {
             let rm = checkpoint::load_rm(p, device)

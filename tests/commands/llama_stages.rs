@@ -1,0 +1,80 @@
+//! Every stage on the Llama family: the tiny job with `--arch llama` (the tiny preset's shape as
+//! a Llama: RMSNorm, rotary positions, SwiGLU, grouped-query attention with 2 key/value heads
+//! for 4 heads), shortened, through pretraining, SFT, sampling, labels, the RM, PPO-ptx, eval
+//! and the report, then best-of-n, RLOO and DPO on the frontier — on the CPU and on wgpu.
+
+use crate::common;
+use std::path::Path;
+use std::process::Command;
+
+fn run(device: &str, out: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "pipeline", "--preset", "tiny", "--arch", "llama", "--device", device,
+        ])
+        .args([
+            "--pretrain-steps",
+            "10",
+            "--sft-steps",
+            "6",
+            "--rm-steps",
+            "6",
+        ])
+        .args(["--ppo-steps", "2", "--compare", "bon,rloo,dpo"])
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        o.status.success(),
+        "pipeline --arch llama on {device} failed:\n{err}"
+    );
+    err
+}
+
+fn check(out: &Path) {
+    for f in [
+        "pretrain/ckpt/model.safetensors",
+        "sft/ckpt/model.safetensors",
+        "rm/ckpt/model.safetensors",
+        "ppo/ckpt/model.safetensors",
+        "eval/eval.json",
+        "report.md",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    // the checkpoints hold a Llama under transformers' names, not a GPT-2
+    let names = rlhf::hf::weights::read_safetensors(&out.join("sft/ckpt/model.safetensors"))
+        .unwrap()
+        .into_keys()
+        .collect::<Vec<_>>();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "model.layers.1.self_attn.k_proj.weight"),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.starts_with("wpe")), "{names:?}");
+    let cfg = std::fs::read_to_string(out.join("ppo/ckpt/config.json")).unwrap();
+    assert!(cfg.contains("\"n_kv_head\": 2"), "{cfg}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("dpo"), "the frontier lacks DPO:\n{report}");
+}
+
+#[test]
+fn every_stage_runs_on_a_llama_on_the_cpu() {
+    let out = common::tmp_dir("llama-cpu").join("run");
+    run("cpu", &out);
+    check(&out);
+}
+
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn every_stage_runs_on_a_llama_on_wgpu() {
+    common::wgpu_device(); // fails the test with wgpu's reason when there is no adapter
+    let out = common::tmp_dir("llama-wgpu").join("run");
+    run("wgpu", &out);
+    check(&out);
+}
