@@ -12,6 +12,10 @@ pub struct PipelineArgs {
     /// Model preset (tiny finishes in minutes on a laptop CPU; small is the default job).
     #[arg(long, default_value = "small")]
     pub preset: String,
+    /// The decoder family to pretrain: gpt2 (the presets'), or llama (the preset's shape as a
+    /// Llama: RMSNorm, rotary positions, SwiGLU, half as many key/value heads as heads).
+    #[arg(long, value_enum)]
+    pub arch: Option<crate::config::Arch>,
     /// Run directory (default runs/<UTC timestamp>); rerun on it to skip finished stages and
     /// resume an interrupted one.
     #[arg(long)]
@@ -81,7 +85,11 @@ impl PipelineArgs {
     /// The job's settings: the preset's (`PipelineConfig::for_preset`) with every given flag
     /// applied.
     pub fn config(&self) -> Result<PipelineConfig> {
-        let mut cfg = PipelineConfig::for_preset(&self.preset, &Default::default())?;
+        let overrides = crate::config::ModelOverrides {
+            arch: self.arch,
+            ..Default::default()
+        };
+        let mut cfg = PipelineConfig::for_preset(&self.preset, &overrides)?;
         if let Some(k) = self.k {
             cfg.k = k;
         }
