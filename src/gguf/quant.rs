@@ -100,6 +100,14 @@ impl GgmlType {
         TABLE.iter().find(|r| r.1 == id).map(|r| r.0)
     }
 
+    /// The type named `name` as ggml names it (`Q4_K`, `bf16`; any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        TABLE
+            .iter()
+            .map(|r| r.0)
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
     fn row(self) -> (GgmlType, u32, usize, usize) {
         // every variant has a row: the table lists them all (test `table_covers_every_type`)
         TABLE
@@ -387,6 +395,7 @@ mod tests {
             assert_eq!((ty.id(), ty.block_size(), ty.type_size()), (id, bs, ts));
         }
         assert_eq!(GgmlType::from_id(4), None); // Q4_2, removed from ggml
+        assert_eq!(GgmlType::from_name("q4_k"), Some(GgmlType::Q4_K));
     }
 
     #[test]
