@@ -176,7 +176,10 @@ fn dequantizer(ty: GgmlType) -> Option<BlockFn> {
 /// that is not a whole number of blocks.
 pub fn dequantize(ty: GgmlType, data: &[u8]) -> Result<Vec<f32>> {
     let Some(f) = dequantizer(ty) else {
-        bail!("dequantising {ty} is not supported (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
+        bail!(
+            "dequantising {ty} is not supported (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, \
+             Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)"
+        );
     };
     let (bs, ts) = (ty.block_size(), ty.type_size());
     if data.len() % ts != 0 {

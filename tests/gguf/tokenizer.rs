@@ -4,9 +4,10 @@
 //! round trips, the special ids, and errors. (The real SmolLM2 vocabulary against transformers
 //! is in `smollm2.rs`.)
 
-use super::{assert_mentions, message};
+use super::{assert_mentions, json, message};
 use rlhf::gguf::write::array;
 use rlhf::gguf::{GgufFile, GgufTokenizer, GgufWriter, Value, ValueType};
+use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 
 /// GPT-2's byte alphabet (`bytes_to_unicode`): printable bytes stand for themselves, the others
 /// for U+0100 onwards in byte order (space is `Ġ`, newline `Ċ`).
@@ -102,6 +103,33 @@ fn tok(pre: &str) -> GgufTokenizer {
 
 fn ids(t: &GgufTokenizer, text: &str) -> Vec<u32> {
     t.tokenizer.encode(text, false).unwrap().get_ids().to_vec()
+}
+
+/// Our pre-tokenizer for each family cuts the strings of `pre_tokenizers.json` into the pieces
+/// `tokenizers` makes with the family's own construction (gpt-2: `ByteLevel`'s regex; smollm:
+/// `Digits` + `ByteLevel`; llama-bpe, qwen2: transformers' split regexes).
+#[test]
+fn pre_tokenizers_cut_as_each_family_does() {
+    let doc = json("pre_tokenizers.json");
+    let strings = doc["strings"].as_array().unwrap();
+    let families = doc["pieces"].as_object().unwrap();
+    assert_eq!(families.len(), 4);
+    for (family, expected) in families {
+        let t = tok(family);
+        let pre = t.tokenizer.get_pre_tokenizer().unwrap();
+        for (s, want) in strings.iter().zip(expected.as_array().unwrap()) {
+            let s = s.as_str().unwrap();
+            let mut p = PreTokenizedString::from(s);
+            pre.pre_tokenize(&mut p).unwrap();
+            let got: Vec<String> = p
+                .get_splits(OffsetReferential::Original, OffsetType::Char)
+                .into_iter()
+                .map(|(piece, _, _)| piece.to_string())
+                .collect();
+            let want: Vec<String> = serde_json::from_value(want.clone()).unwrap();
+            assert_eq!(got, want, "{family}: {s:?}");
+        }
+    }
 }
 
 #[test]

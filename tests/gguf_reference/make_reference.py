@@ -19,6 +19,10 @@ Outputs (all small, committed):
 - `tiny_align64.gguf`: the same kind of file with `general.alignment` 64, its header padded so
   that aligning the data section to 32 instead of 64 lands on another byte (asserted below).
 - `big_endian.gguf`: a big-endian GGUF (gguf-py writes those for s390x), which we refuse.
+- `pre_tokenizers.json`: how the pre-tokenizers of four `tokenizer.ggml.pre` families cut a
+  dozen strings into pieces (in GPT-2's byte alphabet), as `tokenizers` does with each family's
+  own construction: GPT-2's `ByteLevel` regex, SmolLM2's `Digits` + `ByteLevel`, and the split
+  regexes transformers gives Llama 3 and Qwen2 GGUFs.
 - `smollm2.json`, only when the SmolLM2 file is present (path in `RLHF_SMOLLM2_GGUF`, else the
   cache path `.ci/run` uses): the tensor count, 20 dequantised values (indices and bits) from
   each of three tensors (Q8_0, Q4_1, F32), the special token ids and chat template, and the ids
@@ -326,9 +330,44 @@ def tokenizer_reference(path):
     return out
 
 
+PRE_STRINGS = [
+    "Hello world! 123 4567 89",
+    "It's I'LL we'VE don't",
+    "  two spaces, then   three\n\n\tand a tab",
+    "line\r\nCRLF \r\n\n",
+    "caf\u00e9 \u00fcn\u00efc\u00f6d\u00e9 \u65e5\u672c\u8a9e \U0001f980\U0001f389",
+    "$1,000.50 (x+y)/2 == 3.14!!",
+    "a\u00b2 \u0663\u0664 \u2167",  # other number categories: superscript, Arabic-Indic, Roman
+    "trailing   ",
+]
+
+
+def pre_tokenizer_reference():
+    """pre_tokenizers.json: the pieces of each family's pre-tokenizer (see the docstring)."""
+    from tokenizers import Regex
+    from tokenizers import pre_tokenizers as pt
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
+
+    byte_level = pt.ByteLevel(add_prefix_space=False, use_regex=False)
+    split = lambda pre: pt.Split(Regex(GGUF_PRE_TOKENIZER_SPLITS[pre]), "isolated")  # noqa: E731
+    families = {
+        "gpt-2": pt.ByteLevel(add_prefix_space=False, use_regex=True),
+        "smollm": pt.Sequence([pt.Digits(individual_digits=True),
+                               pt.ByteLevel(add_prefix_space=False, use_regex=True)]),
+        "llama-bpe": pt.Sequence([split("llama-bpe"), byte_level]),
+        "qwen2": pt.Sequence([split("qwen2"), byte_level]),
+    }
+    pieces = {name: [[p for p, _ in f.pre_tokenize_str(s)] for s in PRE_STRINGS]
+              for name, f in families.items()}
+    doc = {"strings": PRE_STRINGS, "pieces": pieces}
+    text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    (HERE / "pre_tokenizers.json").write_text(text)
+
+
 if __name__ == "__main__":
     quant_blocks()
     tiny()
+    pre_tokenizer_reference()
     model = pathlib.Path(os.environ.get("RLHF_SMOLLM2_GGUF", SMOLLM2_DEFAULT))
     if model.is_file():
         smollm2(model)
