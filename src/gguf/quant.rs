@@ -182,7 +182,7 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Result<Vec<f32>> {
         );
     };
     let (bs, ts) = (ty.block_size(), ty.type_size());
-    if data.len() % ts != 0 {
+    if !data.len().is_multiple_of(ts) {
         bail!(
             "{} bytes of {ty} data are not a whole number of {ts}-byte blocks",
             data.len()
@@ -363,7 +363,7 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
             .flat_map(|v| f16::from_f32(*v).to_le_bytes())
             .collect()),
         T::Q8_0 => {
-            if x.len() % 32 != 0 {
+            if !x.len().is_multiple_of(32) {
                 bail!(
                     "{} values are not a whole number of 32-value Q8_0 blocks",
                     x.len()

@@ -366,7 +366,7 @@ impl<R: Read> Parser<R> {
             .with_context(|| format!("tensor '{name}'"))?;
         let bs = ggml_type.block_size() as u64;
         ensure!(
-            ne[0] % bs == 0,
+            ne[0].is_multiple_of(bs),
             "tensor '{name}': a row of {} values is not a whole number of {ggml_type} blocks \
              ({bs} values)",
             ne[0]
@@ -466,7 +466,7 @@ fn alignment(file: &GgufFile) -> Result<u64> {
 fn check_tensors_fit(file: &GgufFile, len: u64) -> Result<()> {
     for t in &file.tensors {
         ensure!(
-            t.offset % file.alignment == 0,
+            t.offset.is_multiple_of(file.alignment),
             "tensor '{}': offset {} is not a multiple of the alignment {}",
             t.name,
             t.offset,

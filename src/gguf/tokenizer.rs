@@ -116,7 +116,7 @@ impl GgufTokenizer {
         let pre = file
             .get_opt::<&str>("tokenizer.ggml.pre")?
             .unwrap_or("default");
-        let spec = pre_tokenizer(pre).with_context(|| format!("{name}"))?;
+        let spec = pre_tokenizer(pre).with_context(|| name.to_string())?;
         let tokens = file.get_str_array("tokenizer.ggml.tokens")?;
         let types: Vec<i32> = file
             .get_opt("tokenizer.ggml.token_type")?

@@ -177,7 +177,7 @@ fn check_rows(name: &str, ne: &[u64], ggml_type: GgmlType) -> Result<()> {
     );
     let bs = ggml_type.block_size() as u64;
     ensure!(
-        ne[0] % bs == 0,
+        ne[0].is_multiple_of(bs),
         "tensor '{name}': a row of {} values is not a whole number of {ggml_type} blocks ({bs})",
         ne[0]
     );
