@@ -19,8 +19,8 @@ Outputs (all small, committed):
 - `tiny_align64.gguf`: the same kind of file with `general.alignment` 64, its header padded so
   that aligning the data section to 32 instead of 64 lands on another byte (asserted below).
 - `big_endian.gguf`: a big-endian GGUF (gguf-py writes those for s390x), which we refuse.
-- `pre_tokenizers.json`: how the pre-tokenizers of four `tokenizer.ggml.pre` families cut a
-  dozen strings into pieces (in GPT-2's byte alphabet), as `tokenizers` does with each family's
+- `pre_tokenizers.json`: how the pre-tokenizers of four `tokenizer.ggml.pre` families cut
+  eight strings into pieces (in GPT-2's byte alphabet), as `tokenizers` does with each family's
   own construction: GPT-2's `ByteLevel` regex, SmolLM2's `Digits` + `ByteLevel`, and the split
   regexes transformers gives Llama 3 and Qwen2 GGUFs.
 - `smollm2.json`, only when the SmolLM2 file is present (path in `RLHF_SMOLLM2_GGUF`, else the
@@ -50,8 +50,9 @@ Choices, and why:
   builds any byte-level GGUF vocabulary as GPT-2's, whose regex keeps digit runs together,
   while SmolLM2's own tokenizer.json (Digits(individual_digits) then ByteLevel) and llama.cpp
   (`smollm` pre-tokenizer) split every digit alone. On this vocabulary the two agree (it has no
-  merge that joins a digit to anything), which this script asserts for every string, and
-  "Hello world! 123" is [19556, 905, 17, 216, 33, 34, 35] as llama.cpp tokenizes it (asserted).
+  merge that joins a digit to anything), which this script asserts for every string; and
+  "Hello world! 123" must be [19556, 905, 17, 216, 33, 34, 35]: " 123" as a lone space (216)
+  and one token per digit, as the `smollm` pre-tokenizer cuts it (asserted).
   Digit splitting itself is tested in tests/gguf/tokenizer.rs on a vocabulary that has such
   merges.
 """
@@ -60,7 +61,6 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 import gguf
