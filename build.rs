@@ -8,6 +8,10 @@
 //! lavapipe from `mesa-vulkan-drivers`). Where the guess says yes but wgpu finds no adapter at
 //! run time, the wgpu tests fail with wgpu's reason: a driver that is installed but does not
 //! work is worth a failure, not a silent pass.
+//!
+//! Likewise `cfg(no_smollm2)`: set when `RLHF_SMOLLM2_GGUF` names no file (the SmolLM2 GGUF the
+//! tests in `tests/gguf/smollm2.rs` read) and `CI` is unset; under CI those tests always run,
+//! and fail if `.ci/run` did not fetch the file.
 
 use std::path::Path;
 
@@ -49,5 +53,21 @@ fn main() {
     let expected = ci || matches!(os.as_str(), "macos" | "ios" | "windows") || has_vulkan_driver();
     if !expected {
         println!("cargo::rustc-cfg=no_wgpu_adapter");
+    }
+    smollm2(ci);
+}
+
+/// `cfg(no_smollm2)` unless `RLHF_SMOLLM2_GGUF` names a file or this is CI.
+fn smollm2(ci: bool) {
+    println!("cargo::rustc-check-cfg=cfg(no_smollm2)");
+    println!("cargo::rerun-if-env-changed=RLHF_SMOLLM2_GGUF");
+    let file = std::env::var_os("RLHF_SMOLLM2_GGUF").filter(|p| Path::new(p).is_file());
+    if let Some(p) = &file {
+        // a file removed after the build reruns this (watching a missing path would rerun it
+        // at every build)
+        println!("cargo::rerun-if-changed={}", Path::new(p).display());
+    }
+    if file.is_none() && !ci {
+        println!("cargo::rustc-cfg=no_smollm2");
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod gguf;
 pub mod hf;
 pub mod kernels;
 pub mod labeler;
