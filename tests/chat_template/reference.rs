@@ -37,7 +37,8 @@ fn renderings_equal_transformers() {
 }
 
 /// `tojson` as `json.dumps`, `strftime_now`, `None`/`True` printed as Python prints them, loop
-/// controls and namespaces: fails when a helper is minijinja's own instead of `transformers`'.
+/// controls and namespaces, `trim_blocks`/`lstrip_blocks`/no trailing newline: fails when a
+/// helper or setting is minijinja's own instead of `transformers`'.
 #[test]
 fn environment_helpers_equal_transformers() {
     let r = reference();
@@ -54,7 +55,7 @@ fn environment_helpers_equal_transformers() {
             .unwrap();
         assert_eq!(got, extra.rendered, "{name}");
     }
-    assert_eq!(r.extras.len(), 4);
+    assert_eq!(r.extras.len(), 5);
 }
 
 /// Content is data, not template: `{{ x }}` in a message comes out as written. Fails if the

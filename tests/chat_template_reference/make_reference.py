@@ -40,8 +40,11 @@ Choices, and why:
   Python's `str.strip`, whose whitespace includes U+001F, which Rust's `trim` keeps). Each is
   rendered with and without the generation prompt.
 - `extras` runs small templates through the same environment to pin the helpers `transformers`
-  adds or overrides: `tojson` (Python's `json.dumps`, not HTML-escaped), `strftime_now`,
-  `raise_exception` is left to the Rust error tests, and how `None` and booleans print.
+  adds or overrides: `tojson` (Python's `json.dumps`, not HTML-escaped), `strftime_now`, how
+  `None` and booleans print, loop controls and namespaces, and the whitespace settings
+  (`trim_blocks`, `lstrip_blocks`, a trailing newline dropped), which the three models'
+  templates, written with `{%-` throughout, barely exercise. `raise_exception` is left to the
+  Rust error tests.
 """
 
 import datetime as dt
@@ -110,6 +113,10 @@ EXTRAS = {
         "{{ 'é' | tojson(ensure_ascii=true) }}"
     ),
     "strftime_now": "{{ strftime_now('%d %b %Y|%Y-%m-%d %H:%M:%S|%A %a %B %j %y %I %p %%') }}",
+    "whitespace_control": (
+        "{% for m in messages %}\n    {% if m.role == 'user' %}\n{{ m.content }}|\n"
+        "    {% endif %}\n{% endfor %}\n  {{ messages | length }}\n"
+    ),
     "print_none_and_bools": "{{ none }}|{{ true }}|{{ false }}|{{ add_generation_prompt }}",
     "loop_controls_namespace": (
         "{% set ns = namespace(n=0) %}{% for m in messages %}{% if loop.index > 1 %}{% break %}"
