@@ -246,14 +246,14 @@ mod tests {
 
     #[test]
     fn token_mask_takes_overlapping_tokens() {
-        // six tokens' byte ranges around a span 2..9
-        let offsets = [(0, 0), (0, 1), (1, 3), (3, 9), (9, 10), (10, 10)];
-        // (0,0) added bos: never; (0,1) before: out; (1,3) straddles the start: in;
-        // (3,9) inside: in; (9,10) starts at the span's end: out; (10,10) empty: out
+        // seven tokens' byte ranges around a span 2..9
+        let offsets = [(0, 0), (0, 1), (1, 3), (3, 9), (5, 5), (9, 10), (10, 10)];
+        // (0,0) added bos: never; (0,1) before: out; (1,3) straddles the start: in; (3,9)
+        // inside: in; (5,5) empty, even inside: out; (9,10) starts at the span's end: out
         let mask = token_mask(&offsets, &[2..9]);
-        assert_eq!(mask, [false, false, true, true, false, false]);
-        assert_eq!(token_mask(&offsets, &[]), [false; 6]);
+        assert_eq!(mask, [false, false, true, true, false, false, false]);
+        assert_eq!(token_mask(&offsets, &[]), [false; 7]);
         let two = token_mask(&offsets, &[0..1, 9..10]);
-        assert_eq!(two, [false, true, false, false, true, false]);
+        assert_eq!(two, [false, true, false, false, false, true, false]);
     }
 }
