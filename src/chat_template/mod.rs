@@ -250,7 +250,7 @@ mod tests {
         let offsets = [(0, 0), (0, 1), (1, 3), (3, 9), (5, 5), (9, 10), (10, 10)];
         // (0,0) added bos: never; (0,1) before: out; (1,3) straddles the start: in; (3,9)
         // inside: in; (5,5) empty, even inside: out; (9,10) starts at the span's end: out
-        let mask = token_mask(&offsets, &[2..9]);
+        let mask = token_mask(&offsets, std::slice::from_ref(&(2..9)));
         assert_eq!(mask, [false, false, true, true, false, false, false]);
         assert_eq!(token_mask(&offsets, &[]), [false; 7]);
         let two = token_mask(&offsets, &[0..1, 9..10]);
