@@ -13,6 +13,9 @@
 //! - `strftime_now(format)` is `datetime.now().strftime(format)`: [`strftime`] on [`Clock`].
 //! - `tojson` is `json.dumps(..., ensure_ascii=False)`: `super::json::tojson`.
 //! - `dict` and `namespace`: minijinja's builtins.
+//! - Python's string, list and dict methods (jinja2 calls the Python object's own): minijinja-
+//!   contrib's `pycompat`, with `strip`/`lstrip`/`rstrip` on Python's whitespace
+//!   ([`python_methods`]).
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::ValueKind;
@@ -54,8 +57,7 @@ pub fn environment(clock: Clock) -> Result<Environment<'static>, Error> {
     );
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_formatter(python_formatter);
-    // `.strip()`, `.startswith()`, `.split()`, `.items()`, ... on strings, lists and dicts
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(python_methods);
     env.add_function("raise_exception", raise_exception);
     set_clock(&mut env, clock);
     env.add_filter("tojson", super::json::tojson);
@@ -97,12 +99,47 @@ pub fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
+/// Python's `str.strip(chars)` (`left` and `right`), `str.lstrip` (`left`), `str.rstrip`
+/// (`right`): `chars`, or Python's whitespace when `None`.
+fn python_strip<'a>(s: &'a str, chars: Option<&str>, left: bool, right: bool) -> &'a str {
+    let stripped = |c: char| chars.map_or(is_python_space(c), |chars| chars.contains(c));
+    let s = if left {
+        s.trim_start_matches(stripped)
+    } else {
+        s
+    };
+    if right {
+        s.trim_end_matches(stripped)
+    } else {
+        s
+    }
+}
+
 /// Jinja's `trim(value, chars=None)`: Python's `str.strip(chars)`.
 fn python_trim(value: &str, chars: Option<&str>) -> String {
-    match chars {
-        Some(chars) => value.trim_matches(|c| chars.contains(c)).to_string(),
-        None => value.trim_matches(is_python_space).to_string(),
+    python_strip(value, chars, true, true).to_string()
+}
+
+/// Python's methods on strings, lists and dicts (`.strip()`, `.startswith()`, `.split()`,
+/// `.items()`, ...: minijinja-contrib's `pycompat`), except that `strip`, `lstrip` and
+/// `rstrip` strip Python's whitespace (`pycompat` strips Rust's, which lacks U+001C..U+001F).
+fn python_methods(
+    state: &mut minijinja::State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    let sides = match method {
+        "strip" => Some((true, true)),
+        "lstrip" => Some((true, false)),
+        "rstrip" => Some((false, true)),
+        _ => None,
+    };
+    if let (Some(s), Some((left, right))) = (value.as_str(), sides) {
+        let (chars,): (Option<&str>,) = minijinja::value::from_args(args)?;
+        return Ok(Value::from(python_strip(s, chars, left, right)));
     }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
 const WEEKDAYS: [&str; 7] = [

@@ -55,7 +55,7 @@ fn environment_helpers_equal_transformers() {
             .unwrap();
         assert_eq!(got, extra.rendered, "{name}");
     }
-    assert_eq!(r.extras.len(), 5);
+    assert_eq!(r.extras.len(), 6);
 }
 
 /// Content is data, not template: `{{ x }}` in a message comes out as written. Fails if the

@@ -41,7 +41,8 @@ Choices, and why:
   rendered with and without the generation prompt.
 - `extras` runs small templates through the same environment to pin the helpers `transformers`
   adds or overrides: `tojson` (Python's `json.dumps`, not HTML-escaped), `strftime_now`, how
-  `None` and booleans print, loop controls and namespaces, and the whitespace settings
+  `None` and booleans print, loop controls and namespaces, Python's string methods (whose
+  `strip` also takes U+001F for whitespace), and the whitespace settings
   (`trim_blocks`, `lstrip_blocks`, a trailing newline dropped), which the three models'
   templates, written with `{%-` throughout, barely exercise. `raise_exception` is left to the
   Rust error tests.
@@ -116,6 +117,12 @@ EXTRAS = {
     "whitespace_control": (
         "{% for m in messages %}\n    {% if m.role == 'user' %}\n{{ m.content }}|\n"
         "    {% endif %}\n{% endfor %}\n  {{ messages | length }}\n"
+    ),
+    "python_string_methods": (
+        "{{ messages[3].content.strip() }}|{{ messages[3].content.rstrip() }}|"
+        "{{ messages[0].content.lstrip() }}|{{ messages[0].content.startswith('  Line') }}|"
+        "{{ messages[2].content.split(', ') | length }}|{{ messages[2].content.upper() }}|"
+        "{{ messages[2].content.replace('{{', '<') }}|{{ messages[4].content.strip(' \\n<') }}"
     ),
     "print_none_and_bools": "{{ none }}|{{ true }}|{{ false }}|{{ add_generation_prompt }}",
     "loop_controls_namespace": (
