@@ -1,6 +1,7 @@
 //! rlhf: the InstructGPT recipe (pretraining, SFT, a reward model on K-wise rankings, PPO-ptx)
 //! as one Rust library and binary, on any GPU through wgpu or on the CPU.
 
+pub mod chat_template;
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;
