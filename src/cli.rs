@@ -92,8 +92,11 @@ pub enum Command {
     Bon(BonArgs),
     /// (Re)write report.md and its plots for a run directory.
     Report(ReportArgs),
-    /// Convert a Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer) into a
-    /// checkpoint that `--init` accepts.
+    /// Convert a model into a checkpoint that `--init` accepts: a Hugging Face directory (GPT-2,
+    /// Llama, Qwen2) or a llama.cpp GGUF file (Llama, Qwen2; quantised tensors dequantised).
+    Import(ImportArgs),
+    /// Convert a Hugging Face directory (config.json, model.safetensors, tokenizer) into a
+    /// checkpoint that `--init` accepts (as `import --from DIR`).
     ImportHf(ImportHfArgs),
     /// Write a checkpoint as a Hugging Face GPT-2 directory (`GPT2LMHeadModel`, or
     /// `GPT2ForSequenceClassification` for a reward model) with its tokenizer.
@@ -126,8 +129,21 @@ pub struct KernelsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A Hugging Face model directory (config.json with model_type gpt2, llama or qwen2;
+    /// model.safetensors or its shards; tokenizer.json) or a GGUF file (general.architecture
+    /// llama or qwen2; F32, F16, BF16, Q4_0 to Q8_0 and Q2_K to Q6_K tensors).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Checkpoint directory to create (must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
 pub struct ImportHfArgs {
-    /// Hugging Face model directory: config.json (model_type gpt2), model.safetensors, and
+    /// Hugging Face model directory: config.json (model_type gpt2, llama or qwen2),
+    /// model.safetensors, and
     /// tokenizer.json or vocab.json + merges.txt. Pickle files (pytorch_model.bin) are not read.
     #[arg(long)]
     pub dir: PathBuf,

@@ -43,6 +43,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::eval(a),
         Command::Bon(a) => eval::bon(a),
         Command::Report(a) => tools::report(a),
+        Command::Import(a) => tools::import(a),
         Command::ImportHf(a) => tools::import_hf(a),
         Command::ExportHf(a) => tools::export_hf(a),
         Command::Bench(b) => tools::bench(b),

@@ -2,7 +2,9 @@
 //! around the training stages.
 
 use super::open;
-use crate::cli::{BenchCmd, ExportHfArgs, ImportHfArgs, KernelsArgs, ReportArgs, TokenizerCmd};
+use crate::cli::{
+    BenchCmd, ExportHfArgs, ImportArgs, ImportHfArgs, KernelsArgs, ReportArgs, TokenizerCmd,
+};
 use crate::config::ModelConfig;
 use crate::device::{self, DeviceChoice};
 use crate::pipeline::report;
@@ -140,12 +142,33 @@ pub(super) fn report(a: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// `rlhf import-hf`: a Hugging Face GPT-2 directory into a checkpoint.
+/// `rlhf import`: a Hugging Face directory or a GGUF file into a checkpoint.
+pub(super) fn import(a: ImportArgs) -> Result<()> {
+    let s = if a.from.is_dir() {
+        crate::hf::import_hf(&a.from, &a.out)?
+    } else if a.from.is_file() {
+        crate::hf::import_gguf(&a.from, &a.out)?
+    } else {
+        anyhow::bail!(
+            "{} does not exist: expected a Hugging Face model directory or a .gguf file",
+            a.from.display()
+        );
+    };
+    print_import("import", &s);
+    Ok(())
+}
+
+/// `rlhf import-hf`: a Hugging Face directory into a checkpoint.
 pub(super) fn import_hf(a: ImportHfArgs) -> Result<()> {
     let s = crate::hf::import_hf(&a.dir, &a.out)?;
+    print_import("import-hf", &s);
+    Ok(())
+}
+
+fn print_import(cmd: &str, s: &crate::hf::import::ImportSummary) {
     eprintln!(
-        "import-hf: {} tensors ({} layers, {} wide, {} heads, ctx {}, vocab {}) \
-         -> '{}' checkpoint {}; skipped {} (mask buffers, tied lm_head)",
+        "{cmd}: {} tensors ({} layers, {} wide, {} heads, ctx {}, vocab {}) \
+         -> '{}' checkpoint {}; skipped {} (mask buffers, a tied lm_head)",
         s.tensors,
         s.model.n_layer,
         s.model.n_embd,
@@ -156,7 +179,6 @@ pub(super) fn import_hf(a: ImportHfArgs) -> Result<()> {
         s.out.display(),
         s.skipped.len()
     );
-    Ok(())
 }
 
 /// `rlhf export-hf`: a checkpoint as a Hugging Face GPT-2 directory.

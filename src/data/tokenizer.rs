@@ -30,14 +30,30 @@ pub struct Tok {
     pub eot: u32,
 }
 
+/// The tokens that end a response, in order of preference: a chat model's end of turn (ChatML's
+/// `<|im_end|>` in SmolLM2 and Qwen2, Llama 3's `<|eot_id|>`) before the end of text, so a model
+/// that was taught to close its turns is trained and sampled to close them the same way.
+pub const RESPONSE_ENDS: [&str; 4] = ["<|im_end|>", "<|eot_id|>", EOT, "<|end_of_text|>"];
+
 impl Tok {
-    /// Loads a `tokenizer.json`; it must contain `<|endoftext|>`.
+    /// Loads a `tokenizer.json`; it must hold one of [`RESPONSE_ENDS`].
     pub fn load(path: &Path) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| anyhow!("loading tokenizer {}: {e}", path.display()))?;
-        let eot = inner
-            .token_to_id(EOT)
-            .ok_or_else(|| anyhow!("tokenizer {} has no '{EOT}' token", path.display()))?;
+        Self::from_tokenizer(inner).with_context(|| format!("tokenizer {}", path.display()))
+    }
+
+    /// Wraps a tokenizer; its response end is the first of [`RESPONSE_ENDS`] it holds.
+    pub fn from_tokenizer(inner: tokenizers::Tokenizer) -> Result<Self> {
+        let eot = RESPONSE_ENDS
+            .iter()
+            .find_map(|t| inner.token_to_id(t))
+            .ok_or_else(|| {
+                anyhow!(
+                    "no token to end a response: expected one of {}",
+                    RESPONSE_ENDS.join(", ")
+                )
+            })?;
         Ok(Self { inner, eot })
     }
 

@@ -91,27 +91,15 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
             )
         }
     };
-    let kind = match model {
-        Imported::Rm(_) => CheckpointKind::Rm,
-        Imported::Lm(_) => CheckpointKind::Lm,
-    };
-    let config = CheckpointConfig {
-        kind,
-        stage: "import-hf".into(),
-        model: hf.model.clone(),
-        reward_bias: hf.reward_bias,
-        reward_gain: None,
-    };
-    let tmp = crate::util::fs::tmp_path(out);
-    prepare_out(out, &tmp)?;
-    let weights = tmp.join("model.safetensors");
-    match &model {
-        Imported::Rm(rm) => checkpoint::save_weights(rm, &weights)?,
-        Imported::Lm(lm) => checkpoint::save_weights(lm, &weights)?,
-    }
-    save_json(&config, &tmp.join("config.json"))?;
-    tok.save(&tmp.join("tokenizer.json"))?;
-    crate::util::fs::commit(&tmp, out)?;
+    let kind = write_imported(
+        out,
+        &model,
+        &hf.model,
+        hf.reward_bias,
+        &tok,
+        None,
+        "import-hf",
+    )?;
     Ok(ImportSummary {
         out: out.to_path_buf(),
         kind,
@@ -121,8 +109,48 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
     })
 }
 
-/// What a directory held.
-enum Imported {
+/// Writes an imported model as a finished checkpoint `out` (absent or empty), atomically: its
+/// weights, `config.json` (written by `stage`), the tokenizer and, when the source had one, its
+/// chat template as `chat_template.jinja`.
+pub(crate) fn write_imported(
+    out: &Path,
+    model: &Imported,
+    cfg: &ModelConfig,
+    reward_bias: Option<f64>,
+    tok: &Tok,
+    chat_template: Option<&str>,
+    stage: &str,
+) -> Result<CheckpointKind> {
+    let kind = match model {
+        Imported::Rm(_) => CheckpointKind::Rm,
+        Imported::Lm(_) => CheckpointKind::Lm,
+    };
+    let config = CheckpointConfig {
+        kind,
+        stage: stage.into(),
+        model: cfg.clone(),
+        reward_bias,
+        reward_gain: None,
+    };
+    let tmp = crate::util::fs::tmp_path(out);
+    prepare_out(out, &tmp)?;
+    let weights = tmp.join("model.safetensors");
+    match model {
+        Imported::Rm(rm) => checkpoint::save_weights(rm, &weights)?,
+        Imported::Lm(lm) => checkpoint::save_weights(lm, &weights)?,
+    }
+    save_json(&config, &tmp.join("config.json"))?;
+    tok.save(&tmp.join("tokenizer.json"))?;
+    if let Some(t) = chat_template {
+        let path = tmp.join(checkpoint::CHAT_TEMPLATE);
+        std::fs::write(&path, t).with_context(|| format!("writing {}", path.display()))?;
+    }
+    crate::util::fs::commit(&tmp, out)?;
+    Ok(kind)
+}
+
+/// What a source held.
+pub(crate) enum Imported {
     Lm(Lm),
     Rm(RewardModel),
 }

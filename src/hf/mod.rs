@@ -9,6 +9,7 @@
 //! is not used: it transposes every linear weight, which is wrong for `Conv1D`.
 
 pub mod export;
+pub mod gguf_import;
 pub mod hf_config;
 pub mod import;
 pub mod layout;
@@ -17,4 +18,5 @@ pub mod llama_weights;
 pub mod weights;
 
 pub use export::export_hf;
+pub use gguf_import::import_gguf;
 pub use import::import_hf;

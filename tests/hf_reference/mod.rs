@@ -9,6 +9,7 @@
 
 mod half_precision;
 mod llama;
+mod smollm2;
 mod tokenizer;
 
 use super::{logits, read_json, run_ok};

@@ -157,7 +157,11 @@ pub(super) const CASES: &[Case] = &[
     case(PRE, "corpus_non_utf8.txt", &["corpus_non_utf8.txt:3: not valid UTF-8 (byte offset"]),
     case(PRE, "corpus_empty.txt", &["corpus_empty.txt: the file is empty"]),
     case(PRE_TOK, "tokenizer_malformed.json", &["loading tokenizer", "tokenizer_malformed.json"]),
-    case(PRE_TOK, "tokenizer_no_eot.json", &["tokenizer_no_eot.json has no '<|endoftext|>' token"]),
+    case(
+        PRE_TOK,
+        "tokenizer_no_eot.json",
+        &["tokenizer_no_eot.json", "no token to end a response: expected one of <|im_end|>"],
+    ),
     case(
         PRE_PRESET,
         "preset_heads_do_not_divide.toml",
