@@ -23,10 +23,6 @@ mod resume;
 pub use finite::check_finite;
 pub use resume::{check_resumable, check_same_tokenizer, load_resumable_lm, load_resume};
 
-/// The chat template a model came with (Jinja, as `tokenizer_config.json`'s `chat_template` or
-/// a GGUF's `tokenizer.chat_template`), kept beside its tokenizer.
-pub const CHAT_TEMPLATE: &str = "chat_template.jinja";
-
 /// What a checkpoint holds; written into `config.json` as `"lm"` or `"rm"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -168,6 +168,7 @@ mod tests {
     /// Flags of those commands that take a value and show no `[default: X]`: their default is a
     /// path, another flag or the checkpoint's own value, said in words.
     const IN_WORDS: &[&str] = &[
+        "--arch",
         "--n-layer",
         "--n-embd",
         "--n-head",

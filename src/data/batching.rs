@@ -9,6 +9,8 @@
 //! - Rankings (the reward model, DPO): a batch is prompts drawn with replacement, each with all
 //!   of its responses.
 
+use crate::data::chat_format;
+use crate::data::conversation::Message;
 use crate::data::formats::SftRecord;
 use crate::data::template::pieces;
 use crate::data::tokenizer::Tok;
@@ -140,17 +142,7 @@ pub fn tokenize_sft(
     let mut cut = 0;
     let max_len = n_ctx + 1;
     for r in records {
-        let (mut tokens, mut target) = (Vec::new(), Vec::new());
-        let mut last = 0; // where the last piece starts
-        for piece in pieces(&r.messages) {
-            let mut ids = tok.encode(&piece.text)?;
-            if piece.assistant {
-                ids.push(tok.eot);
-            }
-            last = tokens.len();
-            target.extend(std::iter::repeat_n(piece.assistant, ids.len()));
-            tokens.extend(ids);
-        }
+        let (mut tokens, mut target, last) = demonstration_tokens(tok, &r.messages)?;
         if tokens.len() > max_len {
             cut += 1;
             let (p, resp) = (last, tokens.len() - last);
@@ -163,6 +155,30 @@ pub fn tokenize_sft(
         out.push(SftExample { tokens, target });
     }
     Ok((out, cut))
+}
+
+/// A demonstration's tokens, which are targets, and where its last piece (the last assistant
+/// turn; with a chat template, its first token) starts.
+fn demonstration_tokens(tok: &Tok, messages: &[Message]) -> Result<(Vec<u32>, Vec<bool>, usize)> {
+    if let Some(c) = &tok.chat {
+        let (tokens, target) = chat_format::demonstration(&c.template, &tok.inner, messages)?;
+        // the start of the last run of targets
+        let end = target.iter().rposition(|&t| t).map_or(0, |i| i + 1);
+        let last = target[..end].iter().rposition(|&t| !t).map_or(0, |i| i + 1);
+        return Ok((tokens, target, last));
+    }
+    let (mut tokens, mut target) = (Vec::new(), Vec::new());
+    let mut last = 0; // where the last piece starts
+    for piece in pieces(messages) {
+        let mut ids = tok.encode(&piece.text)?;
+        if piece.assistant {
+            ids.push(tok.eot);
+        }
+        last = tokens.len();
+        target.extend(std::iter::repeat_n(piece.assistant, ids.len()));
+        tokens.extend(ids);
+    }
+    Ok((tokens, target, last))
 }
 
 /// Right-pads examples into a batch; weights are 1 exactly on targets that are response tokens.

@@ -2,6 +2,7 @@
 //! token streams, prompt + response sequences (the one prompt-fitting rule), batching.
 
 pub mod batching;
+pub mod chat_format;
 pub mod conversation;
 pub mod corpus;
 pub mod formats;

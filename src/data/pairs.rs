@@ -4,7 +4,6 @@
 //! right-padding into a batch.
 
 use super::rankings::Ranking;
-use super::template::{render_prompt, render_response};
 use super::tokenizer::Tok;
 use anyhow::Result;
 
@@ -46,8 +45,8 @@ pub fn tokenize_pair_split(
     response: &str,
     n_ctx: usize,
 ) -> Result<(Vec<u32>, usize, bool)> {
-    let p = tok.encode(&render_prompt(prompt))?;
-    let mut r = tok.encode(&render_response(response))?;
+    let p = tok.prompt_ids(prompt)?;
+    let mut r = tok.response_ids(response)?;
     let cut = p.len() + r.len() + 1 > n_ctx;
     r.truncate(n_ctx.saturating_sub(2).max(1));
     let mut s = fit_prompt(&p, r.len(), n_ctx);

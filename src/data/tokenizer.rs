@@ -3,9 +3,12 @@
 //! in `assets/gpt2/`), and the `<|endoftext|>` special token that separates documents and ends
 //! every response.
 
+use super::{chat_format, template};
+use crate::chat_template::{ChatTemplate, SpecialTokens};
 use anyhow::{anyhow, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BpeTrainerBuilder, Vocab, BPE};
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
@@ -23,12 +26,25 @@ pub const EOT: &str = "<|endoftext|>";
 const GPT2_VOCAB: &str = include_str!("../../assets/gpt2/vocab.json");
 const GPT2_MERGES: &str = include_str!("../../assets/gpt2/merges.txt");
 
-/// A loaded tokenizer plus the id of `<|endoftext|>`.
+/// A loaded tokenizer, the id of the token that ends a response, and the model's chat template
+/// when it came with one (prompts are then rendered with it, not with `template`'s).
 #[derive(Clone)]
 pub struct Tok {
     pub inner: tokenizers::Tokenizer,
     pub eot: u32,
+    pub chat: Option<Chat>,
 }
+
+/// A chat template with its source (saved beside the tokenizer as [`CHAT_TEMPLATE`]).
+#[derive(Clone)]
+pub struct Chat {
+    pub source: String,
+    pub template: Arc<ChatTemplate>,
+}
+
+/// The file beside `tokenizer.json` that holds a model's chat template (Jinja, as
+/// `tokenizer_config.json`'s `chat_template` or a GGUF's `tokenizer.chat_template`).
+pub const CHAT_TEMPLATE: &str = "chat_template.jinja";
 
 /// The tokens that end a response, in order of preference: a chat model's end of turn (ChatML's
 /// `<|im_end|>` in SmolLM2 and Qwen2, Llama 3's `<|eot_id|>`) before the end of text, so a model
@@ -36,11 +52,57 @@ pub struct Tok {
 pub const RESPONSE_ENDS: [&str; 4] = ["<|im_end|>", "<|eot_id|>", EOT, "<|end_of_text|>"];
 
 impl Tok {
-    /// Loads a `tokenizer.json`; it must hold one of [`RESPONSE_ENDS`].
+    /// Loads a `tokenizer.json`; it must hold one of [`RESPONSE_ENDS`]. A [`CHAT_TEMPLATE`] file
+    /// beside it is the model's chat template.
     pub fn load(path: &Path) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| anyhow!("loading tokenizer {}: {e}", path.display()))?;
-        Self::from_tokenizer(inner).with_context(|| format!("tokenizer {}", path.display()))
+        let tok =
+            Self::from_tokenizer(inner).with_context(|| format!("tokenizer {}", path.display()))?;
+        let template = path.with_file_name(CHAT_TEMPLATE);
+        if !template.is_file() {
+            return Ok(tok);
+        }
+        let source = std::fs::read_to_string(&template)
+            .with_context(|| format!("reading {}", template.display()))?;
+        tok.with_chat_template(&source)
+            .with_context(|| format!("{}", template.display()))
+    }
+
+    /// The same tokenizer with `source` as its chat template; the template's `eos_token` is the
+    /// response end, its `bos_token` Llama 3's `<|begin_of_text|>` where the vocabulary has it.
+    pub fn with_chat_template(mut self, source: &str) -> Result<Self> {
+        let name = |id: u32| self.inner.id_to_token(id);
+        let special = SpecialTokens {
+            bos: ["<|begin_of_text|>", "<s>"]
+                .iter()
+                .find(|t| self.inner.token_to_id(t).is_some())
+                .map(|t| t.to_string()),
+            eos: name(self.eot),
+        };
+        let template = ChatTemplate::new(source, special)?;
+        self.chat = Some(Chat {
+            source: source.to_string(),
+            template: Arc::new(template),
+        });
+        Ok(self)
+    }
+
+    /// The tokens a model is conditioned on for `prompt` (a prompt string as the data files
+    /// give it): the chat template's rendering when there is one, else `template`'s.
+    pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>> {
+        match &self.chat {
+            Some(c) => self.encode(&chat_format::render_prompt(&c.template, prompt)?),
+            None => self.encode(&template::render_prompt(prompt)),
+        }
+    }
+
+    /// The tokens of a response as they follow its prompt's, without the closing [`Tok::eot`].
+    pub fn response_ids(&self, response: &str) -> Result<Vec<u32>> {
+        match &self.chat {
+            Some(_) => self.encode(response.trim()),
+            None => self.encode(&template::render_response(response)),
+        }
     }
 
     /// Wraps a tokenizer; its response end is the first of [`RESPONSE_ENDS`] it holds.
@@ -54,7 +116,11 @@ impl Tok {
                     RESPONSE_ENDS.join(", ")
                 )
             })?;
-        Ok(Self { inner, eot })
+        Ok(Self {
+            inner,
+            eot,
+            chat: None,
+        })
     }
 
     /// OpenAI's GPT-2 tokenizer (50,257 tokens, `<|endoftext|>` = 50256), from the bundled
@@ -115,12 +181,18 @@ impl Tok {
             .map_err(|e| anyhow!("decoding: {e}"))
     }
 
+    /// Writes `tokenizer.json` to `path` and the chat template, when there is one, beside it.
     pub fn save(&self, path: &Path) -> Result<()> {
         let tmp = crate::util::fs::tmp_path(path);
         self.inner
             .save(&tmp, false)
             .map_err(|e| anyhow!("saving tokenizer {}: {e}", tmp.display()))?;
-        crate::util::fs::commit(&tmp, path)
+        crate::util::fs::commit(&tmp, path)?;
+        if let Some(c) = &self.chat {
+            let t = path.with_file_name(CHAT_TEMPLATE);
+            crate::util::fs::write_atomic(&t, c.source.as_bytes())?;
+        }
+        Ok(())
     }
 }
 
@@ -152,7 +224,11 @@ fn from_vocab_merges(vocab_json: &str, merges: &str) -> Result<Tok> {
     inner.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
     inner.with_post_processor(Some(ByteLevel::new(true, false, true)));
     inner.add_special_tokens(&[AddedToken::from(EOT, true)]);
-    Ok(Tok { inner, eot })
+    Ok(Tok {
+        inner,
+        eot,
+        chat: None,
+    })
 }
 
 /// Trains a byte-level BPE with `vocab_size` tokens (including the 256 byte tokens and
@@ -201,5 +277,9 @@ pub fn train(files: &[PathBuf], vocab_size: usize) -> Result<Tok> {
     let eot = inner
         .token_to_id(EOT)
         .context("trained tokenizer lacks <|endoftext|>")?;
-    Ok(Tok { inner, eot })
+    Ok(Tok {
+        inner,
+        eot,
+        chat: None,
+    })
 }

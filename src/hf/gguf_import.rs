@@ -36,7 +36,13 @@ pub fn import_gguf(path: &Path, out: &Path) -> Result<ImportSummary> {
         ),
     };
     let gt = GgufTokenizer::from_gguf(&file)?;
-    let tok = Tok::from_tokenizer(gt.tokenizer).with_context(|| format!("{}", path.display()))?;
+    let mut tok =
+        Tok::from_tokenizer(gt.tokenizer).with_context(|| format!("{}", path.display()))?;
+    if let Some(t) = &gt.chat_template {
+        tok = tok
+            .with_chat_template(t)
+            .with_context(|| format!("{}: tokenizer.chat_template", path.display()))?;
+    }
     let cfg =
         config(&file, &arch, tok.vocab_size()).with_context(|| format!("{}", path.display()))?;
     let Family::Llama(f) = &cfg.family else {
@@ -46,15 +52,7 @@ pub fn import_gguf(path: &Path, out: &Path) -> Result<ImportSummary> {
     let mut m = Llama::build(&cfg, f, &mut Init::Zeros, &device);
     let read = set_weights(&mut m, &file, &cfg, f, permuted, &device)
         .with_context(|| format!("{}", path.display()))?;
-    let kind = write_imported(
-        out,
-        &Imported::Lm(Lm::Llama(m)),
-        &cfg,
-        None,
-        &tok,
-        gt.chat_template.as_deref(),
-        "import",
-    )?;
+    let kind = write_imported(out, &Imported::Lm(Lm::Llama(m)), &cfg, None, &tok, "import")?;
     Ok(ImportSummary {
         out: out.to_path_buf(),
         kind,

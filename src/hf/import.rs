@@ -91,15 +91,7 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
             )
         }
     };
-    let kind = write_imported(
-        out,
-        &model,
-        &hf.model,
-        hf.reward_bias,
-        &tok,
-        None,
-        "import-hf",
-    )?;
+    let kind = write_imported(out, &model, &hf.model, hf.reward_bias, &tok, "import-hf")?;
     Ok(ImportSummary {
         out: out.to_path_buf(),
         kind,
@@ -110,15 +102,14 @@ pub fn import_hf(dir: &Path, out: &Path) -> Result<ImportSummary> {
 }
 
 /// Writes an imported model as a finished checkpoint `out` (absent or empty), atomically: its
-/// weights, `config.json` (written by `stage`), the tokenizer and, when the source had one, its
-/// chat template as `chat_template.jinja`.
+/// weights, `config.json` (written by `stage`) and the tokenizer (with its chat template, when
+/// the source had one).
 pub(crate) fn write_imported(
     out: &Path,
     model: &Imported,
     cfg: &ModelConfig,
     reward_bias: Option<f64>,
     tok: &Tok,
-    chat_template: Option<&str>,
     stage: &str,
 ) -> Result<CheckpointKind> {
     let kind = match model {
@@ -141,10 +132,6 @@ pub(crate) fn write_imported(
     }
     save_json(&config, &tmp.join("config.json"))?;
     tok.save(&tmp.join("tokenizer.json"))?;
-    if let Some(t) = chat_template {
-        let path = tmp.join(checkpoint::CHAT_TEMPLATE);
-        std::fs::write(&path, t).with_context(|| format!("writing {}", path.display()))?;
-    }
     crate::util::fs::commit(&tmp, out)?;
     Ok(kind)
 }

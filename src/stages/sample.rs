@@ -4,7 +4,6 @@
 
 use crate::checkpoint;
 use crate::data::formats::{read_prompts, write_jsonl, SampleRecord};
-use crate::data::template::render_prompt;
 use crate::model::generate::{generate_parallel, prompt_room, SampleConfig};
 use crate::train::metrics::progress_bar;
 use crate::util::rng::Rng;
@@ -42,7 +41,7 @@ pub fn run(job: &SampleJob, device: &Device) -> Result<Vec<SampleRecord>> {
     let rows: Vec<(usize, Vec<u32>)> = prompts
         .iter()
         .enumerate()
-        .map(|(i, p)| loaded.tok.encode(&render_prompt(p)).map(|ids| (i, ids)))
+        .map(|(i, p)| loaded.tok.prompt_ids(p).map(|ids| (i, ids)))
         .collect::<Result<Vec<_>>>()?;
     let cut = rows.iter().filter(|(_, ids)| ids.len() > room).count();
     if cut > 0 {

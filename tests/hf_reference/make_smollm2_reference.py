@@ -6,7 +6,8 @@ every tensor to float32 and undoing llama.cpp's q/k row permutation), so the ids
 an independent implementation computes from the same file: our import must reproduce them token
 for token. Also saved: the prompt ids (rendered by the GGUF's own chat template through
 `apply_chat_template`, generation prompt on) and the logits of the last prompt position (the
-first 256 vocabulary ids) for a tolerance check that is finer than greedy agreement.
+first 256 vocabulary ids) for a tolerance check that is finer than greedy agreement, and the ids
+of a two-turn demonstration rendered and tokenized by `apply_chat_template` (what SFT trains on).
 
 Run from the repository root (needs torch, transformers, gguf):
 
@@ -55,7 +56,24 @@ for text in PROMPTS:
             "greedy_text": tok.decode(new),
         }
     )
+# a two-turn demonstration as SFT sees it: transformers' ids of the whole rendering
+demo = [
+    {"role": "user", "content": "What is 2 + 2?"},
+    {"role": "assistant", "content": "4, the sum of two and two."},
+    {"role": "user", "content": "And 3 + 3?"},
+    {"role": "assistant", "content": "6."},
+]
+demo_ids = tok.apply_chat_template(demo, tokenize=True)
+if hasattr(demo_ids, "input_ids"):
+    demo_ids = demo_ids["input_ids"]
 HERE.mkdir(exist_ok=True)
 (HERE / "greedy.json").write_text(
-    json.dumps({"transformers": transformers.__version__, "cases": cases}, indent=1)
+    json.dumps(
+        {
+            "transformers": transformers.__version__,
+            "cases": cases,
+            "demonstration": {"messages": demo, "ids": list(demo_ids)},
+        },
+        indent=1,
+    )
 )

@@ -28,6 +28,56 @@ fn imported() -> &'static PathBuf {
     })
 }
 
+/// SFT's tokens of a two-turn demonstration are `apply_chat_template`'s ids up to the last
+/// assistant turn's `<|im_end|>` (the newline the template writes after it is not the model's to
+/// produce), and its targets are exactly each assistant turn's text and `<|im_end|>`.
+#[test]
+#[cfg_attr(
+    no_smollm2,
+    ignore = "RLHF_SMOLLM2_GGUF not set: see tests/gguf/smollm2.rs"
+)]
+fn smollm2_demonstrations_tokenize_as_transformers_renders_them() {
+    let want = read_json(&reference().join("smollm2/greedy.json"));
+    let demo = &want["demonstration"];
+    let messages = rlhf::data::conversation::parse_messages(&demo["messages"]).unwrap();
+    let theirs: Vec<u32> = demo["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect();
+    let tok = checkpoint::load_lm(imported(), &Device::flex())
+        .unwrap()
+        .tok;
+    let record = rlhf::data::formats::SftRecord { messages };
+    let (examples, cut) = rlhf::data::batching::tokenize_sft(&tok, &[record], 8192).unwrap();
+    assert_eq!(cut, 0);
+    let ex = &examples[0];
+    let newline = tok.encode("\n").unwrap();
+    assert_eq!(
+        [&ex.tokens[..], &newline[..]].concat(),
+        theirs,
+        "the rendering's ids"
+    );
+    let mut runs: Vec<Vec<u32>> = Vec::new();
+    for (i, &t) in ex.target.iter().enumerate() {
+        if t && (i == 0 || !ex.target[i - 1]) {
+            runs.push(Vec::new());
+        }
+        if t {
+            runs.last_mut().unwrap().push(ex.tokens[i]);
+        }
+    }
+    let texts: Vec<String> = runs
+        .iter()
+        .map(|r| tok.inner.decode(r, false).unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["4, the sum of two and two.<|im_end|>", "6.<|im_end|>"]
+    );
+}
+
 #[test]
 #[cfg_attr(
     no_smollm2,
@@ -48,7 +98,7 @@ fn smollm2_gguf_greedy_decodes_as_transformers_does() {
         tok.inner.id_to_token(tok.eot).as_deref(),
         Some("<|im_end|>")
     );
-    let source = std::fs::read_to_string(dir.join(checkpoint::CHAT_TEMPLATE)).unwrap();
+    let source = std::fs::read_to_string(dir.join(rlhf::data::tokenizer::CHAT_TEMPLATE)).unwrap();
     let special = SpecialTokens {
         bos: Some("<|im_start|>".into()),
         eos: Some("<|im_end|>".into()),
@@ -67,6 +117,12 @@ fn smollm2_gguf_greedy_decodes_as_transformers_does() {
         let rendered = template.render(&[Message::user(text)], true).unwrap();
         let prompt = tok.encode(&rendered).unwrap();
         assert_eq!(prompt, ids("prompt_ids"), "{text}: prompt ids");
+        // what every stage conditions on: the checkpoint's tokenizer renders with the template
+        assert_eq!(
+            tok.prompt_ids(text).unwrap(),
+            prompt,
+            "{text}: Tok::prompt_ids"
+        );
 
         let (mut d, mut logits) = Decoder::prefill(m, &[prompt.clone()], true, &dev).unwrap();
         let theirs: Vec<f32> = case["last_logits"]

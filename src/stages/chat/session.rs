@@ -2,6 +2,7 @@
 //! KV cache is kept from turn to turn, so a turn runs only its new tokens through the model (the
 //! user's text and the closing token of the previous reply), not the whole history again.
 
+use crate::data::chat_format;
 use crate::data::conversation::{Message, Role};
 use crate::data::pairs::fit_prompt;
 use crate::data::template::render_prompt;
@@ -75,7 +76,13 @@ impl<'a> ChatSession<'a> {
 
     /// The model's answer to `user`, given the conversation so far.
     pub fn say(&mut self, user: &str) -> Result<Reply> {
-        let ids = self.tok.encode(&render_prompt(user))?;
+        let ids = match &self.tok.chat {
+            Some(c) => {
+                let text = chat_format::user_turn(&c.template, &self.transcript, user)?;
+                self.tok.encode(&text)?
+            }
+            None => self.tok.encode(&render_prompt(user))?,
+        };
         self.transcript.push(Message::new(Role::User, user));
         self.turns.push(ids);
         let n_ctx = self.model.n_ctx();

@@ -5,7 +5,6 @@
 
 use crate::checkpoint::{self, Loaded};
 use crate::data::pairs::fit_prompt;
-use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
 use crate::model::generate::{generate_parallel, SampleConfig};
 use crate::util::rng::Rng;
@@ -55,13 +54,7 @@ pub(crate) fn fitted_prompts(
 ) -> Result<Vec<Vec<u32>>> {
     prompts
         .iter()
-        .map(|p| {
-            Ok(fit_prompt(
-                &tok.encode(&render_prompt(p))?,
-                limit - 1,
-                n_ctx,
-            ))
-        })
+        .map(|p| Ok(fit_prompt(&tok.prompt_ids(p)?, limit - 1, n_ctx)))
         .collect()
 }
 

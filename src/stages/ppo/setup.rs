@@ -9,7 +9,6 @@ use crate::config::ModelConfig;
 use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::read_prompts;
 use crate::data::pairs::fit_prompt;
-use crate::data::template::render_prompt;
 use crate::data::tokenizer::Tok;
 use crate::model::{Lm, RewardModel};
 use crate::rl::KlController;
@@ -86,7 +85,7 @@ fn load_prompts(job: &PpoJob, tok: &Tok, n_ctx: usize) -> Result<Vec<Vec<u32>>> 
     let prompts = read_prompts(&job.prompts)?
         .iter()
         .map(|p| {
-            let ids = tok.encode(&render_prompt(p))?;
+            let ids = tok.prompt_ids(p)?;
             Ok(fit_prompt(&ids, job.cfg.max_new_tokens, n_ctx))
         })
         .collect::<Result<Vec<_>>>()?;
