@@ -16,6 +16,12 @@ pub struct PipelineArgs {
     /// Llama: RMSNorm, rotary positions, SwiGLU, half as many key/value heads as heads).
     #[arg(long, value_enum)]
     pub arch: Option<crate::config::Arch>,
+    /// Start from this model instead of pretraining one: a GGUF file (SmolLM2, Qwen2.5, Llama
+    /// 3.2), a Hugging Face directory or a checkpoint. The tokenizer and pretraining stages are
+    /// skipped; SFT, sampling, the RM, PPO-ptx (ptx on the bundled novels, in the model's
+    /// tokens), eval and the report run on it, prompts in its chat template.
+    #[arg(long)]
+    pub base: Option<PathBuf>,
     /// Run directory (default runs/<UTC timestamp>); rerun on it to skip finished stages and
     /// resume an interrupted one.
     #[arg(long)]
@@ -90,6 +96,7 @@ impl PipelineArgs {
             ..Default::default()
         };
         let mut cfg = PipelineConfig::for_preset(&self.preset, &overrides)?;
+        cfg.base = self.base.clone();
         if let Some(k) = self.k {
             cfg.k = k;
         }

@@ -12,10 +12,24 @@ use crate::stages::rm;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+fn default_base_ctx() -> usize {
+    512
+}
+
 /// The resolved settings of a pipeline run, saved as `pipeline.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PipelineConfig {
     pub preset: String,
+    /// The model the job starts from instead of pretraining its own (`--base`): a checkpoint, a
+    /// Hugging Face directory or a GGUF file; None: the preset's model, pretrained on the corpus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<std::path::PathBuf>,
+    /// The context a `--base` job works in, in tokens: the imported model's `n_ctx` is cut to it
+    /// (prompts, responses, ptx and perplexity windows fit in it), as a real model's own context
+    /// (8192 for SmolLM2) makes every window's (T, vocabulary) logits too large for a laptop.
+    /// Default 512.
+    #[serde(default = "default_base_ctx")]
+    pub base_ctx: usize,
     pub model: ModelConfig,
     /// BPE vocabulary size.
     pub vocab_size: usize,
@@ -123,6 +137,8 @@ impl PipelineConfig {
         };
         Ok(Self {
             preset: preset.to_string(),
+            base: None,
+            base_ctx: default_base_ctx(),
             model,
             vocab_size,
             pretrain: pt,

@@ -50,7 +50,8 @@ pub fn run(
     let t_all = Instant::now();
     let mut r = Runner::new(
         out.to_path_buf(),
-        5 + 4 * cfg.rounds.max(1)
+        5 - usize::from(cfg.base.is_some())
+            + 4 * cfg.rounds.max(1)
             + if cfg.ptx_ablation { 2 } else { 0 }
             + frontier::stage_count(cfg),
     );
@@ -62,8 +63,13 @@ pub fn run(
         corpus: &corpus,
         device,
     };
-    let tok = job.tokenizer(&mut r)?;
-    let pre_dir = job.pretrain(&mut r, &tok)?;
+    let pre_dir = match &cfg.base {
+        Some(base) => job.import_base(&mut r, base)?,
+        None => {
+            let tok = job.tokenizer(&mut r)?;
+            job.pretrain(&mut r, &tok)?
+        }
+    };
     let sft_dir = job.sft(&mut r, &pre_dir)?;
     let (last, last_start) = job.rounds(&mut r, &sft_dir)?;
     job.closing(&mut r, &pre_dir, &sft_dir, &last, &last_start)?;
@@ -86,6 +92,39 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    /// Stage "import" (`base/`): the base model a `--base` job starts from instead of its own
+    /// tokenizer and pretraining, converted once into a checkpoint (one of ours is used as it
+    /// is); returns the checkpoint's directory.
+    fn import_base(&self, r: &mut Runner, base: &Path) -> Result<PathBuf> {
+        let ours = crate::config::load_json::<serde_json::Value>(&base.join("config.json"))
+            .is_ok_and(|c| c.get("kind").is_some());
+        if ours {
+            return Ok(base.to_path_buf());
+        }
+        let dir = self.out.join("base");
+        r.stage(
+            "import",
+            dir.join("config.json").is_file(),
+            format!("the base model {}", base.display()),
+            || {
+                let s = if base.is_dir() {
+                    crate::hf::import_hf(base, &dir)?
+                } else {
+                    crate::hf::import_gguf(base, &dir)?
+                };
+                let path = dir.join("config.json");
+                let mut c: crate::checkpoint::CheckpointConfig = crate::config::load_json(&path)?;
+                c.model.n_ctx = c.model.n_ctx.min(self.cfg.base_ctx);
+                crate::config::save_json(&c, &path)?;
+                Ok(format!(
+                    ": {} tensors, {} layers × {} wide, vocabulary {}, context cut to {}",
+                    s.tensors, s.model.n_layer, s.model.n_embd, s.model.vocab_size, c.model.n_ctx
+                ))
+            },
+        )?;
+        Ok(dir)
+    }
+
     /// Stage "tokenizer" (`tokenizer.json`); returns the tokenizer.
     fn tokenizer(&self, r: &mut Runner) -> Result<Tok> {
         let (cfg, corpus) = (self.cfg, self.corpus);

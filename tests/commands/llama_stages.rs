@@ -89,3 +89,51 @@ fn every_stage_runs_on_a_llama_on_wgpu() {
     run("wgpu", &out, &[]);
     check(&out, false);
 }
+
+/// `--base`: the job starts from an imported model (here the tiny `LlamaForCausalLM` that
+/// `transformers` saved, with the tests' tokenizer) instead of training a tokenizer and
+/// pretraining: the import stage writes `base/`, SFT starts from it, every later stage runs.
+#[test]
+fn pipeline_base_starts_from_an_imported_model() {
+    let d = common::tmp_dir("pipeline-base");
+    let hf = d.join("hf");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf_reference/llama/llama");
+    crate::fixtures::copy_dir(&fixture, &hf);
+    common::tok().save(&hf.join("tokenizer.json")).unwrap();
+    let out = d.join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["pipeline", "--preset", "tiny", "--device", "cpu", "--base"])
+        .arg(&hf)
+        .args([
+            "--sft-steps",
+            "4",
+            "--rm-steps",
+            "4",
+            "--ppo-steps",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "pipeline --base failed:\n{err}");
+    assert!(err.contains("import: done"), "{err}");
+    assert!(!err.contains("pretrain"), "a --base job pretrained:\n{err}");
+    assert!(!out.join("pretrain").exists() && !out.join("tokenizer.json").exists());
+    for f in [
+        "base/model.safetensors",
+        "sft/ckpt/model.safetensors",
+        "report.md",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let sft: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sft/ckpt/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        sft["model"]["family"]["llama"]["intermediate_size"], 48,
+        "{sft}"
+    );
+}
