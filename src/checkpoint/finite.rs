@@ -5,16 +5,34 @@ use anyhow::{bail, Result};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 
-/// Finds float parameters with a NaN or ±inf, by their GPT-2 tensor name.
+/// Finds float parameters with a NaN or ±inf, by their tensor name in the checkpoint (Hugging
+/// Face's: an enum's variant, such as `Lm`'s `Gpt2`, is not part of it).
 struct NonFinite {
     path: Vec<String>,
     bad: Vec<String>,
     failed: Option<String>,
 }
 
+impl NonFinite {
+    fn name(&self) -> String {
+        let parts: Vec<&str> = self
+            .path
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+            .collect();
+        parts.join(".")
+    }
+}
+
 impl ModuleVisitor for NonFinite {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container: &str) {
+        let variant = container.starts_with("Enum:");
+        self.path.push(if variant {
+            String::new()
+        } else {
+            name.to_string()
+        });
     }
 
     fn exit_module(&mut self, _: &str, _: &str) {
@@ -24,8 +42,8 @@ impl ModuleVisitor for NonFinite {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
         match p.val().is_finite().all().try_into_scalar::<bool>() {
             Ok(true) => {}
-            Ok(false) => self.bad.push(self.path.join(".")),
-            Err(e) => self.failed = Some(format!("{}: {e:?}", self.path.join("."))),
+            Ok(false) => self.bad.push(self.name()),
+            Err(e) => self.failed = Some(format!("{}: {e:?}", self.name())),
         }
     }
 }

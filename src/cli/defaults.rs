@@ -169,6 +169,7 @@ mod tests {
     /// path, another flag or the checkpoint's own value, said in words.
     const IN_WORDS: &[&str] = &[
         "--arch",
+        "--base",
         "--n-layer",
         "--n-embd",
         "--n-head",

@@ -106,7 +106,8 @@ fn greedy_with_and_without_cache_agree(m: &Lm, prompt: &[i64]) {
     let dev = Device::flex();
     let prompt: Vec<u32> = prompt.iter().map(|&x| x as u32).collect();
     let run = |cache: bool| {
-        let (mut d, mut logits) = Decoder::prefill(m, &[prompt.clone()], cache, &dev).unwrap();
+        let (mut d, mut logits) =
+            Decoder::prefill(m, std::slice::from_ref(&prompt), cache, &dev).unwrap();
         let mut toks = Vec::new();
         for _ in 0..12 {
             let t = argmax(&logits[0]) as u32;

@@ -124,7 +124,8 @@ fn smollm2_gguf_greedy_decodes_as_transformers_does() {
             "{text}: Tok::prompt_ids"
         );
 
-        let (mut d, mut logits) = Decoder::prefill(m, &[prompt.clone()], true, &dev).unwrap();
+        let (mut d, mut logits) =
+            Decoder::prefill(m, std::slice::from_ref(&prompt), true, &dev).unwrap();
         let theirs: Vec<f32> = case["last_logits"]
             .as_array()
             .unwrap()
