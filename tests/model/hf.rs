@@ -344,16 +344,16 @@ fn import_errors_name_the_tensor() {
         .concat(),
     );
     assert!(e.contains("unknown tensor 'score.weight'"), "{e}");
-    // a config that is not GPT-2
+    // a config of a family the import does not know
     let mut c = read_json(&hf.join("config.json"));
-    c["model_type"] = "llama".into();
+    c["model_type"] = "bert".into();
     std::fs::write(hf.join("config.json"), c.to_string()).unwrap();
     let e = format!(
         "{:#}",
         rlhf::hf::import_hf(&hf, &hf.with_file_name("x")).unwrap_err()
     );
     assert!(
-        e.contains("model_type is 'llama': only GPT-2 ('gpt2')"),
+        e.contains("model_type is 'bert': supported are 'gpt2', 'llama'"),
         "{e}"
     );
     // pickle weights are never read
