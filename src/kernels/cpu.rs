@@ -306,7 +306,8 @@ fn check_operands(lhs: &Mat, rhs: &Mat) -> (usize, usize) {
 /// (`add` false), or `dst += scale·lhs·rhs` (`add` true).
 /// # Safety
 /// `dst` must be valid for writes (and reads, with `add`) of `lhs.rows` rows of `rhs.cols`
-/// floats `dst_rs` apart, not overlapping the operands, and the operands must lie inside their slices.
+/// floats `dst_rs` apart, not overlapping the operands, and the operands must lie inside their
+/// slices.
 unsafe fn gemm_into(
     dst: *mut f32,
     dst_rs: usize,

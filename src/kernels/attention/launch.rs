@@ -4,10 +4,10 @@
 //!
 //! Kernels: forward (O, L), backward dK/dV, backward dQ. All expect contiguous f32 tensors
 //! q (B, nh, T, hs), k, v (B, nkv, Tk, hs) with nkv dividing nh, pad (B, Tk) with 1.0 at padding
-//! keys. The group size nh / nkv travels in the `info` buffer, not in the kernel text: grouped-query
-//! attention adds no variant. The forward and dQ kernels run a workgroup per (sequence, query
-//! head, block of rows); the dK/dV kernel one per (sequence, key/value head, block of keys), which
-//! loops over the head's group of query heads.
+//! keys. The group size nh / nkv travels in the `info` buffer, not in the kernel text:
+//! grouped-query attention adds no variant. The forward and dQ kernels run a workgroup per
+//! (sequence, query head, block of rows); the dK/dV kernel one per (sequence, key/value head,
+//! block of keys), which loops over the head's group of query heads.
 
 use super::plan::{adapter_is_cpu, plan, plan_override, AttnPlan};
 use super::{kv_group, AttentionExt};
