@@ -6,12 +6,15 @@
 // P = exp(q·k/√hs − L), dS = P ∘ (dO·v − D), dQ_i = Σ_j dS_ij k_j / √hs. Dead rows (all visible
 // keys padding) get dQ = 0, as in the reference.
 //
+// Grouped-query attention as in attention_fwd.wgsl: query head h reads key/value head h / group
+// (group = info[6]).
+//
 // Placeholders: {{ hs }} head size, {{ wg }} invocations per workgroup, {{ rows }} rows per
 // invocation (R), {{ tile }} keys per K/V tile; loops unrolled by the launcher as
 // in attention_fwd.wgsl. Sizes per adapter as there (`src/kernels/attention/plan.rs`).
 //
-// Bindings: q, d_o (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk), lse, dd (B, nh, T),
-//           dq (B, nh, T, hs), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs))].
+// Bindings: q, d_o (B, nh, T, hs), k, v (B, nkv, Tk, hs), pad (B, Tk), lse, dd (B, nh, T),
+//           dq (B, nh, T, hs), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs)), group].
 //
 // Inside every loop over the R rows, the private arrays are indexed through `ri = min(r, R - 1)`
 // (the same value), not `r`: Mesa's NIR fully unrolls a loop whose induction variable indexes an
@@ -47,8 +50,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let tk = info[3];
     let t_past = info[4];
     let scale = bitcast<f32>(info[5]);
+    let group = info[6];
     let bh = wid.y;
     let b = bh / nh;
+    let bkv = b * (nh / group) + (bh % nh) / group; // (sequence, key/value head)
     let row0 = wid.x * BR;
 
     // first non-padding key and the keys [0, end) this block sees, workgroup-uniform
@@ -86,7 +91,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             dqr[ri * HS4 + d] = vec4<f32>(0.0);
         }
     }
-    let kvbase = bh * tk * HS4;
+    let kvbase = bkv * tk * HS4;
 
     for (var j0 = 0u; j0 < end; j0 += BC) {
         workgroupBarrier();

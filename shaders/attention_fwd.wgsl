@@ -21,14 +21,19 @@
 // capped at 16 (16 rows at hs ≤ 32, 8 at hs 64, 4 at hs 128) — on lavapipe R = 8 instead of 1 is
 // 4.6–5.2× faster end to end.
 //
+// Grouped-query attention: k and v hold nkv = nh / group heads (group = info[6], a runtime value,
+// so no extra variant); query head h reads key/value head h / group in place. group = 1 is plain
+// multi-head attention (the same addresses as before grouping existed).
+//
 // Masking matches `attention_reference`: query i (absolute position t_past + i) may see key j when
 // j <= t_past + i and key j is not padding; masked scores are -1e9 (finite). A "dead" row (every
 // key it may see is padding, i.e. t_past + i < first non-padding key) gets, like the reference,
 // the uniform average of V over ALL Tk keys: its masked scores are set to 0 instead of -1e9 so the
 // stored log-sum-exp is exactly log(Tk) and backward can recompute P = exp(s - L) = 1/Tk.
 //
-// Bindings: q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) 1.0 at padding keys,
-//           out (B, nh, T, hs), lse (B, nh, T), info [B, nh, T, Tk, t_past, bits(1/sqrt(hs))].
+// Bindings: q (B, nh, T, hs), k, v (B, nkv, Tk, hs), pad (B, Tk) 1.0 at padding keys,
+//           out (B, nh, T, hs), lse (B, nh, T),
+//           info [B, nh, T, Tk, t_past, bits(1/sqrt(hs)), group].
 // q, k, v, out are read as vec4 (hs is a multiple of 4): one load instruction per 4 floats.
 //
 // Inside every loop over the R rows, the private arrays are indexed through `ri = min(r, R - 1)`
@@ -64,8 +69,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let tk = info[3];
     let t_past = info[4];
     let scale = bitcast<f32>(info[5]);
+    let group = info[6];
     let bh = wid.y;
     let b = bh / nh;
+    let bkv = b * (nh / group) + (bh % nh) / group; // (sequence, key/value head)
     let row0 = wid.x * BR;
 
     // first non-padding key of this sequence and the key range of this block, made
@@ -105,7 +112,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             acc[ri * HS4 + d] = vec4<f32>(0.0);
         }
     }
-    let kvbase = bh * tk * HS4;
+    let kvbase = bkv * tk * HS4;
 
     for (var j0 = 0u; j0 < end; j0 += BC) {
         workgroupBarrier();

@@ -2,9 +2,12 @@
 //! twin (`attention_reference`) on the same device: outputs and
 //! dQ, dK, dV for several shapes, KV-cache decode (t_past > 0, and a model decode step), left and
 //! right padding, the GPU and CPU work-size plans, a full training step of the tiny GPT, and proof
-//! (launch counter) that the model takes the kernel path.
+//! (launch counter) that the model takes the kernel path. Grouped-query attention (fewer key/value
+//! heads than query heads, the Llama family's) is in `attention_kernel/gqa.rs`.
 
 mod common;
+#[path = "attention_kernel/gqa.rs"]
+mod gqa;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -53,6 +56,8 @@ fn randn(n: usize, seed: u64) -> Vec<f32> {
 struct Case {
     b: usize,
     nh: usize,
+    /// key/value heads (nh: plain multi-head attention)
+    nkv: usize,
     t: usize,
     hs: usize,
     t_past: usize,
@@ -68,7 +73,7 @@ impl Case {
 /// (O, dQ, dK, dV) of `loss = Σ O ∘ W` through the kernel path, or through the reference.
 fn run(c: &Case, dev: &Device, reference: bool) -> [Vec<f32>; 4] {
     let ad = dev.clone().autodiff();
-    let (tk, sq, skv) = (c.tk(), [c.b, c.nh, c.t, c.hs], [c.b, c.nh, c.tk(), c.hs]);
+    let (tk, sq, skv) = (c.tk(), [c.b, c.nh, c.t, c.hs], [c.b, c.nkv, c.tk(), c.hs]);
     let q = floats(&randn(sq.iter().product(), 1), sq, &ad).require_grad();
     let k = floats(&randn(skv.iter().product(), 2), skv, &ad).require_grad();
     let v = floats(&randn(skv.iter().product(), 3), skv, &ad).require_grad();
@@ -121,9 +126,10 @@ fn check(c: &Case, dev: &Device) {
         let rel = common::max_rel_diff(a, b);
         assert!(
             rel <= TOL,
-            "{name} differs for B{} nh{} T{} hs{} t_past{}: max rel {rel}",
+            "{name} differs for B{} nh{} nkv{} T{} hs{} t_past{}: max rel {rel}",
             c.b,
             c.nh,
+            c.nkv,
             c.t,
             c.hs,
             c.t_past
@@ -135,6 +141,7 @@ fn case(b: usize, nh: usize, t: usize, hs: usize) -> Case {
     Case {
         b,
         nh,
+        nkv: nh,
         t,
         hs,
         t_past: 0,
@@ -164,7 +171,8 @@ fn outputs_and_grads_match_reference_across_shapes() {
 #[test]
 fn outputs_and_grads_match_reference_across_shapes_on_the_cpu() {
     outputs_and_grads_match_reference_across_shapes_on(&Device::flex());
-    // the CPU kernel takes any head size, not only multiples of 4
+    // the CPU kernel takes any head size, not only multiples of 4 (under the lock: it counts)
+    let _serial = one_at_a_time();
     check(&case(2, 3, 19, 6), &Device::flex());
 }
 
@@ -294,12 +302,11 @@ fn left_and_right_padding_match_reference_on_the_cpu() {
     left_and_right_padding_match_reference_on(&Device::flex());
 }
 
-/// Loss and every parameter gradient of one tiny-GPT step, kernel path vs the kernels turned off
-/// (every op its reference twin).
-fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
+/// Loss and every parameter gradient of one step of the model `cfg` (tiny GPT unless a test
+/// gives another), kernel path vs the kernels turned off (every op its reference twin).
+fn training_step_matches_reference_on(dev: &Device, mut cfg: ModelConfig) {
     let _serial = one_at_a_time();
     let ad = dev.clone().autodiff();
-    let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 120;
     let model = Lm::new(&cfg, &mut InitRng::new(0), &ad);
     let (b, t) = (2, 37);
@@ -357,12 +364,17 @@ fn tiny_gpt_training_step_matches_reference_on(dev: &Device) {
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn tiny_gpt_training_step_matches_reference() {
-    tiny_gpt_training_step_matches_reference_on(&common::wgpu_device());
+    training_step_matches_reference_on(&common::wgpu_device(), tiny());
 }
 
 #[test]
 fn tiny_gpt_training_step_matches_reference_on_the_cpu() {
-    tiny_gpt_training_step_matches_reference_on(&Device::flex());
+    training_step_matches_reference_on(&Device::flex(), tiny());
+}
+
+/// The tiny preset (2 layers, 64 wide, 4 heads of 16).
+fn tiny() -> ModelConfig {
+    ModelConfig::preset("tiny").unwrap()
 }
 
 /// Collects every float parameter's gradient, in visiting order.
@@ -400,9 +412,8 @@ fn model_takes_kernel_path_on_wgpu() {
 
 /// KV-cache decoding: each step is one new query per row against the cached keys (t_past > 0,
 /// left-padded prompts). The step takes the kernel path and gives the reference's logits.
-fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(dev: &Device) {
+fn kv_cache_decode_step_matches_reference_on(dev: &Device, mut cfg: ModelConfig) {
     let _serial = one_at_a_time();
-    let mut cfg = ModelConfig::preset("tiny").unwrap();
     cfg.vocab_size = 50;
     let model = Lm::new(&cfg, &mut InitRng::new(0), dev);
     let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6, 7]];
@@ -429,12 +440,12 @@ fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(dev: &Device)
 #[test]
 #[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
 fn kv_cache_decode_step_takes_kernel_path_and_matches_reference() {
-    kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(&common::wgpu_device());
+    kv_cache_decode_step_matches_reference_on(&common::wgpu_device(), tiny());
 }
 
 #[test]
 fn kv_cache_decode_step_takes_kernel_path_and_matches_reference_on_the_cpu() {
-    kv_cache_decode_step_takes_kernel_path_and_matches_reference_on(&Device::flex());
+    kv_cache_decode_step_matches_reference_on(&Device::flex(), tiny());
 }
 
 /// Attention over the fused c_attn output (the heads read in place, dQ, dK, dV written into one

@@ -262,6 +262,17 @@ impl<'a> Mat<'a> {
 /// burn Flex multiplies with, on the calling thread (the kernels parallelise over blocks): a
 /// fixed order of operations for a given CPU.
 pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
+    matmul_on(dst, dst_rs, lhs, rhs, scale, false);
+}
+
+/// `dst += scale·lhs·rhs`, as [`matmul`] otherwise: what sums a gradient over several blocks
+/// (the attention's dK and dV over a key/value head's group of query heads).
+pub fn matmul_add(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
+    matmul_on(dst, dst_rs, lhs, rhs, scale, true);
+}
+
+/// [`matmul`] (`add` false) or [`matmul_add`] (`add` true).
+fn matmul_on(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32, add: bool) {
     let (m, n) = check_operands(&lhs, &rhs);
     let dst_extent = Mat::rows(dst, m, n, dst_rs).extent();
     assert!(dst_extent <= dst.len(), "matmul: destination too small");
@@ -277,6 +288,7 @@ pub fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, scale: f32) {
             lhs,
             rhs,
             scale,
+            add,
             gemm::Parallelism::None,
         )
     }
@@ -290,16 +302,19 @@ fn check_operands(lhs: &Mat, rhs: &Mat) -> (usize, usize) {
     (lhs.rows, rhs.cols)
 }
 
-/// `dst = scale·lhs·rhs` through gemm, dst row-major with rows `dst_rs` apart and not read.
+/// `dst = scale·lhs·rhs` through gemm, dst row-major with rows `dst_rs` apart and not read
+/// (`add` false), or `dst += scale·lhs·rhs` (`add` true).
 /// # Safety
-/// `dst` must be valid for writes of `lhs.rows` rows of `rhs.cols` floats `dst_rs` apart, not
-/// overlapping the operands, and the operands must lie inside their slices.
+/// `dst` must be valid for writes (and reads, with `add`) of `lhs.rows` rows of `rhs.cols`
+/// floats `dst_rs` apart, not overlapping the operands, and the operands must lie inside their
+/// slices.
 unsafe fn gemm_into(
     dst: *mut f32,
     dst_rs: usize,
     lhs: Mat,
     rhs: Mat,
     scale: f32,
+    add: bool,
     parallelism: gemm::Parallelism,
 ) {
     unsafe {
@@ -310,7 +325,7 @@ unsafe fn gemm_into(
             dst,
             1,
             dst_rs as isize,
-            false, // dst is written, not read
+            add, // dst read (and added to) or only written
             lhs.data.as_ptr(),
             lhs.cs as isize,
             lhs.rs as isize,
@@ -354,7 +369,7 @@ pub fn matmul_new(lhs: Mat, rhs: Mat) -> Vec<f32> {
     // capacity; with k > 0 and the destination not read, gemm writes each of them exactly once,
     // so all `len` are initialised when the length is set.
     unsafe {
-        gemm_into(dst.as_mut_ptr(), n, lhs, rhs, 1.0, parallelism);
+        gemm_into(dst.as_mut_ptr(), n, lhs, rhs, 1.0, false, parallelism);
         dst.set_len(len);
     }
     dst

@@ -52,28 +52,29 @@ fn worst_rel(got: &[Vec<f32>], want: &[Vec<f32>]) -> f32 {
     crate::util::compare::worst(got.iter().zip(want).map(|(a, b)| rel_err(a, b)))
 }
 
-/// (B, nh, T, hs, t_past, right padding of the last row's keys)
-type AttnCase = (usize, usize, usize, usize, usize, usize);
+/// (B, nh, nkv key/value heads, T, hs, t_past, right padding of the last row's keys)
+type AttnCase = (usize, usize, usize, usize, usize, usize, usize);
 
-/// Attention shapes: the presets' head sizes, a ragged length, a padded batch and a KV-cache
+/// Attention shapes: the presets' head sizes, a ragged length, a padded batch, grouped-query
+/// attention (6 query heads over 2 key/value heads, as the Llama family has) and a KV-cache
 /// decode step (one query past 20 cached keys).
 const ATTN_CASES: [AttnCase; 4] = [
-    (2, 4, 37, 16, 0, 0),
-    (2, 4, 64, 32, 0, 9),
-    (1, 6, 50, 64, 0, 0),
-    (3, 2, 1, 64, 20, 4),
+    (2, 4, 4, 37, 16, 0, 0),
+    (2, 4, 4, 64, 32, 0, 9),
+    (1, 6, 2, 50, 64, 0, 0),
+    (3, 2, 2, 1, 64, 20, 4),
 ];
 
 /// O, dQ, dK, dV of `Σ O ∘ W` by the kernel path (`reference` false) or the twin.
 fn attention_run(c: AttnCase, device: &Device, reference: bool) -> Result<Vec<Vec<f32>>> {
-    let (b, nh, t, hs, t_past, padded) = c;
+    let (b, nh, nkv, t, hs, t_past, padded) = c;
     let tk = t_past + t;
     let ad = device.clone().autodiff();
     let mut rng = Rng::new(7);
-    let (sq, skv) = ([b, nh, t, hs], [b, nh, tk, hs]);
+    let (sq, skv) = ([b, nh, t, hs], [b, nkv, tk, hs]);
     let q = floats(&randn(b * nh * t * hs, &mut rng), sq, &ad).require_grad();
-    let k = floats(&randn(b * nh * tk * hs, &mut rng), skv, &ad).require_grad();
-    let v = floats(&randn(b * nh * tk * hs, &mut rng), skv, &ad).require_grad();
+    let k = floats(&randn(b * nkv * tk * hs, &mut rng), skv, &ad).require_grad();
+    let v = floats(&randn(b * nkv * tk * hs, &mut rng), skv, &ad).require_grad();
     let w = floats(&randn(b * nh * t * hs, &mut rng), sq, &ad);
     let pad: Vec<bool> = (0..b * tk)
         .map(|i| i / tk == b - 1 && i % tk >= tk - padded)
@@ -100,8 +101,13 @@ fn attention_check(c: AttnCase, device: &Device) -> Result<Check> {
     let got = attention_run(c, device, false)?;
     let launched = super::attention::wgsl_launches() > before;
     let want = attention_run(c, device, true)?;
-    let (b, nh, t, hs, t_past, padded) = c;
-    let mut name = format!("attention fwd+bwd B{b} nh{nh} T{t} hs{hs}");
+    let (b, nh, nkv, t, hs, t_past, padded) = c;
+    let kv = if nkv < nh {
+        format!(" nkv{nkv}")
+    } else {
+        String::new()
+    };
+    let mut name = format!("attention fwd+bwd B{b} nh{nh}{kv} T{t} hs{hs}");
     if t_past > 0 {
         name += &format!(" t_past {t_past}");
     }

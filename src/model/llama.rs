@@ -257,28 +257,9 @@ impl LlamaAttention {
             }
             None => 0,
         };
-        let group = nh / nkv;
-        let y = causal_attention(
-            q,
-            repeat_kv(k.clone(), group),
-            repeat_kv(v.clone(), group),
-            key_pad,
-            t_past,
-        ); // (B, nh, T, hs)
+        // query head h reads key/value head h / (nh / nkv), in place (grouped-query attention)
+        let y = causal_attention(q, k.clone(), v.clone(), key_pad, t_past); // (B, nh, T, hs)
         let y = y.swap_dims(1, 2).reshape([b, t, c]);
         (self.o_proj.forward(y), LayerKv { k, v })
     }
-}
-
-/// Each key/value head repeated for the `group` query heads that read it (query head h reads
-/// key/value head h / group, as `transformers`' `repeat_kv`).
-/// (B, nkv, T, hs) → (B, nkv·group, T, hs)
-fn repeat_kv(x: Tensor<4>, group: usize) -> Tensor<4> {
-    if group == 1 {
-        return x;
-    }
-    let [b, nkv, t, hs] = x.dims();
-    x.reshape([b, nkv, 1, t, hs])
-        .expand([b, nkv, group, t, hs])
-        .reshape([b, nkv * group, t, hs])
 }

@@ -10,13 +10,20 @@
 //! sees no key (padding only) is what the twin makes of it: uniform weights over all Tk keys, no
 //! gradient to Q or K.
 //!
+//! Grouped-query attention (K, V with nkv heads, nkv dividing nh): the block of query head h reads
+//! key/value head h / (nh / nkv) in place. The backward runs one task per (sequence, key/value
+//! head), which takes the group's query heads in turn: each writes its own dQ, and the first writes
+//! dK and dV, the others add to them (a fixed order, so the sums do not depend on the schedule;
+//! no atomics, no per-query-head copy of dK, dV). With nkv = nh that is one task per block, as
+//! plain multi-head attention was.
+//!
 //! Q, K, V and dO are read in place when their rows are contiguous (the model's Q/K/V are views
 //! into the fused c_attn output), and O is written as (B, T, nh, hs) and returned as the
 //! (B, nh, T, hs) view of it, so the model's `swap_dims(1, 2).reshape` after it costs no copy.
 
-use super::{AttentionExt, AttentionQkvExt, MASK_VALUE};
+use super::{kv_group, AttentionExt, AttentionQkvExt, MASK_VALUE};
 use crate::kernels::cpu::{
-    dims, dot, exp_shifted, matmul, max, simd_dispatch, sum, tensor, values, Mat,
+    dims, dot, exp_shifted, matmul, matmul_add, max, simd_dispatch, sum, tensor, values, Mat,
 };
 use crate::kernels::LaunchCounter;
 use burn::backend::flex::{Flex, FlexTensor, Layout};
@@ -84,8 +91,13 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// A block's dK and dV, each (Tk, hs).
-type DkDv<'a> = (&'a mut [f32], &'a mut [f32]);
+/// A block's dK and dV, each (Tk, hs): written by the first query head of a key/value head's
+/// group (`add` false), added to by the others.
+struct KvGrads<'a> {
+    dk: &'a mut [f32],
+    dv: &'a mut [f32],
+    add: bool,
+}
 
 /// What one (sequence, head) block reads: the whole inputs, and which block it is.
 #[derive(Clone, Copy)]
@@ -98,20 +110,21 @@ struct Block<'a> {
     tk: usize,
     t_past: usize,
     scale: f32,
-    /// the block: sequence b, head h
+    /// query heads per key/value head (nh / nkv)
+    group: usize,
+    /// the block: sequence b, query head h (key/value head h / group)
     b: usize,
     h: usize,
 }
 
 impl<'a> Block<'a> {
-    /// pad: (B, Tk) for keys of Tk rows.
+    /// q (B, nh, T, hs), k, v (B, nkv, Tk, hs), pad: (B, Tk); `group` = nh / nkv.
     fn new(
-        q: &'a Rows,
-        k: &'a Rows,
-        v: &'a Rows,
+        (q, k, v): (&'a Rows, &'a Rows, &'a Rows),
         pad: &'a [f32],
         tk: usize,
         t_past: usize,
+        group: usize,
     ) -> Self {
         Self {
             tk,
@@ -120,6 +133,7 @@ impl<'a> Block<'a> {
             v,
             pad,
             t_past,
+            group,
             scale: 1.0 / (q.n as f32).sqrt(),
             b: 0,
             h: 0,
@@ -161,15 +175,17 @@ impl<'a> Block<'a> {
         Some(m + sum.ln())
     }
 
-    /// Q (T × hs), K, V (Tk × hs) and a (T × hs) input of this block as matrices.
+    /// Q (T × hs), K, V (Tk × hs) and a (T × hs) input of this block as matrices; K and V of
+    /// the key/value head the query head reads.
     fn mats<'r>(&self, t: usize, other: &'r Rows<'r>) -> [Mat<'_>; 4]
     where
         'r: 'a,
     {
+        let kvh = self.h / self.group;
         [
             self.q.mat(self.b, self.h, t),
-            self.k.mat(self.b, self.h, self.tk),
-            self.v.mat(self.b, self.h, self.tk),
+            self.k.mat(self.b, kvh, self.tk),
+            self.v.mat(self.b, kvh, self.tk),
             other.mat(self.b, self.h, t),
         ]
     }
@@ -189,8 +205,8 @@ impl<'a> Block<'a> {
         matmul(o, stride, Mat::rows(p, t, tk, tk), v, 1.0); // (T, hs)
     }
 
-    /// dQ (T × hs), dK and dV (Tk × hs) of this block, from O, L and dO; `p`, `dp` are
-    /// (T × Tk) scratch.
+    /// dQ (T × hs) of this block, and its share of dK and dV (Tk × hs), from O, L and dO; `p`,
+    /// `dp` are (T × Tk) scratch.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn backward(
@@ -199,11 +215,12 @@ impl<'a> Block<'a> {
         lse: &[f32],
         d_o: &Rows,
         dq: &mut [f32],
-        (dk, dv): DkDv,
+        kv: KvGrads,
         p: &mut [f32],
         dp: &mut [f32],
     ) {
         let (t, tk, hs) = (lse.len(), self.tk, self.q.n);
+        let kv_mm = if kv.add { matmul_add } else { matmul };
         let [q, k, v, d_o] = self.mats(t, d_o);
         matmul(p, tk, q, k.t(), self.scale);
         let mut sees = vec![true; t];
@@ -211,7 +228,7 @@ impl<'a> Block<'a> {
             sees[i] = self.softmax_row(i, row, Some(lse[i])).is_some();
         }
         let pm = Mat::rows(p, t, tk, tk);
-        matmul(dv, hs, pm.t(), d_o, 1.0); // dV = Pᵀ·dO (Tk, hs)
+        kv_mm(kv.dv, hs, pm.t(), d_o, 1.0); // dV (+)= Pᵀ·dO (Tk, hs)
         matmul(dp, tk, d_o, v.t(), 1.0); // dP = dO·Vᵀ (T, Tk)
         for (i, (ds, p)) in dp.chunks_exact_mut(tk).zip(p.chunks_exact(tk)).enumerate() {
             if !sees[i] {
@@ -225,7 +242,7 @@ impl<'a> Block<'a> {
         }
         let dsm = Mat::rows(dp, t, tk, tk);
         matmul(dq, hs, dsm, k, 1.0); // dQ = dS·K/√hs (T, hs)
-        matmul(dk, hs, dsm.t(), q, 1.0); // dK = dSᵀ·Q/√hs (Tk, hs)
+        kv_mm(kv.dk, hs, dsm.t(), q, 1.0); // dK (+)= dSᵀ·Q/√hs (Tk, hs)
     }
 }
 
@@ -238,7 +255,7 @@ simd_dispatch!(
     #[allow(clippy::too_many_arguments)]
     backward_simd => Block::backward,
     (
-        blk: &Block, o: &Rows, lse: &[f32], d_o: &Rows, dq: &mut [f32], dkv: DkDv,
+        blk: &Block, o: &Rows, lse: &[f32], d_o: &Rows, dq: &mut [f32], kv: KvGrads,
         p: &mut [f32], dp: &mut [f32]
     )
 );
@@ -253,12 +270,13 @@ impl AttentionExt for Flex {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         CPU_LAUNCHES.add();
         let [b, nh, t, hs] = [0, 1, 2, 3].map(|i| dims(&q)[i]);
+        let group = kv_group(nh, dims(&k)[1]);
         let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
         let tk = pad.len() / b.max(1);
         // O as (B, T, nh, hs): row i of head h of sequence b at b·T·nh·hs + i·nh·hs + h·hs
         let mut o = vec![0.0f32; b * t * nh * hs];
         let mut lse = vec![0.0f32; b * nh * t];
-        let base = Block::new(&qr, &kr, &vr, &pad, tk, t_past);
+        let base = Block::new((&qr, &kr, &vr), &pad, tk, t_past, group);
         // one task per sequence (its (T, nh·hs) slab of O), its heads in turn
         o.par_chunks_mut((t * nh * hs).max(1))
             .zip(lse.par_chunks_mut((nh * t).max(1)))
@@ -293,26 +311,37 @@ impl AttentionExt for Flex {
         let (qr, kr, vr, pad) = (Rows::new(&q), Rows::new(&k), Rows::new(&v), values(&pad));
         let (or, dor, lse) = (Rows::new(&out), Rows::new(&d_out), values(&lse));
         let tk = pad.len() / b.max(1);
-        let base = Block::new(&qr, &kr, &vr, &pad, tk, t_past);
+        let nkv = dims(&k)[1];
+        let group = kv_group(nh, nkv);
+        let base = Block::new((&qr, &kr, &vr), &pad, tk, t_past, group);
         let mut dq = vec![0.0f32; b * nh * t * hs];
         let (mut dk, mut dv) = (
-            vec![0.0f32; b * nh * tk * hs],
-            vec![0.0f32; b * nh * tk * hs],
+            vec![0.0f32; b * nkv * tk * hs],
+            vec![0.0f32; b * nkv * tk * hs],
         );
-        // one task per (sequence, head) block: its dQ, dK and dV are its own
-        dq.par_chunks_mut((t * hs).max(1))
+        // one task per (sequence, key/value head): the dQ of its group's query heads (adjacent in
+        // dQ), and its dK, dV summed over them in head order
+        dq.par_chunks_mut((group * t * hs).max(1))
             .zip(dk.par_chunks_mut((tk * hs).max(1)))
             .zip(dv.par_chunks_mut((tk * hs).max(1)))
             .enumerate()
             .for_each_init(
                 || (vec![0.0f32; t * tk], vec![0.0f32; t * tk]),
-                |(p, dp), (bh, ((dq, dk), dv))| {
-                    let lse = &lse[bh * t..(bh + 1) * t];
-                    let blk = base.at(bh / nh, bh % nh);
-                    backward_simd(&blk, &or, lse, &dor, dq, (dk, dv), p, dp);
+                |(p, dp), (bkv, ((dq, dk), dv))| {
+                    let (bi, h0) = (bkv / nkv, (bkv % nkv) * group);
+                    for (g, dq) in dq.chunks_exact_mut((t * hs).max(1)).enumerate() {
+                        let bh = bi * nh + h0 + g;
+                        let lse = &lse[bh * t..(bh + 1) * t];
+                        let kv = KvGrads {
+                            dk: &mut *dk,
+                            dv: &mut *dv,
+                            add: g > 0,
+                        };
+                        backward_simd(&base.at(bi, h0 + g), &or, lse, &dor, dq, kv, p, dp);
+                    }
                 },
             );
-        let s_kv = [b, nh, tk, hs];
+        let s_kv = [b, nkv, tk, hs];
         (
             tensor(dq, &[b, nh, t, hs]),
             tensor(dk, &s_kv),

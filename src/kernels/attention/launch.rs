@@ -3,10 +3,14 @@
 //! placeholders, buffers and workgroup counts.
 //!
 //! Kernels: forward (O, L), backward dK/dV, backward dQ. All expect contiguous f32 tensors
-//! q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) with 1.0 at padding keys.
+//! q (B, nh, T, hs), k, v (B, nkv, Tk, hs) with nkv dividing nh, pad (B, Tk) with 1.0 at padding
+//! keys. The group size nh / nkv travels in the `info` buffer, not in the kernel text:
+//! grouped-query attention adds no variant. The forward and dQ kernels run a workgroup per
+//! (sequence, query head, block of rows); the dK/dV kernel one per (sequence, key/value head,
+//! block of keys), which loops over the head's group of query heads.
 
 use super::plan::{adapter_is_cpu, plan, plan_override, AttnPlan};
-use super::AttentionExt;
+use super::{kv_group, AttentionExt};
 use crate::kernels::wgsl_unroll::unroll;
 use crate::kernels::LaunchCounter;
 use burn::backend::ops::FloatTensorOps;
@@ -128,10 +132,20 @@ fn empty(like: &CubeTensor, dims: Vec<usize>) -> CubeTensor {
     )
 }
 
-/// [B, nh, T, Tk, t_past, bits(1/sqrt(hs))] as the kernels' `info` buffer.
-fn info(q: &CubeTensor, k: &CubeTensor, t_past: usize) -> (Vec<u32>, [usize; 5]) {
+/// The sizes of a launch: q (B, nh, T, hs), k, v (B, nkv, Tk, hs).
+struct Sizes {
+    b: usize,
+    nh: usize,
+    nkv: usize,
+    t: usize,
+    tk: usize,
+    hs: usize,
+}
+
+/// [B, nh, T, Tk, t_past, bits(1/sqrt(hs)), nh / nkv] as the kernels' `info` buffer.
+fn info(q: &CubeTensor, k: &CubeTensor, t_past: usize) -> (Vec<u32>, Sizes) {
     let [b, nh, t, hs] = q.meta.shape().dims::<4>();
-    let tk = k.meta.shape().dims::<4>()[2];
+    let [_, nkv, tk, _] = k.meta.shape().dims::<4>();
     let scale = 1.0f32 / (hs as f32).sqrt();
     let v = vec![
         b as u32,
@@ -140,8 +154,17 @@ fn info(q: &CubeTensor, k: &CubeTensor, t_past: usize) -> (Vec<u32>, [usize; 5])
         tk as u32,
         t_past as u32,
         scale.to_bits(),
+        kv_group(nh, nkv) as u32,
     ];
-    (v, [b, nh, t, tk, hs])
+    let sizes = Sizes {
+        b,
+        nh,
+        nkv,
+        t,
+        tk,
+        hs,
+    };
+    (v, sizes)
 }
 
 fn launch(
@@ -178,7 +201,7 @@ impl AttentionExt for CubeBackend {
             into_contiguous(v),
             into_contiguous(pad),
         );
-        let (inf, [b, nh, t, _tk, hs]) = info(&q, &k, t_past);
+        let (inf, Sizes { b, nh, t, hs, .. }) = info(&q, &k, t_past);
         let out = empty(&q, vec![b, nh, t, hs]); // (B, nh, T, hs)
         let lse = empty(&q, vec![b, nh, t]); // (B, nh, T)
         let plan = pick_plan(&q, hs);
@@ -211,17 +234,26 @@ impl AttentionExt for CubeBackend {
         let (lse, d_out) = (into_contiguous(lse), into_contiguous(d_out));
         // D_i = rowsum(dO ∘ O): (B, nh, T, 1), read as (B, nh, T)
         let dd = into_contiguous(Self::float_sum_dim(Self::float_mul(d_out.clone(), out), 3));
-        let (inf, [b, nh, t, tk, hs]) = info(&q, &k, t_past);
+        let (inf, s) = info(&q, &k, t_past);
+        let Sizes {
+            b,
+            nh,
+            nkv,
+            t,
+            tk,
+            hs,
+        } = s;
         let dq = empty(&q, vec![b, nh, t, hs]);
-        let dk = empty(&q, vec![b, nh, tk, hs]);
-        let dv = empty(&q, vec![b, nh, tk, hs]);
+        let dk = empty(&q, vec![b, nkv, tk, hs]);
+        let dv = empty(&q, vec![b, nkv, tk, hs]);
         let plan = pick_plan(&q, hs);
         let dkv = AttnKernel {
             pass: Pass::BackwardDkv,
             hs,
             plan,
         };
-        let groups = (tk.div_ceil(plan.block()) as u32, (b * nh) as u32);
+        // a workgroup per (sequence, key/value head, block of keys): it sums over the group
+        let groups = (tk.div_ceil(plan.block()) as u32, (b * nkv) as u32);
         launch(
             dkv,
             groups,

@@ -1,5 +1,10 @@
 //! Fused causal multi-head attention (FlashAttention-2 style) as a burn backend extension.
 //!
+//! Grouped-query attention: k and v may have fewer heads than q (`nkv` dividing `nh`); query head
+//! h reads key/value head h / (nh / nkv), as `transformers`' `repeat_kv` orders them, without a
+//! copy per query head. dK and dV sum over the group's query heads (each CPU task, and each WGSL
+//! dK/dV workgroup, owns one key/value head and loops over its group: no atomics).
+//!
 //! `causal_attention` is what the model calls. On a wgpu (cubecl) device it runs the WGSL kernels
 //! in `shaders/` — forward writes O and the row log-sum-exp L; under autodiff a `Backward` step
 //! recomputes the scores tile by tile to get dQ, dK, dV — so no (T × Tk) matrix is ever stored.
@@ -50,8 +55,8 @@ fn broken_on_purpose() -> bool {
 /// `backward.rs`.
 #[backend_extension(Autodiff, Cube, Fusion, Flex)]
 pub trait AttentionExt: Backend {
-    /// q (B, nh, T, hs), k, v (B, nh, Tk, hs), pad (B, Tk) 1.0 at padding keys
-    /// → (O (B, nh, T, hs), L (B, nh, T) log-sum-exp of each row's scaled scores).
+    /// q (B, nh, T, hs), k, v (B, nkv, Tk, hs) with nkv dividing nh, pad (B, Tk) 1.0 at padding
+    /// keys → (O (B, nh, T, hs), L (B, nh, T) log-sum-exp of each row's scaled scores).
     #[fusion(meta = fwd_meta)]
     fn flash_attention_fwd(
         q: FloatTensor<Self>,
@@ -61,7 +66,8 @@ pub trait AttentionExt: Backend {
         t_past: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// The forward's inputs, O, L and dO (B, nh, T, hs) → (dQ, dK, dV), shaped like q, k, v.
+    /// The forward's inputs, O, L and dO (B, nh, T, hs) → (dQ, dK, dV), shaped like q, k, v
+    /// (dK and dV summed over each key/value head's group of query heads).
     #[allow(clippy::too_many_arguments)]
     #[fusion(meta = bwd_meta)]
     fn flash_attention_bwd(
@@ -134,6 +140,19 @@ pub fn head_size_supported(hs: usize) -> bool {
     hs.is_multiple_of(4) && (4..=128).contains(&hs)
 }
 
+/// Query heads per key/value head: `nh / nkv`.
+///
+/// # Panics
+/// When `nkv` does not divide `nh` (a shape error, as burn's own shape checks panic; the model
+/// configs are validated to rule it out: [`crate::config::LlamaConfig::validate`]).
+pub fn kv_group(nh: usize, nkv: usize) -> usize {
+    assert!(
+        nkv > 0 && nh.is_multiple_of(nkv),
+        "attention: {nkv} key/value heads must divide {nh} query heads"
+    );
+    nh / nkv
+}
+
 /// True when the WGSL kernels can serve these inputs: a cubecl (wgpu) device, f32, and a
 /// [supported](head_size_supported) head size.
 pub fn kernel_applies(q: &Tensor<4>) -> bool {
@@ -164,12 +183,14 @@ fn pad_input(key_pad: Option<Tensor<2, Bool>>, b: usize, tk: usize, device: &Dev
     }
 }
 
-/// Causal multi-head attention with an optional key-padding mask and KV-cache offset.
+/// Causal multi-head (or grouped-query) attention with an optional key-padding mask and KV-cache
+/// offset.
 ///
 /// Query `i` sits at absolute position `t_past + i` and attends to keys `0..=t_past + i` that are
-/// not padding; same semantics (including fully padded rows) as `attention_reference`.
+/// not padding; same semantics (including fully padded rows) as `attention_reference`. Query head
+/// h reads key/value head h / (nh / nkv) ([`kv_group`]; panics when nkv does not divide nh).
 /// # Shapes
-/// q: (B, nh, T, hs); k, v: (B, nh, Tk, hs) with Tk = t_past + T; key_pad: (B, Tk), true at
+/// q: (B, nh, T, hs); k, v: (B, nkv, Tk, hs) with Tk = t_past + T; key_pad: (B, Tk), true at
 /// padding → (B, nh, T, hs)
 pub fn causal_attention(
     q: Tensor<4>,
@@ -178,6 +199,8 @@ pub fn causal_attention(
     key_pad: Option<Tensor<2, Bool>>,
     t_past: usize,
 ) -> Tensor<4> {
+    kv_group(q.dims()[1], k.dims()[1]);
+    assert_eq!(k.dims(), v.dims(), "attention: k and v shapes differ");
     if !(kernel_applies(&q) || cpu_kernel_applies(&q)) {
         return attention_reference(q, k, v, key_pad, t_past);
     }
