@@ -11,12 +11,14 @@ mod bench;
 mod defaults;
 mod dpo;
 mod eval_report;
+mod export;
 mod pipeline;
 mod ppo;
 pub mod ranges;
 pub use bench::BenchCmd;
 pub use dpo::DpoArgs;
 pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
+pub use export::{ExportArgs, ExportFormat, GgufType};
 pub use pipeline::PipelineArgs;
 pub use ppo::PpoArgs;
 
@@ -101,6 +103,9 @@ pub enum Command {
     /// Write a checkpoint as a Hugging Face GPT-2 directory (`GPT2LMHeadModel`, or
     /// `GPT2ForSequenceClassification` for a reward model) with its tokenizer.
     ExportHf(ExportHfArgs),
+    /// Write a checkpoint for other tools: a Hugging Face directory (as `export-hf`) or a
+    /// llama.cpp GGUF file (Llama-family language models; llama.cpp and Ollama load it).
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug)]

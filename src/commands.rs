@@ -46,6 +46,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Import(a) => tools::import(a),
         Command::ImportHf(a) => tools::import_hf(a),
         Command::ExportHf(a) => tools::export_hf(a),
+        Command::Export(a) => tools::export(a),
         Command::Bench(b) => tools::bench(b),
         Command::Kernels(a) => tools::kernels(a),
         Command::Doctor(a) => crate::stages::doctor::run(&device::select(a.device)?),

@@ -1,9 +1,10 @@
-//! `rlhf devices`, `tokenizer`, `report`, `import-hf`, `export-hf` and `bench`: the commands
+//! `rlhf devices`, `tokenizer`, `report`, `import`, `export` and `bench`: the commands
 //! around the training stages.
 
 use super::open;
 use crate::cli::{
-    BenchCmd, ExportHfArgs, ImportArgs, ImportHfArgs, KernelsArgs, ReportArgs, TokenizerCmd,
+    BenchCmd, ExportArgs, ExportFormat, ExportHfArgs, GgufType, ImportArgs, ImportHfArgs,
+    KernelsArgs, ReportArgs, TokenizerCmd,
 };
 use crate::config::ModelConfig;
 use crate::device::{self, DeviceChoice};
@@ -188,6 +189,47 @@ pub(super) fn export_hf(a: ExportHfArgs) -> Result<()> {
         "export-hf: {} with {} tensors -> {}",
         s.architecture,
         s.tensors,
+        s.out.display()
+    );
+    Ok(())
+}
+
+/// `rlhf export`: a checkpoint as a Hugging Face directory or a GGUF file.
+pub(super) fn export(a: ExportArgs) -> Result<()> {
+    let gguf_ext = a
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let format = a.format.unwrap_or(if gguf_ext {
+        ExportFormat::Gguf
+    } else {
+        ExportFormat::Hf
+    });
+    if format == ExportFormat::Hf {
+        anyhow::ensure!(
+            a.gguf_type.is_none(),
+            "--gguf-type applies to --format gguf only"
+        );
+        return export_hf(ExportHfArgs {
+            ckpt: a.ckpt,
+            out: a.out,
+        });
+    }
+    let ty = match a.gguf_type.unwrap_or(GgufType::F16) {
+        GgufType::F32 => crate::gguf::GgmlType::F32,
+        GgufType::F16 => crate::gguf::GgmlType::F16,
+        GgufType::Q8_0 => crate::gguf::GgmlType::Q8_0,
+    };
+    let s = crate::hf::export_gguf(&a.ckpt, &a.out, ty)?;
+    let fallback = match s.f16_fallback.len() {
+        0 => String::new(),
+        n => format!(" ({n} matrices as F16: rows not whole Q8_0 blocks)"),
+    };
+    eprintln!(
+        "export: GGUF '{}' with {} tensors, matrices {}{fallback} -> {}",
+        s.architecture,
+        s.tensors,
+        s.ggml_type,
         s.out.display()
     );
     Ok(())

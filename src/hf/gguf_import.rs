@@ -7,8 +7,9 @@
 //! llama.cpp's converter reorders the rows of each head of `attn_q` and `attn_k` for `llama`
 //! files (its rotary kernel pairs neighbouring elements, `transformers`' pairs the two halves of a
 //! head); the import puts them back in `transformers`' order, as `transformers` does when it
-//! reads a GGUF. `qwen2` files keep `transformers`' order.
+//! reads a GGUF ([`super::gguf_names`]). `qwen2` files keep `transformers`' order.
 
+use super::gguf_names::{gguf_name, unpermute};
 use super::import::{write_imported, ImportSummary, Imported};
 use super::llama_weights::{llama_slots, Named};
 use super::weights::HostTensor;
@@ -17,7 +18,7 @@ use crate::data::tokenizer::Tok;
 use crate::gguf::{GgufFile, GgufTokenizer};
 use crate::model::init::Init;
 use crate::model::{Llama, Lm};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -113,65 +114,6 @@ fn config(file: &GgufFile, arch: &str, vocab: usize) -> Result<ModelConfig> {
     Ok(cfg)
 }
 
-/// llama.cpp's name of a `transformers` tensor name.
-fn gguf_name(hf: &str) -> Result<String> {
-    let fixed = match hf {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(n) = fixed {
-        return Ok(n.into());
-    }
-    let rest = hf
-        .strip_prefix("model.layers.")
-        .ok_or_else(|| anyhow!("no GGUF name for '{hf}'"))?;
-    let (layer, rest) = rest
-        .split_once('.')
-        .ok_or_else(|| anyhow!("no GGUF name for '{hf}'"))?;
-    let (module, param) = rest
-        .rsplit_once('.')
-        .ok_or_else(|| anyhow!("no GGUF name for '{hf}'"))?;
-    let short = match module {
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        _ => bail!("no GGUF name for '{hf}'"),
-    };
-    Ok(format!("blk.{layer}.{short}.{param}"))
-}
-
-/// Undoes llama.cpp's row order within each of `heads` heads: its row `2j + s` of a head is
-/// `transformers`' row `s·hs/2 + j`. `t` is `[heads·hs, cols]` or `[heads·hs]`.
-fn unpermute(t: &HostTensor, heads: usize) -> HostTensor {
-    let rows = t.shape[0];
-    let cols = t.data.len() / rows.max(1);
-    let hs = rows / heads;
-    let half = hs / 2;
-    let mut data = vec![0.0; t.data.len()];
-    for h in 0..heads {
-        for s in 0..2 {
-            for j in 0..half {
-                let to = h * hs + s * half + j;
-                let from = h * hs + 2 * j + s;
-                data[to * cols..(to + 1) * cols]
-                    .copy_from_slice(&t.data[from * cols..(from + 1) * cols]);
-            }
-        }
-    }
-    HostTensor {
-        shape: t.shape.clone(),
-        data,
-    }
-}
-
 /// Sets every parameter from the file; every tensor of the file must be used. Returns how many
 /// were read.
 fn set_weights(
@@ -223,47 +165,4 @@ fn set_weights(
         );
     }
     Ok(used.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_map_as_llama_cpp_names_them() {
-        let cases = [
-            ("model.embed_tokens.weight", "token_embd.weight"),
-            ("model.layers.3.self_attn.q_proj.bias", "blk.3.attn_q.bias"),
-            (
-                "model.layers.12.self_attn.o_proj.weight",
-                "blk.12.attn_output.weight",
-            ),
-            (
-                "model.layers.0.mlp.down_proj.weight",
-                "blk.0.ffn_down.weight",
-            ),
-            (
-                "model.layers.0.post_attention_layernorm.weight",
-                "blk.0.ffn_norm.weight",
-            ),
-            ("model.norm.weight", "output_norm.weight"),
-            ("lm_head.weight", "output.weight"),
-        ];
-        for (hf, want) in cases {
-            assert_eq!(gguf_name(hf).unwrap(), want);
-        }
-        assert!(gguf_name("model.layers.0.mlp.fc.weight").is_err());
-    }
-
-    /// llama.cpp's `permute` (convert_hf_to_gguf.py) on one head of 4 rows [a, b, c, d] (halves
-    /// [a, b] and [c, d]) gives [a, c, b, d]; undoing it gives [a, b, c, d] back.
-    #[test]
-    fn unpermute_restores_the_halves_of_each_head() {
-        let t = HostTensor {
-            shape: vec![8, 1],
-            data: vec![0., 2., 1., 3., 10., 12., 11., 13.],
-        };
-        let back = unpermute(&t, 2);
-        assert_eq!(back.data, vec![0., 1., 2., 3., 10., 11., 12., 13.]);
-    }
 }

@@ -9,7 +9,10 @@
 //! is not used: it transposes every linear weight, which is wrong for `Conv1D`.
 
 pub mod export;
+pub mod gguf_export;
 pub mod gguf_import;
+mod gguf_names;
+mod gguf_vocab;
 pub mod hf_config;
 pub mod import;
 pub mod layout;
@@ -18,5 +21,6 @@ pub mod llama_weights;
 pub mod weights;
 
 pub use export::export_hf;
+pub use gguf_export::{export_gguf, GgufExportSummary};
 pub use gguf_import::import_gguf;
 pub use import::import_hf;

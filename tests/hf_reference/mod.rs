@@ -7,6 +7,7 @@
 //! import must give back the very tensors `transformers` saved. `half_precision.rs` imports the
 //! same model rounded to F16, and to BF16 in shards, by `transformers`.
 
+mod gguf_export;
 mod half_precision;
 mod llama;
 mod smollm2;
