@@ -1,13 +1,15 @@
 //! `rlhf export --format gguf` against itself and against outside readers:
 //! - SmolLM2-135M-Instruct's GGUF (ignored without `RLHF_SMOLLM2_GGUF`, as in `smollm2.rs`):
 //!   import → export f32 → import gives the very weights (bytes), logits (bits), tokenizer and
-//!   chat template, with the tokenizer keys the source file has; q8_0 gives logits close by;
+//!   chat template; the f32 file holds the source file's tensors dequantised, bit for bit and in
+//!   llama.cpp's row order, and its tokenizer keys; q8_0 gives logits close by;
 //! - the tiny `llama/llama` (untied head, grouped-query attention, q/k permuted) and
 //!   `llama/qwen2` (biases, tied, written as `qwen2`) fixtures round trip with the same logits;
 //! - `gguf_export/transformers.json`: what gguf-py and `transformers` read from our export of
-//!   the same tiny models (`make_gguf_export_reference.py`): the layout, and the logits, which
-//!   ours must equal. This catches what the round trips cannot: an export and an import wrong
-//!   the same way (q/k rows not permuted at all, say);
+//!   the same tiny models (`make_gguf_export_reference.py`): the layout, a checksum of each
+//!   tensor's values in file order, and the logits, which ours must equal. This catches what the
+//!   round trips cannot: an export and an import wrong the same way (q/k rows not permuted at
+//!   all, say);
 //! - what is refused: Llama 3's rotary scaling, GPT-2, reward models.
 
 use super::{hf_dir, max_diff, read_json, reference, run_ok, TOLERANCE};
@@ -35,7 +37,7 @@ fn logits(ckpt: &Path, ids: &[i64]) -> Vec<f32> {
 
 fn assert_bitwise(a: &[f32], b: &[f32], what: &str) {
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert!(bits(a) == bits(b), "{what}: logits differ in their bits");
+    assert!(bits(a) == bits(b), "{what}: values differ in their bits");
 }
 
 /// A tiny fixture imported from its Hugging Face directory; the Llama without its Llama 3
@@ -121,6 +123,26 @@ fn smollm2_round_trips_through_gguf_f32_bitwise_and_q8_0_closely() {
         assert_eq!(ours.value(key), theirs.value(key), "{key}");
     }
     assert_eq!(ours.value("general.file_type"), Some(&Value::U32(0)));
+    // every tensor holds the values llama.cpp's converter wrote, dequantised, in its row order
+    let names = |g: &GgufFile| {
+        g.tensors()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut want_names = names(&theirs);
+    want_names.sort();
+    let mut got_names = names(&ours);
+    got_names.sort();
+    assert_eq!(got_names, want_names, "tensor names");
+    for name in &want_names {
+        let (t, o) = (
+            theirs.tensor_f32(name).unwrap(),
+            ours.tensor_f32(name).unwrap(),
+        );
+        assert_eq!(o.0, t.0, "{name}: shape");
+        assert_bitwise(&o.1, &t.1, name);
+    }
 
     let ids: Vec<i64> = ta
         .encode("<|im_start|>user\nWrite one sentence about the sea.<|im_end|>\n")
@@ -147,6 +169,8 @@ fn smollm2_round_trips_through_gguf_f32_bitwise_and_q8_0_closely() {
     // transformers' order: 217%), the f32 round trip above and the tiny models' q8_0 file read
     // by transformers (transformers_reads_...) the fine ones
     assert!(rel < 0.15, "q8_0 logits differ by {rel} (relative RMS)");
+    // 2.3 GB of checkpoints and files: kept only when the test fails
+    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// ‖a − b‖ / ‖b − its row means‖ over (T, V) logits: the error relative to the logits' spread
@@ -243,25 +267,38 @@ fn check_layout(g: &GgufFile, case: &serde_json::Value, what: &str) {
         };
         assert!(same, "{what}: {k} is {ours:?}, gguf-py read {v}");
     }
-    let theirs: Vec<(String, String, Vec<u64>)> = case["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            let ne = t[2].as_array().unwrap().iter();
-            (
-                t[0].as_str().unwrap().to_string(),
-                t[1].as_str().unwrap().to_string(),
-                ne.map(|x| x.as_u64().unwrap()).collect(),
-            )
-        })
-        .collect();
-    let ours: Vec<(String, String, Vec<u64>)> = g
-        .tensors()
-        .iter()
-        .map(|t| (t.name.clone(), t.ggml_type.name(), t.ne.clone()))
-        .collect();
-    assert_eq!(ours, theirs, "{what}: tensors");
+    let theirs = case["tensors"].as_array().unwrap();
+    assert_eq!(g.tensors().len(), theirs.len(), "{what}: tensor count");
+    for (t, want) in g.tensors().iter().zip(theirs) {
+        let ne: Vec<u64> = want[2]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        let (name, ty) = (want[0].as_str().unwrap(), want[1].as_str().unwrap());
+        assert_eq!(
+            (t.name.as_str(), t.ggml_type.name().as_str(), &t.ne),
+            (name, ty, &ne),
+            "{what}: tensor"
+        );
+        let (_, v) = g.tensor_f32(&t.name).unwrap();
+        let (sum, scale) = checksum(&v);
+        let want = want[3].as_f64().unwrap();
+        // f64 sums of the same f32 values in another order: ~1e-15 relative
+        assert!(
+            (sum - want).abs() <= 1e-9 * scale,
+            "{what}: {name} holds other values or another order: checksum {sum}, gguf-py {want}"
+        );
+    }
+}
+
+/// The script's `checksum`: Σ v_i·(1 + i mod 97) in f64, and Σ |v_i·(1 + i mod 97)| for scale.
+fn checksum(v: &[f32]) -> (f64, f64) {
+    v.iter().enumerate().fold((0.0, 0.0), |(s, a), (i, &x)| {
+        let t = f64::from(x) * (1 + i % 97) as f64;
+        (s + t, a + t.abs())
+    })
 }
 
 #[test]

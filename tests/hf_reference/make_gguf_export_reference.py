@@ -4,7 +4,8 @@ Exports the committed tiny Llama-family models with our own binary, as the Rust 
 reads each file with outside code and records what it saw in `gguf_export/transformers.json`:
 
 - the Python `gguf` package (llama.cpp's gguf-py, the converter's own reader): the metadata
-  llama.cpp loads by, every tensor's name, ggml type and shape, and for the f32 `llama` file the
+  llama.cpp loads by, every tensor's name, ggml type, shape and a checksum of its dequantised
+  values in file order (see `checksum`), and for the f32 `llama` file the
   q/k rows, which must be the fixture's `q_proj`/`k_proj` reordered by llama.cpp's converter
   (`LlamaModel.permute` from convert_hf_to_gguf.py, quoted below);
 - `transformers` (`AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)`, which dequantises
@@ -78,6 +79,13 @@ def hf_dir(tmp, family, tokenizer):
     return hf
 
 
+def checksum(t):
+    """Sum of the dequantised values in file order, the i-th weighted by 1 + i % 97: pins the
+    values and their order (rows swapped or left unpermuted change it)."""
+    v = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64).ravel()
+    return float((v * (1 + np.arange(v.size) % 97)).sum())
+
+
 def gguf_view(path, hf):
     """What gguf-py reads: keys, tensors, and the converter's q/k order checked."""
     r = gguf.GGUFReader(path)
@@ -88,7 +96,9 @@ def gguf_view(path, hf):
         if k.startswith(arch + ".")
         or k in ("general.file_type", "tokenizer.ggml.model", "tokenizer.ggml.pre")
     }
-    tensors = [[t.name, t.tensor_type.name, [int(d) for d in t.shape]] for t in r.tensors]
+    tensors = [
+        [t.name, t.tensor_type.name, [int(d) for d in t.shape], checksum(t)] for t in r.tensors
+    ]
     cfg = json.loads((hf / "config.json").read_text())
     if arch == "llama" and r.fields["general.file_type"].contents() == 0:
         theirs = load_file(hf / "model.safetensors")
