@@ -152,6 +152,8 @@ fn smollm2_round_trips_through_gguf_f32_bitwise_and_q8_0_closely() {
         .collect();
     let want = logits(&a, &ids);
     assert_bitwise(&logits(&b, &ids), &want, "f32 round trip");
+    std::fs::remove_dir_all(&b).unwrap(); // 0.5 GB each: the disk is shared
+    std::fs::remove_file(&f32_file).unwrap();
 
     let q8 = d.join("smollm2-q8_0.gguf");
     export(&a, &q8, "q8_0");
@@ -169,7 +171,7 @@ fn smollm2_round_trips_through_gguf_f32_bitwise_and_q8_0_closely() {
     // transformers' order: 217%), the f32 round trip above and the tiny models' q8_0 file read
     // by transformers (transformers_reads_...) the fine ones
     assert!(rel < 0.15, "q8_0 logits differ by {rel} (relative RMS)");
-    // 2.3 GB of checkpoints and files: kept only when the test fails
+    // 1.7 GB of checkpoints and files: kept only when the test fails
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -201,6 +203,16 @@ fn tiny_llama_and_qwen2_round_trip_through_gguf_with_the_same_logits() {
         let back = d.join(format!("{family}-back"));
         import(&file, &back);
         assert_bitwise(&logits(&back, &ids), &logits(&ckpt, &ids), family);
+        let tok = |p: &Path| Tok::load(&p.join("tokenizer.json")).unwrap();
+        let (a, b) = (tok(&ckpt), tok(&back));
+        let text = "Emma Woodhouse, handsome, clever, and rich<|endoftext|> 1816\n";
+        assert_eq!(a.encode(text).unwrap(), b.encode(text).unwrap(), "{family}");
+        assert_eq!(b.inner.id_to_token(b.eot).as_deref(), Some("<|endoftext|>"));
+        assert_eq!(
+            b.decode(&[b.eot]).unwrap(),
+            "",
+            "{family}: EOT is not special"
+        );
     }
 }
 
