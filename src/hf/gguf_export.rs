@@ -60,40 +60,11 @@ pub fn export_gguf(ckpt: &Path, out: &Path, ty: GgmlType) -> Result<GgufExportSu
     let ftype = file_type(ty)?;
     let dir = checkpoint::resolve(ckpt)?;
     let cc: CheckpointConfig = load_json(&dir.join("config.json"))?;
-    if cc.kind == CheckpointKind::Rm {
-        bail!(
-            "{} is a reward model: GGUF holds language models (llama.cpp has no scalar reward \
-             head); export it with --format hf",
-            dir.display()
-        );
-    }
-    let Family::Llama(f) = &cc.model.family else {
-        bail!(
-            "{} is a GPT-2 model: GGUF export writes the Llama family (llama, qwen2); export \
-             GPT-2 with --format hf",
-            dir.display()
-        );
-    };
-    if let Some(s) = &f.rope_scaling {
-        bail!(
-            "{}: Llama 3's rotary scaling (factor {}) has no GGUF metadata key: llama.cpp keeps \
-             it as a rope_freqs.weight tensor, which rlhf import and transformers do not read",
-            dir.display(),
-            s.factor
-        );
-    }
+    let f = exportable(&dir, &cc)?;
     let arch = if f.attention_bias { "qwen2" } else { "llama" };
     let mut loaded = checkpoint::load_lm(&dir, &Device::flex())?;
     let vocab = GgufVocab::of(&loaded.tok).with_context(|| format!("{}", dir.display()))?;
-    let template_path = dir.join(checkpoint::CHAT_TEMPLATE);
-    let template = if template_path.is_file() {
-        Some(
-            std::fs::read_to_string(&template_path)
-                .with_context(|| format!("reading {}", template_path.display()))?,
-        )
-    } else {
-        None
-    };
+    let template = chat_template(&dir)?;
     let Lm::Llama(m) = &mut loaded.model else {
         bail!(
             "{}: config.json says Llama, the weights are not",
@@ -120,6 +91,45 @@ pub fn export_gguf(ckpt: &Path, out: &Path, ty: GgmlType) -> Result<GgufExportSu
         tensors: n_tensors,
         f16_fallback,
     })
+}
+
+/// The Llama settings of a checkpoint GGUF can hold: a language model of the Llama family
+/// without Llama 3's rotary scaling.
+fn exportable<'a>(dir: &Path, cc: &'a CheckpointConfig) -> Result<&'a LlamaConfig> {
+    if cc.kind == CheckpointKind::Rm {
+        bail!(
+            "{} is a reward model: GGUF holds language models (llama.cpp has no scalar reward \
+             head); export it with --format hf",
+            dir.display()
+        );
+    }
+    let Family::Llama(f) = &cc.model.family else {
+        bail!(
+            "{} is a GPT-2 model: GGUF export writes the Llama family (llama, qwen2); export \
+             GPT-2 with --format hf",
+            dir.display()
+        );
+    };
+    if let Some(s) = &f.rope_scaling {
+        bail!(
+            "{}: Llama 3's rotary scaling (factor {}) has no GGUF metadata key: llama.cpp keeps \
+             it as a rope_freqs.weight tensor, which rlhf import and transformers do not read",
+            dir.display(),
+            s.factor
+        );
+    }
+    Ok(f)
+}
+
+/// The checkpoint's `chat_template.jinja`, if it has one.
+fn chat_template(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join(checkpoint::CHAT_TEMPLATE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    std::fs::read_to_string(&path)
+        .map(Some)
+        .with_context(|| format!("reading {}", path.display()))
 }
 
 /// `general.*` and the model's shape under llama.cpp's `{arch}.*` names (`LlamaConfig`'s
@@ -204,7 +214,7 @@ fn add_tensors(
             check_f16_range(&t.data).with_context(|| format!("tensor '{hf}'"))?;
         }
         w.add_tensor(&name, &t.shape, &t.data, tty)
-            .with_context(|| format!("tensor '{hf}' as '{name}'"))?;
+            .with_context(|| format!("writing '{hf}'"))?;
     }
     Ok(fallback)
 }
@@ -212,7 +222,11 @@ fn add_tensors(
 /// Refuses values an F16 would store as infinity (or NaN).
 fn check_f16_range(x: &[f32]) -> Result<()> {
     let max = f32::from(half::f16::MAX);
-    if let Some((i, v)) = x.iter().enumerate().find(|(_, v)| !(v.abs() <= max)) {
+    if let Some((i, v)) = x
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.is_nan() || v.abs() > max)
+    {
         bail!("value {v} at {i} does not fit an F16 (|x| <= {max}): export as f32");
     }
     Ok(())
