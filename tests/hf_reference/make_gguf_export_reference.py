@@ -1,7 +1,7 @@
 """Our GGUF export read by others, for `tests/hf_reference/gguf_export.rs`.
 
 Exports the committed tiny Llama-family models with our own binary, as the Rust test does, then
-reads each file with outside code and records what it saw in `gguf_export/transformers.json`:
+reads each file with outside code and records what it saw in `gguf_export/readers.json`:
 
 - the Python `gguf` package (llama.cpp's gguf-py, the converter's own reader): the metadata
   llama.cpp loads by, every tensor's name, ggml type, shape and a checksum of its dequantised
@@ -13,13 +13,18 @@ reads each file with outside code and records what it saw in `gguf_export/transf
   `transformers` computes from the fixture's own safetensors (checked here), and are saved, the
   first 64 vocabulary ids per position, for the Rust test to compare ours with.
 
+- llama.cpp itself (the `llama-cpp-python` package, which builds llama.cpp from source): it
+  loads each file, and its logits for the same ids are saved beside `transformers'`; its
+  tokenizer must split a few texts as our `tokenizer.json` does (their ids are saved too).
+
 Cases: `llama/llama` without its Llama 3 rotary scaling (GGUF has no key for it: the export
 refuses it) as f32 and q8_0 (untied head, grouped-query attention, permuted q/k; its 48-wide
 `ffn_down` rows fall back to F16 as in llama.cpp's converter), `llama/qwen2` as f16 (q/k/v
 biases, tied head: written as `qwen2`).
 
-Run from the repository root after `cargo build --release` (needs torch, transformers, gguf;
-RLHF_BIN overrides the binary):
+Run from the repository root after `cargo build --release` (needs torch, transformers, gguf,
+llama-cpp-python; RLHF_BIN overrides the binary; building llama-cpp-python takes ~25 minutes on
+two cores, less with `CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF"`):
 
     python tests/hf_reference/make_gguf_export_reference.py
 
@@ -28,6 +33,7 @@ characters of Emma), trained here with `rlhf tokenizer train`; the logits depend
 and the weights.
 """
 
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -112,6 +118,45 @@ def gguf_view(path, hf):
     return arch, keys, tensors
 
 
+TEXTS = ["Emma Woodhouse, handsome, clever, and rich<|endoftext|> 1816\n", "  a  b\n\nc's"]
+
+
+def llama_cpp_view(path, ids, tokenizer):
+    """llama.cpp's logits for `ids` from the file, and its ids for TEXTS (checked against ours)."""
+    import llama_cpp.llama_cpp as raw
+    from llama_cpp import Llama
+    from tokenizers import Tokenizer
+
+    defaults = raw.llama_model_default_params
+
+    def no_repack():
+        # llama.cpp repacks Q8_0 for AMX on CPUs that have it, and that crashed in a VM: the
+        # plain CPU kernels compute the same function
+        p = defaults()
+        p.use_extra_bufts = False
+        return p
+
+    raw.llama_model_default_params = no_repack
+    m = Llama(
+        model_path=str(path),
+        n_ctx=64,
+        logits_all=True,
+        verbose=False,
+        type_k=0,  # f32 KV cache: no rounding of keys and values to f16
+        type_v=0,
+    )
+    m.eval(ids)
+    logits = np.array(m.scores[: len(ids)])
+    ours = Tokenizer.from_file(str(tokenizer))
+    tokens = []
+    for text in TEXTS:
+        theirs = m.tokenize(text.encode(), add_bos=False, special=True)
+        assert theirs == ours.encode(text, add_special_tokens=False).ids, text
+        tokens.append(theirs)
+    raw.llama_model_default_params = defaults
+    return logits, tokens
+
+
 def main():
     ids = json.loads((HERE / "llama/llama/logits.json").read_text())["ids"]
     x = torch.tensor([ids])
@@ -142,6 +187,9 @@ def main():
             print(f"{family} {ty}: {arch}, max |gguf - safetensors| (transformers) = {diff:.2e}")
             if ty == "f32":
                 assert diff < 1e-5, diff
+            lc, tokens = llama_cpp_view(tmp / name, ids, ckpt / "tokenizer.json")
+            lc_diff = np.abs(lc[:, :COLS] - got[:, :COLS].numpy()).max()
+            print(f"  llama.cpp: max |llama.cpp - transformers| = {lc_diff:.2e}")
             cols = got[:, :COLS]
             out.append(
                 {
@@ -152,14 +200,20 @@ def main():
                     "tensors": tensors,
                     "max_diff_from_safetensors": diff,
                     "logits": [[round(v, 6) for v in row] for row in cols.tolist()],
+                    "llama_cpp_logits": [
+                        [round(float(v), 6) for v in row] for row in lc[:, :COLS]
+                    ],
+                    "llama_cpp_tokens": tokens,
                 }
             )
     dest = HERE / "gguf_export"
     dest.mkdir(exist_ok=True)
-    (dest / "transformers.json").write_text(
+    (dest / "readers.json").write_text(
         json.dumps(
             {
                 "transformers": transformers.__version__,
+                "llama_cpp_python": importlib.metadata.version("llama-cpp-python"),
+                "texts": TEXTS,
                 "ids": ids,
                 "cols": COLS,
                 "cases": out,
