@@ -64,7 +64,7 @@ pub fn export_gguf(ckpt: &Path, out: &Path, ty: GgmlType) -> Result<GgufExportSu
     let arch = if f.attention_bias { "qwen2" } else { "llama" };
     let mut loaded = checkpoint::load_lm(&dir, &Device::flex())?;
     let vocab = GgufVocab::of(&loaded.tok).with_context(|| format!("{}", dir.display()))?;
-    let template = chat_template(&dir)?;
+    let template = loaded.tok.chat.as_ref().map(|c| c.source.clone());
     let Lm::Llama(m) = &mut loaded.model else {
         bail!(
             "{}: config.json says Llama, the weights are not",
@@ -119,17 +119,6 @@ fn exportable<'a>(dir: &Path, cc: &'a CheckpointConfig) -> Result<&'a LlamaConfi
         );
     }
     Ok(f)
-}
-
-/// The checkpoint's `chat_template.jinja`, if it has one.
-fn chat_template(dir: &Path) -> Result<Option<String>> {
-    let path = dir.join(checkpoint::CHAT_TEMPLATE);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    std::fs::read_to_string(&path)
-        .map(Some)
-        .with_context(|| format!("reading {}", path.display()))
 }
 
 /// `general.*` and the model's shape under llama.cpp's `{arch}.*` names (`LlamaConfig`'s

@@ -89,7 +89,7 @@ fn smollm2_round_trips_through_gguf_f32_bitwise_and_q8_0_closely() {
     ] {
         assert_eq!(ta.encode(text).unwrap(), tb.encode(text).unwrap(), "{text}");
     }
-    let template = |p: &Path| std::fs::read(p.join(checkpoint::CHAT_TEMPLATE)).unwrap();
+    let template = |p: &Path| std::fs::read(p.join(rlhf::data::tokenizer::CHAT_TEMPLATE)).unwrap();
     assert_eq!(template(&a), template(&b), "chat template");
 
     // the tokenizer keys are the source file's own (the source name its pre-tokenizer smollm)
