@@ -18,7 +18,7 @@ pub mod ranges;
 pub use bench::BenchCmd;
 pub use dpo::DpoArgs;
 pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
-pub use export::{ExportArgs, ExportFormat, GgufType};
+pub use export::{ExportArgs, ExportFormat, ExportHfArgs, GgufType, ImportArgs, ImportHfArgs};
 pub use pipeline::PipelineArgs;
 pub use ppo::PpoArgs;
 
@@ -131,40 +131,6 @@ pub struct KernelsArgs {
     /// Attention head sizes (n_embd / n_head) to write; default: those of the bundled presets.
     #[arg(long = "head-size", num_args = 1..)]
     pub head_sizes: Vec<usize>,
-}
-
-#[derive(Args, Debug)]
-pub struct ImportArgs {
-    /// A Hugging Face model directory (config.json with model_type gpt2, llama or qwen2;
-    /// model.safetensors or its shards; tokenizer.json) or a GGUF file (general.architecture
-    /// llama or qwen2; F32, F16, BF16, Q4_0 to Q8_0 and Q2_K to Q6_K tensors).
-    #[arg(long)]
-    pub from: PathBuf,
-    /// Checkpoint directory to create (must not exist or be empty).
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct ImportHfArgs {
-    /// Hugging Face model directory: config.json (model_type gpt2, llama or qwen2),
-    /// model.safetensors, and
-    /// tokenizer.json or vocab.json + merges.txt. Pickle files (pytorch_model.bin) are not read.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// Checkpoint directory to create (must not exist or be empty).
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct ExportHfArgs {
-    /// Checkpoint to export (a stage directory or its ckpt/; language or reward model).
-    #[arg(long)]
-    pub ckpt: PathBuf,
-    /// Directory to write (created if needed).
-    #[arg(long)]
-    pub out: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,5 +1,6 @@
-//! `rlhf export`: a checkpoint for other tools, as a Hugging Face directory or a llama.cpp GGUF
-//! file.
+//! Flags of the model conversions: `rlhf import` (a GGUF file or a Hugging Face directory into a
+//! checkpoint), `import-hf`, `rlhf export` (a checkpoint for other tools, as a Hugging Face
+//! directory or a llama.cpp GGUF file) and `export-hf`.
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -35,4 +36,38 @@ pub enum GgufType {
     F16,
     #[value(name = "q8_0")]
     Q8_0,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A Hugging Face model directory (config.json with model_type gpt2, llama or qwen2;
+    /// model.safetensors or its shards; tokenizer.json) or a GGUF file (general.architecture
+    /// llama or qwen2; F32, F16, BF16, Q4_0 to Q8_0 and Q2_K to Q6_K tensors).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Checkpoint directory to create (must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportHfArgs {
+    /// Hugging Face model directory: config.json (model_type gpt2, llama or qwen2),
+    /// model.safetensors, and
+    /// tokenizer.json or vocab.json + merges.txt. Pickle files (pytorch_model.bin) are not read.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Checkpoint directory to create (must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportHfArgs {
+    /// Checkpoint to export (a stage directory or its ckpt/; language or reward model).
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// Directory to write (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
 }
