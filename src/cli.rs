@@ -12,13 +12,17 @@ mod defaults;
 mod dpo;
 mod eval_report;
 mod export;
+mod lora;
 mod pipeline;
 mod ppo;
 pub mod ranges;
 pub use bench::BenchCmd;
 pub use dpo::DpoArgs;
 pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
-pub use export::{ExportArgs, ExportFormat, ExportHfArgs, GgufType, ImportArgs, ImportHfArgs};
+pub use export::{
+    ExportArgs, ExportFormat, ExportHfArgs, GgufType, ImportArgs, ImportHfArgs, MergeArgs,
+};
+pub use lora::LoraArgs;
 pub use pipeline::PipelineArgs;
 pub use ppo::PpoArgs;
 
@@ -97,11 +101,15 @@ pub enum Command {
     /// Convert a model into a checkpoint that `--init` accepts: a Hugging Face directory (GPT-2,
     /// Llama, Qwen2) or a llama.cpp GGUF file (Llama, Qwen2; quantised tensors dequantised).
     Import(ImportArgs),
+    /// Fold a LoRA checkpoint's adapters into its base's weights: a full checkpoint (a language
+    /// or reward model) that no longer needs the base, for `export`, `export-hf` and any stage.
+    Merge(MergeArgs),
     /// Convert a Hugging Face directory (config.json, model.safetensors, tokenizer) into a
     /// checkpoint that `--init` accepts (as `import --from DIR`).
     ImportHf(ImportHfArgs),
-    /// Write a checkpoint as a Hugging Face GPT-2 directory (`GPT2LMHeadModel`, or
-    /// `GPT2ForSequenceClassification` for a reward model) with its tokenizer.
+    /// Write a checkpoint as a Hugging Face directory of its family with its tokenizer: GPT-2
+    /// (`GPT2LMHeadModel`, `GPT2ForSequenceClassification` for a reward model) or Llama
+    /// (`LlamaForCausalLM`, `LlamaForSequenceClassification`).
     ExportHf(ExportHfArgs),
     /// Write a checkpoint for other tools: a Hugging Face directory (as `export-hf`) or a
     /// llama.cpp GGUF file (Llama-family language models; llama.cpp and Ollama load it).
@@ -342,6 +350,8 @@ pub struct SftArgs {
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]
+    pub lora: LoraArgs,
+    #[command(flatten)]
     pub device: DeviceArg,
 }
 
@@ -430,6 +440,8 @@ pub struct RmArgs {
     /// Optimisation flags (--batch-size counts prompts).
     #[command(flatten)]
     pub optim: OptimArgs,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     #[command(flatten)]
     pub device: DeviceArg,
 }

@@ -44,6 +44,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Bon(a) => eval::bon(a),
         Command::Report(a) => tools::report(a),
         Command::Import(a) => tools::import(a),
+        Command::Merge(a) => tools::merge(a),
         Command::ImportHf(a) => tools::import_hf(a),
         Command::ExportHf(a) => tools::export_hf(a),
         Command::Export(a) => tools::export(a),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod finite;
+pub mod lora;
 mod resume;
 
 pub use finite::check_finite;
@@ -60,6 +61,10 @@ pub struct CheckpointConfig {
     /// checkpoints, models imported or saved before the scale was normalised).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward_gain: Option<f64>,
+    /// A LoRA checkpoint: its adapters' settings and base (`model.safetensors` then holds the
+    /// adapters and any head only). None: a full model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<crate::config::lora::LoraBase>,
 }
 
 /// Everything a stage needs to continue exactly where it stopped.
@@ -127,12 +132,20 @@ pub fn param_ids<M: Module>(m: &M) -> Vec<u64> {
     v.0
 }
 
-/// Writes the model's weights to `path` (safetensors, GPT-2 names).
+/// Writes the model's weights to `path` (safetensors, Hugging Face names).
 pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
+    save_weights_filtered(model, path, None)
+}
+
+/// Writes the weights whose names match `only` (a regex; None: all) to `path`.
+fn save_weights_filtered<M: Module>(model: &M, path: &Path, only: Option<&str>) -> Result<()> {
     // tensor names as Hugging Face writes them: `Lm`'s variant (`Gpt2`, `Llama`) is not a name
     let mut store = SafetensorsStore::from_file(path)
         .overwrite(true)
         .skip_enum_variants(true);
+    if let Some(re) = only {
+        store = store.with_regex(re);
+    }
     model
         .save_into(&mut store)
         .map_err(|e| anyhow!("writing {}: {e:?}", path.display()))
@@ -140,7 +153,13 @@ pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
 
 /// Loads weights into `model`; every tensor must be present with the right shape, and the file
 /// must have no extra tensors, and no value may be NaN or ±inf.
-pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
+pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
+    load_weights_filtered(model, path, None)
+}
+
+/// [`load_weights`] of the tensors whose names match `only` (a regex; None: all): those of the
+/// model must all be in the file, and the file must hold no others.
+fn load_weights_filtered<M: Module>(mut model: M, path: &Path, only: Option<&str>) -> Result<M> {
     if !path.is_file() {
         bail!("{} does not exist", path.display());
     }
@@ -149,6 +168,9 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
         .allow_partial(true)
         .validate(false)
         .skip_enum_variants(true);
+    if let Some(re) = only {
+        store = store.with_regex(re);
+    }
     let res = model.load_from(&mut store).map_err(|e| {
         anyhow!(
             "reading {}: not a readable safetensors file ({e:?}); the checkpoint is corrupt or \
@@ -165,11 +187,18 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
             errs.join("; ")
         );
     }
-    if !res.missing.is_empty() {
+    // burn lists the model's tensors the filter left out as missing too
+    let missing: Vec<&String> = res
+        .missing
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| only.is_none() || lora::is_adapter_tensor(n))
+        .collect();
+    if !missing.is_empty() {
         bail!(
             "{}: missing tensors {:?} (a checkpoint of another architecture?)",
             path.display(),
-            res.missing.iter().map(|(n, _)| n).collect::<Vec<_>>()
+            missing
         );
     }
     if !res.unused.is_empty() {
@@ -280,7 +309,8 @@ pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()
         )
     })?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    save_weights(req.model, &dir.join("model.safetensors"))?;
+    let only = req.config.lora.as_ref().map(|_| lora::ADAPTER_TENSORS);
+    save_weights_filtered(req.model, &dir.join("model.safetensors"), only)?;
     save_json(req.config, &dir.join("config.json"))?;
     req.tok.save(&dir.join("tokenizer.json"))?;
     if let Some(o) = req.optim {
@@ -351,10 +381,14 @@ fn load_header(
 /// Loads a language-model checkpoint onto `device`, checking the tokenizer matches the model.
 pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
     let (dir, config, tok) = load_header(path, CheckpointKind::Lm, "a language model")?;
-    let model = load_weights(
-        Lm::zeroed(&config.model, device),
-        &dir.join("model.safetensors"),
-    )?;
+    let weights = dir.join("model.safetensors");
+    let model = match &config.lora {
+        None => load_weights(Lm::zeroed(&config.model, device), &weights)?,
+        Some(spec) => {
+            let base = load_lora_base(spec, &dir, &config, device)?;
+            lora::load_adapters(base.with_lora_shell(&spec.lora, device), &weights)?
+        }
+    };
     Ok(Loaded {
         dir,
         model,
@@ -378,12 +412,48 @@ pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
         CheckpointKind::Rm,
         "a reward model (train one with `rlhf rm`)",
     )?;
-    let fresh = crate::model::RewardModel::zeroed(&config.model, device);
-    let model = load_weights(fresh, &dir.join("model.safetensors"))?;
+    let weights = dir.join("model.safetensors");
+    let model = match &config.lora {
+        None => load_weights(
+            crate::model::RewardModel::zeroed(&config.model, device),
+            &weights,
+        )?,
+        Some(spec) => {
+            let base = load_lora_base(spec, &dir, &config, device)?;
+            let shell = crate::model::RewardModel::with_zero_head(
+                base.with_lora_shell(&spec.lora, device),
+                device,
+            );
+            lora::load_adapters(shell, &weights)?
+        }
+    };
     Ok(LoadedRm {
         dir,
         model,
         config,
         tok,
     })
+}
+
+/// The base model of the LoRA checkpoint `dir` (whose config is `config`), once found to be the
+/// one its adapters were trained on and of the same architecture.
+fn load_lora_base(
+    spec: &crate::config::lora::LoraBase,
+    dir: &Path,
+    config: &CheckpointConfig,
+    device: &Device,
+) -> Result<Lm> {
+    let base_dir = lora::checked_base(spec, dir)?;
+    let base = load_lm(&base_dir, device)
+        .with_context(|| format!("{}: loading its LoRA base", dir.display()))?;
+    if base.config.model != config.model {
+        bail!(
+            "{}: its LoRA base {} is another architecture ({:?}, not {:?})",
+            dir.display(),
+            base_dir.display(),
+            base.config.model,
+            config.model
+        );
+    }
+    Ok(base.model)
 }

@@ -8,7 +8,7 @@
 //! (`none` for an unset option); flags with a clap default show clap's.
 
 use crate::config::{preset_names, TrainConfig};
-use crate::pipeline::PipelineConfig;
+use crate::pipeline::{BaseSize, PipelineConfig};
 use crate::stages::dpo::DpoConfig;
 use crate::stages::ppo::PpoConfig;
 use clap::{Arg, Command};
@@ -29,6 +29,11 @@ const PIPELINE: &[(&str, &str)] = &[
     ("sft_steps", "/sft/steps"),
     ("rm_steps", "/rm/steps"),
 ];
+
+/// How `--help` names the real-model jobs (`--base`) among the presets' (`[default: 150; tiny
+/// 60, …, --base/cpu 30, --base/gpu 200]`): one word each, as a preset's name is.
+const BASE_CPU: &str = "--base/cpu";
+const BASE_GPU: &str = "--base/gpu";
 
 /// `cmd` (the derived command line) with `[default: X]` after the help of every flag whose
 /// default is a stage setting.
@@ -58,6 +63,13 @@ pub(super) fn with_stage_defaults(cmd: Command) -> Command {
                 let job = PipelineConfig::for_preset(p, &Default::default()).ok()?;
                 Some((p, as_json(&job)?))
             })
+            .chain(
+                [(BASE_CPU, BaseSize::Cpu), (BASE_GPU, BaseSize::Gpu)]
+                    .into_iter()
+                    .filter_map(|(name, size)| {
+                        Some((name, as_json(&PipelineConfig::for_base(size).ok()?)?))
+                    }),
+            )
             .collect();
         annotate(sc, |id| pipeline_default(&jobs, &preset, id))
     })
@@ -186,6 +198,10 @@ mod tests {
         "--out",
         "--compare",
         "--seed",
+        "--lora-rank",
+        "--lora-alpha",
+        "--lora-targets",
+        "--lora-dropout",
     ];
 
     /// The settings `rlhf <args>` runs its stage with, as text.
@@ -215,8 +231,18 @@ mod tests {
             }
             Sub::Dpo(a) => format!("{:?}", a.config()),
             Sub::Ppo(a) => format!("{:?}", a.config()),
-            Sub::Pipeline(a) => format!("{:?}", a.config().unwrap()),
+            Sub::Pipeline(a) => format!("{:?}", a.config(crate::pipeline::BaseSize::Cpu).unwrap()),
             _ => unreachable!("not a stage command: {args:?}"),
+        }
+    }
+
+    /// The settings `rlhf pipeline <args>` runs with on a device of `size`.
+    fn pipeline_of(args: &[&str], size: BaseSize) -> String {
+        let line = std::iter::once("rlhf").chain(args.iter().copied());
+        let m = crate::cli::command().try_get_matches_from(line).unwrap();
+        match Cli::from_arg_matches(&m).unwrap().command {
+            Sub::Pipeline(a) => format!("{:?}", a.config(size).unwrap()),
+            _ => unreachable!("parsed as pipeline"),
         }
     }
 
@@ -266,6 +292,19 @@ mod tests {
                     }
                     for pair in per_preset.split(", ").filter(|p| !p.is_empty()) {
                         let (preset, value) = pair.split_once(' ').unwrap();
+                        if let Some(size) = [(BASE_CPU, BaseSize::Cpu), (BASE_GPU, BaseSize::Gpu)]
+                            .iter()
+                            .find_map(|(name, size)| (*name == preset).then_some(*size))
+                        {
+                            let base = ["pipeline", "--base", "m.gguf"];
+                            assert_eq!(
+                                pipeline_of(&[&base[..], &[flag, value]].concat(), size),
+                                pipeline_of(&base, size),
+                                "`rlhf {sub} --help` shows {flag} {value} for {preset}, but it \
+                                 is not that job's"
+                            );
+                            continue;
+                        }
                         assert_eq!(
                             run(&["--preset", preset, flag, value]),
                             run(&["--preset", preset]),

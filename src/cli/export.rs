@@ -71,3 +71,16 @@ pub struct ExportHfArgs {
     #[arg(long)]
     pub out: PathBuf,
 }
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// A LoRA checkpoint (or a stage directory holding one in ckpt/); its base must be where it
+    /// was when the adapters were trained.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// Checkpoint directory to create (must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: super::DeviceArg,
+}

@@ -46,6 +46,7 @@ pub(super) fn sft(a: SftArgs) -> Result<()> {
             dropout: a.dropout,
             out: a.out.clone(),
             resume: a.resume,
+            lora: a.lora.config(),
         },
         &dev.device,
     )?;

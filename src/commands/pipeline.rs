@@ -28,7 +28,17 @@ fn run_dir_at(t: time::OffsetDateTime) -> PathBuf {
 /// `rlhf pipeline`: the preset's job with the given flags (`PipelineArgs::config`).
 pub(super) fn pipeline(a: PipelineArgs) -> Result<()> {
     let dev = open(a.device.device)?;
-    let cfg = a.config()?;
+    // a software adapter (lavapipe) computes slower than the CPU backend: the CPU's size
+    let hardware = dev
+        .adapter
+        .as_ref()
+        .is_some_and(|a| a.device_type != wgpu::DeviceType::Cpu);
+    let size = if hardware {
+        pipeline::BaseSize::Gpu
+    } else {
+        pipeline::BaseSize::Cpu
+    };
+    let cfg = a.config(size)?;
     let out = a.out.unwrap_or_else(default_run_dir);
     if a.no_kernels {
         crate::kernels::set_kernels_disabled(true);

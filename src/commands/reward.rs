@@ -60,6 +60,7 @@ pub(super) fn rm(a: RmArgs) -> Result<()> {
     let dev = open(a.device.device)?;
     let s = rm::run(
         rm::RmJob {
+            lora: a.lora.config(),
             init: a.init,
             data: a.data,
             out: a.out.clone(),

@@ -159,6 +159,18 @@ pub(super) fn import(a: ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// `rlhf merge`: a LoRA checkpoint's adapters folded into a full checkpoint.
+pub(super) fn merge(a: crate::cli::MergeArgs) -> Result<()> {
+    let dev = open(a.device.device)?;
+    let kind = crate::stages::merge::merge(&a.ckpt, &a.out, &dev.device)?;
+    eprintln!(
+        "merge: the adapters of {} folded into a full '{kind}' checkpoint {}",
+        a.ckpt.display(),
+        a.out.display()
+    );
+    Ok(())
+}
+
 /// `rlhf import-hf`: a Hugging Face directory into a checkpoint.
 pub(super) fn import_hf(a: ImportHfArgs) -> Result<()> {
     let s = crate::hf::import_hf(&a.dir, &a.out)?;

@@ -5,6 +5,7 @@
 //! (`stage.json`, `pipeline.json`) and checkpoint (`config.json`).
 
 pub mod llama;
+pub mod lora;
 pub mod model;
 pub mod train;
 

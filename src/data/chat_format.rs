@@ -5,7 +5,7 @@
 //! (`Tok::eot`). SFT trains on exactly the assistant turns' tokens of the full rendering and their
 //! closing token ([`ChatTemplate::assistant_spans`]).
 
-use super::conversation::{Message, Role};
+use super::conversation::Message;
 use super::template::EOT_TEXT;
 use crate::chat_template::{self as ct, ChatTemplate};
 use anyhow::{Context, Result};
@@ -32,11 +32,7 @@ pub fn prompt_messages(prompt: &str) -> Vec<ct::Message> {
 pub fn template_messages(messages: &[Message]) -> Vec<ct::Message> {
     messages
         .iter()
-        .map(|m| match m.role {
-            Role::System => ct::Message::system(m.content.trim()),
-            Role::User => ct::Message::user(m.content.trim()),
-            Role::Assistant => ct::Message::assistant(m.content.trim()),
-        })
+        .map(|m| ct::Message::new(m.role, m.content.trim()))
         .collect()
 }
 

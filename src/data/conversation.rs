@@ -8,43 +8,21 @@
 //! message is wrong; the readers add the file and line.
 
 use anyhow::{anyhow, bail, Result};
-use serde::{Deserialize, Serialize};
+
 use serde_json::Value;
 
-/// Who speaks a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
+/// The message and role types are the chat templates' own: a conversation read here renders
+/// without conversion.
+pub use crate::chat_template::{Message, Role};
 
-impl Role {
-    fn parse(s: &str) -> Result<Self> {
-        match s {
-            "system" => Ok(Self::System),
-            "user" => Ok(Self::User),
-            "assistant" => Ok(Self::Assistant),
-            other => {
-                bail!("unknown role \"{other}\" (expected \"system\", \"user\" or \"assistant\")")
-            }
-        }
-    }
-}
-
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-}
-
-impl Message {
-    pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
+/// The role named `s` in a file.
+fn parse_role(s: &str) -> Result<Role> {
+    match s {
+        "system" => Ok(Role::System),
+        "user" => Ok(Role::User),
+        "assistant" => Ok(Role::Assistant),
+        other => {
+            bail!("unknown role \"{other}\" (expected \"system\", \"user\" or \"assistant\")")
         }
     }
 }
@@ -120,7 +98,7 @@ pub fn parse_messages(v: &Value) -> Result<Vec<Message>> {
                 Some(_) => Err(anyhow!("messages[{i}].{k} must be a string")),
                 None => Err(anyhow!("messages[{i}] has no \"{k}\"")),
             };
-            let role = Role::parse(field("role")?).map_err(|e| anyhow!("messages[{i}]: {e}"))?;
+            let role = parse_role(field("role")?).map_err(|e| anyhow!("messages[{i}]: {e}"))?;
             Ok(Message::new(role, field("content")?))
         })
         .collect()

@@ -44,11 +44,14 @@ pub fn export_hf(ckpt: &Path, out: &Path) -> Result<ExportSummary> {
     let (tensors, tok, model, bias) = match cc.kind {
         CheckpointKind::Lm => {
             let mut l = checkpoint::load_lm(&dir, &device)?;
+            // a LoRA checkpoint exports as the model it computes: adapters folded in
+            l.model = l.model.merged();
             let t = lm_tensors(&mut l.model)?;
             (t, l.tok, l.config.model, None)
         }
         CheckpointKind::Rm => {
             let mut l = checkpoint::load_rm(&dir, &device)?;
+            l.model.transformer = l.model.transformer.merged();
             let mut t = trunk_tensors(&mut l.model.transformer)?;
             let score = Slot::Matrix(&mut l.model.score.weight).get()?; // (C, 1)
             t.push(("score.weight".into(), score.transposed()?)); // (1, C)

@@ -63,6 +63,8 @@ pub fn export_gguf(ckpt: &Path, out: &Path, ty: GgmlType) -> Result<GgufExportSu
     let f = exportable(&dir, &cc)?;
     let arch = if f.attention_bias { "qwen2" } else { "llama" };
     let mut loaded = checkpoint::load_lm(&dir, &Device::flex())?;
+    // a LoRA checkpoint exports as the model it computes: adapters folded in
+    loaded.model = loaded.model.merged();
     let vocab = GgufVocab::of(&loaded.tok).with_context(|| format!("{}", dir.display()))?;
     let template = loaded.tok.chat.as_ref().map(|c| c.source.clone());
     let Lm::Llama(m) = &mut loaded.model else {

@@ -122,6 +122,7 @@ pub(crate) fn write_imported(
         model: cfg.clone(),
         reward_bias,
         reward_gain: None,
+        lora: None,
     };
     let tmp = crate::util::fs::tmp_path(out);
     prepare_out(out, &tmp)?;

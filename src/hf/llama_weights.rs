@@ -4,9 +4,9 @@
 //! weights are copied as they are.
 
 use super::weights::{HostTensor, Slot};
+use crate::model::dense::Dense;
 use crate::model::Llama;
 use anyhow::{anyhow, bail, Context, Result};
-use burn::nn::Linear;
 use burn::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +17,7 @@ pub struct Named<'a> {
     pub transposed: bool,
 }
 
-fn linear<'a>(prefix: &str, l: &'a mut Linear, out: &mut Vec<Named<'a>>) {
+fn linear<'a>(prefix: &str, l: &'a mut Dense, out: &mut Vec<Named<'a>>) {
     out.push(Named {
         name: format!("{prefix}.weight"),
         slot: Slot::Matrix(&mut l.weight),

@@ -3,10 +3,10 @@
 //! f32 with the `{"format": "pt"}` metadata `transformers` requires, and the named parameter
 //! slots of a [`Gpt`].
 
+use crate::model::dense::Dense;
 use crate::model::Gpt;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::module::Param;
-use burn::nn::Linear;
 use burn::prelude::*;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -137,7 +137,7 @@ fn ensure_shape(want: &[usize], got: &[usize]) -> Result<()> {
     Ok(())
 }
 
-fn linear_slots<'a>(prefix: &str, l: &'a mut Linear, out: &mut Vec<(String, Slot<'a>)>) {
+fn linear_slots<'a>(prefix: &str, l: &'a mut Dense, out: &mut Vec<(String, Slot<'a>)>) {
     out.push((format!("{prefix}.weight"), Slot::Matrix(&mut l.weight)));
     if let Some(b) = l.bias.as_mut() {
         out.push((format!("{prefix}.bias"), Slot::Vector(b)));

@@ -7,18 +7,17 @@
 //! [`crate::kernels::attention::attention_reference`] (matmul → mask → softmax → matmul, keeping
 //! the (T × Tk) score matrix) is the kernels' twin in the tests.
 
+use super::dense::Dense;
 use crate::kernels::attention::{causal_attention, causal_attention_qkv, split_heads};
-use crate::kernels::linear::linear;
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::prelude::*;
 
 #[derive(Module, Debug)]
 pub struct CausalSelfAttention {
     /// Fused Q, K, V projection, weight (C, 3C) as GPT-2's Conv1D stores it.
-    pub c_attn: Linear,
+    pub c_attn: Dense,
     /// Output projection, weight (C, C).
-    pub c_proj: Linear,
+    pub c_proj: Dense,
     pub n_head: usize,
 }
 
@@ -46,7 +45,7 @@ impl CausalSelfAttention {
         keep: bool,
     ) -> (Tensor<3>, Option<LayerKv>) {
         let [b, t, c] = x.dims();
-        let qkv = linear(&self.c_attn, x); // (B, T, 3C)
+        let qkv = self.c_attn.forward(x); // (B, T, 3C)
         let (y, kv) = match (past, keep) {
             (None, false) => (causal_attention_qkv(qkv, self.n_head, key_pad), None),
             (past, _) => {
@@ -65,7 +64,7 @@ impl CausalSelfAttention {
             }
         }; // y: (B, nh, T, hs)
         let y = y.swap_dims(1, 2).reshape([b, t, c]);
-        (linear(&self.c_proj, y), kv)
+        (self.c_proj.forward(y), kv)
     }
 }
 
@@ -108,6 +107,6 @@ impl CausalSelfAttention {
         let v = heads(kv.narrow(2, c, c), t);
         // the query sits at "position T − 1" for the causal mask, so only key_pad limits it
         let y = causal_attention(q, k, v, Some(key_pad), t - 1); // (B, nh, 1, hs)
-        linear(&self.c_proj, y.swap_dims(1, 2).reshape([b, 1, c]))
+        self.c_proj.forward(y.swap_dims(1, 2).reshape([b, 1, c]))
     }
 }

@@ -3,21 +3,21 @@
 //! `h.{i}.mlp.c_fc`, `ln_f`), so the safetensors file uses Hugging Face's tensor names.
 
 use super::attention::{CausalSelfAttention, LayerKv};
+use super::dense::Dense;
 use super::dropout::Dropout;
 use super::init::{Init, InitRng};
 use super::layer_norm::LayerNorm;
 use crate::config::ModelConfig;
-use crate::kernels::linear::linear;
 use crate::util::tensors::{bools, ints};
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, Linear};
+use burn::nn::Embedding;
 use burn::prelude::*;
 
 /// GPT-2's MLP: `c_fc` (C → 4C), tanh-approximated GELU ("gelu_new"), `c_proj` (4C → C).
 #[derive(Module, Debug)]
 pub struct Mlp {
-    pub c_fc: Linear,
-    pub c_proj: Linear,
+    pub c_fc: Dense,
+    pub c_proj: Dense,
 }
 
 /// One pre-LN transformer block.
@@ -33,8 +33,8 @@ pub struct Block {
 impl Block {
     /// The second half of the block: `x + drop(mlp(ln_2(x)))`. (B, T, C) → (B, T, C)
     fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = gelu_new(linear(&self.mlp.c_fc, self.ln_2.forward(x.clone()))); // (B, T, 4C)
-        let m = linear(&self.mlp.c_proj, h);
+        let h = gelu_new(self.mlp.c_fc.forward(self.ln_2.forward(x.clone()))); // (B, T, 4C)
+        let m = self.mlp.c_proj.forward(h);
         x + self.drop.forward(m)
     }
 }
@@ -69,11 +69,8 @@ impl KvCache {
 }
 
 /// A linear layer initialised as GPT-2: weights N(0, std), biases 0.
-fn init_linear(init: &mut Init, d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
-    Linear {
-        weight: Param::from_tensor(init.normal([d_in, d_out], std, device)),
-        bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
-    }
+fn init_linear(init: &mut Init, d_in: usize, d_out: usize, std: f64, device: &Device) -> Dense {
+    Dense::new(init, (d_in, d_out), std, true, device)
 }
 
 fn embedding(init: &mut Init, n: usize, c: usize, std: f64, device: &Device) -> Embedding {

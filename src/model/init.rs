@@ -51,6 +51,26 @@ impl Init<'_> {
             Init::Zeros => Tensor::zeros(shape, device),
         }
     }
+
+    /// A weight of `shape` from U(−bound, bound), or zeros.
+    pub fn uniform<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        bound: f64,
+        device: &Device,
+    ) -> Tensor<D> {
+        match self {
+            Init::Random(rng) => {
+                let data = TensorData::random::<f32, _, _>(
+                    shape,
+                    Distribution::Uniform(-bound, bound),
+                    &mut rng.0,
+                );
+                Tensor::from_data(data, device)
+            }
+            Init::Zeros => Tensor::zeros(shape, device),
+        }
+    }
 }
 
 #[cfg(test)]

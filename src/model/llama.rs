@@ -6,6 +6,7 @@
 //! `transformers` does. Linear weights are burn's `[in, out]`, the transpose of torch's.
 
 use super::attention::LayerKv;
+use super::dense::Dense;
 use super::dropout::Dropout;
 use super::gpt::{positions, KvCache};
 use super::init::Init;
@@ -13,10 +14,9 @@ use super::rms_norm::RmsNorm;
 use super::rope::Rotary;
 use crate::config::{LlamaConfig, ModelConfig};
 use crate::kernels::attention::causal_attention;
-use crate::kernels::linear::linear;
 use crate::util::tensors::ints;
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, Linear};
+use burn::nn::Embedding;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
@@ -24,13 +24,13 @@ use burn::tensor::activation::silu;
 #[derive(Module, Debug)]
 pub struct LlamaAttention {
     /// (C, nh·hs)
-    pub q_proj: Linear,
+    pub q_proj: Dense,
     /// (C, nkv·hs)
-    pub k_proj: Linear,
+    pub k_proj: Dense,
     /// (C, nkv·hs)
-    pub v_proj: Linear,
+    pub v_proj: Dense,
     /// (nh·hs, C)
-    pub o_proj: Linear,
+    pub o_proj: Dense,
     pub n_head: usize,
     pub n_kv_head: usize,
 }
@@ -38,9 +38,9 @@ pub struct LlamaAttention {
 /// SwiGLU: `down(silu(gate(x)) · up(x))`.
 #[derive(Module, Debug)]
 pub struct LlamaMlp {
-    pub gate_proj: Linear,
-    pub up_proj: Linear,
-    pub down_proj: Linear,
+    pub gate_proj: Dense,
+    pub up_proj: Dense,
+    pub down_proj: Dense,
 }
 
 #[derive(Module, Debug)]
@@ -67,7 +67,7 @@ pub struct LlamaModel {
 pub struct Llama {
     pub model: LlamaModel,
     /// The untied unembedding, weight (C, V); None: tied to `embed_tokens`.
-    pub lm_head: Option<Linear>,
+    pub lm_head: Option<Dense>,
     /// Context length (`max_position_embeddings`).
     #[module(skip)]
     pub n_ctx: usize,
@@ -76,11 +76,8 @@ pub struct Llama {
     pub inv_freq: Vec<f32>,
 }
 
-fn dense(init: &mut Init, d_in: usize, d_out: usize, bias: bool, dev: &Device) -> Linear {
-    Linear {
-        weight: Param::from_tensor(init.normal([d_in, d_out], 0.02, dev)),
-        bias: bias.then(|| Param::from_tensor(Tensor::zeros([d_out], dev))),
-    }
+fn dense(init: &mut Init, d_in: usize, d_out: usize, bias: bool, dev: &Device) -> Dense {
+    Dense::new(init, (d_in, d_out), 0.02, bias, dev)
 }
 
 impl Llama {
@@ -245,9 +242,9 @@ impl LlamaAttention {
         let (nh, nkv) = (self.n_head, self.n_kv_head);
         let hs = c / nh;
         let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hs]).swap_dims(1, 2);
-        let q = rot.apply(heads(linear(&self.q_proj, x.clone()), nh)); // (B, nh, T, hs)
-        let mut k = rot.apply(heads(linear(&self.k_proj, x.clone()), nkv)); // (B, nkv, T, hs)
-        let mut v = heads(linear(&self.v_proj, x), nkv);
+        let q = rot.apply(heads(self.q_proj.forward(x.clone()), nh)); // (B, nh, T, hs)
+        let mut k = rot.apply(heads(self.k_proj.forward(x.clone()), nkv)); // (B, nkv, T, hs)
+        let mut v = heads(self.v_proj.forward(x), nkv);
         let t_past = match past {
             Some(p) => {
                 let tp = p.k.dims()[2];

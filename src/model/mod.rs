@@ -3,6 +3,7 @@
 //! generation, the reward/value head, and sequence log-probabilities (DPO).
 
 pub mod attention;
+pub mod dense;
 pub mod dropout;
 pub mod generate;
 pub mod gpt;
@@ -12,6 +13,7 @@ pub mod layer_norm;
 pub mod llama;
 pub mod lm;
 pub mod logprob;
+pub mod lora;
 pub mod loss;
 pub mod rms_norm;
 pub mod rope;

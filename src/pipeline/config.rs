@@ -169,6 +169,61 @@ impl PipelineConfig {
     }
 }
 
+/// How large a job on a real model (`--base`) is: sized for the device it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseSize {
+    /// A 2-core CPU finishes it with SmolLM2-135M in under an hour (docs/results.md).
+    Cpu,
+    /// A GPU: more prompts, responses and steps, the full 512-token context.
+    Gpu,
+}
+
+impl PipelineConfig {
+    /// The job on a real model (`rlhf pipeline --base`): SFT, sampling, RM and PPO-ptx sized for
+    /// a pretrained 100M–1B model rather than the presets' own (learning rates 20–100 times
+    /// smaller than those that train a 1M-parameter model from scratch; fewer, shorter steps, as
+    /// each costs a real model's compute). The pretraining settings are unused.
+    pub fn for_base(size: BaseSize) -> Result<Self> {
+        let mut c = Self::for_preset("small", &ModelOverrides::default())?;
+        let gpu = size == BaseSize::Gpu;
+        c.base_ctx = if gpu { 512 } else { 256 };
+        let st = &mut c.sft;
+        (st.steps, st.batch_size, st.lr, st.warmup) = if gpu {
+            (200, 16, 2e-5, 10)
+        } else {
+            (30, 8, 2e-5, 3)
+        };
+        (st.eval_every, st.checkpoint_every) = (st.steps / 2, st.steps / 2);
+        st.eval_batches = if gpu { 8 } else { 4 };
+        let rt = &mut c.rm;
+        (rt.steps, rt.lr, rt.warmup) = if gpu { (300, 1e-5, 20) } else { (40, 3e-5, 3) };
+        (rt.eval_every, rt.checkpoint_every) = (rt.steps / 2, rt.steps / 2);
+        rt.eval_batches = if gpu { 16 } else { 4 };
+        // a pretrained trunk was trained without dropout
+        c.rm_dropout = 0.0;
+        (c.k, c.sample_prompts) = if gpu { (6, 0) } else { (4, 192) };
+        c.sampling.max_new_tokens = 40;
+        c.ppo = PpoConfig {
+            steps: if gpu { 60 } else { 20 },
+            rollout_batch: if gpu { 64 } else { 32 },
+            minibatch: if gpu { 32 } else { 16 },
+            max_new_tokens: 40,
+            ptx_batch: if gpu { 4 } else { 1 },
+            policy_lr: 2e-5,
+            value_lr: 5e-5,
+            warmup: 1,
+            checkpoint_every: 5,
+            ..PpoConfig::default()
+        };
+        (
+            c.eval_prompts,
+            c.eval_samples_per_prompt,
+            c.eval_ppl_windows,
+        ) = if gpu { (0, 4, 32) } else { (32, 2, 8) };
+        Ok(c)
+    }
+}
+
 /// DPO's settings in a job: `rlhf dpo`'s defaults, 20 steps for `tiny` (tests).
 fn dpo_for_preset(preset: &str) -> DpoConfig {
     let mut d = DpoConfig::default();
@@ -217,5 +272,49 @@ mod tests {
         let mut again = base.clone();
         again.reseed(1);
         assert_eq!(seeds(&a), seeds(&again), "the same --seed, the same job");
+    }
+
+    #[test]
+    fn a_real_model_job_fine_tunes_gently_and_the_cpu_one_is_the_smaller() {
+        let small = PipelineConfig::for_preset("small", &Default::default()).unwrap();
+        let cpu = PipelineConfig::for_base(BaseSize::Cpu).unwrap();
+        let gpu = PipelineConfig::for_base(BaseSize::Gpu).unwrap();
+        for (name, c) in [("cpu", &cpu), ("gpu", &gpu)] {
+            // a pretrained model is fine-tuned at a learning rate far below the one that trains
+            // the presets' models from scratch
+            for (stage, lr, from_scratch) in [
+                ("sft", c.sft.lr, small.sft.lr),
+                ("rm", c.rm.lr, small.rm.lr),
+                ("ppo", c.ppo.policy_lr, small.ppo.policy_lr),
+            ] {
+                assert!(lr <= from_scratch / 5.0, "{name} {stage} lr {lr}");
+            }
+            assert_eq!(c.rm_dropout, 0.0, "{name}");
+            assert!(c.ppo.validate().is_ok(), "{name}");
+            assert!(c.sampling.max_new_tokens <= c.base_ctx / 4, "{name}");
+        }
+        let counts = |c: &PipelineConfig| {
+            let prompts = if c.sample_prompts == 0 {
+                usize::MAX
+            } else {
+                c.sample_prompts
+            };
+            [
+                c.sft.steps,
+                c.rm.steps,
+                c.ppo.steps,
+                c.ppo.rollout_batch,
+                c.k,
+                prompts,
+                c.base_ctx,
+            ]
+        };
+        for (i, (a, b)) in counts(&cpu).iter().zip(counts(&gpu)).enumerate() {
+            assert!(*a < b, "setting {i}: the CPU job {a}, the GPU job {b}");
+        }
+        // the CPU job trains on fewer steps than the default job's (a step costs a real
+        // model's compute)
+        assert!(cpu.sft.steps < small.sft.steps && cpu.rm.steps < small.rm.steps);
+        assert!(cpu.ppo.steps < small.ppo.steps);
     }
 }

@@ -15,7 +15,7 @@ pub mod report;
 mod rounds;
 mod runner;
 
-pub use config::PipelineConfig;
+pub use config::{BaseSize, PipelineConfig};
 pub use runner::{StageTime, Timings, ABLATION_TAG};
 
 use crate::checkpoint::is_finished;
@@ -196,6 +196,7 @@ impl Job<'_> {
             || {
                 let s = sft::run(
                     sft::SftJob {
+                        lora: None,
                         init: pre_dir.to_path_buf(),
                         data: self.assets.join("sft.jsonl"),
                         train: cfg.sft.clone(),

@@ -157,6 +157,7 @@ impl RoundCtx<'_> {
     fn rm(&self, init: &Path, rankings: &Path, samples: &Path, out: &Path) -> Result<String> {
         let s = rm::run(
             rm::RmJob {
+                lora: None,
                 init: init.to_path_buf(),
                 data: rankings.to_path_buf(),
                 out: out.to_path_buf(),

@@ -12,6 +12,8 @@ pub mod dpo;
 pub mod eval;
 pub mod label;
 pub mod lm_train;
+pub mod lora;
+pub mod merge;
 pub mod ppo;
 pub mod pretrain;
 pub mod rm;

@@ -120,6 +120,7 @@ pub fn run(job: PretrainJob, device: &Device) -> Result<StageSummary> {
             model: mcfg,
             reward_bias: None,
             reward_gain: None,
+            lora: None,
         },
         tok: &job.tok,
         device,

@@ -37,6 +37,9 @@ pub struct SftJob {
     pub val_fraction: f64,
     pub dropout: Option<f64>,
     pub out: PathBuf,
+    /// Train LoRA adapters of these settings instead of every weight (a LoRA `init` trains
+    /// its own adapters on without them).
+    pub lora: Option<crate::config::lora::LoraConfig>,
     pub resume: bool,
 }
 
@@ -81,13 +84,17 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
         val.len(),
         job.data.display()
     );
-    let model = if job.dropout.is_some() {
-        // rebuild with the new dropout, then copy the weights over
-        let fresh = crate::model::Lm::zeroed(&mcfg, device);
-        checkpoint::load_weights(fresh, &loaded.dir.join("model.safetensors"))?
-    } else {
-        loaded.model
+    let model = match job.dropout {
+        Some(d) => loaded.model.with_dropout(d),
+        None => loaded.model,
     };
+    let (model, lora) = crate::stages::lora::adapt(
+        model,
+        (&loaded.dir, &loaded.config),
+        job.lora.as_ref(),
+        job.train.seed,
+        device,
+    )?;
     let data = Demos {
         train: examples,
         b: job.train.batch_size,
@@ -104,6 +111,7 @@ pub fn run(job: SftJob, device: &Device) -> Result<StageSummary> {
             model: mcfg,
             reward_bias: None,
             reward_gain: None,
+            lora,
         },
         tok: &loaded.tok,
         device,

@@ -12,6 +12,7 @@ mod cli;
 mod doctor;
 mod gpu_stages;
 mod llama_stages;
+mod lora;
 mod nan_guard;
 mod paths;
 mod recovery;

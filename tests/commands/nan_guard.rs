@@ -206,6 +206,7 @@ fn save_refuses_non_finite_weights_and_keeps_the_previous_checkpoint() {
         model: cfg,
         reward_bias: None,
         reward_gain: None,
+        lora: None,
     };
     let state = |step| TrainState {
         step,

@@ -85,6 +85,7 @@ pub fn save_lm(
             model: cfg,
             reward_bias: None,
             reward_gain: None,
+            lora: None,
         },
         tok,
         optim: None,
@@ -117,6 +118,7 @@ pub fn random_ckpt(
         model: cfg.clone(),
         reward_bias: (kind == CheckpointKind::Rm).then_some(0.25),
         reward_gain: None,
+        lora: None,
     };
     let state = TrainState {
         step: 0,

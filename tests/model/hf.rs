@@ -51,6 +51,7 @@ fn save_ckpt<M: burn::module::Module>(
         model: cfg.clone(),
         reward_bias: (kind == CheckpointKind::Rm).then_some(-0.375),
         reward_gain: None,
+        lora: None,
     };
     let state = TrainState {
         step: 0,
@@ -435,6 +436,7 @@ fn imported_checkpoint_runs_sft() {
     train.checkpoint_every = 3;
     let out = hf.with_file_name("sft");
     let job = rlhf::stages::sft::SftJob {
+        lora: None,
         init: ckpt,
         data: common::assets().join("sft.jsonl"),
         train,

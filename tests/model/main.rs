@@ -8,5 +8,6 @@ mod common;
 mod fixtures;
 
 mod hf;
+mod lora;
 mod model;
 mod shards;

@@ -136,6 +136,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
         model: cfg.clone(),
         reward_bias: None,
         reward_gain: None,
+        lora: None,
     };
     let state = TrainState {
         step: 3,

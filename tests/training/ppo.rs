@@ -304,6 +304,7 @@ fn value_model_starts_at_the_normalised_reward() {
         model: rlhf::checkpoint::load_lm(base, &dev).unwrap().config.model,
         reward_bias: Some(bias),
         reward_gain: None,
+        lora: None,
     };
     let st = rlhf::checkpoint::TrainState {
         step: 0,

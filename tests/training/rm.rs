@@ -48,6 +48,7 @@ fn base_ckpt(dir: &Path) -> PathBuf {
         model: cfg,
         reward_bias: None,
         reward_gain: None,
+        lora: None,
     };
     let st = TrainState {
         step: 0,
@@ -110,6 +111,7 @@ fn job(dir: &Path, data: PathBuf, steps: usize) -> RmJob {
         train.warmup,
     ) = (steps, 8, 50, 1e-3, 10);
     RmJob {
+        lora: None,
         init: dir.join("base"),
         data,
         out: dir.join("rm"),

@@ -23,6 +23,7 @@ pub use reference::linear_reference;
 use super::cpu::is_cpu_kernel_device;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch};
+use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -52,16 +53,31 @@ pub trait LinearExt: Backend {
 /// # Shapes
 /// x: (..., C_in) → (..., C_out)
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let Some(bias) = layer.bias.as_ref() else {
-        return layer.forward(x);
+    linear_parts(&layer.weight, layer.bias.as_ref(), x)
+}
+
+/// [`linear`] of a layer given as its weight and bias. A frozen weight (a LoRA base) takes
+/// burn's linear, whose backward skips the weight's gradient.
+/// # Shapes
+/// x: (..., C_in); weight: (C_in, C_out); bias: (C_out) → (..., C_out)
+pub fn linear_parts<const D: usize>(
+    weight: &Param<Tensor<2>>,
+    bias: Option<&Param<Tensor<1>>>,
+    x: Tensor<D>,
+) -> Tensor<D> {
+    let Some(bias) = bias else {
+        return burn::tensor::module::linear(x, weight.val(), None);
     };
-    if !(is_cpu_kernel_device(&x.device()) && x.dtype() == DType::F32) {
-        return linear_reference(x, layer.weight.val(), bias.val());
+    let device = x.device();
+    let frozen = device.is_autodiff() && !weight.val().is_require_grad();
+    let fused = is_cpu_kernel_device(&device) && x.dtype() == DType::F32 && !frozen;
+    if !fused {
+        return linear_reference(x, weight.val(), bias.val());
     }
     let mut dims = x.dims();
     let c_in = dims[D - 1];
     let n = dims.iter().product::<usize>() / c_in.max(1);
-    let weight = layer.weight.val();
+    let weight = weight.val();
     dims[D - 1] = weight.dims()[1];
     let y = <Dispatch as LinearExt>::linear_fwd(
         x.reshape([n, c_in]).into_dispatch(),

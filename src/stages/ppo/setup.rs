@@ -260,6 +260,7 @@ pub(super) fn save(
         model: fixed.model_cfg.clone(),
         reward_bias: None,
         reward_gain: None,
+        lora: None,
     };
     let request = SaveRequest {
         dir: &job.out,
@@ -280,6 +281,7 @@ pub(super) fn save(
         model: fixed.model_cfg.clone(),
         reward_bias: Some(critic.bias as f64),
         reward_gain: None,
+        lora: None,
     };
     checkpoint::save_with(request, |tmp| {
         checkpoint::write_parts(

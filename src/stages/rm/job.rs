@@ -23,6 +23,9 @@ pub struct RmJob {
     pub norm_max: usize,
     /// Trunk dropout while training; scoring and the saved config never use it.
     pub dropout: f64,
+    /// Train LoRA adapters of these settings (and the head) instead of every weight; a LoRA
+    /// `init` trains its own adapters on without them.
+    pub lora: Option<crate::config::lora::LoraConfig>,
     pub resume: bool,
 }
 

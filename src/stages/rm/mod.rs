@@ -64,6 +64,7 @@ pub fn run(job: RmJob, device: &Device) -> Result<RmSummary> {
             model: data.mcfg.clone(),
             reward_bias: None,
             reward_gain: None,
+            lora: data.lora.clone(),
         },
         // dropout only in the training copy: the saved config keeps 0 (a reward must not
         // depend on a dropout mask), and evaluation scores through `valid()`, which has none

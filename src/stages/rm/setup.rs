@@ -3,13 +3,15 @@
 //! reward model trained further (later rounds of the pipeline retrain the previous RM).
 
 use super::job::RmJob;
-use crate::checkpoint::{self, CheckpointKind, Loaded};
+use crate::checkpoint::{self, CheckpointConfig, CheckpointKind, Loaded};
+use crate::config::lora::LoraBase;
 use crate::config::ModelConfig;
 use crate::data::pairs::{split_prompts, tokenize_rankings, warn_cut, TokRanking};
 use crate::data::rankings::read_rankings_reported;
 use crate::data::tokenizer::Tok;
 use crate::model::{InitRng, RewardModel};
-use anyhow::{Context, Result};
+use crate::stages::lora;
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use std::path::PathBuf;
 
@@ -26,6 +28,9 @@ pub(super) struct Prepared {
     /// The starting checkpoint, and whether it is already a reward model.
     init_dir: PathBuf,
     from_rm: bool,
+    /// The LoRA record of the checkpoints (None: every weight trains).
+    pub lora: Option<LoraBase>,
+    init_config: CheckpointConfig,
 }
 
 /// The starting checkpoint: a language model gives the trunk, a reward model is trained further.
@@ -49,6 +54,14 @@ fn load_init(job: &RmJob, device: &Device) -> Result<(Loaded, bool)> {
 pub(super) fn prepare(job: &RmJob, device: &Device) -> Result<Prepared> {
     let (rankings, skipped_records) = read_rankings_reported(&job.data, job.skip_invalid, "rm")?;
     let (init, from_rm) = load_init(job, device)?;
+    if from_rm && init.config.lora.is_none() && job.lora.is_some() {
+        bail!(
+            "{}: LoRA adapters for a reward model start from a language model (--init an SFT \
+             model), not from a fully trained reward model",
+            init.dir.display()
+        );
+    }
+    let lora = crate::stages::lora::plan((&init.dir, &init.config), job.lora.as_ref())?;
     let mut mcfg = init.config.model.clone();
     // the training copy's dropout passes the model's own checks
     ModelConfig {
@@ -80,6 +93,8 @@ pub(super) fn prepare(job: &RmJob, device: &Device) -> Result<Prepared> {
         tok,
         init_dir: init.dir,
         from_rm,
+        lora,
+        init_config: init.config,
     })
 }
 
@@ -88,16 +103,16 @@ impl Prepared {
     /// model is drawn from `seed` (trunk, then head: the head is the draw after the trunk's) and
     /// its trunk replaced by the language model's weights.
     pub fn init_model(&self, seed: u64, device: &Device) -> Result<RewardModel> {
-        let weights = self.init_dir.join("model.safetensors");
-        Ok(if self.from_rm {
-            checkpoint::load_weights(RewardModel::zeroed(&self.mcfg, device), &weights)?
-        } else {
-            let fresh = RewardModel::new(&self.mcfg, &mut InitRng::new(seed), device);
-            RewardModel {
-                transformer: checkpoint::load_weights(fresh.transformer, &weights)?,
-                score: fresh.score,
-                forwarded: fresh.forwarded,
-            }
+        if self.from_rm {
+            return Ok(checkpoint::load_rm(&self.init_dir, device)?.model);
+        }
+        let fresh = RewardModel::new(&self.mcfg, &mut InitRng::new(seed), device);
+        let trunk = checkpoint::load_lm(&self.init_dir, device)?.model;
+        let trunk = lora::apply(trunk, &self.init_config, self.lora.as_ref(), seed, device);
+        Ok(RewardModel {
+            transformer: trunk,
+            score: fresh.score,
+            forwarded: fresh.forwarded,
         })
     }
 }

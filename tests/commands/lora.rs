@@ -1,0 +1,243 @@
+//! LoRA through the binary, on the CPU: `sft` and `rm` with `--lora-rank` train the adapters (and
+//! the RM's head) only and save only them, with the base's path and hash; a killed LoRA run
+//! resumes to the same bytes; a LoRA checkpoint samples, trains on as the next stage's start,
+//! merges into a full model that computes what it computed, and is refused once its base
+//! changed.
+
+use crate::common;
+use crate::fixtures;
+
+use fixtures::{assert_same_bytes, ok, rlhf, s, Inputs};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn setup() -> &'static (Inputs, PathBuf) {
+    static S: OnceLock<(Inputs, PathBuf)> = OnceLock::new();
+    S.get_or_init(|| fixtures::tiny_base(&common::tmp_dir("lora"), &common::tok()))
+}
+
+/// The tensor names of a safetensors file.
+fn names(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut n: Vec<String> = st.names().into_iter().map(String::from).collect();
+    n.sort();
+    n
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn sft_args(inp: &Inputs, init: &Path, steps: &str) -> Vec<String> {
+    sft_args_rank(inp, init, steps, "4")
+}
+
+fn sft_args_rank(inp: &Inputs, init: &Path, steps: &str, rank: &str) -> Vec<String> {
+    [
+        "sft",
+        "--device",
+        "cpu",
+        "--init",
+        s(init),
+        "--data",
+        s(&inp.sft),
+        "--batch-size",
+        "8",
+        "--steps",
+        steps,
+        "--checkpoint-every",
+        "5",
+        "--eval-every",
+        "10",
+        "--lora-rank",
+        rank,
+        "--lora-targets",
+        "q,v,up",
+        "--lora-dropout",
+        "0.1",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn sft_with_lora_saves_adapters_only_and_resumes_to_the_same_bytes() {
+    let (inp, base) = setup();
+    let d = common::tmp_dir("lora-sft");
+    let args = sft_args(inp, base, "40");
+    let (a, b) = (d.join("uninterrupted"), d.join("killed"));
+    ok(&rlhf().args(&args).arg("--out").arg(&a).output().unwrap());
+    // adapters only: GPT-2's c_attn (q, v) and c_fc (up) in each of 2 blocks, A and B each
+    let n = names(&a.join("ckpt/model.safetensors"));
+    assert_eq!(n.len(), 2 * 2 * 2, "{n:?}");
+    assert!(n.iter().all(|t| t.contains(".lora.lora_")), "{n:?}");
+    assert!(n.iter().any(|t| t == "h.1.mlp.c_fc.lora.lora_b"), "{n:?}");
+    let cfg = json(&a.join("ckpt/config.json"));
+    let base_dir = PathBuf::from(cfg["lora"]["base"].as_str().unwrap());
+    assert_eq!(base_dir, base.join("ckpt").canonicalize().unwrap());
+    assert_eq!(cfg["lora"]["lora"]["rank"], 4);
+    assert_eq!(cfg["lora"]["lora"]["alpha"], 8.0);
+    assert_eq!(cfg["lora"]["base_sha256"].as_str().unwrap().len(), 64);
+    // the optimizer holds moments for the adapters alone: far smaller than the base's weights
+    let optim = std::fs::metadata(a.join("ckpt/optimizer.bpk"))
+        .unwrap()
+        .len();
+    let weights = std::fs::metadata(base.join("ckpt/model.safetensors"))
+        .unwrap()
+        .len();
+    assert!(optim * 4 < weights, "optimizer {optim} B, base {weights} B");
+    // killed mid-run and resumed: the same adapters, bitwise (adapter dropout on)
+    let at = crate::recovery::run_and_kill(&args, &b);
+    ok(&rlhf()
+        .args(&args)
+        .args(["--resume", "--out"])
+        .arg(&b)
+        .output()
+        .unwrap());
+    assert_same_bytes(
+        &a.join("ckpt/model.safetensors"),
+        &b.join("ckpt/model.safetensors"),
+        &format!("LoRA SFT killed at checkpoint step {at}, resumed"),
+    );
+}
+
+#[test]
+fn a_lora_checkpoint_samples_trains_on_merges_and_refuses_a_changed_base() {
+    let (inp, base) = setup();
+    let d = common::tmp_dir("lora-use");
+    // a base of its own, to change at the end
+    let own = d.join("base");
+    fixtures::copy_dir(&base.join("ckpt"), &own);
+    let sft = d.join("sft");
+    ok(&rlhf()
+        .args(sft_args(inp, &own, "6"))
+        .arg("--out")
+        .arg(&sft)
+        .output()
+        .unwrap());
+    // samples from it
+    let samples = d.join("samples.jsonl");
+    ok(&rlhf()
+        .args(["sample", "--device", "cpu", "--limit", "2", "-k", "2"])
+        .args(["--max-new-tokens", "6", "--prompts"])
+        .arg(common::assets().join("prompts.jsonl"))
+        .arg("--ckpt")
+        .arg(&sft)
+        .arg("--out")
+        .arg(&samples)
+        .output()
+        .unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&samples).unwrap().lines().count(),
+        2
+    );
+    // a reward model from it trains the same adapters on, and its head
+    let rm = d.join("rm");
+    ok(&rlhf()
+        .args(["rm", "--device", "cpu", "--batch-size", "4", "--steps", "4"])
+        .args(["--eval-every", "4", "--init"])
+        .arg(&sft)
+        .arg("--data")
+        .arg(&inp.rankings)
+        .arg("--out")
+        .arg(&rm)
+        .output()
+        .unwrap());
+    let n = names(&rm.join("ckpt/model.safetensors"));
+    assert!(n.contains(&"score.weight".to_string()), "{n:?}");
+    assert!(
+        n.iter()
+            .all(|t| t == "score.weight" || t.contains(".lora.lora_")),
+        "{n:?}"
+    );
+    assert_eq!(n.len(), 2 * 2 * 2 + 1, "{n:?}");
+    let rm_cfg = json(&rm.join("ckpt/config.json"));
+    assert_eq!(rm_cfg["lora"], json(&sft.join("ckpt/config.json"))["lora"]);
+    // other adapters on a LoRA start are refused, naming the way out
+    let o = rlhf()
+        .args(sft_args_rank(inp, &sft, "2", "8"))
+        .arg("--out")
+        .arg(d.join("again"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("rlhf merge"), "{err}");
+    // merged: a full checkpoint computing what the adapted one computes
+    let merged = d.join("merged");
+    ok(&rlhf()
+        .args(["merge", "--device", "cpu", "--ckpt"])
+        .arg(&sft)
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap());
+    assert!(json(&merged.join("config.json")).get("lora").is_none());
+    assert_eq!(
+        names(&merged.join("model.safetensors")),
+        names(&own.join("model.safetensors"))
+    );
+    let greedy = |ckpt: &Path, out: &Path| -> String {
+        ok(&rlhf()
+            .args(["sample", "--device", "cpu", "--limit", "3", "-k", "1"])
+            .args(["--temperature", "0", "--max-new-tokens", "12", "--prompts"])
+            .arg(common::assets().join("prompts.jsonl"))
+            .arg("--ckpt")
+            .arg(ckpt)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap());
+        std::fs::read_to_string(out).unwrap()
+    };
+    assert_eq!(
+        greedy(&sft, &d.join("g_adapted.jsonl")),
+        greedy(&merged, &d.join("g_merged.jsonl")),
+        "greedy samples of the adapted and the merged model"
+    );
+    // the base changed under the adapters: refused, naming both hashes
+    let w = own.join("model.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&w, bytes).unwrap();
+    let o = rlhf()
+        .args([
+            "sample",
+            "--device",
+            "cpu",
+            "--limit",
+            "1",
+            "-k",
+            "1",
+            "--prompts",
+        ])
+        .arg(common::assets().join("prompts.jsonl"))
+        .arg("--ckpt")
+        .arg(&sft)
+        .arg("--out")
+        .arg(d.join("refused.jsonl"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("SHA-256"), "{err}");
+    // the merged model needs no base
+    ok(&rlhf()
+        .args([
+            "sample",
+            "--device",
+            "cpu",
+            "--limit",
+            "1",
+            "-k",
+            "1",
+            "--prompts",
+        ])
+        .arg(common::assets().join("prompts.jsonl"))
+        .arg("--ckpt")
+        .arg(&merged)
+        .arg("--out")
+        .arg(d.join("merged.jsonl"))
+        .output()
+        .unwrap());
+}
