@@ -39,6 +39,8 @@ pub struct DpoArgs {
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]
+    pub lora: super::LoraArgs,
+    #[command(flatten)]
     pub device: DeviceArg,
 }
 

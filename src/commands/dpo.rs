@@ -11,6 +11,7 @@ pub(super) fn dpo(a: DpoArgs) -> Result<()> {
     let cfg = a.config();
     let s = dpo::run(
         dpo::DpoJob {
+            lora: a.lora.config(),
             init: a.init,
             reference: a.reference,
             data: a.data,

@@ -221,6 +221,7 @@ impl FrontierCtx<'_> {
             || {
                 let s = dpo::run(
                     dpo::DpoJob {
+                        lora: None,
                         init: ev.sft.to_path_buf(),
                         reference: None,
                         data: rankings.clone(),

@@ -1,5 +1,5 @@
-//! LoRA through the binary, on the CPU: `sft` and `rm` with `--lora-rank` train the adapters (and
-//! the RM's head) only and save only them, with the base's path and hash; a killed LoRA run
+//! LoRA through the binary, on the CPU: `sft`, `rm` and `dpo` with `--lora-rank` train the
+//! adapters (and the RM's head) only and save only them, with the base's path and hash; a killed LoRA run
 //! resumes to the same bytes; a LoRA checkpoint samples, trains on as the next stage's start,
 //! merges into a full model that computes what it computed, and is refused once its base
 //! changed.
@@ -154,6 +154,41 @@ fn a_lora_checkpoint_samples_trains_on_merges_and_refuses_a_changed_base() {
     assert_eq!(n.len(), 2 * 2 * 2 + 1, "{n:?}");
     let rm_cfg = json(&rm.join("ckpt/config.json"));
     assert_eq!(rm_cfg["lora"], json(&sft.join("ckpt/config.json"))["lora"]);
+    // DPO with adapters of its own on the full base: adapters only (c_attn's, rank 2)
+    let dpo = d.join("dpo");
+    ok(&rlhf()
+        .args([
+            "dpo",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            "--steps",
+            "3",
+        ])
+        .args(["--eval-every", "3", "--lora-rank", "2", "--init"])
+        .arg(&own)
+        .arg("--data")
+        .arg(&inp.rankings)
+        .arg("--out")
+        .arg(&dpo)
+        .output()
+        .unwrap());
+    let n = names(&dpo.join("ckpt/model.safetensors"));
+    assert_eq!(
+        n.len(),
+        2 * 2 * 2,
+        "q,k,v,o: c_attn and attn.c_proj per block: {n:?}"
+    );
+    assert!(
+        n.iter()
+            .all(|t| t.contains("attn.c_") && t.contains(".lora.lora_")),
+        "{n:?}"
+    );
+    assert_eq!(
+        json(&dpo.join("ckpt/config.json"))["lora"]["lora"]["rank"],
+        2
+    );
     // other adapters on a LoRA start are refused, naming the way out
     let o = rlhf()
         .args(sft_args_rank(inp, &sft, "2", "8"))

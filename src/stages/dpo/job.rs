@@ -16,6 +16,9 @@ pub struct DpoJob {
     pub out: PathBuf,
     pub cfg: DpoConfig,
     pub skip_invalid: bool,
+    /// Train LoRA adapters of these settings instead of every weight (a LoRA `init` trains
+    /// its own adapters on without them).
+    pub lora: Option<crate::config::lora::LoraConfig>,
     pub resume: bool,
 }
 

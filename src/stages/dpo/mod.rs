@@ -47,7 +47,7 @@ pub fn run(job: DpoJob, device: &Device) -> Result<DpoSummary> {
         model: data.mcfg.clone(),
         reward_bias: None,
         reward_gain: None,
-        lora: None,
+        lora: data.lora.clone(),
     };
     let cfg = &job.cfg.train;
     let begun = run.start(

@@ -30,8 +30,11 @@ pub(super) struct Prepared {
     /// The policy's config as trained and saved: dropout 0 (below).
     pub mcfg: ModelConfig,
     pub tok: Tok,
-    /// The policy before the first step (the init checkpoint, dropout off).
+    /// The policy before the first step (the init checkpoint, dropout off; with fresh LoRA
+    /// adapters when the job asks for them).
     pub init: Lm,
+    /// The LoRA record of the checkpoints (None: every weight trains).
+    pub lora: Option<crate::config::lora::LoraBase>,
 }
 
 /// The frozen reference: `--reference`, or the init checkpoint itself. It must have the policy's
@@ -111,6 +114,13 @@ pub(super) fn prepare(job: &DpoJob, device: &Device) -> Result<Prepared> {
     let (train, val) = split(job, prefs)?;
     let t0 = std::time::Instant::now();
     let reference = load_reference(job, &init, device)?;
+    let (policy, lora) = crate::stages::lora::adapt(
+        init.model.clone().with_dropout(0.0),
+        (&init.dir, &init.config),
+        job.lora.as_ref(),
+        job.cfg.train.seed,
+        device,
+    )?;
     let per_batch = job.cfg.train.batch_size;
     let groups = with_reference(&reference, train, tok.eot, per_batch, device)?;
     let val = with_reference(&reference, val, tok.eot, per_batch, device)?;
@@ -130,6 +140,7 @@ pub(super) fn prepare(job: &DpoJob, device: &Device) -> Result<Prepared> {
         skipped_records,
         mcfg,
         tok,
-        init: init.model.with_dropout(0.0),
+        lora,
+        init: policy,
     })
 }
