@@ -419,11 +419,24 @@ pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
             &weights,
         )?,
         Some(spec) => {
-            let base = load_lora_base(spec, &dir, &config, device)?;
-            let shell = crate::model::RewardModel::with_zero_head(
-                base.with_lora_shell(&spec.lora, device),
-                device,
-            );
+            // the base of a value model's adapters may be a reward model (its head then
+            // starts from the base's); a reward model's, the language model it started from
+            let base_dir = lora::checked_base(spec, &dir)?;
+            let mut shell = match kind_of(&base_dir)? {
+                CheckpointKind::Rm => load_rm(&base_dir, device)?.model,
+                CheckpointKind::Lm => crate::model::RewardModel::with_zero_head(
+                    load_lora_base(spec, &dir, &config, device)?,
+                    device,
+                ),
+            };
+            if shell.transformer.n_embd() != config.model.n_embd {
+                bail!(
+                    "{}: its LoRA base {} is another architecture",
+                    dir.display(),
+                    base_dir.display()
+                );
+            }
+            shell.transformer = shell.transformer.with_lora_shell(&spec.lora, device);
             lora::load_adapters(shell, &weights)?
         }
     };

@@ -112,6 +112,8 @@ pub struct PpoArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     #[command(flatten)]
+    pub lora: super::LoraArgs,
+    #[command(flatten)]
     pub device: DeviceArg,
 }
 

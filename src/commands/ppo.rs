@@ -43,6 +43,7 @@ pub(super) fn ppo(a: PpoArgs) -> Result<()> {
     };
     let s = ppo::run(
         ppo::PpoJob {
+            lora: a.lora.config(),
             policy: a.policy,
             reference: a.reference,
             reward,

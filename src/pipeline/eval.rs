@@ -117,6 +117,7 @@ pub(super) fn run_ppo(
 ) -> Result<String> {
     let s = ppo::run(
         ppo::PpoJob {
+            lora: None,
             policy: start.to_path_buf(),
             reference: Some(sft.to_path_buf()),
             reward: ppo::RewardSource::Model(rm_dir.to_path_buf()),

@@ -7,7 +7,7 @@
 use crate::common;
 use crate::fixtures;
 
-use fixtures::{assert_same_bytes, ok, rlhf, s, Inputs};
+use fixtures::{assert_same_bytes, ok, ppo_args, rlhf, s, with, Inputs};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -275,4 +275,62 @@ fn a_lora_checkpoint_samples_trains_on_merges_and_refuses_a_changed_base() {
         .arg(d.join("merged.jsonl"))
         .output()
         .unwrap());
+}
+
+#[test]
+fn ppo_with_lora_trains_policy_and_value_adapters_and_resumes_to_the_same_bytes() {
+    let (inp, base) = setup();
+    let d = common::tmp_dir("lora-ppo");
+    // a fully trained reward model: the value model's adapters are trained on it
+    let rm = d.join("rm");
+    ok(&rlhf()
+        .args(["rm", "--device", "cpu", "--batch-size", "4", "--steps", "2"])
+        .args(["--eval-every", "2", "--init"])
+        .arg(base)
+        .arg("--data")
+        .arg(&inp.rankings)
+        .arg("--out")
+        .arg(&rm)
+        .output()
+        .unwrap());
+    let args: Vec<String> = ppo_args(inp, base, &d)
+        .into_iter()
+        .map(|a| {
+            if a == "--reward-token" {
+                "--rm".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let i = args.iter().position(|a| a == "--rm").unwrap();
+    let mut args = args;
+    args[i + 1] = s(&rm).to_string();
+    let args = with(args, &["--lora-rank", "4", "--lora-targets", "q,down"]);
+    crate::recovery::kill_resume_compare(args, &d);
+    let run = d.join("uninterrupted/ckpt");
+    assert_same_bytes(
+        &run.join("value/model.safetensors"),
+        &d.join("killed/ckpt/value/model.safetensors"),
+        "LoRA value model",
+    );
+    // c_attn (q) and mlp.c_proj (down) of 2 blocks, A and B; the value model also its head
+    let policy = names(&run.join("model.safetensors"));
+    assert_eq!(policy.len(), 2 * 2 * 2, "{policy:?}");
+    assert!(
+        policy.iter().all(|t| t.contains(".lora.lora_")),
+        "{policy:?}"
+    );
+    let value = names(&run.join("value/model.safetensors"));
+    assert_eq!(value.len(), 2 * 2 * 2 + 1, "{value:?}");
+    let cfg = |p: PathBuf| json(&p)["lora"]["base"].as_str().unwrap().to_string();
+    assert_eq!(
+        PathBuf::from(cfg(run.join("config.json"))),
+        base.join("ckpt").canonicalize().unwrap()
+    );
+    assert_eq!(
+        PathBuf::from(cfg(run.join("value/config.json"))),
+        rm.join("ckpt").canonicalize().unwrap(),
+        "the value model's adapters sit on the reward model"
+    );
 }

@@ -52,7 +52,7 @@ pub(crate) fn run_and_kill(args: &[String], out: &Path) -> usize {
 
 /// Uninterrupted vs killed + resumed: the final weights must be the same bytes; returns the
 /// step of the checkpoint the kill left.
-fn kill_resume_compare(args: Vec<String>, d: &Path) -> usize {
+pub(crate) fn kill_resume_compare(args: Vec<String>, d: &Path) -> usize {
     let (a, b) = (d.join("uninterrupted"), d.join("killed"));
     ok(&rlhf().args(&args).arg("--out").arg(&a).output().unwrap());
     let at = run_and_kill(&args, &b);

@@ -86,6 +86,7 @@ fn run(name: &str, cfg: PpoConfig, resume: bool) -> (PpoSummary, PathBuf) {
         let _ = std::fs::remove_dir_all(&out);
     }
     let job = PpoJob {
+        lora: None,
         policy: base.clone(),
         reference: None,
         reward: RewardSource::TokenCount {
@@ -322,6 +323,7 @@ fn value_model_starts_at_the_normalised_reward() {
     })
     .unwrap();
     let job = PpoJob {
+        lora: None,
         policy: base.clone(),
         reference: None,
         reward: RewardSource::Model(d.join("rm")),

@@ -32,6 +32,9 @@ pub struct PpoJob {
     pub ptx_corpus: Vec<PathBuf>,
     pub out: PathBuf,
     pub cfg: PpoConfig,
+    /// Train LoRA adapters of these settings on the policy and the value model instead of every
+    /// weight (a LoRA policy or reward model trains its own adapters on without them).
+    pub lora: Option<crate::config::lora::LoraConfig>,
     pub resume: bool,
 }
 

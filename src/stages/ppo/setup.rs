@@ -5,6 +5,7 @@ use super::config::Algo;
 use super::job::{PpoJob, RewardSource};
 use super::{Critic, Learner, Scorer};
 use crate::checkpoint::{self, CheckpointConfig, CheckpointKind, SaveRequest, TrainState};
+use crate::config::lora::LoraBase;
 use crate::config::ModelConfig;
 use crate::data::corpus::tokenize_corpus;
 use crate::data::formats::read_prompts;
@@ -12,6 +13,7 @@ use crate::data::pairs::fit_prompt;
 use crate::data::tokenizer::Tok;
 use crate::model::{Lm, RewardModel};
 use crate::rl::KlController;
+use crate::stages::lora;
 use crate::train::optim::adamw;
 use crate::train::run::StageRun;
 use crate::train::trainer::Start;
@@ -38,6 +40,43 @@ pub(super) struct Fixed {
     pub prompts: Vec<Vec<u32>>,
     pub ptx: Option<Vec<u32>>,
     pub model_cfg: ModelConfig,
+    /// The LoRA records of the policy's and the value model's checkpoints, and the configs of
+    /// the checkpoints they start from (None: every weight trains).
+    pub lora: LoraPlan,
+}
+
+/// Where LoRA adapters come from in a run (see `stages::lora::plan`).
+pub(super) struct LoraPlan {
+    pub policy: Option<LoraBase>,
+    pub policy_init: CheckpointConfig,
+    pub value: Option<LoraBase>,
+    pub value_init: Option<CheckpointConfig>,
+}
+
+/// The LoRA plan of a run: the policy's start and the value model's (a reward model, or with a
+/// token-count reward the policy's start).
+fn lora_plan(job: &PpoJob, policy_start: (&Path, &CheckpointConfig)) -> Result<LoraPlan> {
+    let want = job.lora.as_ref();
+    let policy = lora::plan(policy_start, want).context("the policy's LoRA adapters")?;
+    let value_src = match (&job.value_init, &job.reward) {
+        _ if job.cfg.algo == Algo::Rloo => None,
+        (Some(p), _) | (None, RewardSource::Model(p)) => Some(checkpoint::resolve(p)?),
+        (None, RewardSource::TokenCount { .. }) => None,
+    };
+    let (value, value_init) = match value_src {
+        Some(dir) => {
+            let c: CheckpointConfig = crate::config::load_json(&dir.join("config.json"))?;
+            let v = lora::plan((&dir, &c), want).context("the value model's LoRA adapters")?;
+            (v, Some(c))
+        }
+        None => (policy.clone(), Some(policy_start.1.clone())),
+    };
+    Ok(LoraPlan {
+        policy,
+        policy_init: policy_start.1.clone(),
+        value,
+        value_init,
+    })
 }
 
 /// The reward: a reward model's score (its normalisation bias included) or a token count.
@@ -149,6 +188,9 @@ pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
         Some(_) => Some(load_start(job, &sft, ref_path, device)?),
         None => None,
     };
+    let policy_dir = checkpoint::resolve(&job.policy)?;
+    let policy_cfg: CheckpointConfig = crate::config::load_json(&policy_dir.join("config.json"))?;
+    let lora = lora_plan(job, (&policy_dir, &policy_cfg))?;
     Ok(Fixed {
         start,
         model_cfg: sft.config.model.clone(),
@@ -157,6 +199,7 @@ pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
         scorer,
         prompts,
         ptx,
+        lora,
     })
 }
 
@@ -172,14 +215,32 @@ pub(super) fn initial_learner(
     let cfg = &job.cfg;
     let optim = || adamw(cfg.beta2, 0.0);
     let with_critic = cfg.algo == Algo::Ppo;
+    let plan = &fixed.lora;
     let fresh = || {
         let policy = fixed
             .start
             .clone()
             .unwrap_or_else(|| fixed.reference.clone());
+        // a clone shares the reference's tensors: with LoRA the frozen weights are held once
+        let policy = lora::apply(
+            policy,
+            &plan.policy_init,
+            plan.policy.as_ref(),
+            cfg.seed,
+            device,
+        );
         let critic = match with_critic {
             true => {
-                let (value, bias) = initial_value(job, &fixed.reference, device)?;
+                let (mut value, bias) = initial_value(job, &fixed.reference, device)?;
+                if let Some(init) = &plan.value_init {
+                    value.transformer = lora::apply(
+                        value.transformer,
+                        init,
+                        plan.value.as_ref(),
+                        cfg.seed ^ 1,
+                        device,
+                    );
+                }
                 Some(Critic {
                     model: value,
                     bias,
@@ -260,7 +321,7 @@ pub(super) fn save(
         model: fixed.model_cfg.clone(),
         reward_bias: None,
         reward_gain: None,
-        lora: None,
+        lora: fixed.lora.policy.clone(),
     };
     let request = SaveRequest {
         dir: &job.out,
@@ -281,7 +342,7 @@ pub(super) fn save(
         model: fixed.model_cfg.clone(),
         reward_bias: Some(critic.bias as f64),
         reward_gain: None,
-        lora: None,
+        lora: fixed.lora.value.clone(),
     };
     checkpoint::save_with(request, |tmp| {
         checkpoint::write_parts(
