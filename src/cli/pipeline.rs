@@ -88,6 +88,10 @@ pub struct PipelineArgs {
     /// disagree.
     #[arg(long)]
     pub no_kernels: bool,
+    /// LoRA for the whole job: SFT trains adapters on the frozen base, and the RM, PPO's policy
+    /// and value model and DPO train theirs on from SFT's.
+    #[command(flatten)]
+    pub lora: super::LoraArgs,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -130,6 +134,10 @@ impl PipelineArgs {
             cfg.ppo.kl_coef = v;
         }
         cfg.ptx_ablation = self.ptx_ablation;
+        if let Some(l) = self.lora.config() {
+            l.validate()?;
+            cfg.lora = Some(l);
+        }
         for m in &self.compare {
             if !cfg.compare.contains(m) {
                 cfg.compare.push(*m);

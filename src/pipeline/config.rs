@@ -30,6 +30,9 @@ pub struct PipelineConfig {
     /// Default 512.
     #[serde(default = "default_base_ctx")]
     pub base_ctx: usize,
+    /// The real-model job's size (`--base` without `--preset tiny`): `cpu` or `gpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_size: Option<BaseSize>,
     pub model: ModelConfig,
     /// BPE vocabulary size.
     pub vocab_size: usize,
@@ -75,6 +78,11 @@ pub struct PipelineConfig {
     /// DPO's settings (`--compare dpo`): `rlhf dpo`'s defaults; `tiny` shorter.
     #[serde(default)]
     pub dpo: DpoConfig,
+    /// LoRA adapters instead of full fine-tuning (`--lora-rank` …): SFT starts them, and every
+    /// later stage trains them on (the RM and the value model their own copies, with a head).
+    /// Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<crate::config::lora::LoraConfig>,
     pub seed: u64,
 }
 
@@ -139,6 +147,7 @@ impl PipelineConfig {
             preset: preset.to_string(),
             base: None,
             base_ctx: default_base_ctx(),
+            base_size: None,
             model,
             vocab_size,
             pretrain: pt,
@@ -164,13 +173,15 @@ impl PipelineConfig {
             compare: Vec::new(),
             rloo_k: default_rloo_k(),
             dpo: dpo_for_preset(preset),
+            lora: None,
             seed: 7,
         })
     }
 }
 
 /// How large a job on a real model (`--base`) is: sized for the device it runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BaseSize {
     /// A 2-core CPU finishes it with SmolLM2-135M in under an hour (docs/results.md).
     Cpu,
@@ -186,7 +197,12 @@ impl PipelineConfig {
     pub fn for_base(size: BaseSize) -> Result<Self> {
         let mut c = Self::for_preset("small", &ModelOverrides::default())?;
         let gpu = size == BaseSize::Gpu;
+        c.base_size = Some(size);
         c.base_ctx = if gpu { 512 } else { 256 };
+        // DPO (`--compare dpo`) at the learning rates DPO fine-tunes pretrained models with
+        let d = &mut c.dpo.train;
+        (d.steps, d.lr, d.warmup) = if gpu { (200, 5e-6, 10) } else { (40, 5e-6, 3) };
+        (d.eval_every, d.checkpoint_every) = (d.steps / 2, d.steps / 2);
         let st = &mut c.sft;
         (st.steps, st.batch_size, st.lr, st.warmup) = if gpu {
             (200, 16, 2e-5, 10)

@@ -196,7 +196,7 @@ impl Job<'_> {
             || {
                 let s = sft::run(
                     sft::SftJob {
-                        lora: None,
+                        lora: cfg.lora.clone(),
                         init: pre_dir.to_path_buf(),
                         data: self.assets.join("sft.jsonl"),
                         train: cfg.sft.clone(),

@@ -334,3 +334,42 @@ fn ppo_with_lora_trains_policy_and_value_adapters_and_resumes_to_the_same_bytes(
         "the value model's adapters sit on the reward model"
     );
 }
+
+#[test]
+fn a_pipeline_with_lora_trains_adapters_in_every_stage() {
+    let d = common::tmp_dir("lora-pipeline");
+    let out = d.join("run");
+    ok(&rlhf()
+        .args(["pipeline", "--preset", "tiny", "--device", "cpu"])
+        .args([
+            "--pretrain-steps",
+            "10",
+            "--sft-steps",
+            "4",
+            "--rm-steps",
+            "4",
+        ])
+        .args(["--ppo-steps", "2", "--lora-rank", "4", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let base = out.join("pretrain/ckpt").canonicalize().unwrap();
+    for stage in ["sft", "rm", "ppo", "ppo/ckpt/value"] {
+        let dir = rlhf::checkpoint::resolve(&out.join(stage)).unwrap();
+        let cfg = json(&dir.join("config.json"));
+        assert_eq!(
+            PathBuf::from(cfg["lora"]["base"].as_str().unwrap_or_default()),
+            base,
+            "{stage}: adapters on the pretrained model"
+        );
+        let n = names(&dir.join("model.safetensors"));
+        assert!(
+            n.iter()
+                .all(|t| t == "score.weight" || t.contains(".lora.lora_")),
+            "{stage}: {n:?}"
+        );
+    }
+    let job = json(&out.join("pipeline.json"));
+    assert_eq!(job["lora"]["rank"], 4);
+    assert!(out.join("report.md").is_file());
+}

@@ -58,12 +58,36 @@ fn config_section(s: &mut String, c: &ConfigFile) {
         "{} layers × {} wide, {} heads, context {}, vocabulary {}",
         m.n_layer, m.n_embd, m.n_head, m.n_ctx, cfg.vocab_size
     );
-    let mut rows = vec![("preset", cfg.preset.clone()), ("model", model)];
-    for (stage, t) in [
-        ("pretrain", &cfg.pretrain),
-        ("sft", &cfg.sft),
-        ("rm", &cfg.rm),
-    ] {
+    let mut rows = match &cfg.base {
+        None => vec![("preset", cfg.preset.clone()), ("model", model)],
+        Some(b) => vec![
+            ("base", b.display().to_string()),
+            (
+                "model",
+                format!(
+                    "the base's (base/config.json), context cut to {}",
+                    cfg.base_ctx
+                ),
+            ),
+        ],
+    };
+    if let Some(l) = &cfg.lora {
+        let targets: Vec<String> = l.targets.iter().map(json).collect();
+        rows.push((
+            "lora",
+            format!(
+                "rank {}, α {}, {}",
+                l.rank,
+                json(&l.alpha),
+                targets.join(",")
+            ),
+        ));
+    }
+    let pretrain = cfg.base.is_none().then_some(("pretrain", &cfg.pretrain));
+    for (stage, t) in pretrain
+        .into_iter()
+        .chain([("sft", &cfg.sft), ("rm", &cfg.rm)])
+    {
         let v = format!(
             "{} steps, batch {}, lr {}",
             t.steps,

@@ -12,6 +12,11 @@ use crate::eval::EvalReport;
 pub const RM_ACCURACY_MIN: f64 = 0.75;
 /// Share of held-out prompts on which PPO beats SFT by the sentiment labeler.
 pub const WIN_RATE_MIN: f64 = 0.90;
+/// The same for a job on a real model (`--base`): PPO beats the SFT model it started from.
+pub const BASE_WIN_RATE_MIN: f64 = 0.5;
+/// Wall time of the real-model job sized for the CPU (`--base`, SmolLM2-135M) on the 2-core
+/// machine, seconds.
+pub const BASE_CPU_SECONDS_MAX: f64 = 60.0 * 60.0;
 /// KL(PPO ‖ SFT) in nats per sequence.
 pub const KL_MAX: f64 = 5.0;
 /// Fluency perplexity of PPO samples relative to SFT samples (under the pretrained model).
@@ -109,25 +114,36 @@ pub fn pipeline_seconds(inp: &RunInputs) -> Option<(f64, bool)> {
 pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
     let eval = inp.eval.as_ref();
     let mut v = Vec::new();
+    let base_size = inp.config.as_ref().and_then(|c| c.cfg.base_size);
+    let win_min = match base_size {
+        Some(_) => BASE_WIN_RATE_MIN,
+        None => WIN_RATE_MIN,
+    };
     let acc = inp.rm.as_ref().and_then(|m| m.last("rm/accuracy"));
     let acc_interval = inp
         .rm_summary
         .as_ref()
         .and_then(|s| s.final_accuracy_interval);
-    v.push(row(
+    let mut rm = row(
         "RM held-out pairwise accuracy",
         format!("≥ {RM_ACCURACY_MIN:.2}"),
         acc.map(|a| judged(a, acc_interval, 3, Bound::AtLeast(RM_ACCURACY_MIN))),
-    ));
+    );
+    if base_size.is_some() {
+        // the real-model job's targets are PPO's over SFT, KL and perplexity
+        rm.goal = "— (measured)".into();
+        rm.verdict = None;
+    }
+    v.push(rm);
     v.push(row(
         "PPO win rate over SFT (sentiment labeler, held-out prompts)",
-        format!("≥ {WIN_RATE_MIN:.2}"),
+        format!("≥ {win_min:.2}"),
         eval.map(|e| {
             judged(
                 e.win_rate.rate,
                 e.win_rate_interval,
                 3,
-                Bound::AtLeast(WIN_RATE_MIN),
+                Bound::AtLeast(win_min),
             )
         }),
     ));
@@ -174,11 +190,20 @@ pub fn targets(inp: &RunInputs) -> Vec<TargetRow> {
 /// The pipeline's wall time against its preset's limit (judged only for a full run of a preset
 /// with a limit).
 fn wall_time_row(inp: &RunInputs) -> TargetRow {
-    let preset = inp.config.as_ref().map_or("", |c| c.cfg.preset.as_str());
-    let limit = pipeline_seconds_max(preset);
-    let goal = match limit {
-        Some(l) => format!("≤ {:.1} min ({preset} preset, 2-core CPU)", l / 60.0),
-        None => "— (targets exist for the tiny and small presets)".to_string(),
+    let cfg = inp.config.as_ref().map(|c| &c.cfg);
+    let preset = cfg.map_or("", |c| c.preset.as_str());
+    let base_size = cfg.and_then(|c| c.base_size);
+    let limit = match base_size {
+        Some(crate::pipeline::BaseSize::Cpu) => Some(BASE_CPU_SECONDS_MAX),
+        Some(crate::pipeline::BaseSize::Gpu) => None,
+        None => pipeline_seconds_max(preset),
+    };
+    let goal = match (limit, base_size) {
+        (Some(l), Some(_)) => format!("≤ {:.0} min (--base, 2-core CPU)", l / 60.0),
+        (Some(l), None) => format!("≤ {:.1} min ({preset} preset, 2-core CPU)", l / 60.0),
+        (None, _) => {
+            "— (targets exist for the tiny and small presets and --base on the CPU)".to_string()
+        }
     };
     let measured = pipeline_seconds(inp).map(|(s, skipped)| {
         let note = if skipped {
