@@ -39,17 +39,7 @@ impl Init<'_> {
         std: f64,
         device: &Device,
     ) -> Tensor<D> {
-        match self {
-            Init::Random(rng) => {
-                let data = TensorData::random::<f32, _, _>(
-                    shape,
-                    Distribution::Normal(0.0, std),
-                    &mut rng.0,
-                );
-                Tensor::from_data(data, device)
-            }
-            Init::Zeros => Tensor::zeros(shape, device),
-        }
+        self.draw(shape, Distribution::Normal(0.0, std), device)
     }
 
     /// A weight of `shape` from U(−bound, bound), or zeros.
@@ -59,13 +49,18 @@ impl Init<'_> {
         bound: f64,
         device: &Device,
     ) -> Tensor<D> {
+        self.draw(shape, Distribution::Uniform(-bound, bound), device)
+    }
+
+    fn draw<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        dist: Distribution,
+        device: &Device,
+    ) -> Tensor<D> {
         match self {
             Init::Random(rng) => {
-                let data = TensorData::random::<f32, _, _>(
-                    shape,
-                    Distribution::Uniform(-bound, bound),
-                    &mut rng.0,
-                );
+                let data = TensorData::random::<f32, _, _>(shape, dist, &mut rng.0);
                 Tensor::from_data(data, device)
             }
             Init::Zeros => Tensor::zeros(shape, device),

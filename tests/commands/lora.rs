@@ -66,8 +66,9 @@ fn sft_with_lora_saves_adapters_only_and_resumes_to_the_same_bytes() {
     let (inp, base) = setup();
     let d = common::tmp_dir("lora-sft");
     let args = sft_args(inp, base, "40");
-    let (a, b) = (d.join("uninterrupted"), d.join("killed"));
-    ok(&rlhf().args(&args).arg("--out").arg(&a).output().unwrap());
+    // killed mid-run and resumed: the same adapters, bitwise (adapter dropout on)
+    crate::recovery::kill_resume_compare(args, &d);
+    let a = d.join("uninterrupted");
     // adapters only: GPT-2's c_attn (q, v) and c_fc (up) in each of 2 blocks, A and B each
     let n = names(&a.join("ckpt/model.safetensors"));
     assert_eq!(n.len(), 2 * 2 * 2, "{n:?}");
@@ -87,19 +88,6 @@ fn sft_with_lora_saves_adapters_only_and_resumes_to_the_same_bytes() {
         .unwrap()
         .len();
     assert!(optim * 4 < weights, "optimizer {optim} B, base {weights} B");
-    // killed mid-run and resumed: the same adapters, bitwise (adapter dropout on)
-    let at = crate::recovery::run_and_kill(&args, &b);
-    ok(&rlhf()
-        .args(&args)
-        .args(["--resume", "--out"])
-        .arg(&b)
-        .output()
-        .unwrap());
-    assert_same_bytes(
-        &a.join("ckpt/model.safetensors"),
-        &b.join("ckpt/model.safetensors"),
-        &format!("LoRA SFT killed at checkpoint step {at}, resumed"),
-    );
 }
 
 #[test]
@@ -134,16 +122,7 @@ fn a_lora_checkpoint_samples_trains_on_merges_and_refuses_a_changed_base() {
     );
     // a reward model from it trains the same adapters on, and its head
     let rm = d.join("rm");
-    ok(&rlhf()
-        .args(["rm", "--device", "cpu", "--batch-size", "4", "--steps", "4"])
-        .args(["--eval-every", "4", "--init"])
-        .arg(&sft)
-        .arg("--data")
-        .arg(&inp.rankings)
-        .arg("--out")
-        .arg(&rm)
-        .output()
-        .unwrap());
+    train_rm(&sft, &inp.rankings, &rm, "4");
     let n = names(&rm.join("ckpt/model.safetensors"));
     assert!(n.contains(&"score.weight".to_string()), "{n:?}");
     assert!(
@@ -213,16 +192,15 @@ fn a_lora_checkpoint_samples_trains_on_merges_and_refuses_a_changed_base() {
         names(&own.join("model.safetensors"))
     );
     let greedy = |ckpt: &Path, out: &Path| -> String {
-        ok(&rlhf()
-            .args(["sample", "--device", "cpu", "--limit", "3", "-k", "1"])
-            .args(["--temperature", "0", "--max-new-tokens", "12", "--prompts"])
-            .arg(common::assets().join("prompts.jsonl"))
-            .arg("--ckpt")
-            .arg(ckpt)
-            .arg("--out")
-            .arg(out)
-            .output()
-            .unwrap());
+        let greedy = [
+            "--limit",
+            "3",
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "12",
+        ];
+        ok(&sample(ckpt, out, &greedy));
         std::fs::read_to_string(out).unwrap()
     };
     assert_eq!(
@@ -236,45 +214,53 @@ fn a_lora_checkpoint_samples_trains_on_merges_and_refuses_a_changed_base() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(&w, bytes).unwrap();
-    let o = rlhf()
-        .args([
-            "sample",
-            "--device",
-            "cpu",
-            "--limit",
-            "1",
-            "-k",
-            "1",
-            "--prompts",
-        ])
-        .arg(common::assets().join("prompts.jsonl"))
-        .arg("--ckpt")
-        .arg(&sft)
-        .arg("--out")
-        .arg(d.join("refused.jsonl"))
-        .output()
-        .unwrap();
+    let o = sample_one(&sft, &d.join("refused.jsonl"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("SHA-256"), "{err}");
     // the merged model needs no base
+    ok(&sample_one(&merged, &d.join("merged.jsonl")));
+}
+
+/// `rlhf rm` of `steps` steps from `init` on `data` into `out`.
+fn train_rm(init: &Path, data: &Path, out: &Path, steps: &str) {
     ok(&rlhf()
         .args([
-            "sample",
+            "rm",
             "--device",
             "cpu",
-            "--limit",
-            "1",
-            "-k",
-            "1",
-            "--prompts",
+            "--batch-size",
+            "4",
+            "--steps",
+            steps,
         ])
-        .arg(common::assets().join("prompts.jsonl"))
-        .arg("--ckpt")
-        .arg(&merged)
+        .args(["--eval-every", steps, "--init"])
+        .arg(init)
+        .arg("--data")
+        .arg(data)
         .arg("--out")
-        .arg(d.join("merged.jsonl"))
+        .arg(out)
         .output()
         .unwrap());
+}
+
+/// `rlhf sample` of one response to the first bundled prompt.
+fn sample_one(ckpt: &Path, out: &Path) -> std::process::Output {
+    sample(ckpt, out, &["--limit", "1"])
+}
+
+/// `rlhf sample` of one response to each bundled prompt `more` selects.
+fn sample(ckpt: &Path, out: &Path, more: &[&str]) -> std::process::Output {
+    rlhf()
+        .args(["sample", "--device", "cpu", "-k", "1"])
+        .args(more)
+        .arg("--prompts")
+        .arg(common::assets().join("prompts.jsonl"))
+        .arg("--ckpt")
+        .arg(ckpt)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -283,16 +269,7 @@ fn ppo_with_lora_trains_policy_and_value_adapters_and_resumes_to_the_same_bytes(
     let d = common::tmp_dir("lora-ppo");
     // a fully trained reward model: the value model's adapters are trained on it
     let rm = d.join("rm");
-    ok(&rlhf()
-        .args(["rm", "--device", "cpu", "--batch-size", "4", "--steps", "2"])
-        .args(["--eval-every", "2", "--init"])
-        .arg(base)
-        .arg("--data")
-        .arg(&inp.rankings)
-        .arg("--out")
-        .arg(&rm)
-        .output()
-        .unwrap());
+    train_rm(base, &inp.rankings, &rm, "2");
     let args: Vec<String> = ppo_args(inp, base, &d)
         .into_iter()
         .map(|a| {

@@ -22,7 +22,7 @@ fn setup() -> &'static (Inputs, PathBuf) {
 
 /// Runs `args --out out`, SIGKILLs it as soon as a checkpoint past step 0 (and before the end)
 /// exists, and returns the step of the checkpoint left behind.
-pub(crate) fn run_and_kill(args: &[String], out: &Path) -> usize {
+fn run_and_kill(args: &[String], out: &Path) -> usize {
     let mut child = rlhf()
         .args(args)
         .arg("--out")

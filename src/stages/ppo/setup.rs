@@ -215,42 +215,7 @@ pub(super) fn initial_learner(
     let cfg = &job.cfg;
     let optim = || adamw(cfg.beta2, 0.0);
     let with_critic = cfg.algo == Algo::Ppo;
-    let plan = &fixed.lora;
-    let fresh = || {
-        let policy = fixed
-            .start
-            .clone()
-            .unwrap_or_else(|| fixed.reference.clone());
-        // a clone shares the reference's tensors: with LoRA the frozen weights are held once
-        let policy = lora::apply(
-            policy,
-            &plan.policy_init,
-            plan.policy.as_ref(),
-            cfg.seed,
-            device,
-        );
-        let critic = match with_critic {
-            true => {
-                let (mut value, bias) = initial_value(job, &fixed.reference, device)?;
-                if let Some(init) = &plan.value_init {
-                    value.transformer = lora::apply(
-                        value.transformer,
-                        init,
-                        plan.value.as_ref(),
-                        cfg.seed ^ 1,
-                        device,
-                    );
-                }
-                Some(Critic {
-                    model: value,
-                    bias,
-                    optim: optim(),
-                })
-            }
-            false => None,
-        };
-        Ok((policy, critic))
-    };
+    let fresh = || fresh_models(job, fixed, device);
     let load = |dir: &Path| {
         let p = checkpoint::load_lm(dir, device)?;
         checkpoint::check_same_tokenizer(dir, &p.tok, &fixed.tok)?;
@@ -288,6 +253,43 @@ pub(super) fn initial_learner(
         }),
     };
     Ok((learner, begun.start, extra))
+}
+
+/// The policy and (PPO) the value model of a fresh run: the policy's start, the value model's
+/// reward model, each with fresh LoRA adapters where the run starts them.
+fn fresh_models(job: &PpoJob, fixed: &Fixed, device: &Device) -> Result<(Lm, Option<Critic>)> {
+    let (cfg, plan) = (&job.cfg, &fixed.lora);
+    let policy = fixed
+        .start
+        .clone()
+        .unwrap_or_else(|| fixed.reference.clone());
+    // a clone shares the reference's tensors: with LoRA the frozen weights are held once
+    let policy = lora::apply(
+        policy,
+        &plan.policy_init,
+        plan.policy.as_ref(),
+        cfg.seed,
+        device,
+    );
+    if cfg.algo != Algo::Ppo {
+        return Ok((policy, None));
+    }
+    let (mut value, bias) = initial_value(job, &fixed.reference, device)?;
+    if let Some(init) = &plan.value_init {
+        value.transformer = lora::apply(
+            value.transformer,
+            init,
+            plan.value.as_ref(),
+            cfg.seed ^ 1,
+            device,
+        );
+    }
+    let critic = Critic {
+        model: value,
+        bias,
+        optim: adamw(cfg.beta2, 0.0),
+    };
+    Ok((policy, Some(critic)))
 }
 
 /// The value model a fresh run starts from and the constant added to its values: a reward model
