@@ -1,8 +1,8 @@
-//! LoRA through the binary, on the CPU: `sft`, `rm` and `dpo` with `--lora-rank` train the
-//! adapters (and the RM's head) only and save only them, with the base's path and hash; a killed LoRA run
-//! resumes to the same bytes; a LoRA checkpoint samples, trains on as the next stage's start,
-//! merges into a full model that computes what it computed, and is refused once its base
-//! changed.
+//! LoRA through the binary, on the CPU: `sft`, `rm`, `dpo` and `ppo` with `--lora-rank` train
+//! the adapters (and a reward or value model's head) only and save only them, with the base's
+//! path and hash; a killed LoRA run resumes to the same bytes; a LoRA checkpoint samples, trains
+//! on as the next stage's start, merges into a full model that computes what it computed, and is
+//! refused once its base changed; a pipeline with `--lora-rank` keeps adapters in every stage.
 
 use crate::common;
 use crate::fixtures;
