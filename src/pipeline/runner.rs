@@ -14,6 +14,10 @@ pub struct StageTime {
     /// True when the stage was already finished and this run skipped it.
     #[serde(default)]
     pub skipped: bool,
+    /// The stage's peak host memory (RSS), MiB: its own on Linux, the run's so far elsewhere;
+    /// None where unknown (Windows) or skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// Marks the names of the `--ptx-ablation` stages, an optional extra that is not part of the job.
@@ -64,13 +68,17 @@ impl Runner {
         self.i += 1;
         let (i, n) = (self.i, self.n);
         let t0 = Instant::now();
+        crate::util::memory::reset_peak();
         if done {
             eprintln!("[{i}/{n}] {name}: already done, skipped");
         } else {
             eprintln!("[{i}/{n}] {name}: {what}");
             let line = f().with_context(|| format!("pipeline stage {name}"))?;
+            let peak = crate::util::memory::peak_rss_mib()
+                .map(|m| format!(", peak memory {:.2} GB", m / 1024.0))
+                .unwrap_or_default();
             eprintln!(
-                "[{i}/{n}] {name}: done in {:.1}s{line}",
+                "[{i}/{n}] {name}: done in {:.1}s{peak}{line}",
                 t0.elapsed().as_secs_f64()
             );
         }
@@ -78,6 +86,7 @@ impl Runner {
             name: name.to_string(),
             seconds: t0.elapsed().as_secs_f64(),
             skipped: done,
+            peak_rss_mib: (!done).then(crate::util::memory::peak_rss_mib).flatten(),
         });
         crate::config::save_json(&self.timings, &self.out.join("timings.json"))
     }

@@ -16,27 +16,7 @@ use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use std::time::Instant;
 
-/// Peak resident memory of this process, in MiB: Linux's `VmHWM`, macOS's `ru_maxrss`; None on
-/// Windows (the bench prints `null`).
-pub fn peak_rss_mib() -> Option<f64> {
-    #[cfg(target_os = "macos")]
-    {
-        // SAFETY: getrusage only writes the struct it is given, which is zeroed and ours
-        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-            return None;
-        }
-        // in bytes on macOS (in KiB on Linux, which reads /proc instead)
-        Some(u.ru_maxrss as f64 / (1024.0 * 1024.0))
-    }
-    #[cfg(not(target_os = "macos"))]
-    {
-        let s = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
-    }
-}
+pub use crate::util::memory::peak_rss_mib;
 
 /// Device memory in use by burn's pools (wgpu), in MiB.
 pub fn device_mem_mib(device: &Device) -> Option<f64> {

@@ -98,7 +98,13 @@ impl StageRun {
 
     /// Writes the stage's `summary.json`.
     pub fn finish<S: Serialize>(&self, summary: &S) -> Result<()> {
-        crate::config::save_json(summary, &self.out.join("summary.json"))
+        let mut v = serde_json::to_value(summary)?;
+        if let (Some(obj), Some(peak)) = (v.as_object_mut(), crate::util::memory::peak_rss_mib()) {
+            // host memory: the stage's own peak on Linux (reset when it began), the process's
+            // elsewhere
+            obj.insert("peak_rss_mib".into(), serde_json::json!(peak));
+        }
+        crate::config::save_json(&v, &self.out.join("summary.json"))
     }
 }
 

@@ -60,7 +60,7 @@ fn fake_run(d: &Path) {
         d,
         "timings.json",
         r#"{"stages": [{"name": "tokenizer", "seconds": 1.5, "skipped": false},
-            {"name": "pretrain", "seconds": 60.4, "skipped": false},
+            {"name": "pretrain", "seconds": 60.4, "skipped": false, "peak_rss_mib": 1536.0},
             {"name": "sft", "seconds": 30.0, "skipped": false},
             {"name": "rm", "seconds": 20.0, "skipped": false},
             {"name": "ppo", "seconds": 100.0, "skipped": false},
@@ -163,8 +163,9 @@ fn report_of_a_fake_run_matches_its_inputs() {
         "| ≤ ½ of without | +3.25 vs +53.50 | pass |",
         // 1.5 + 60.4 + 30 + 20 + 100 + 8.1 = 220 s against tiny's 5 minutes
         "| Pipeline wall time | ≤ 5.0 min (tiny preset, 2-core CPU) | 3.7 min | pass |",
-        "| **total** | **220.0** | 3.7 min |",
-        "| pretrain | 60.4 |",
+        "| **total** | **220.0** | | 3.7 min |",
+        "| pretrain | 60.4 | 1.50 GB |",
+        "| sft | 30.0 | — |",
         "| model | 2 layers × 64 wide, 4 heads, context 64, vocabulary 512 |",
         "| pretrain | 120 steps, batch 8, lr 0.002 |",
         "| ppo | 12 iterations × 16 episodes (minibatch 8), policy lr 0.0001, β 0.12, \
@@ -215,6 +216,38 @@ fn targets_with_intervals_are_judged_by_the_interval() {
     ] {
         assert!(md.contains(e), "report.md lacks {e:?}:\n{md}");
     }
+}
+
+/// A job on a real model (`--base`, CPU size) is judged by its own targets: PPO beats the SFT
+/// model it started from (≥ 0.5) and the whole job fits in an hour on the CPU; the RM's accuracy
+/// is shown, not judged; the configuration names the base.
+#[test]
+fn a_real_model_job_is_judged_by_its_own_targets() {
+    let d = common::tmp_dir("report-base").join("run-1");
+    fake_run(&d);
+    let mut c = rlhf::pipeline::PipelineConfig::for_base(rlhf::pipeline::BaseSize::Cpu).unwrap();
+    c.base = Some("models/smollm2.gguf".into());
+    write(&d, "pipeline.json", &serde_json::to_string(&c).unwrap());
+    let mut eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval/eval.json")).unwrap()).unwrap();
+    // a modest win whose interval clears 0.5 (it would fail the default job's 0.90)
+    eval["win_rate"]["rate"] = serde_json::json!(0.62);
+    eval["win_rate_interval"] = serde_json::json!({"lo": 0.51, "hi": 0.73});
+    write(&d, "eval/eval.json", &eval.to_string());
+    let md = std::fs::read_to_string(rlhf::pipeline::report::write_report(&d).unwrap()).unwrap();
+    for e in [
+        "| RM held-out pairwise accuracy | — (measured) | 0.833 | — |",
+        "| ≥ 0.50 | 0.620 [0.510, 0.730] | pass |",
+        "| Pipeline wall time | ≤ 60 min (--base, 2-core CPU) | 3.7 min | pass |",
+        "| base | models/smollm2.gguf |",
+        "| sft | 30 steps, batch 8, lr 0.00002 |",
+    ] {
+        assert!(md.contains(e), "report.md lacks {e:?}:\n{md}");
+    }
+    assert!(
+        !md.contains("| preset |") && !md.contains("| pretrain | 500 steps"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -128,7 +128,10 @@ fn config_section(s: &mut String, c: &ConfigFile) {
 }
 
 fn times_section(s: &mut String, inp: &RunInputs) {
-    let _ = writeln!(s, "## Stage times\n\n| stage | seconds | |\n|---|---|---|");
+    let _ = writeln!(
+        s,
+        "## Stage times\n\n| stage | seconds | peak memory (host RSS) | |\n|---|---|---|---|"
+    );
     for t in &inp.timings {
         let note = match (t.is_ablation(), t.skipped) {
             (true, true) => "ptx ablation, not counted in the total; already done, skipped",
@@ -136,12 +139,20 @@ fn times_section(s: &mut String, inp: &RunInputs) {
             (false, true) => "already done, skipped",
             (false, false) => "",
         };
-        let _ = writeln!(s, "| {} | {:.1} | {note} |", cell(&t.name), t.seconds);
+        let peak = t
+            .peak_rss_mib
+            .map_or_else(|| "—".to_string(), |m| format!("{:.2} GB", m / 1024.0));
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {peak} | {note} |",
+            cell(&t.name),
+            t.seconds
+        );
     }
     if let Some((total, _)) = pipeline_seconds(inp) {
         let _ = writeln!(
             s,
-            "| **total** | **{total:.1}** | {:.1} min |",
+            "| **total** | **{total:.1}** | | {:.1} min |",
             total / 60.0
         );
     }
