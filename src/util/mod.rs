@@ -1,6 +1,6 @@
 //! Small helpers shared by every layer: error measures that keep NaN (`compare`), atomic file
-//! writes, sorted JSON, a seedable RNG, the panic boundary, peak memory, host/device tensor moves and the
-//! micro-batch sharding over threads (`shards`).
+//! writes, sorted JSON, a seedable RNG, the panic boundary, peak memory, host/device tensor
+//! moves and the micro-batch sharding over threads (`shards`).
 
 pub mod alloc;
 pub mod compare;
