@@ -34,12 +34,11 @@ pub fn reset_peak() {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
     /// The resident size now (`VmRSS`), MiB.
-    #[cfg(target_os = "linux")]
     fn rss_mib() -> Option<f64> {
         let s = std::fs::read_to_string("/proc/self/status").ok()?;
         let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -47,7 +46,6 @@ mod tests {
         Some(kb / 1024.0)
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn the_peak_sees_a_large_allocation_and_restarts_after_a_reset() {
         let before = peak_rss_mib().unwrap();
