@@ -21,6 +21,9 @@ pub enum BenchCmd {
         /// each). Default 2.
         #[arg(long, default_value_t = 2)]
         micro_batches: usize,
+        /// Train LoRA adapters on the frozen random model instead of every weight.
+        #[command(flatten)]
+        lora: super::LoraArgs,
         #[command(flatten)]
         device: DeviceArg,
     },

@@ -256,6 +256,7 @@ pub(super) fn bench(b: BenchCmd) -> Result<()> {
             batch_size,
             steps,
             micro_batches,
+            lora,
             device,
         } => {
             let dev = open(device.device)?;
@@ -265,6 +266,7 @@ pub(super) fn bench(b: BenchCmd) -> Result<()> {
                 &cfg,
                 (batch_size, micro_batches),
                 steps,
+                lora.config().as_ref(),
                 &dev.device,
                 &dev.description,
             )

@@ -47,18 +47,25 @@ pub fn train_tokens_per_s(
     steps: usize,
     device: &Device,
 ) -> Result<f64> {
-    Ok(train_measure(cfg, (b, micro), steps, device)?.0)
+    Ok(train_measure(cfg, (b, micro), steps, None, device)?.0)
 }
 
-/// [`train_tokens_per_s`] and what the timed steps cost the host ([`Counts`], over all steps).
+/// [`train_tokens_per_s`] and what the timed steps cost the host ([`Counts`], over all steps);
+/// with `lora`, the model frozen under fresh adapters that train instead.
 pub fn train_measure(
     cfg: &ModelConfig,
     (b, micro): (usize, usize),
     steps: usize,
+    lora: Option<&crate::config::lora::LoraConfig>,
     device: &Device,
 ) -> Result<(f64, Counts)> {
     let ad = device.clone().autodiff();
-    let mut model = Lm::new(cfg, &mut InitRng::new(0), device).train();
+    let mut model = Lm::new(cfg, &mut InitRng::new(0), device);
+    if let Some(l) = lora {
+        l.validate()?;
+        model = model.with_lora(l, &mut InitRng::new(1), device);
+    }
+    let mut model = model.train();
     let mut optim = AdamWConfig::new().init();
     let mut rng = Rng::new(0);
     let t = cfg.n_ctx;
@@ -101,14 +108,16 @@ pub fn train(
     cfg: &ModelConfig,
     (b, micro): (usize, usize),
     steps: usize,
+    lora: Option<&crate::config::lora::LoraConfig>,
     device: &Device,
     label: &str,
 ) -> Result<()> {
-    let (tokens_per_s, counts) = train_measure(cfg, (b, micro), steps, device)?;
+    let (tokens_per_s, counts) = train_measure(cfg, (b, micro), steps, lora, device)?;
+    let rank = lora.map_or_else(|| "null".to_string(), |l| l.rank.to_string());
     println!(
         "{{\"bench\":\"train\",\"device\":\"{label}\",\"micro_batches\":{micro},\
-         \"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"train_tokens_per_s\":{:.0},{},\
-         \"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
+         \"layers\":{},\"width\":{},\"ctx\":{},\"batch\":{b},\"lora_rank\":{rank},\
+         \"train_tokens_per_s\":{:.0},{},\"peak_rss_mib\":{},\"device_mem_mib\":{}}}",
         cfg.n_layer,
         cfg.n_embd,
         cfg.n_ctx,

@@ -350,3 +350,23 @@ fn a_pipeline_with_lora_trains_adapters_in_every_stage() {
     assert_eq!(job["lora"]["rank"], 4);
     assert!(out.join("report.md").is_file());
 }
+
+#[test]
+fn bench_train_measures_lora_when_asked() {
+    let run = |more: &[&str]| -> serde_json::Value {
+        let o = rlhf()
+            .args(["bench", "train", "--preset", "tiny", "--steps", "1"])
+            .args(["--batch-size", "2", "--device", "cpu"])
+            .args(more)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let full = run(&[]);
+    let lora = run(&["--lora-rank", "4"]);
+    assert!(full["lora_rank"].is_null(), "{full}");
+    assert_eq!(lora["lora_rank"], 4, "{lora}");
+    assert!(lora["train_tokens_per_s"].as_f64().unwrap() > 0.0, "{lora}");
+}
