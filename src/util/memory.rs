@@ -34,11 +34,13 @@ pub fn reset_peak() {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
+    #[cfg(target_os = "linux")]
     use super::*;
 
     /// The resident size now (`VmRSS`), MiB.
+    #[cfg(target_os = "linux")]
     fn rss_mib() -> Option<f64> {
         let s = std::fs::read_to_string("/proc/self/status").ok()?;
         let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -46,6 +48,7 @@ mod tests {
         Some(kb / 1024.0)
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_peak_sees_a_large_allocation_and_restarts_after_a_reset() {
         let before = peak_rss_mib().unwrap();
