@@ -11,14 +11,14 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The tensors a LoRA checkpoint holds: every adapter's, and the scalar head of a reward or
-/// value model.
-pub const ADAPTER_TENSORS: &str = r"(^|\.)lora\.|^score\.";
-
-/// Whether the tensor `name` is one [`ADAPTER_TENSORS`] matches.
-pub fn is_adapter_tensor(name: &str) -> bool {
-    name.starts_with("lora.") || name.contains(".lora.") || name.starts_with("score.")
+/// Whether the tensor at `path` is one a LoRA checkpoint holds: an adapter's, or the scalar head
+/// of a reward or value model. (The second argument, burn's container path, is not read.)
+pub fn is_adapter_tensor(path: &str, _container: &str) -> bool {
+    path.starts_with("lora.") || path.contains(".lora.") || path.starts_with("score.")
 }
+
+/// [`is_adapter_tensor`] as the tensor filter of a save or load.
+pub const ADAPTER_FILTER: fn(&str, &str) -> bool = is_adapter_tensor;
 
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -87,5 +87,5 @@ pub fn checked_base(spec: &LoraBase, dir: &Path) -> Result<PathBuf> {
 /// Loads the adapters (and head) of `path` into `model` (its base weights loaded, its adapters
 /// the right shape): every adapter tensor of the model must be in the file and nothing else.
 pub fn load_adapters<M: Module>(model: M, path: &Path) -> Result<M> {
-    load_weights_filtered(model, path, Some(ADAPTER_TENSORS))
+    load_weights_filtered(model, path, Some(ADAPTER_FILTER))
 }

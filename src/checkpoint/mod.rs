@@ -137,14 +137,17 @@ pub fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
     save_weights_filtered(model, path, None)
 }
 
-/// Writes the weights whose names match `only` (a regex; None: all) to `path`.
-fn save_weights_filtered<M: Module>(model: &M, path: &Path, only: Option<&str>) -> Result<()> {
+/// Which tensors (by path) a filtered save or load touches; None: all.
+type TensorFilter = Option<fn(&str, &str) -> bool>;
+
+/// Writes the weights `only` selects to `path`.
+fn save_weights_filtered<M: Module>(model: &M, path: &Path, only: TensorFilter) -> Result<()> {
     // tensor names as Hugging Face writes them: `Lm`'s variant (`Gpt2`, `Llama`) is not a name
     let mut store = SafetensorsStore::from_file(path)
         .overwrite(true)
         .skip_enum_variants(true);
-    if let Some(re) = only {
-        store = store.with_regex(re);
+    if let Some(keep) = only {
+        store = store.with_predicate(keep);
     }
     model
         .save_into(&mut store)
@@ -157,9 +160,9 @@ pub fn load_weights<M: Module>(model: M, path: &Path) -> Result<M> {
     load_weights_filtered(model, path, None)
 }
 
-/// [`load_weights`] of the tensors whose names match `only` (a regex; None: all): those of the
-/// model must all be in the file, and the file must hold no others.
-fn load_weights_filtered<M: Module>(mut model: M, path: &Path, only: Option<&str>) -> Result<M> {
+/// [`load_weights`] of the tensors `only` selects: those of the model must all be in the file,
+/// and the file must hold no others.
+fn load_weights_filtered<M: Module>(mut model: M, path: &Path, only: TensorFilter) -> Result<M> {
     if !path.is_file() {
         bail!("{} does not exist", path.display());
     }
@@ -168,8 +171,8 @@ fn load_weights_filtered<M: Module>(mut model: M, path: &Path, only: Option<&str
         .allow_partial(true)
         .validate(false)
         .skip_enum_variants(true);
-    if let Some(re) = only {
-        store = store.with_regex(re);
+    if let Some(keep) = only {
+        store = store.with_predicate(keep);
     }
     let res = model.load_from(&mut store).map_err(|e| {
         anyhow!(
@@ -192,7 +195,7 @@ fn load_weights_filtered<M: Module>(mut model: M, path: &Path, only: Option<&str
         .missing
         .iter()
         .map(|(n, _)| n)
-        .filter(|n| only.is_none() || lora::is_adapter_tensor(n))
+        .filter(|n| only.is_none_or(|keep| keep(n, "")))
         .collect();
     if !missing.is_empty() {
         bail!(
@@ -309,7 +312,7 @@ pub fn write_parts<M: Module>(dir: &Path, req: &SaveRequest<'_, M>) -> Result<()
         )
     })?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let only = req.config.lora.as_ref().map(|_| lora::ADAPTER_TENSORS);
+    let only = req.config.lora.as_ref().map(|_| lora::ADAPTER_FILTER);
     save_weights_filtered(req.model, &dir.join("model.safetensors"), only)?;
     save_json(req.config, &dir.join("config.json"))?;
     req.tok.save(&dir.join("tokenizer.json"))?;
@@ -385,7 +388,8 @@ pub fn load_lm(path: &Path, device: &Device) -> Result<Loaded> {
     let model = match &config.lora {
         None => load_weights(Lm::zeroed(&config.model, device), &weights)?,
         Some(spec) => {
-            let base = load_lora_base(spec, &dir, &config, device)?;
+            let base_dir = lora::checked_base(spec, &dir)?;
+            let base = load_lora_base(&base_dir, &dir, &config, device)?;
             lora::load_adapters(base.with_lora_shell(&spec.lora, device), &weights)?
         }
     };
@@ -425,7 +429,7 @@ pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
             let mut shell = match kind_of(&base_dir)? {
                 CheckpointKind::Rm => load_rm(&base_dir, device)?.model,
                 CheckpointKind::Lm => crate::model::RewardModel::with_zero_head(
-                    load_lora_base(spec, &dir, &config, device)?,
+                    load_lora_base(&base_dir, &dir, &config, device)?,
                     device,
                 ),
             };
@@ -448,16 +452,15 @@ pub fn load_rm(path: &Path, device: &Device) -> Result<LoadedRm> {
     })
 }
 
-/// The base model of the LoRA checkpoint `dir` (whose config is `config`), once found to be the
-/// one its adapters were trained on and of the same architecture.
+/// The language model in `base_dir`, the base ([`lora::checked_base`]) of the LoRA checkpoint
+/// `dir` (whose config is `config`), once found to be of the same architecture.
 fn load_lora_base(
-    spec: &crate::config::lora::LoraBase,
+    base_dir: &Path,
     dir: &Path,
     config: &CheckpointConfig,
     device: &Device,
 ) -> Result<Lm> {
-    let base_dir = lora::checked_base(spec, dir)?;
-    let base = load_lm(&base_dir, device)
+    let base = load_lm(base_dir, device)
         .with_context(|| format!("{}: loading its LoRA base", dir.display()))?;
     if base.config.model != config.model {
         bail!(

@@ -66,17 +66,12 @@ impl Dense {
         self.weight.dims()
     }
 
-    /// The weight with the adapter folded in, `W + (α/r)·A·B`, and no adapter: the layer
-    /// computes what it computed with the adapter (to rounding), as a plain layer.
-    pub fn merged(self) -> Self {
-        let Some(l) = self.lora else {
-            return self;
-        };
-        let delta = l.lora_a.val().matmul(l.lora_b.val()).mul_scalar(l.scale);
-        Self {
-            weight: self.weight.map(|w| w + delta),
-            bias: self.bias,
-            lora: None,
+    /// Folds the adapter into the weight, `W + (α/r)·A·B`, and drops it: the layer computes
+    /// what it computed with the adapter (to rounding), as a plain layer.
+    pub fn merge(&mut self) {
+        if let Some(l) = self.lora.take() {
+            let delta = l.lora_a.val().matmul(l.lora_b.val()).mul_scalar(l.scale);
+            self.weight = self.weight.clone().map(|w| w + delta);
         }
     }
 }

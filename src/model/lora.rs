@@ -105,17 +105,7 @@ impl Lm {
     /// the adapted one computed, to rounding.
     pub fn merged(mut self) -> Self {
         for (_, d) in self.sites() {
-            if d.lora.is_some() {
-                let layer = std::mem::replace(
-                    d,
-                    Dense {
-                        weight: d.weight.clone(),
-                        bias: None,
-                        lora: None,
-                    },
-                );
-                *d = layer.merged();
-            }
+            d.merge();
         }
         self
     }

@@ -69,16 +69,18 @@ impl Runner {
         let (i, n) = (self.i, self.n);
         let t0 = Instant::now();
         crate::util::memory::reset_peak();
+        let mut peak = None;
         if done {
             eprintln!("[{i}/{n}] {name}: already done, skipped");
         } else {
             eprintln!("[{i}/{n}] {name}: {what}");
             let line = f().with_context(|| format!("pipeline stage {name}"))?;
-            let peak = crate::util::memory::peak_rss_mib()
+            peak = crate::util::memory::peak_rss_mib();
+            let shown = peak
                 .map(|m| format!(", peak memory {:.2} GB", m / 1024.0))
                 .unwrap_or_default();
             eprintln!(
-                "[{i}/{n}] {name}: done in {:.1}s{peak}{line}",
+                "[{i}/{n}] {name}: done in {:.1}s{shown}{line}",
                 t0.elapsed().as_secs_f64()
             );
         }
@@ -86,7 +88,7 @@ impl Runner {
             name: name.to_string(),
             seconds: t0.elapsed().as_secs_f64(),
             skipped: done,
-            peak_rss_mib: (!done).then(crate::util::memory::peak_rss_mib).flatten(),
+            peak_rss_mib: peak,
         });
         crate::config::save_json(&self.timings, &self.out.join("timings.json"))
     }
