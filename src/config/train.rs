@@ -42,6 +42,11 @@ pub struct TrainConfig {
     /// Default 2.
     #[serde(default = "default_micro_batches")]
     pub micro_batches: usize,
+    /// Recompute each block's activations in the backward instead of keeping them from the
+    /// forward (gradient checkpointing): less memory for one more forward's work. Needs dropout
+    /// 0. Default off.
+    #[serde(default)]
+    pub checkpoint_activations: bool,
 }
 
 /// Default [`TrainConfig::micro_batches`]: one per core of a 2-core laptop.
@@ -67,6 +72,7 @@ impl TrainConfig {
             max_bad_steps: 10,
             seed: 1337,
             micro_batches: default_micro_batches(),
+            checkpoint_activations: false,
         }
     }
 

@@ -32,7 +32,7 @@ pub struct Block {
 
 impl Block {
     /// The second half of the block: `x + drop(mlp(ln_2(x)))`. (B, T, C) → (B, T, C)
-    fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
+    pub(super) fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
         let h = gelu_new(self.mlp.c_fc.forward(self.ln_2.forward(x.clone()))); // (B, T, 4C)
         let m = self.mlp.c_proj.forward(h);
         x + self.drop.forward(m)

@@ -92,6 +92,14 @@ impl Lm {
         m.sites().iter().any(|(_, d)| d.lora.is_some())
     }
 
+    /// Whether any adapter drops its input while training.
+    pub fn lora_drops(&self) -> bool {
+        let mut m = self.clone();
+        m.sites()
+            .iter()
+            .any(|(_, d)| d.lora.as_ref().is_some_and(|l| l.drop.prob > 0.0))
+    }
+
     /// The base model: the same weights (shared, not copied) with every adapter taken off.
     pub fn without_lora(&self) -> Self {
         let mut m = self.clone();

@@ -18,6 +18,7 @@ pub mod loss;
 pub mod rms_norm;
 pub mod rope;
 pub mod score;
+pub mod steps;
 
 pub use gpt::{Gpt, KvCache};
 pub use heads::RewardModel;

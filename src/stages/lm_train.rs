@@ -13,6 +13,7 @@ use crate::model::Lm;
 use crate::train::clip::{read_with_norms, sum_squares};
 use crate::train::guard::Guard;
 use crate::train::metrics::{absent_fields, MetricRow};
+use crate::train::nll::nll_backward;
 use crate::train::optim::stage_optimizer;
 use crate::train::run::StageRun;
 use crate::train::tensors::batch_tensors;
@@ -23,7 +24,6 @@ use crate::util::shards;
 use crate::util::tensors::read_scalars;
 use anyhow::Result;
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -92,12 +92,11 @@ pub fn batch_grads(
             seed_masks(cfg.seed, step, i);
         }
         let m = model.clone().fork(ad);
-        let (x, y, w) = batch_tensors(parts[i], ad);
-        let loss = guard.poison(step, masked_nll(m.forward(x), y, w));
-        // masked_nll divides by max(Σw, 1): this weight makes Σ share·loss the batch's loss
+        let ckpt = cfg.checkpoint_activations;
+        let (loss, grads) = nll_backward(&m, parts[i], ckpt, |l| guard.poison(step, l), ad)?;
+        // the loss divides by max(Σw, 1): this weight makes Σ share·loss the batch's loss
         let share = parts[i].weight_sum().max(1.0) / total;
-        let grads = GradientsParams::from_grads(loss.clone().backward(), &m);
-        Ok((loss.detach(), (grads, share)))
+        Ok((loss, (grads, share)))
     })?;
     let shares: Vec<f64> = outs.iter().map(|(_, (_, s))| *s).collect();
     let (losses, parts_g): (Vec<Tensor<1>>, Vec<_>) = outs.into_iter().unzip();

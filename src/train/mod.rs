@@ -8,7 +8,9 @@
 pub mod clip;
 pub mod guard;
 pub mod metrics;
+pub mod nll;
 pub mod optim;
+pub mod recompute;
 pub mod run;
 pub mod schedule;
 pub mod tensors;

@@ -10,4 +10,5 @@ mod fixtures;
 mod hf;
 mod lora;
 mod model;
+mod recompute;
 mod shards;

@@ -111,6 +111,10 @@ pub struct PpoConfig {
     pub max_bad_steps: usize,
     /// Seed for prompt order and sampling. Default 11.
     pub seed: u64,
+    /// Recompute each block's activations in the backward instead of keeping them (gradient
+    /// checkpointing) in the policy's and the value model's passes. Default off.
+    #[serde(default)]
+    pub checkpoint_activations: bool,
 }
 
 fn default_rloo_k() -> usize {
@@ -163,6 +167,7 @@ impl Default for PpoConfig {
             checkpoint_every: 10,
             max_bad_steps: 8,
             seed: 11,
+            checkpoint_activations: false,
         }
     }
 }

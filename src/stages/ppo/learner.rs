@@ -5,19 +5,22 @@
 
 use super::config::PpoConfig;
 use super::episode::{Episode, Grid};
-use super::loss::{entropy, policy_loss, value_loss};
+use super::loss::{policy_loss, value_loss};
 use crate::data::batching::Batch;
-use crate::model::loss::{masked_nll, tempered, token_logprobs};
 use crate::model::{Lm, RewardModel};
 use crate::rl::ppo_clip_stats;
 use crate::train::clip::{clip_to_norm, read_with_norms, sum_squares};
 use crate::train::guard::{Guard, Verdict};
-use crate::train::tensors::batch_tensors;
+use crate::train::nll::nll_backward;
+use crate::train::recompute::{
+    gather_rows, head_backward, spread_rows, trunk_backward, Head, HeadOut, Top,
+};
 use crate::util::shards;
 use crate::util::tensors::{floats, ints};
 use anyhow::{anyhow, Result};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use std::ops::Range;
 
 /// The trained models (on the autodiff device) and their optimizers: the policy, and PPO's
 /// value model (none under RLOO, whose baseline is the other samples of a prompt).
@@ -91,7 +94,7 @@ impl Learner {
             shards::run(kinds.len(), ad, |i| -> Result<Part> {
                 match kinds[i] {
                     PartKind::Surrogate => self.surrogate_part(mb, &g, cfg, guard, ad),
-                    PartKind::Ptx => self.ptx_part(mb.ptx, ad),
+                    PartKind::Ptx => self.ptx_part(mb.ptx, cfg, ad),
                     PartKind::Value => self.value_part(mb.eps, &g, cfg, ad),
                 }
             })?
@@ -101,7 +104,7 @@ impl Learner {
             return Err(anyhow!("PPO step: the value pass is missing"));
         }
         let mut pgrads = shards::combine(&self.policy, pparts);
-        let mut stats = self.read_stats_and_clip(read, &g, (&mut pgrads, vgrads.as_mut()), cfg)?;
+        let mut stats = self.read_stats_and_clip(read, (&mut pgrads, vgrads.as_mut()), cfg)?;
         // what the policy minimises (the surrogate plus γ_ptx times the pretraining loss) and
         // what the value model minimises, judged together with both gradients' norms
         let policy_objective = stats.policy_loss
@@ -143,7 +146,6 @@ impl Learner {
     fn read_stats_and_clip(
         &self,
         r: Read,
-        g: &Grid,
         (pgrads, vgrads): (&mut GradientsParams, Option<&mut GradientsParams>),
         cfg: &PpoConfig,
     ) -> Result<StepStats> {
@@ -161,8 +163,7 @@ impl Learner {
         let (logp, rest) = v.split_at(n_logp);
         let mut rest = rest.iter().map(|&x| x as f64);
         let mut next = || rest.next().unwrap_or(f64::NAN);
-        let new_host: Vec<f32> = g.gather(logp).concat();
-        let diag = ppo_clip_stats(&new_host, &sur.logp_old, &sur.advantages, cfg.clip_eps);
+        let diag = ppo_clip_stats(logp, &sur.logp_old, &sur.advantages, cfg.clip_eps);
         let mut stats = StepStats {
             entropy: next(),
             policy_loss: next(),
@@ -181,7 +182,8 @@ impl Learner {
         Ok(stats)
     }
 
-    /// The clipped surrogate on a fork of the policy: its stats and gradients.
+    /// The clipped surrogate on a fork of the policy: its stats and gradients. Logits are
+    /// computed at the action positions only, a chunk at a time (`train::recompute`).
     fn surrogate_part(
         &self,
         mb: &Minibatch<'_>,
@@ -192,43 +194,63 @@ impl Learner {
     ) -> Result<Part> {
         let eps = mb.eps;
         let policy = self.policy.clone().fork(ad);
-        let shape = [g.b, g.t];
-        let x = ints(&g.x, shape, ad);
-        let y = ints(&g.y, shape, ad);
-        let mask = floats(&g.mask, shape, ad);
-        // the rollouts were sampled at this temperature: π_new must be the same distribution
-        let logits = tempered(policy.forward(x), cfg.temperature); // (B, T, V)
-        let ent = entropy(logits.clone(), mask.clone());
-        let logp_new = token_logprobs(logits, y); // (B, T)
-        let pl = policy_loss(
-            logp_new.clone(),
-            grid_field(g, eps, |e| &e.logp_old, ad),
-            grid_field(g, eps, |e| &e.advantages, ad),
-            mask,
-            cfg.clip_eps,
-        );
-        let pl = guard.poison(mb.update, pl);
-        let grads = GradientsParams::from_grads(pl.clone().backward(), &policy);
+        // the action cells of the grid, row by row: the episodes' actions in order
+        let at_host: Vec<i64> = (0..g.b * g.t)
+            .filter(|&i| g.mask[i] > 0.0)
+            .map(|i| i as i64)
+            .collect();
+        let n = at_host.len();
+        let targets: Vec<i64> = at_host.iter().map(|&i| g.y[i as usize]).collect();
+        let logp_old: Vec<f32> = eps.iter().flat_map(|e| e.logp_old.clone()).collect();
+        let advantages: Vec<f32> = eps.iter().flat_map(|e| e.advantages.clone()).collect();
+        let (old, adv) = (floats(&logp_old, [n], ad), floats(&advantages, [n], ad));
+        let at = ints(&at_host, [n], ad);
+        // each chunk's share of the mean over all n actions
+        let chunk_loss = |r: Range<usize>, lp: Tensor<1>| {
+            let m = r.len();
+            let row = |v: &Tensor<1>| v.clone().slice([r.clone()]).reshape([1, m]);
+            let l = policy_loss(
+                lp.reshape([1, m]),
+                row(&old),
+                row(&adv),
+                Tensor::ones([1, m], ad),
+                cfg.clip_eps,
+            );
+            guard.poison(mb.update, l.mul_scalar(m as f32 / n as f32))
+        };
+        let top = |hidden: Tensor<3>| -> Result<Top<HeadOut>> {
+            let h = gather_rows(hidden.detach(), at.clone());
+            let head = (h, ints(&targets, [n], ad));
+            // the rollouts were sampled at this temperature: π_new must be the same distribution
+            let opts = Head::new(&policy, cfg.temperature, true);
+            let (out, dh, grads) = head_backward(&policy, &policy, head, opts, chunk_loss)?;
+            let d_hidden = spread_rows(dh, at.clone(), [g.b, g.t]);
+            Ok(Top {
+                out,
+                d_hidden,
+                grads,
+            })
+        };
+        let x = ints(&g.x, [g.b, g.t], ad);
+        let (out, grads) = trunk_backward(&policy, &policy, x, cfg.checkpoint_activations, top)?;
         Ok(Part::Surrogate(
             Box::new(Surrogate {
-                logp_new: logp_new.detach().reshape([g.b * g.t]),
-                entropy: ent.detach(),
-                loss: pl.detach(),
-                logp_old: eps.iter().flat_map(|e| e.logp_old.clone()).collect(),
-                advantages: eps.iter().flat_map(|e| e.advantages.clone()).collect(),
+                logp_new: out.logp,
+                entropy: out.entropy.mean(),
+                loss: out.loss,
+                logp_old,
+                advantages,
             }),
             grads,
         ))
     }
 
     /// The pretraining NLL of a ptx batch on a fork of the policy (unweighted).
-    fn ptx_part(&self, ptx: Option<&Batch>, ad: &Device) -> Result<Part> {
+    fn ptx_part(&self, ptx: Option<&Batch>, cfg: &PpoConfig, ad: &Device) -> Result<Part> {
         let b = ptx.ok_or_else(|| anyhow!("ptx part without a ptx batch"))?;
         let policy = self.policy.clone().fork(ad);
-        let (px, py, pw) = batch_tensors(b, ad);
-        let l = masked_nll(policy.forward(px), py, pw);
-        let grads = GradientsParams::from_grads(l.clone().backward(), &policy);
-        Ok(Part::Ptx(l.detach(), grads))
+        let (l, grads) = nll_backward(&policy, b, cfg.checkpoint_activations, |l| l, ad)?;
+        Ok(Part::Ptx(l, grads))
     }
 
     /// The clipped squared error of the value model to the λ-returns.
@@ -239,17 +261,34 @@ impl Learner {
             .ok_or_else(|| anyhow!("value pass without a value model"))?;
         let value = critic.model.clone().fork(ad);
         let shape = [g.b, g.t];
-        let x = ints(&g.x, shape, ad);
         let mask = floats(&g.mask, shape, ad);
-        let vl = value_loss(
-            value.values(x).add_scalar(critic.bias),
-            grid_field(g, eps, |e| &e.values, ad),
-            grid_field(g, eps, |e| &e.returns, ad),
-            mask,
-            cfg.value_clip,
-        );
-        let grads = GradientsParams::from_grads(vl.clone().backward(), &value);
-        Ok(Part::Value(vl.detach(), grads))
+        let top = |hidden: Tensor<3>| -> Result<Top<Tensor<1>>> {
+            let c = hidden.dims()[2];
+            let v = value.score.forward(hidden.clone().reshape([g.b * g.t, c]));
+            let vl = value_loss(
+                v.reshape(shape).add_scalar(critic.bias),
+                grid_field(g, eps, |e| &e.values, ad),
+                grid_field(g, eps, |e| &e.returns, ad),
+                mask,
+                cfg.value_clip,
+            );
+            let grads = vl.clone().backward();
+            let d_hidden = Tensor::from_inner(
+                hidden
+                    .grad(&grads)
+                    .ok_or_else(|| anyhow!("value pass: no gradient reached the trunk"))?,
+            );
+            let grads = GradientsParams::from_grads(grads, &value);
+            Ok(Top {
+                out: vl.detach(),
+                d_hidden,
+                grads,
+            })
+        };
+        let x = ints(&g.x, shape, ad);
+        let ckpt = cfg.checkpoint_activations;
+        let (vl, grads) = trunk_backward(&value, &value.transformer, x, ckpt, top)?;
+        Ok(Part::Value(vl, grads))
     }
 }
 
@@ -293,7 +332,7 @@ fn grid_field(g: &Grid, eps: &[&Episode], f: fn(&Episode) -> &[f32], ad: &Device
 /// What the surrogate pass leaves to read (on the device) and the host numbers it is compared
 /// with.
 struct Surrogate {
-    /// log π_new of every grid cell, (B·T,).
+    /// log π_new of every action, the episodes' in order, (N,).
     logp_new: Tensor<1>,
     entropy: Tensor<1>,
     loss: Tensor<1>,

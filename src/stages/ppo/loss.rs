@@ -3,7 +3,6 @@
 //! on host slices (tests compare values and gradients).
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
 /// Masked mean: Σ x·mask / max(Σ mask, 1). (B, T) → (1,)
 fn masked_mean(x: Tensor<2>, mask: Tensor<2>) -> Tensor<1> {
@@ -39,13 +38,4 @@ pub fn value_loss(
     let l1 = (v_new - returns.clone()).powi_scalar(2);
     let l2 = (v_clipped - returns).powi_scalar(2);
     masked_mean(l1.max_pair(l2), mask).mul_scalar(0.5)
-}
-
-/// Mean entropy (nats) of the next-token distributions at the action positions, without
-/// gradient. logits (B, T, V), mask (B, T) → (1,)
-pub fn entropy(logits: Tensor<3>, mask: Tensor<2>) -> Tensor<1> {
-    let [b, t, _] = logits.dims();
-    let lp = log_softmax(logits.detach(), 2); // (B, T, V)
-    let h = (lp.clone().exp() * lp).sum_dim(2).reshape([b, t]).neg(); // (B, T)
-    masked_mean(h, mask)
 }
