@@ -229,10 +229,6 @@ pub struct OptimArgs {
     /// Stop after this many consecutive non-finite losses or gradients (each is skipped).
     #[arg(long)]
     pub max_bad_steps: Option<usize>,
-    /// Gradient checkpointing: keep only each block's input from the forward and recompute the
-    /// block in the backward (less memory, about a third more time). Needs dropout 0.
-    #[arg(long)]
-    pub checkpoint_activations: bool,
 }
 
 impl OptimArgs {
@@ -253,7 +249,6 @@ impl OptimArgs {
             micro_batches,
             max_bad_steps
         );
-        c.checkpoint_activations |= self.checkpoint_activations;
         c
     }
 }
@@ -322,6 +317,10 @@ pub struct PretrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Gradient checkpointing: keep only each block's input from the forward and recompute the
+    /// block in the backward (less memory, about a third more time). Needs dropout 0.
+    #[arg(long)]
+    pub checkpoint_activations: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -352,6 +351,10 @@ pub struct SftArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Gradient checkpointing: keep only each block's input from the forward and recompute the
+    /// block in the backward (less memory, about a third more time). Needs dropout 0.
+    #[arg(long)]
+    pub checkpoint_activations: bool,
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]

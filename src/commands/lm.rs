@@ -18,7 +18,10 @@ pub(super) fn pretrain(a: PretrainArgs) -> Result<()> {
             corpus: a.corpus,
             tok,
             model,
-            train: a.optim.apply(TrainConfig::pretrain()),
+            train: TrainConfig {
+                checkpoint_activations: a.checkpoint_activations,
+                ..a.optim.apply(TrainConfig::pretrain())
+            },
             val_fraction: a.val_fraction,
             out: a.out.clone(),
             resume: a.resume,
@@ -41,7 +44,10 @@ pub(super) fn sft(a: SftArgs) -> Result<()> {
         sft::SftJob {
             init: a.init,
             data: a.data,
-            train: a.optim.apply(TrainConfig::sft()),
+            train: TrainConfig {
+                checkpoint_activations: a.checkpoint_activations,
+                ..a.optim.apply(TrainConfig::sft())
+            },
             val_fraction: a.val_fraction,
             dropout: a.dropout,
             out: a.out.clone(),

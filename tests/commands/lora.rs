@@ -370,3 +370,53 @@ fn bench_train_measures_lora_when_asked() {
     assert_eq!(lora["lora_rank"], 4, "{lora}");
     assert!(lora["train_tokens_per_s"].as_f64().unwrap() > 0.0, "{lora}");
 }
+
+/// The `loss/train` column of a stage's metrics.csv.
+fn train_losses(dir: &Path) -> Vec<f64> {
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = head.iter().position(|h| *h == "loss/train").unwrap();
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn checkpointed_activations_train_as_the_plain_backward_and_refuse_dropout() {
+    let (inp, base) = setup();
+    let d = common::tmp_dir("lora-recompute");
+    let run = |name: &str, more: &[&str]| {
+        let mut args = sft_args(inp, base, "4");
+        let i = args.iter().position(|a| a == "--lora-dropout").unwrap();
+        args.drain(i..i + 2);
+        let args = with(
+            with(args, &["--dropout", "0", "--out", s(&d.join(name))]),
+            more,
+        );
+        rlhf().args(&args).output().unwrap()
+    };
+    ok(&run("plain", &["--lora-dropout", "0"]));
+    ok(&run(
+        "recomputed",
+        &["--lora-dropout", "0", "--checkpoint-activations"],
+    ));
+    let (a, b) = (
+        train_losses(&d.join("plain")),
+        train_losses(&d.join("recomputed")),
+    );
+    assert_eq!(a.len(), 4);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-4, "losses {a:?} vs {b:?}");
+    }
+    let stage = json(&d.join("recomputed/stage.json"));
+    assert_eq!(stage["checkpoint_activations"], true, "{stage}");
+    // adapters that drop their input cannot be recomputed as they ran
+    let o = run(
+        "dropout",
+        &["--checkpoint-activations", "--lora-dropout", "0.1"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("dropout 0"), "{err}");
+}

@@ -334,7 +334,7 @@ fn value_model_starts_at_the_normalised_reward() {
         cfg: cfg(1),
         resume: false,
     };
-    let (value, value_bias) = ppo::initial_value(&job, &policy, &dev).unwrap();
+    let (value, value_bias) = ppo::initial_value(&job, &policy, None, &dev).unwrap();
     assert_eq!(value_bias, bias as f32);
     let sampling = rlhf::model::generate::SampleConfig {
         max_new_tokens: 6,

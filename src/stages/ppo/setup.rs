@@ -37,6 +37,9 @@ pub(super) struct Fixed {
     pub start: Option<Lm>,
     pub reference: Lm,
     pub scorer: Scorer,
+    /// The reward model as loaded (on the training device) and its normalisation bias, when
+    /// the reward is a model: a fresh value model starting from it shares its weights.
+    pub rm: Option<(RewardModel, f32)>,
     pub prompts: Vec<Vec<u32>>,
     pub ptx: Option<Vec<u32>>,
     pub model_cfg: ModelConfig,
@@ -79,8 +82,14 @@ fn lora_plan(job: &PpoJob, policy_start: (&Path, &CheckpointConfig)) -> Result<L
     })
 }
 
-/// The reward: a reward model's score (its normalisation bias included) or a token count.
-fn load_scorer(job: &PpoJob, tok: &Tok, n_ctx: usize, device: &Device) -> Result<Scorer> {
+/// The reward: a reward model's score (its normalisation bias included) or a token count; and
+/// the reward model as loaded, with its bias.
+fn load_scorer(
+    job: &PpoJob,
+    tok: &Tok,
+    n_ctx: usize,
+    device: &Device,
+) -> Result<(Scorer, Option<(RewardModel, f32)>)> {
     Ok(match &job.reward {
         RewardSource::Model(p) => {
             let rm = checkpoint::load_rm(p, device)?;
@@ -101,20 +110,22 @@ fn load_scorer(job: &PpoJob, tok: &Tok, n_ctx: usize, device: &Device) -> Result
                     p.display()
                 );
             }
-            Scorer::Model {
+            let scorer = Scorer::Model {
                 rm: Box::new(rm.model.valid()),
                 bias,
-            }
+            };
+            (scorer, Some((rm.model, bias)))
         }
         RewardSource::TokenCount { text, scale } => {
             let ids = tok.encode(text)?;
             if ids.len() != 1 {
                 bail!("reward token {text:?} is {} tokens, not one", ids.len());
             }
-            Scorer::TokenCount {
+            let scorer = Scorer::TokenCount {
                 token: ids[0],
                 scale: *scale,
-            }
+            };
+            (scorer, None)
         }
     })
 }
@@ -181,7 +192,7 @@ pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
             cfg.max_new_tokens
         );
     }
-    let scorer = load_scorer(job, &tok, n_ctx, device)?;
+    let (scorer, rm) = load_scorer(job, &tok, n_ctx, device)?;
     let prompts = load_prompts(job, &tok, n_ctx)?;
     let ptx = load_ptx(job, &tok)?;
     let start = match &job.reference {
@@ -197,6 +208,7 @@ pub(super) fn load_fixed(job: &PpoJob, device: &Device) -> Result<Fixed> {
         tok,
         reference: sft.model.valid(),
         scorer,
+        rm,
         prompts,
         ptx,
         lora,
@@ -274,7 +286,13 @@ fn fresh_models(job: &PpoJob, fixed: &Fixed, device: &Device) -> Result<(Lm, Opt
     if cfg.algo != Algo::Ppo {
         return Ok((policy, None));
     }
-    let (mut value, bias) = initial_value(job, &fixed.reference, device)?;
+    // shared only when its weights stay frozen: a fully trained value model's would diverge
+    // from the scorer's at the first update anyway
+    let rm = match plan.value {
+        Some(_) => fixed.rm.as_ref().map(|(m, b)| (m, *b)),
+        None => None,
+    };
+    let (mut value, bias) = initial_value(job, &fixed.reference, rm, device)?;
     if let Some(init) = &plan.value_init {
         value.transformer = lora::apply(
             value.transformer,
@@ -295,8 +313,22 @@ fn fresh_models(job: &PpoJob, fixed: &Fixed, device: &Device) -> Result<(Lm, Opt
 /// The value model a fresh run starts from and the constant added to its values: a reward model
 /// (`value_init`, else the reward model) with its normalisation bias, so V₀ predicts the scores
 /// PPO is given (bias included); with a token-count reward, `reference`'s trunk with a zero head
-/// and no bias.
-pub fn initial_value(job: &PpoJob, reference: &Lm, device: &Device) -> Result<(RewardModel, f32)> {
+/// and no bias. Without `value_init`, the reward model already loaded (`rm`, with its bias) is
+/// used rather than read again, its weights held once (for a LoRA value model, whose base stays
+/// frozen).
+pub fn initial_value(
+    job: &PpoJob,
+    reference: &Lm,
+    rm: Option<(&RewardModel, f32)>,
+    device: &Device,
+) -> Result<(RewardModel, f32)> {
+    if let (None, Some((m, bias))) = (&job.value_init, rm) {
+        let value = RewardModel {
+            forwarded: Default::default(),
+            ..m.clone()
+        };
+        return Ok((value, bias));
+    }
     Ok(match (&job.value_init, &job.reward) {
         (Some(p), _) | (None, RewardSource::Model(p)) => {
             let rm = checkpoint::load_rm(p, device)
