@@ -10,6 +10,7 @@
 mod gguf_export;
 mod half_precision;
 mod llama;
+mod peft;
 mod smollm2;
 mod tokenizer;
 
