@@ -25,6 +25,9 @@ reader) and computes the fixture's logits with it:
 
     python tests/hf_reference/make_peft_reference.py --check OUT_DIR --family llama
 
+(`--merged HF_DIR`: against the logits of that model, e.g. adapters trained here on the
+fixture's imported base, folded in by `rlhf merge` and written by `rlhf export-hf`.)
+
 Choices, and why:
 - r = 4, lora_alpha = 8 (scale 2, not 1, so a scale of α or of 1 shows), lora_dropout 0.05
   (carried in the config; off at inference). `init_lora_weights=False` leaves A and B at
@@ -110,26 +113,34 @@ def make(family):
     print(family, "->", out, "adapters move a logit by up to", ref["base_shift"])
 
 
-def check(family, adapter_dir):
-    """PEFT loads `adapter_dir` onto the family's base: max |its logits - the fixture's|."""
+def check(family, adapter_dir, merged):
+    """PEFT loads `adapter_dir` onto the family's base; prints max |its logits - the
+    reference's|: the fixture's logits, or with `merged` those `transformers` computes for that
+    model directory (`rlhf merge` then `rlhf export-hf` of the checkpoint exported)."""
     ref = json.loads((ROOT / "peft" / family / "logits.json").read_text())
     ids = torch.tensor([ref["ids"]])
-    want = torch.tensor(ref["logits"])
+    if merged:
+        want = logits_of(AutoModelForCausalLM.from_pretrained(merged).eval(), ids)
+    else:
+        want = torch.tensor(ref["logits"])
     model = PeftModel.from_pretrained(base_model(family), adapter_dir).eval()
     got = logits_of(model, ids)
     n = sum(p.numel() for name, p in model.named_parameters() if "lora_" in name)
     print(f"{family}: PEFT loaded {adapter_dir} ({n} adapter parameters)")
-    print(f"max |PEFT(ours) - fixture| = {(got - want).abs().max().item():.3e}")
-    print(f"max |base - fixture|       = {(logits_of(base_model(family), ids) - want).abs().max().item():.3e}")
+    what = merged or "the fixture"
+    base = logits_of(base_model(family), ids)
+    print(f"max |PEFT(adapter) - {what}| = {(got - want).abs().max().item():.3e}")
+    print(f"max |base - {what}| = {(base - want).abs().max().item():.3e}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", metavar="DIR", help="an adapter directory for PEFT to load")
     ap.add_argument("--family", choices=sorted(FAMILIES), default="llama")
+    ap.add_argument("--merged", metavar="HF_DIR", help="--check against this model's logits")
     a = ap.parse_args()
     if a.check:
-        check(a.family, a.check)
+        check(a.family, a.check, a.merged)
     else:
         for f in FAMILIES:
             make(f)
