@@ -46,75 +46,72 @@ impl PeftSite<'_> {
     }
 }
 
+/// A layer of a block: its path in the block, its [`PeftSite::target`] and
+/// [`PeftSite::serves`], the layer.
+type BlockSite<'a> = (
+    &'static str,
+    &'static str,
+    &'static [LoraTarget],
+    &'a mut Dense,
+);
+
 /// Every linear layer LoRA may adapt, blocks in order, each block's in the order of
 /// [`crate::model::lora`]'s walk (q, k, v, o, gate, up, down).
 pub fn sites(m: &mut Lm) -> Vec<PeftSite<'_>> {
-    let site = |module: String, target, serves, dense| PeftSite {
-        module,
-        target,
-        serves,
-        dense,
-    };
     let mut out = Vec::new();
     match m {
         Lm::Gpt2(g) => {
             for (i, b) in g.h.iter_mut().enumerate() {
-                let p = format!("transformer.h.{i}");
                 let (a, f) = (&mut b.attn, &mut b.mlp);
-                out.push(site(
-                    format!("{p}.attn.c_attn"),
-                    "c_attn",
-                    &[Q, K, V],
-                    &mut a.c_attn,
-                ));
-                out.push(site(
-                    format!("{p}.attn.c_proj"),
-                    "attn.c_proj",
-                    &[O],
-                    &mut a.c_proj,
-                ));
-                out.push(site(format!("{p}.mlp.c_fc"), "c_fc", &[Up], &mut f.c_fc));
-                out.push(site(
-                    format!("{p}.mlp.c_proj"),
-                    "mlp.c_proj",
-                    &[Down],
-                    &mut f.c_proj,
-                ));
+                let block = format!("transformer.h.{i}");
+                push_block(
+                    &mut out,
+                    &block,
+                    [
+                        ("attn.c_attn", "c_attn", &[Q, K, V], &mut a.c_attn),
+                        ("attn.c_proj", "attn.c_proj", &[O], &mut a.c_proj),
+                        ("mlp.c_fc", "c_fc", &[Up], &mut f.c_fc),
+                        ("mlp.c_proj", "mlp.c_proj", &[Down], &mut f.c_proj),
+                    ],
+                );
             }
         }
         Lm::Llama(l) => {
             for (i, b) in l.model.layers.iter_mut().enumerate() {
                 let (a, f) = (&mut b.self_attn, &mut b.mlp);
-                let (pa, pm) = (
-                    format!("model.layers.{i}.self_attn"),
-                    format!("model.layers.{i}.mlp"),
+                let block = format!("model.layers.{i}");
+                push_block(
+                    &mut out,
+                    &block,
+                    [
+                        ("self_attn.q_proj", "q_proj", &[Q], &mut a.q_proj),
+                        ("self_attn.k_proj", "k_proj", &[K], &mut a.k_proj),
+                        ("self_attn.v_proj", "v_proj", &[V], &mut a.v_proj),
+                        ("self_attn.o_proj", "o_proj", &[O], &mut a.o_proj),
+                        ("mlp.gate_proj", "gate_proj", &[Gate], &mut f.gate_proj),
+                        ("mlp.up_proj", "up_proj", &[Up], &mut f.up_proj),
+                        ("mlp.down_proj", "down_proj", &[Down], &mut f.down_proj),
+                    ],
                 );
-                out.push(site(format!("{pa}.q_proj"), "q_proj", &[Q], &mut a.q_proj));
-                out.push(site(format!("{pa}.k_proj"), "k_proj", &[K], &mut a.k_proj));
-                out.push(site(format!("{pa}.v_proj"), "v_proj", &[V], &mut a.v_proj));
-                out.push(site(format!("{pa}.o_proj"), "o_proj", &[O], &mut a.o_proj));
-                out.push(site(
-                    format!("{pm}.gate_proj"),
-                    "gate_proj",
-                    &[Gate],
-                    &mut f.gate_proj,
-                ));
-                out.push(site(
-                    format!("{pm}.up_proj"),
-                    "up_proj",
-                    &[Up],
-                    &mut f.up_proj,
-                ));
-                out.push(site(
-                    format!("{pm}.down_proj"),
-                    "down_proj",
-                    &[Down],
-                    &mut f.down_proj,
-                ));
             }
         }
     }
     out
+}
+
+fn push_block<'a, const N: usize>(
+    out: &mut Vec<PeftSite<'a>>,
+    block: &str,
+    layers: [BlockSite<'a>; N],
+) {
+    for (path, target, serves, dense) in layers {
+        out.push(PeftSite {
+            module: format!("{block}.{path}"),
+            target,
+            serves,
+            dense,
+        });
+    }
 }
 
 /// The fields of `adapter_config.json` that change what the adapter computes or where it goes

@@ -32,7 +32,7 @@ pub struct PeftImportSummary {
 /// Reads the PEFT adapter directory `adapter` onto the full language-model checkpoint `base`
 /// and writes a LoRA checkpoint `out` (absent or empty).
 pub fn import_peft(adapter: &Path, base: &Path, out: &Path) -> Result<PeftImportSummary> {
-    let ctx = || format!("{}: a PEFT adapter directory", adapter.display());
+    let ctx = || format!("reading the PEFT adapter {}", adapter.display());
     let cfg: AdapterConfig = load_json(&adapter.join(CONFIG_FILE)).with_context(ctx)?;
     check_supported(&cfg).with_context(ctx)?;
     let weights = adapter.join(WEIGHTS_FILE);
@@ -59,8 +59,12 @@ pub fn import_peft(adapter: &Path, base: &Path, out: &Path) -> Result<PeftImport
         );
     }
     let device = Device::flex();
-    let base_lm = checkpoint::load_lm(&base_dir, &device)?;
-    let mut model = base_lm.model.clone();
+    let checkpoint::Loaded {
+        mut model,
+        config: base_config,
+        tok,
+        ..
+    } = checkpoint::load_lm(&base_dir, &device)?;
     let lora = lora_config(&cfg, &mut model, &tensors)
         .with_context(|| format!("{}: on the base {}", weights.display(), base_dir.display()))?;
     let mut model = model.with_lora_shell(&lora, &device);
@@ -69,12 +73,12 @@ pub fn import_peft(adapter: &Path, base: &Path, out: &Path) -> Result<PeftImport
     let config = CheckpointConfig {
         kind: CheckpointKind::Lm,
         stage: "import-peft".into(),
-        model: base_lm.config.model.clone(),
+        model: base_config.model,
         reward_bias: None,
         reward_gain: None,
         lora: Some(checkpoint::lora::identify_base(&base_dir, &lora)?),
     };
-    save(out, &model, &config, &base_lm.tok)?;
+    save(out, &model, &config, &tok)?;
     Ok(PeftImportSummary {
         out: out.to_path_buf(),
         lora,
