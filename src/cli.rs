@@ -20,7 +20,8 @@ pub use bench::BenchCmd;
 pub use dpo::DpoArgs;
 pub use eval_report::{BonArgs, EvalArgs, EvalLabeler, HeldOutArgs, ReportArgs};
 pub use export::{
-    ExportArgs, ExportFormat, ExportHfArgs, GgufType, ImportArgs, ImportHfArgs, MergeArgs,
+    ExportArgs, ExportFormat, ExportHfArgs, ExportPeftArgs, GgufType, ImportArgs, ImportHfArgs,
+    ImportPeftArgs, MergeArgs,
 };
 pub use lora::LoraArgs;
 pub use pipeline::PipelineArgs;
@@ -111,8 +112,16 @@ pub enum Command {
     /// (`GPT2LMHeadModel`, `GPT2ForSequenceClassification` for a reward model) or Llama
     /// (`LlamaForCausalLM`, `LlamaForSequenceClassification`).
     ExportHf(ExportHfArgs),
-    /// Write a checkpoint for other tools: a Hugging Face directory (as `export-hf`) or a
-    /// llama.cpp GGUF file (Llama-family language models; llama.cpp and Ollama load it).
+    /// Write a LoRA checkpoint's adapters (a language model's) as a Hugging Face PEFT adapter
+    /// directory (adapter_config.json, adapter_model.safetensors) that
+    /// `PeftModel.from_pretrained` loads onto the base model (as `export-hf` writes it).
+    ExportPeft(ExportPeftArgs),
+    /// Read a Hugging Face PEFT LoRA adapter directory onto a base checkpoint: a LoRA
+    /// checkpoint that every stage, `sample`, `merge` and `export-peft` take.
+    ImportPeft(ImportPeftArgs),
+    /// Write a checkpoint for other tools: a Hugging Face directory (as `export-hf`), a
+    /// llama.cpp GGUF file (Llama-family language models; llama.cpp and Ollama load it) or a
+    /// LoRA checkpoint's adapters as PEFT saves them (as `export-peft`).
     Export(ExportArgs),
 }
 

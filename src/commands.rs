@@ -47,6 +47,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Merge(a) => tools::merge(a),
         Command::ImportHf(a) => tools::import_hf(a),
         Command::ExportHf(a) => tools::export_hf(a),
+        Command::ExportPeft(a) => tools::export_peft(a),
+        Command::ImportPeft(a) => tools::import_peft(a),
         Command::Export(a) => tools::export(a),
         Command::Bench(b) => tools::bench(b),
         Command::Kernels(a) => tools::kernels(a),

@@ -1,6 +1,7 @@
 //! Flags of the model conversions: `rlhf import` (a GGUF file or a Hugging Face directory into a
 //! checkpoint), `import-hf`, `rlhf export` (a checkpoint for other tools, as a Hugging Face
-//! directory or a llama.cpp GGUF file) and `export-hf`.
+//! directory, a llama.cpp GGUF file or PEFT adapters), `export-hf`, `export-peft` and
+//! `import-peft`.
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -14,7 +15,8 @@ pub struct ExportArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// hf: a directory transformers loads (as `export-hf`; language or reward model). gguf: one
-    /// file llama.cpp and Ollama load (Llama-family language models). Default: gguf when --out
+    /// file llama.cpp and Ollama load (Llama-family language models). peft: a LoRA language
+    /// model's adapters as a PEFT adapter directory (as `export-peft`). Default: gguf when --out
     /// ends in .gguf, else hf.
     #[arg(long, value_enum)]
     pub format: Option<ExportFormat>,
@@ -28,6 +30,7 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Hf,
     Gguf,
+    Peft,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +71,36 @@ pub struct ExportHfArgs {
     #[arg(long)]
     pub ckpt: PathBuf,
     /// Directory to write (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportPeftArgs {
+    /// A LoRA checkpoint of a language model (or a stage directory holding one in ckpt/); its
+    /// base must be where it was when the adapters were trained. Reward and value models are
+    /// refused: `merge` then `export-hf` writes them whole.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// Directory to write adapter_config.json and adapter_model.safetensors into (created if
+    /// needed). Its base_model_name_or_path is the base checkpoint's directory: give PEFT that
+    /// base as `export-hf` writes it.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportPeftArgs {
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) of a
+    /// causal language model: one rank and alpha, no bias or DoRA, the same layers adapted in
+    /// every block.
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// The full language-model checkpoint the adapter was trained on (e.g. `import` of the
+    /// Hugging Face model named in its base_model_name_or_path).
+    #[arg(long)]
+    pub base: PathBuf,
+    /// LoRA checkpoint directory to create (must not exist or be empty).
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -1,10 +1,10 @@
-//! `rlhf devices`, `tokenizer`, `report`, `import`, `export` and `bench`: the commands
-//! around the training stages.
+//! `rlhf devices`, `tokenizer`, `report`, `import`, `export` (and `export-peft`, `import-peft`)
+//! and `bench`: the commands around the training stages.
 
 use super::open;
 use crate::cli::{
-    BenchCmd, ExportArgs, ExportFormat, ExportHfArgs, GgufType, ImportArgs, ImportHfArgs,
-    KernelsArgs, ReportArgs, TokenizerCmd,
+    BenchCmd, ExportArgs, ExportFormat, ExportHfArgs, ExportPeftArgs, GgufType, ImportArgs,
+    ImportHfArgs, ImportPeftArgs, KernelsArgs, ReportArgs, TokenizerCmd,
 };
 use crate::config::ModelConfig;
 use crate::device::{self, DeviceChoice};
@@ -206,7 +206,33 @@ pub(super) fn export_hf(a: ExportHfArgs) -> Result<()> {
     Ok(())
 }
 
-/// `rlhf export`: a checkpoint as a Hugging Face directory or a GGUF file.
+/// `rlhf export-peft`: a LoRA checkpoint's adapters as a PEFT adapter directory.
+pub(super) fn export_peft(a: ExportPeftArgs) -> Result<()> {
+    let s = crate::hf::export_peft(&a.ckpt, &a.out)?;
+    eprintln!(
+        "export-peft: rank-{} adapters on {} ({} tensors) -> {}",
+        s.rank,
+        s.target_modules.join(", "),
+        s.tensors,
+        s.out.display()
+    );
+    Ok(())
+}
+
+/// `rlhf import-peft`: a PEFT adapter directory on a base checkpoint, as a LoRA checkpoint.
+pub(super) fn import_peft(a: ImportPeftArgs) -> Result<()> {
+    let s = crate::hf::import_peft(&a.adapter, &a.base, &a.out)?;
+    eprintln!(
+        "import-peft: rank-{} adapters (alpha {}) on {} layers -> LoRA checkpoint {}",
+        s.lora.rank,
+        s.lora.alpha,
+        s.layers,
+        s.out.display()
+    );
+    Ok(())
+}
+
+/// `rlhf export`: a checkpoint as a Hugging Face directory, a GGUF file or PEFT adapters.
 pub(super) fn export(a: ExportArgs) -> Result<()> {
     let gguf_ext = a
         .out
@@ -217,15 +243,26 @@ pub(super) fn export(a: ExportArgs) -> Result<()> {
     } else {
         ExportFormat::Hf
     });
-    if format == ExportFormat::Hf {
+    if format != ExportFormat::Gguf {
         anyhow::ensure!(
             a.gguf_type.is_none(),
             "--gguf-type applies to --format gguf only"
         );
-        return export_hf(ExportHfArgs {
-            ckpt: a.ckpt,
-            out: a.out,
-        });
+    }
+    match format {
+        ExportFormat::Hf => {
+            return export_hf(ExportHfArgs {
+                ckpt: a.ckpt,
+                out: a.out,
+            })
+        }
+        ExportFormat::Peft => {
+            return export_peft(ExportPeftArgs {
+                ckpt: a.ckpt,
+                out: a.out,
+            })
+        }
+        ExportFormat::Gguf => {}
     }
     let ty = match a.gguf_type.unwrap_or(GgufType::F16) {
         GgufType::F32 => crate::gguf::GgmlType::F32,

@@ -12,11 +12,11 @@ use rlhf::model::Lm;
 use rlhf::util::tensors::{bools, ints, to_vec};
 use std::path::Path;
 
-fn col<T>(v: &serde_json::Value, f: impl Fn(&serde_json::Value) -> T) -> Vec<T> {
+pub(super) fn col<T>(v: &serde_json::Value, f: impl Fn(&serde_json::Value) -> T) -> Vec<T> {
     v.as_array().unwrap().iter().map(f).collect()
 }
 
-fn flat(v: &serde_json::Value) -> Vec<f32> {
+pub(super) fn flat(v: &serde_json::Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
         .iter()

@@ -5,11 +5,13 @@
 //! `transformers` (`make_reference.py` says how and why) and `logits.json` holds the logits
 //! `transformers` computed for it: importing it must give those logits, and exporting the
 //! import must give back the very tensors `transformers` saved. `half_precision.rs` imports the
-//! same model rounded to F16, and to BF16 in shards, by `transformers`.
+//! same model rounded to F16, and to BF16 in shards, by `transformers`. `peft.rs` checks LoRA
+//! adapters against adapters PEFT itself saved.
 
 mod gguf_export;
 mod half_precision;
 mod llama;
+mod peft;
 mod smollm2;
 mod tokenizer;
 

@@ -1,0 +1,162 @@
+//! Hugging Face PEFT's LoRA adapter format, shared by `rlhf export-peft` ([`super::peft_export`])
+//! and `rlhf import-peft` ([`super::peft_import`]): a directory holding `adapter_config.json`
+//! (PEFT's `LoraConfig`) and `adapter_model.safetensors`, which `PeftModel.from_pretrained(base,
+//! dir)` loads onto the base `transformers` model.
+//!
+//! A tensor is named by the adapted module's path in the `*ForCausalLM` model under
+//! `base_model.model.`: `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight` (Llama),
+//! `base_model.model.transformer.h.0.attn.c_attn.lora_A.weight` (GPT-2). `lora_A.weight` is
+//! (r, in) and `lora_B.weight` (out, r), torch `nn.Linear` layouts: the transposes of our
+//! `lora_a` (in, r) and `lora_b` (r, out). GPT-2's `Conv1D` base weight is stored `[in, out]`
+//! (PEFT's `fan_in_fan_out`), but its adapters are `nn.Linear`s all the same. The update is
+//! `(lora_alpha / r)·B·A` as ours is (`(α/r)·A·B` in our layout), or `lora_alpha / √r` with
+//! `use_rslora`.
+
+use crate::config::lora::LoraTarget;
+use crate::model::dense::Dense;
+use crate::model::Lm;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use LoraTarget::{Down, Gate, Up, K, O, Q, V};
+
+/// The adapter's settings file.
+pub const CONFIG_FILE: &str = "adapter_config.json";
+/// The adapter's tensors.
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// What PEFT puts before a module's path in the model (`PeftModel.base_model.model`).
+pub const TENSOR_PREFIX: &str = "base_model.model.";
+
+/// An adaptable linear layer of a model, under its Hugging Face name.
+pub struct PeftSite<'a> {
+    /// The module's path in the `*ForCausalLM` model: `model.layers.0.self_attn.q_proj`.
+    pub module: String,
+    /// The `target_modules` entry that selects this layer in every block (PEFT matches it as a
+    /// suffix of the path): `q_proj`, GPT-2's `c_attn`, `attn.c_proj`, `c_fc`, `mlp.c_proj`.
+    pub target: &'static str,
+    /// The `--lora-targets` that adapt the layer (GPT-2's fused c_attn serves q, k and v).
+    pub serves: &'static [LoraTarget],
+    pub dense: &'a mut Dense,
+}
+
+impl PeftSite<'_> {
+    /// The name of the adapter's `lora_A` (`"A"`) or `lora_B` (`"B"`) weight in the file.
+    pub fn tensor(&self, ab: &str) -> String {
+        format!("{TENSOR_PREFIX}{}.lora_{ab}.weight", self.module)
+    }
+}
+
+/// A layer of a block: its path in the block, its [`PeftSite::target`] and
+/// [`PeftSite::serves`], the layer.
+type BlockSite<'a> = (
+    &'static str,
+    &'static str,
+    &'static [LoraTarget],
+    &'a mut Dense,
+);
+
+/// Every linear layer LoRA may adapt, blocks in order, each block's in the order of
+/// [`crate::model::lora`]'s walk (q, k, v, o, gate, up, down).
+pub fn sites(m: &mut Lm) -> Vec<PeftSite<'_>> {
+    let mut out = Vec::new();
+    match m {
+        Lm::Gpt2(g) => {
+            for (i, b) in g.h.iter_mut().enumerate() {
+                let (a, f) = (&mut b.attn, &mut b.mlp);
+                let block = format!("transformer.h.{i}");
+                push_block(
+                    &mut out,
+                    &block,
+                    [
+                        ("attn.c_attn", "c_attn", &[Q, K, V], &mut a.c_attn),
+                        ("attn.c_proj", "attn.c_proj", &[O], &mut a.c_proj),
+                        ("mlp.c_fc", "c_fc", &[Up], &mut f.c_fc),
+                        ("mlp.c_proj", "mlp.c_proj", &[Down], &mut f.c_proj),
+                    ],
+                );
+            }
+        }
+        Lm::Llama(l) => {
+            for (i, b) in l.model.layers.iter_mut().enumerate() {
+                let (a, f) = (&mut b.self_attn, &mut b.mlp);
+                let block = format!("model.layers.{i}");
+                push_block(
+                    &mut out,
+                    &block,
+                    [
+                        ("self_attn.q_proj", "q_proj", &[Q], &mut a.q_proj),
+                        ("self_attn.k_proj", "k_proj", &[K], &mut a.k_proj),
+                        ("self_attn.v_proj", "v_proj", &[V], &mut a.v_proj),
+                        ("self_attn.o_proj", "o_proj", &[O], &mut a.o_proj),
+                        ("mlp.gate_proj", "gate_proj", &[Gate], &mut f.gate_proj),
+                        ("mlp.up_proj", "up_proj", &[Up], &mut f.up_proj),
+                        ("mlp.down_proj", "down_proj", &[Down], &mut f.down_proj),
+                    ],
+                );
+            }
+        }
+    }
+    out
+}
+
+fn push_block<'a, const N: usize>(
+    out: &mut Vec<PeftSite<'a>>,
+    block: &str,
+    layers: [BlockSite<'a>; N],
+) {
+    for (path, target, serves, dense) in layers {
+        out.push(PeftSite {
+            module: format!("{block}.{path}"),
+            target,
+            serves,
+            dense,
+        });
+    }
+}
+
+/// The fields of `adapter_config.json` that change what the adapter computes or where it goes
+/// (PEFT writes some forty; the rest are training or quantisation settings). Absent fields take
+/// PEFT's defaults.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdapterConfig {
+    /// `"LORA"` for a LoRA adapter.
+    pub peft_type: String,
+    /// `"CAUSAL_LM"`, `"SEQ_CLS"`, … (None: the bare base model).
+    #[serde(default)]
+    pub task_type: Option<String>,
+    /// The rank.
+    pub r: usize,
+    /// α: the update is scaled by α / r (α / √r with `use_rslora`).
+    pub lora_alpha: f64,
+    #[serde(default)]
+    pub lora_dropout: f64,
+    /// A list of module-name suffixes, or one regular expression matched against whole names.
+    #[serde(default)]
+    pub target_modules: serde_json::Value,
+    #[serde(default)]
+    pub use_rslora: bool,
+    /// DoRA (a learned magnitude vector beside A and B).
+    #[serde(default)]
+    pub use_dora: bool,
+    /// `"none"`, `"all"` or `"lora_only"`: which biases the adapter trains.
+    #[serde(default = "no_bias")]
+    pub bias: String,
+    /// A bias on lora_B.
+    #[serde(default)]
+    pub lora_bias: bool,
+    /// Whole modules trained and saved beside the adapters (a classification head).
+    #[serde(default)]
+    pub modules_to_save: Option<Vec<String>>,
+    /// Per-module ranks and alphas that override `r` and `lora_alpha`.
+    #[serde(default)]
+    pub rank_pattern: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub alpha_pattern: BTreeMap<String, serde_json::Value>,
+    /// Only these blocks adapted.
+    #[serde(default)]
+    pub layers_to_transform: Option<serde_json::Value>,
+}
+
+fn no_bias() -> String {
+    "none".into()
+}
