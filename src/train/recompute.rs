@@ -147,9 +147,9 @@ pub struct HeadOut {
 
 /// The unembedding of `lm` and the log-probability of each target at `head.temperature`, one
 /// chunk of `head.rows` positions at a time, each chunk's share of the loss
-/// (`loss_of(rows, log-probabilities)`, a scalar) backpropagated before the next chunk is computed. Returns what it measured, the
-/// loss's gradient in `hidden`, and the gradients of the weights the unembedding used
-/// (collected for `owner`).
+/// (`loss_of(rows, log-probabilities)`, a scalar) backpropagated before the next chunk is
+/// computed. Returns what it measured, the loss's gradient in `hidden`, and the gradients of
+/// the weights the unembedding used (collected for `owner`).
 /// # Shapes
 /// - hidden: (N, C) without a graph; targets: (N,) on the same autodiff device
 /// - returns d hidden (N, C)
