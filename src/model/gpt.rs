@@ -31,8 +31,24 @@ pub struct Block {
 }
 
 impl Block {
+    /// The block: attention over this layer's cache `past` and the new tokens (their keys and
+    /// values returned when `keep`), then the MLP, each with its residual.
+    /// x (B, T, C), key_pad (B, T_past + T) → (B, T, C)
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        key_pad: Option<Tensor<2, Bool>>,
+        past: Option<LayerKv>,
+        keep: bool,
+    ) -> (Tensor<3>, Option<LayerKv>) {
+        let (a, kv) = self
+            .attn
+            .forward(self.ln_1.forward(x.clone()), key_pad, past, keep);
+        (self.mlp_residual(x + self.drop.forward(a)), kv)
+    }
+
     /// The second half of the block: `x + drop(mlp(ln_2(x)))`. (B, T, C) → (B, T, C)
-    pub(super) fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
+    fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
         let h = gelu_new(self.mlp.c_fc.forward(self.ln_2.forward(x.clone()))); // (B, T, 4C)
         let m = self.mlp.c_proj.forward(h);
         x + self.drop.forward(m)
@@ -169,6 +185,13 @@ impl Gpt {
         self.run_blocks(idx, pos, key_pad, None, false).0
     }
 
+    /// What the first block reads: token plus position embeddings, dropout applied.
+    /// (B, T) ids and positions → (B, T, C)
+    pub fn embed(&self, idx: Tensor<2, Int>, pos: Tensor<2, Int>) -> Tensor<3> {
+        self.drop
+            .forward(self.wte.forward(idx) + self.wpe.forward(pos))
+    }
+
     /// The trunk; the cache it returns is empty unless `keep`.
     fn run_blocks(
         &self,
@@ -178,18 +201,13 @@ impl Gpt {
         cache: Option<KvCache>,
         keep: bool,
     ) -> (Tensor<3>, KvCache) {
-        let mut x = self
-            .drop
-            .forward(self.wte.forward(idx) + self.wpe.forward(pos)); // (B, T, C)
+        let mut x = self.embed(idx, pos); // (B, T, C)
         let mut past = cache.map(|c| c.layers.into_iter().map(Some).collect::<Vec<_>>());
         let mut layers = Vec::with_capacity(self.h.len());
         for (i, block) in self.h.iter().enumerate() {
             let p = past.as_mut().and_then(|v| v[i].take());
-            let (a, kv) =
-                block
-                    .attn
-                    .forward(block.ln_1.forward(x.clone()), key_pad.clone(), p, keep);
-            x = block.mlp_residual(x + block.drop.forward(a));
+            let (y, kv) = block.forward(x, key_pad.clone(), p, keep);
+            x = y;
             layers.extend(kv);
         }
         (self.ln_f.forward(x), KvCache { layers })
@@ -212,17 +230,12 @@ impl Gpt {
             .reshape([b, 1, 1])
             .expand([b, 1, c]); // (B, 1, C)
         let pos = positions(b, t, 0, &device);
-        let mut x = self
-            .drop
-            .forward(self.wte.forward(idx) + self.wpe.forward(pos)); // (B, T, C)
+        let mut x = self.embed(idx, pos); // (B, T, C)
         let Some((tail, body)) = self.h.split_last() else {
             return self.ln_f.forward(x.gather(1, index)).reshape([b, c]);
         };
         for block in body {
-            let (a, _) = block
-                .attn
-                .forward(block.ln_1.forward(x.clone()), None, None, false);
-            x = block.mlp_residual(x + block.drop.forward(a));
+            x = block.forward(x, None, None, false).0;
         }
         // keys after each row's last token are padding (right padding): the query must not see them
         let after: Vec<bool> = last

@@ -144,6 +144,13 @@ impl Llama {
         self.model.embed_tokens.weight.dims()[1]
     }
 
+    /// What the first block reads: the token embeddings, dropout applied. (B, T) → (B, T, C)
+    pub fn embed(&self, idx: Tensor<2, Int>) -> Tensor<3> {
+        self.model
+            .drop
+            .forward(self.model.embed_tokens.forward(idx))
+    }
+
     /// Hidden states after the final norm; the cache it returns is empty unless `keep`.
     /// # Shapes
     /// - idx, pos: (B, T) token ids and absolute positions (the rotation's angles)
@@ -158,21 +165,13 @@ impl Llama {
         keep: bool,
     ) -> (Tensor<3>, KvCache) {
         let rot = Rotary::new(pos, &self.inv_freq);
-        let mut x = self
-            .model
-            .drop
-            .forward(self.model.embed_tokens.forward(idx)); // (B, T, C)
+        let mut x = self.embed(idx); // (B, T, C)
         let mut past = cache.map(|c| c.layers.into_iter().map(Some).collect::<Vec<_>>());
         let mut layers = Vec::with_capacity(self.model.layers.len());
         for (i, block) in self.model.layers.iter().enumerate() {
             let p = past.as_mut().and_then(|v| v[i].take());
-            let h = block.input_layernorm.forward(x.clone());
-            let (a, kv) = block.self_attn.forward(h, &rot, key_pad.clone(), p);
-            x = x + block.drop.forward(a);
-            let m = block
-                .mlp
-                .forward(block.post_attention_layernorm.forward(x.clone()));
-            x = x + block.drop.forward(m);
+            let (y, kv) = block.forward(x, &rot, key_pad.clone(), p);
+            x = y;
             if keep {
                 layers.push(kv);
             }
@@ -215,6 +214,27 @@ impl Llama {
                     .reshape([b, t, v])
             }
         }
+    }
+}
+
+impl LlamaBlock {
+    /// The block: attention over this layer's cache `past` and the new tokens, then the MLP,
+    /// each with its residual. Returns the output and this layer's keys (rotated) and values.
+    /// x (B, T, C), key_pad (B, T_past + T) → (B, T, C)
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rot: &Rotary,
+        key_pad: Option<Tensor<2, Bool>>,
+        past: Option<LayerKv>,
+    ) -> (Tensor<3>, LayerKv) {
+        let h = self.input_layernorm.forward(x.clone());
+        let (a, kv) = self.self_attn.forward(h, rot, key_pad, past);
+        let x = x + self.drop.forward(a);
+        let m = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()));
+        (x + self.drop.forward(m), kv)
     }
 }
 

@@ -3,8 +3,6 @@
 //! when its gradient is due (`train::recompute`). Composed, the steps compute exactly what
 //! [`Lm::hidden`] computes for unpadded rows starting at position 0.
 
-use super::gpt::Gpt;
-use super::llama::Llama;
 use super::rope::Rotary;
 use super::Lm;
 use burn::prelude::*;
@@ -33,8 +31,8 @@ impl Lm {
     /// (B, T) ids and positions → (B, T, C)
     pub fn embed(&self, idx: Tensor<2, Int>, pos: Tensor<2, Int>) -> Tensor<3> {
         match self {
-            Lm::Gpt2(m) => m.drop.forward(m.wte.forward(idx) + m.wpe.forward(pos)),
-            Lm::Llama(m) => m.model.drop.forward(m.model.embed_tokens.forward(idx)),
+            Lm::Gpt2(m) => m.embed(idx, pos),
+            Lm::Llama(m) => m.embed(idx),
         }
     }
 
@@ -42,8 +40,11 @@ impl Lm {
     /// x (B, T, C), pos (B, T) → (B, T, C)
     pub fn block(&self, i: usize, x: Tensor<3>, pos: Tensor<2, Int>) -> Tensor<3> {
         match self {
-            Lm::Gpt2(m) => gpt_block(m, i, x),
-            Lm::Llama(m) => llama_block(m, i, x, pos),
+            Lm::Gpt2(m) => m.h[i].forward(x, None, None, false).0,
+            Lm::Llama(m) => {
+                let rot = Rotary::new(pos, &m.inv_freq);
+                m.model.layers[i].forward(x, &rot, None, None).0
+            }
         }
     }
 
@@ -54,22 +55,4 @@ impl Lm {
             Lm::Llama(m) => m.model.norm.forward(x),
         }
     }
-}
-
-fn gpt_block(m: &Gpt, i: usize, x: Tensor<3>) -> Tensor<3> {
-    let b = &m.h[i];
-    let (a, _) = b.attn.forward(b.ln_1.forward(x.clone()), None, None, false);
-    b.mlp_residual(x + b.drop.forward(a))
-}
-
-fn llama_block(m: &Llama, i: usize, x: Tensor<3>, pos: Tensor<2, Int>) -> Tensor<3> {
-    let block = &m.model.layers[i];
-    let rot = Rotary::new(pos, &m.inv_freq);
-    let h = block.input_layernorm.forward(x.clone());
-    let (a, _) = block.self_attn.forward(h, &rot, None, None);
-    let x = x + block.drop.forward(a);
-    let mlp = block
-        .mlp
-        .forward(block.post_attention_layernorm.forward(x.clone()));
-    x + block.drop.forward(mlp)
 }
