@@ -18,8 +18,6 @@ use crate::model::Lm;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use LoraTarget::{Down, Gate, Up, K, O, Q, V};
-
 /// The adapter's settings file.
 pub const CONFIG_FILE: &str = "adapter_config.json";
 /// The adapter's tensors.
@@ -46,71 +44,29 @@ impl PeftSite<'_> {
     }
 }
 
-/// A layer of a block: its path in the block, its [`PeftSite::target`] and
-/// [`PeftSite::serves`], the layer.
-type BlockSite<'a> = (
-    &'static str,
-    &'static str,
-    &'static [LoraTarget],
-    &'a mut Dense,
-);
-
-/// Every linear layer LoRA may adapt, blocks in order, each block's in the order of
-/// [`crate::model::lora`]'s walk (q, k, v, o, gate, up, down).
+/// Every linear layer LoRA may adapt ([`Lm::sites`]' walk), under PEFT's names.
 pub fn sites(m: &mut Lm) -> Vec<PeftSite<'_>> {
-    let mut out = Vec::new();
-    match m {
-        Lm::Gpt2(g) => {
-            for (i, b) in g.h.iter_mut().enumerate() {
-                let (a, f) = (&mut b.attn, &mut b.mlp);
-                let block = format!("transformer.h.{i}");
-                push_block(
-                    &mut out,
-                    &block,
-                    [
-                        ("attn.c_attn", "c_attn", &[Q, K, V], &mut a.c_attn),
-                        ("attn.c_proj", "attn.c_proj", &[O], &mut a.c_proj),
-                        ("mlp.c_fc", "c_fc", &[Up], &mut f.c_fc),
-                        ("mlp.c_proj", "mlp.c_proj", &[Down], &mut f.c_proj),
-                    ],
-                );
-            }
-        }
-        Lm::Llama(l) => {
-            for (i, b) in l.model.layers.iter_mut().enumerate() {
-                let (a, f) = (&mut b.self_attn, &mut b.mlp);
-                let block = format!("model.layers.{i}");
-                push_block(
-                    &mut out,
-                    &block,
-                    [
-                        ("self_attn.q_proj", "q_proj", &[Q], &mut a.q_proj),
-                        ("self_attn.k_proj", "k_proj", &[K], &mut a.k_proj),
-                        ("self_attn.v_proj", "v_proj", &[V], &mut a.v_proj),
-                        ("self_attn.o_proj", "o_proj", &[O], &mut a.o_proj),
-                        ("mlp.gate_proj", "gate_proj", &[Gate], &mut f.gate_proj),
-                        ("mlp.up_proj", "up_proj", &[Up], &mut f.up_proj),
-                        ("mlp.down_proj", "down_proj", &[Down], &mut f.down_proj),
-                    ],
-                );
-            }
-        }
-    }
-    out
+    let gpt2 = m.as_gpt2().is_some();
+    m.sites()
+        .into_iter()
+        .map(|s| PeftSite {
+            module: match gpt2 {
+                true => format!("transformer.h.{}.{}", s.block, s.layer),
+                false => format!("model.layers.{}.{}", s.block, s.layer),
+            },
+            target: target(gpt2, s.layer),
+            serves: s.serves,
+            dense: s.dense,
+        })
+        .collect()
 }
 
-fn push_block<'a, const N: usize>(
-    out: &mut Vec<PeftSite<'a>>,
-    block: &str,
-    layers: [BlockSite<'a>; N],
-) {
-    for (path, target, serves, dense) in layers {
-        out.push(PeftSite {
-            module: format!("{block}.{path}"),
-            target,
-            serves,
-            dense,
-        });
+/// The `target_modules` entry of a layer (its path in the block): the last name, except that
+/// GPT-2's two `c_proj`s keep their parent (bare `c_proj` would select both).
+fn target(gpt2: bool, layer: &'static str) -> &'static str {
+    match (gpt2, layer.rsplit_once('.')) {
+        (true, Some((_, "c_proj"))) | (_, None) => layer,
+        (_, Some((_, last))) => last,
     }
 }
 

@@ -14,18 +14,48 @@ use burn::prelude::*;
 
 use LoraTarget::{Down, Gate, Up, K, O, Q, V};
 
-/// A linear layer of a block and the targets that select it.
-type Site<'a> = (&'static [LoraTarget], &'a mut Dense);
+/// A linear layer LoRA may adapt: its block, its path in the block (Hugging Face's names, as
+/// in our checkpoints: `attn.c_attn`, `self_attn.q_proj`), the targets that select it, the
+/// layer. PEFT's names are derived from the first two (`hf::peft`).
+pub struct Site<'a> {
+    pub block: usize,
+    pub layer: &'static str,
+    pub serves: &'static [LoraTarget],
+    pub dense: &'a mut Dense,
+}
+
+/// The sites of one block, in the walk's order.
+fn push_block<'a, const N: usize>(
+    out: &mut Vec<Site<'a>>,
+    block: usize,
+    layers: [(&'static str, &'static [LoraTarget], &'a mut Dense); N],
+) {
+    for (layer, serves, dense) in layers {
+        out.push(Site {
+            block,
+            layer,
+            serves,
+            dense,
+        });
+    }
+}
 
 impl Gpt {
     /// The blocks' linear layers: c_attn serves q, k and v (one fused projection).
     fn sites(&mut self) -> Vec<Site<'_>> {
-        let mut out: Vec<Site<'_>> = Vec::new();
-        for b in self.h.iter_mut() {
-            out.push((&[Q, K, V], &mut b.attn.c_attn));
-            out.push((&[O], &mut b.attn.c_proj));
-            out.push((&[Up], &mut b.mlp.c_fc));
-            out.push((&[Down], &mut b.mlp.c_proj));
+        let mut out = Vec::new();
+        for (i, b) in self.h.iter_mut().enumerate() {
+            let (a, m) = (&mut b.attn, &mut b.mlp);
+            push_block(
+                &mut out,
+                i,
+                [
+                    ("attn.c_attn", &[Q, K, V], &mut a.c_attn),
+                    ("attn.c_proj", &[O], &mut a.c_proj),
+                    ("mlp.c_fc", &[Up], &mut m.c_fc),
+                    ("mlp.c_proj", &[Down], &mut m.c_proj),
+                ],
+            );
         }
         out
     }
@@ -33,23 +63,31 @@ impl Gpt {
 
 impl Llama {
     fn sites(&mut self) -> Vec<Site<'_>> {
-        let mut out: Vec<Site<'_>> = Vec::new();
-        for b in self.model.layers.iter_mut() {
+        let mut out = Vec::new();
+        for (i, b) in self.model.layers.iter_mut().enumerate() {
             let (a, m) = (&mut b.self_attn, &mut b.mlp);
-            out.push((&[Q], &mut a.q_proj));
-            out.push((&[K], &mut a.k_proj));
-            out.push((&[V], &mut a.v_proj));
-            out.push((&[O], &mut a.o_proj));
-            out.push((&[Gate], &mut m.gate_proj));
-            out.push((&[Up], &mut m.up_proj));
-            out.push((&[Down], &mut m.down_proj));
+            push_block(
+                &mut out,
+                i,
+                [
+                    ("self_attn.q_proj", &[Q], &mut a.q_proj),
+                    ("self_attn.k_proj", &[K], &mut a.k_proj),
+                    ("self_attn.v_proj", &[V], &mut a.v_proj),
+                    ("self_attn.o_proj", &[O], &mut a.o_proj),
+                    ("mlp.gate_proj", &[Gate], &mut m.gate_proj),
+                    ("mlp.up_proj", &[Up], &mut m.up_proj),
+                    ("mlp.down_proj", &[Down], &mut m.down_proj),
+                ],
+            );
         }
         out
     }
 }
 
 impl Lm {
-    fn sites(&mut self) -> Vec<Site<'_>> {
+    /// Every linear layer LoRA may adapt, blocks in order; within a block q, k, v, o, gate, up,
+    /// down (the order fresh adapters are drawn in).
+    pub fn sites(&mut self) -> Vec<Site<'_>> {
         match self {
             Lm::Gpt2(m) => m.sites(),
             Lm::Llama(m) => m.sites(),
@@ -71,10 +109,10 @@ impl Lm {
 
     fn attach(self, cfg: &LoraConfig, init: &mut Init, device: &Device) -> Self {
         let mut m = self.no_grad();
-        for (serves, d) in m.sites() {
+        for Site { serves, dense, .. } in m.sites() {
             if cfg.adapts(serves) {
-                let [d_in, d_out] = d.dims();
-                d.lora = Some(Lora::new(
+                let [d_in, d_out] = dense.dims();
+                dense.lora = Some(Lora::new(
                     init,
                     (d_in, d_out),
                     (cfg.rank, cfg.alpha),
@@ -89,7 +127,7 @@ impl Lm {
     /// Whether any layer carries an adapter.
     pub fn has_lora(&self) -> bool {
         let mut m = self.clone();
-        m.sites().iter().any(|(_, d)| d.lora.is_some())
+        m.sites().iter().any(|s| s.dense.lora.is_some())
     }
 
     /// Whether any adapter drops its input while training.
@@ -97,14 +135,14 @@ impl Lm {
         let mut m = self.clone();
         m.sites()
             .iter()
-            .any(|(_, d)| d.lora.as_ref().is_some_and(|l| l.drop.prob > 0.0))
+            .any(|s| s.dense.lora.as_ref().is_some_and(|l| l.drop.prob > 0.0))
     }
 
     /// The base model: the same weights (shared, not copied) with every adapter taken off.
     pub fn without_lora(&self) -> Self {
         let mut m = self.clone();
-        for (_, d) in m.sites() {
-            d.lora = None;
+        for s in m.sites() {
+            s.dense.lora = None;
         }
         m
     }
@@ -112,8 +150,8 @@ impl Lm {
     /// The adapters folded into the weights (`W + (α/r)·A·B`): a plain model computing what
     /// the adapted one computed, to rounding.
     pub fn merged(mut self) -> Self {
-        for (_, d) in self.sites() {
-            d.merge();
+        for s in self.sites() {
+            s.dense.merge();
         }
         self
     }
