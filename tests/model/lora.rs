@@ -11,7 +11,8 @@ use rlhf::model::dense::Dense;
 use rlhf::model::{InitRng, Lm};
 use rlhf::util::tensors::to_vec;
 
-fn cfg(arch: Arch) -> ModelConfig {
+/// The tiny preset as `arch`, with a 97-token vocabulary.
+pub(crate) fn cfg(arch: Arch) -> ModelConfig {
     let mut c = ModelConfig::preset("tiny")
         .unwrap()
         .with_overrides(&ModelOverrides {
@@ -23,7 +24,8 @@ fn cfg(arch: Arch) -> ModelConfig {
     c
 }
 
-fn lora(targets: &[LoraTarget]) -> LoraConfig {
+/// Rank 4, α 8, no dropout, on `targets`.
+pub(crate) fn lora(targets: &[LoraTarget]) -> LoraConfig {
     LoraConfig {
         rank: 4,
         alpha: 8.0,

@@ -6,36 +6,26 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use rlhf::config::lora::{LoraConfig, LoraTarget};
-use rlhf::config::{Arch, ModelConfig, ModelOverrides};
+use rlhf::config::lora::LoraTarget;
+use rlhf::config::Arch;
 use rlhf::data::batching::Batch;
 use rlhf::model::loss::{masked_nll, tempered, token_logprobs};
 use rlhf::model::{InitRng, Lm};
 use rlhf::train::nll::nll_backward;
 use rlhf::train::recompute::{gather_rows, head_backward, spread_rows, trunk_backward, Head, Top};
+use rlhf::util::compare::{self, rel_err};
 use rlhf::util::tensors::to_vec;
 
+/// The vocabulary of `crate::lora::cfg`.
 const V: usize = 97;
 
 fn model(arch: Arch, lora: bool, ad: &Device) -> Lm {
-    let mut c = ModelConfig::preset("tiny")
-        .unwrap()
-        .with_overrides(&ModelOverrides {
-            arch: Some(arch),
-            ..Default::default()
-        })
-        .unwrap();
-    c.vocab_size = V;
+    let c = crate::lora::cfg(arch);
     let m = Lm::new(&c, &mut InitRng::new(5), ad).with_dropout(0.0);
     if !lora {
         return m;
     }
-    let cfg = LoraConfig {
-        rank: 4,
-        alpha: 8.0,
-        dropout: 0.0,
-        targets: vec![LoraTarget::Q, LoraTarget::V, LoraTarget::Up],
-    };
+    let cfg = crate::lora::lora(&[LoraTarget::Q, LoraTarget::V, LoraTarget::Up]);
     m.with_lora(&cfg, &mut InitRng::new(6), ad)
 }
 
@@ -83,27 +73,17 @@ impl ModuleVisitor for Pairs<'_> {
     }
 }
 
-/// The worst difference of the two sets of gradients, relative to the largest gradient.
+/// The worst difference of the two sets of gradients relative to the largest of `a`'s
+/// (`compare::rel_err`: NaN if any is not finite), and how many parameters were compared.
 fn worst(m: &Lm, a: &GradientsParams, b: &GradientsParams) -> (f32, usize) {
     let mut p = Pairs { a, b, out: vec![] };
     m.visit(&mut p);
-    let scale = p
+    let (want, got): (Vec<f32>, Vec<f32>) = p
         .out
         .iter()
-        .flat_map(|(x, _)| x.iter().map(|v| v.abs()))
-        .fold(0.0f32, |m, v| if v.is_nan() { f32::NAN } else { m.max(v) });
-    let diff = p
-        .out
-        .iter()
-        .flat_map(|(x, y)| x.iter().zip(y).map(|(u, v)| (u - v).abs()))
-        .fold(0.0f32, |m, v| {
-            if v.is_nan() || m.is_nan() {
-                f32::NAN
-            } else {
-                m.max(v)
-            }
-        });
-    (diff / scale, p.out.len())
+        .flat_map(|(x, y)| x.iter().copied().zip(y.iter().copied()))
+        .unzip();
+    (rel_err(&got, &want), p.out.len())
 }
 
 fn reference(m: &Lm, b: &Batch, ad: &Device) -> (f32, GradientsParams) {
@@ -166,11 +146,7 @@ fn the_head_in_chunks_of_three_positions_gives_the_whole_heads_values_and_gradie
     };
     let (out, g) = trunk_backward(&m, &m, x, false, top).unwrap();
     let (lp, lp_want) = (to_vec(out.logp).unwrap(), to_vec(lp_ref.detach()).unwrap());
-    let worst_lp = lp
-        .iter()
-        .zip(&lp_want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let worst_lp = compare::worst(lp.iter().zip(&lp_want).map(|(a, b)| (a - b).abs()));
     assert!(worst_lp < 1e-5, "log-probabilities differ by {worst_lp}");
     let ent = to_vec(out.entropy).unwrap();
     assert!(
