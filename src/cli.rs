@@ -23,7 +23,7 @@ pub use export::{
     ExportArgs, ExportFormat, ExportHfArgs, ExportPeftArgs, GgufType, ImportArgs, ImportHfArgs,
     ImportPeftArgs, MergeArgs,
 };
-pub use lora::LoraArgs;
+pub use lora::{LoraArgs, RecomputeArg};
 pub use pipeline::PipelineArgs;
 pub use ppo::PpoArgs;
 
@@ -326,10 +326,8 @@ pub struct PretrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Gradient checkpointing: keep only each block's input from the forward and recompute the
-    /// block in the backward (less memory, about a third more time). Needs dropout 0.
-    #[arg(long)]
-    pub checkpoint_activations: bool,
+    #[command(flatten)]
+    pub recompute: RecomputeArg,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -360,10 +358,8 @@ pub struct SftArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Gradient checkpointing: keep only each block's input from the forward and recompute the
-    /// block in the backward (less memory, about a third more time). Needs dropout 0.
-    #[arg(long)]
-    pub checkpoint_activations: bool,
+    #[command(flatten)]
+    pub recompute: RecomputeArg,
     #[command(flatten)]
     pub optim: OptimArgs,
     #[command(flatten)]

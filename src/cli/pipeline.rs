@@ -88,10 +88,8 @@ pub struct PipelineArgs {
     /// disagree.
     #[arg(long)]
     pub no_kernels: bool,
-    /// Gradient checkpointing in SFT and PPO: each block's activations recomputed in the
-    /// backward instead of kept (less memory, about a third more time per update).
-    #[arg(long)]
-    pub checkpoint_activations: bool,
+    #[command(flatten)]
+    pub recompute: super::RecomputeArg,
     /// LoRA for the whole job: SFT trains adapters on the frozen base, and the RM, PPO's policy
     /// and value model and DPO train theirs on from SFT's.
     #[command(flatten)]
@@ -138,7 +136,7 @@ impl PipelineArgs {
             cfg.ppo.kl_coef = v;
         }
         cfg.ptx_ablation = self.ptx_ablation;
-        if self.checkpoint_activations {
+        if self.recompute.checkpoint_activations {
             cfg.sft.checkpoint_activations = true;
             cfg.ppo.checkpoint_activations = true;
         }

@@ -111,10 +111,8 @@ pub struct PpoArgs {
     /// Seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Gradient checkpointing: keep only each block's input from the forward and recompute the
-    /// block in the backward (less memory, about a third more time per update).
-    #[arg(long)]
-    pub checkpoint_activations: bool,
+    #[command(flatten)]
+    pub recompute: super::RecomputeArg,
     #[command(flatten)]
     pub lora: super::LoraArgs,
     #[command(flatten)]
@@ -144,7 +142,7 @@ impl PpoArgs {
             checkpoint_every,
             seed
         );
-        c.checkpoint_activations |= self.checkpoint_activations;
+        c.checkpoint_activations |= self.recompute.checkpoint_activations;
         if c.minibatch > c.rollout_batch {
             c.minibatch = c.rollout_batch;
         }

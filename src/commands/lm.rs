@@ -19,7 +19,7 @@ pub(super) fn pretrain(a: PretrainArgs) -> Result<()> {
             tok,
             model,
             train: TrainConfig {
-                checkpoint_activations: a.checkpoint_activations,
+                checkpoint_activations: a.recompute.checkpoint_activations,
                 ..a.optim.apply(TrainConfig::pretrain())
             },
             val_fraction: a.val_fraction,
@@ -45,7 +45,7 @@ pub(super) fn sft(a: SftArgs) -> Result<()> {
             init: a.init,
             data: a.data,
             train: TrainConfig {
-                checkpoint_activations: a.checkpoint_activations,
+                checkpoint_activations: a.recompute.checkpoint_activations,
                 ..a.optim.apply(TrainConfig::sft())
             },
             val_fraction: a.val_fraction,
