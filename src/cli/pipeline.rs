@@ -142,7 +142,7 @@ impl PipelineArgs {
         }
         if let Some(l) = self.lora.config() {
             l.validate()?;
-            cfg.lora = Some(l);
+            cfg = cfg.with_lora(l);
         }
         for m in &self.compare {
             if !cfg.compare.contains(m) {

@@ -240,6 +240,29 @@ impl PipelineConfig {
     }
 }
 
+/// How much higher a real-model job's learning rates are with LoRA than with full fine-tuning:
+/// an adapter starts at zero and moves a rank-R slice of each layer, so it is trained at the
+/// rates LoRA fine-tunes pretrained models with (PEFT's and TRL's examples: 1e-4 to 2e-4,
+/// against 1e-5 to 2e-5 for every weight).
+pub const LORA_LR_SCALE: f64 = 5.0;
+
+impl PipelineConfig {
+    /// The job with LoRA adapters `l`; a real-model job (`--base`) also takes LoRA's learning
+    /// rates ([`LORA_LR_SCALE`] × its own). The presets' rates, for models trained from scratch,
+    /// are already high and stay.
+    pub fn with_lora(mut self, l: crate::config::lora::LoraConfig) -> Self {
+        if self.base_size.is_some() {
+            self.sft.lr *= LORA_LR_SCALE;
+            self.rm.lr *= LORA_LR_SCALE;
+            self.dpo.train.lr *= LORA_LR_SCALE;
+            self.ppo.policy_lr *= LORA_LR_SCALE;
+            self.ppo.value_lr *= LORA_LR_SCALE;
+        }
+        self.lora = Some(l);
+        self
+    }
+}
+
 /// DPO's settings in a job: `rlhf dpo`'s defaults, 20 steps for `tiny` (tests).
 fn dpo_for_preset(preset: &str) -> DpoConfig {
     let mut d = DpoConfig::default();
@@ -288,6 +311,23 @@ mod tests {
         let mut again = base.clone();
         again.reseed(1);
         assert_eq!(seeds(&a), seeds(&again), "the same --seed, the same job");
+    }
+
+    #[test]
+    fn lora_raises_a_real_model_jobs_learning_rates_and_leaves_the_presets() {
+        let l = crate::config::lora::LoraConfig::default();
+        let lrs = |c: &PipelineConfig| {
+            let p = &c.ppo;
+            [c.sft.lr, c.rm.lr, c.dpo.train.lr, p.policy_lr, p.value_lr]
+        };
+        let full = PipelineConfig::for_base(BaseSize::Cpu).unwrap();
+        let lora = full.clone().with_lora(l.clone());
+        for (a, b) in lrs(&full).iter().zip(lrs(&lora)) {
+            assert_eq!(b, a * LORA_LR_SCALE);
+        }
+        assert_eq!(lora.lora, Some(l.clone()));
+        let small = PipelineConfig::for_preset("small", &Default::default()).unwrap();
+        assert_eq!(lrs(&small), lrs(&small.clone().with_lora(l)));
     }
 
     #[test]
