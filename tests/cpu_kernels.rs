@@ -1,6 +1,7 @@
 //! The CPU kernels (Flex implementations of the kernel extensions) against their reference twins
 //! on the CPU backend: values and gradients, on contiguous and strided inputs, and proof (call
-//! counters) that the model takes the kernel path.
+//! counters) that the model takes the kernel path. The LayerNorm and token log-probability
+//! kernels also have WGSL twins: those against the reference on wgpu, the same way.
 
 mod common;
 
@@ -12,6 +13,7 @@ use rlhf::kernels::cpu::{avx2_allowed, set_scalar_only};
 use rlhf::kernels::gelu::{self, gelu_new, gelu_reference};
 use rlhf::kernels::layer_norm::{self, layer_norm, layer_norm_reference};
 use rlhf::kernels::linear::{self, linear, linear_reference};
+use rlhf::kernels::sum_squares::{self, sum_of_squares};
 use rlhf::kernels::token_logprob::{self, token_logprobs, token_logprobs_reference};
 use rlhf::util::rng::Rng;
 use rlhf::util::tensors::{floats, ints, to_vec};
@@ -24,6 +26,10 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 use common::randn;
+
+fn cpu() -> Device {
+    Device::flex()
+}
 
 /// Each output of a kernel (`got`, named) within 1e-5 (relative) of its twin's (`want`), and
 /// none of the twin's all near 0 (a comparison of zeros would prove nothing).
@@ -79,8 +85,9 @@ fn gelu_kernel_matches_its_twin_in_values_and_gradients() {
 fn logprob_value_and_grad(
     f: &dyn Fn(Tensor<3>, Tensor<2, Int>) -> Tensor<2>,
     [b, t, v]: [usize; 3],
+    device: &Device,
 ) -> (Vec<f32>, Vec<f32>) {
-    let dev = Device::flex().autodiff();
+    let dev = device.clone().autodiff();
     let logits = floats(&randn(b * t * v, 3, 6.0), [b, t, v], &dev).require_grad();
     let mut r = Rng::new(4);
     let ids: Vec<i64> = (0..b * t).map(|_| r.below(v) as i64).collect();
@@ -99,13 +106,14 @@ fn token_logprob_kernel_matches_its_twin_in_values_and_gradients() {
     // vocabularies a multiple of the 8 lanes and not; more rows than one task's block
     for shape in [[2, 3, 8], [3, 7, 61], [4, 17, 1000]] {
         let before = token_logprob::cpu_launches();
-        let (y, g) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), shape);
+        let (y, g) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), shape, &cpu());
         assert_eq!(
             token_logprob::cpu_launches() - before,
             2,
             "forward + backward kernel"
         );
-        let (yr, gr) = logprob_value_and_grad(&|l, t| token_logprobs_reference(l, t), shape);
+        let (yr, gr) =
+            logprob_value_and_grad(&|l, t| token_logprobs_reference(l, t), shape, &cpu());
         assert_close(&["values", "gradients"], &[y, g], &[yr, gr], shape);
     }
 }
@@ -114,8 +122,9 @@ fn token_logprob_kernel_matches_its_twin_in_values_and_gradients() {
 fn layer_norm_value_and_grads(
     f: &dyn Fn(Tensor<3>, Tensor<1>, Tensor<1>) -> Tensor<3>,
     shape: [usize; 3],
+    device: &Device,
 ) -> [Vec<f32>; 4] {
-    let dev = Device::flex().autodiff();
+    let dev = device.clone().autodiff();
     let (n, c) = (shape.iter().product(), shape[2]);
     // rows with an offset and a scale of their own, as a residual stream has
     let x = floats(&randn(n, 6, 3.0), shape, &dev) + 0.7;
@@ -141,16 +150,82 @@ fn layer_norm_kernel_matches_its_twin_in_values_and_gradients() {
     // widths a multiple of the 8 lanes and not; more rows than one task's block of 64
     for shape in [[2, 3, 8], [3, 7, 61], [4, 33, 128]] {
         let before = layer_norm::cpu_launches();
-        let got = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), shape);
+        let got = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), shape, &cpu());
         assert_eq!(
             layer_norm::cpu_launches() - before,
             2,
             "forward + backward kernel"
         );
-        let want =
-            layer_norm_value_and_grads(&|x, w, b| layer_norm_reference(x, w, b, 1e-5), shape);
+        let want = layer_norm_value_and_grads(
+            &|x, w, b| layer_norm_reference(x, w, b, 1e-5),
+            shape,
+            &cpu(),
+        );
         assert_close(&["y", "dx", "dweight", "dbias"], &got, &want, shape);
     }
+}
+
+/// The WGSL kernels against the reference twin on wgpu, within 1e-5 as on the CPU; each forward
+/// and backward launched its kernel once (the launch counters count every launch in the
+/// process: the lock keeps the other tests' launches out).
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn wgsl_layer_norm_and_token_logprob_match_their_twin_on_wgpu() {
+    let _serial = one_at_a_time();
+    let gpu = common::wgpu_device();
+    // one row and a ragged workgroup; widths not a multiple of 4; more columns than rows
+    for shape in [[1, 1, 5], [3, 7, 61], [4, 33, 128], [1, 3, 300]] {
+        let before = layer_norm::wgsl_launches();
+        let got = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), shape, &gpu);
+        assert_eq!(
+            layer_norm::wgsl_launches() - before,
+            2,
+            "forward + backward"
+        );
+        let want =
+            layer_norm_value_and_grads(&|x, w, b| layer_norm_reference(x, w, b, 1e-5), shape, &gpu);
+        assert_close(&["y", "dx", "dweight", "dbias"], &got, &want, shape);
+    }
+    for shape in [[1, 1, 2], [3, 7, 61], [4, 17, 1000], [1, 2, 5000]] {
+        let before = token_logprob::wgsl_launches();
+        let (y, g) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), shape, &gpu);
+        assert_eq!(
+            token_logprob::wgsl_launches() - before,
+            2,
+            "forward + backward"
+        );
+        let (yr, gr) = logprob_value_and_grad(&|l, t| token_logprobs_reference(l, t), shape, &gpu);
+        assert_close(&["values", "gradients"], &[y, g], &[yr, gr], shape);
+    }
+}
+
+/// The global gradient norm's Σ g² by the WGSL kernel (one dispatch per tensor, a table of
+/// partial sums) against the same sum taken in f64 on the host: tensors of one element, of one
+/// workgroup's share and of several workgroups' (odd sizes), more tensors than a workgroup has
+/// invocations (the table copied through by several).
+#[test]
+#[cfg_attr(no_wgpu_adapter, ignore = "no wgpu adapter: see tests/common/mod.rs")]
+fn wgsl_sum_of_squares_matches_the_host_sum() {
+    let _serial = one_at_a_time();
+    let gpu = common::wgpu_device();
+    let mut sizes = vec![1, 255, 256, 16_384, 16_385, 100_003, 1_100_000];
+    sizes.extend((0..300).map(|i| 1 + i % 7));
+    let values: Vec<Vec<f32>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| randn(n, 40 + i as u64, 1.0 + i as f32 % 3.0))
+        .collect();
+    let want: f64 = values.iter().flatten().map(|&v| v as f64 * v as f64).sum();
+    let tensors = values.iter().map(|v| floats(v, [v.len()], &gpu)).collect();
+    let before = sum_squares::wgsl_launches();
+    let got = to_vec(sum_of_squares(tensors).unwrap()).unwrap()[0] as f64;
+    assert_eq!(
+        sum_squares::wgsl_launches() - before,
+        sizes.len(),
+        "one launch per tensor"
+    );
+    let rel = (got - want).abs() / want;
+    assert!(rel < 1e-6, "Σ g² {got} against {want}: rel {rel}");
 }
 
 /// Value and the gradients of x, weight and bias of `Σ linear(x) ∘ w` for x (B, T, C_in), the
@@ -245,8 +320,8 @@ fn all_kernels() -> Vec<Vec<f32>> {
         all
     };
     let (y, g) = value_and_grad(&|x| gelu_new(x), [4, 33, 129], false);
-    let (lp, dl) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), [4, 17, 1000]);
-    let ln = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), [4, 33, 61]);
+    let (lp, dl) = logprob_value_and_grad(&|l, t| token_logprobs(l, t), [4, 17, 1000], &cpu());
+    let ln = layer_norm_value_and_grads(&|x, w, b| layer_norm(x, w, b, 1e-5), [4, 33, 61], &cpu());
     let lin = linear_value_and_grads(true, [4, 70, 128], 384, false);
     [
         vec![y, g, lp, dl],

@@ -15,6 +15,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod ranking_loss;
 pub mod selfcheck;
+pub mod sum_squares;
 pub mod token_logprob;
 pub mod translate;
 pub mod variants;

@@ -5,8 +5,9 @@
 //!
 //! The attention kernels are specialised per head size and work-size plan (`attention::plan`);
 //! the plans are all those `plan()` returns for the adapters it distinguishes (GPU or CPU, and
-//! workgroup memory from the 16 KiB every adapter has up to 96 KiB). The ranking loss and dropout
-//! have one each.
+//! workgroup memory from the 16 KiB every adapter has up to 96 KiB). The ranking loss, dropout,
+//! LayerNorm (forward, backward), the token log-probability (forward, backward) and the sum of
+//! squares have one each.
 
 use super::attention::plan::{plan, AttnPlan};
 
@@ -37,7 +38,7 @@ pub fn plans(hs: usize) -> Vec<AttnPlan> {
 }
 
 /// The variants for these attention head sizes (each a multiple of 4 up to 128, as
-/// `attention::kernel_applies` requires) plus the ranking loss and dropout.
+/// `attention::kernel_applies` requires) plus the kernels with one variant each.
 pub fn variants(head_sizes: &[usize]) -> Vec<Variant> {
     let mut out = Vec::new();
     for &hs in head_sizes {
@@ -61,6 +62,29 @@ pub fn variants(head_sizes: &[usize]) -> Vec<Variant> {
     let (wg, wgsl) = super::dropout::source();
     out.push(Variant {
         name: format!("dropout_wg{wg}.wgsl"),
+        wgsl,
+    });
+    let (wg, wgsl) = super::attention::heads_source();
+    out.push(Variant {
+        name: format!("qkv_heads_wg{wg}.wgsl"),
+        wgsl,
+    });
+    let (wg, passes) = super::layer_norm::sources();
+    for (pass, wgsl) in passes {
+        out.push(Variant {
+            name: format!("layer_norm_{pass}_wg{wg}.wgsl"),
+            wgsl,
+        });
+    }
+    for (pass, wg, wgsl) in super::token_logprob::sources() {
+        out.push(Variant {
+            name: format!("token_logprob_{pass}_wg{wg}.wgsl"),
+            wgsl,
+        });
+    }
+    let (wg, wgsl) = super::sum_squares::source();
+    out.push(Variant {
+        name: format!("sum_squares_wg{wg}.wgsl"),
         wgsl,
     });
     out

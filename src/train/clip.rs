@@ -2,25 +2,24 @@
 //! burn's built-in `GradientClipping::Norm` clips each tensor separately, which changes the
 //! direction of the update; this keeps it.
 
+use crate::kernels::sum_squares::sum_of_squares;
 use crate::util::tensors::read_scalars;
 use anyhow::Result;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
-struct SumSquares<'a> {
+/// Every gradient of a module's parameters, flattened, in the module's order.
+struct Flat<'a> {
     grads: &'a GradientsParams,
-    acc: Option<Tensor<1>>,
+    all: Vec<Tensor<1>>,
 }
 
-impl ModuleVisitor for SumSquares<'_> {
+impl ModuleVisitor for Flat<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.get::<D>(param.id) {
-            let s = g.square().sum(); // (1,)
-            self.acc = Some(match self.acc.take() {
-                Some(a) => a + s,
-                None => s,
-            });
+            let n = g.shape().num_elements();
+            self.all.push(g.reshape([n]));
         }
     }
 }
@@ -40,11 +39,15 @@ impl ModuleVisitor for Scale<'_> {
 }
 
 /// Σ g² over all gradients of `module`'s parameters, left on the device as (1,) so a step can
-/// read it together with its loss (one sync); `None` when no parameter has a gradient.
+/// read it together with its loss (one sync); `None` when no parameter has a gradient. On wgpu
+/// one dispatch per tensor ([`sum_of_squares`]).
 pub fn sum_squares<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
-    let mut v = SumSquares { grads, acc: None };
+    let mut v = Flat {
+        grads,
+        all: Vec::new(),
+    };
     module.visit(&mut v);
-    v.acc
+    sum_of_squares(v.all)
 }
 
 /// A step's values and the global norms of its gradients, read back in ONE transfer: the

@@ -1,5 +1,6 @@
 //! Portable shaders: the final WGSL text of every kernel variant this program launches (each
-//! work-size plan, every head size of the bundled presets, the ranking loss:
+//! work-size plan, every head size of the bundled presets, the ranking loss, dropout, LayerNorm,
+//! the token log-probability, the sum of squares and the heads' split:
 //! `rlhf::kernels::variants`) validated by naga and translated to SPIR-V, MSL, HLSL and GLSL
 //! (`rlhf::kernels::translate`), so a shader that Metal or DX12 would reject fails here.
 
@@ -28,7 +29,18 @@ fn every_kernel_variant_translates_to_spirv_msl_hlsl_and_glsl() {
         3 * plans.iter().sum::<usize>(),
         "plans per head size {plans:?}"
     );
-    assert!(all.iter().any(|v| v.name.starts_with("ranking_loss")));
+    for kernel in [
+        "ranking_loss",
+        "dropout",
+        "layer_norm_fwd",
+        "layer_norm_bwd",
+        "token_logprob_fwd",
+        "token_logprob_bwd",
+        "sum_squares",
+        "qkv_heads",
+    ] {
+        assert!(all.iter().any(|v| v.name.starts_with(kernel)), "{kernel}");
+    }
     let mut failed = Vec::new();
     for v in &all {
         match translate(&v.wgsl) {

@@ -19,11 +19,13 @@
 
 mod backward;
 mod cpu;
+mod heads;
 mod launch;
 pub mod plan;
 mod reference;
 
 pub use cpu::{cpu_launches, cpu_qkv_launches};
+pub use heads::{source as heads_source, wgsl_launches as heads_wgsl_launches};
 pub use launch::{sources, wgsl_launches};
 pub use reference::attention_reference;
 
@@ -82,15 +84,18 @@ pub trait AttentionExt: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Attention straight from the fused c_attn output, on the CPU backend only: the heads of Q, K
-/// and V are strided views into `qkv` (no copy), and the backward writes dQ, dK and dV into one
-/// (B, T, 3C) gradient. Composed of burn ops the split is a narrow and a reshape per part, which
-/// on Flex copies each part forward and again backward, and its backward adds three zero-padded
-/// (B, T, 3C) gradients: a tenth of a small model's training step.
-#[backend_extension(Autodiff, Flex)]
+/// Attention straight from the fused c_attn output. On the CPU backend the heads of Q, K and V
+/// are strided views into `qkv` (no copy), and the backward writes dQ, dK and dV into one
+/// (B, T, 3C) gradient; on wgpu one dispatch splits the heads out and one writes the gradient
+/// back (`heads.rs`). Composed of burn ops the split is a narrow and a reshape per part, which
+/// copies each part forward and again backward, and its backward adds three zero-padded
+/// (B, T, 3C) gradients: a tenth of a small model's training step on the CPU, a dozen
+/// dispatches per layer on wgpu.
+#[backend_extension(Autodiff, Cube, Fusion, Flex)]
 pub trait AttentionQkvExt: Backend {
     /// qkv (B, T, 3C) as c_attn makes it, pad (B, T) 1.0 at padding keys, n_head
     /// → (O (B, nh, T, hs), L (B, nh, T)), as [`AttentionExt::flash_attention_fwd`] with t_past 0.
+    #[fusion(meta = qkv_fwd_meta)]
     fn flash_attention_qkv_fwd(
         qkv: FloatTensor<Self>,
         pad: FloatTensor<Self>,
@@ -98,6 +103,7 @@ pub trait AttentionQkvExt: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The forward's inputs, O, L and dO (B, nh, T, hs) → d qkv (B, T, 3C).
+    #[fusion(meta = qkv_bwd_meta)]
     fn flash_attention_qkv_bwd(
         qkv: FloatTensor<Self>,
         pad: FloatTensor<Self>,
@@ -132,6 +138,25 @@ fn bwd_meta(
     _t_past: &usize,
 ) -> (TensorSpec, TensorSpec, TensorSpec) {
     (q.clone(), k.clone(), v.clone())
+}
+
+fn qkv_fwd_meta(qkv: &TensorSpec, _pad: &TensorSpec, n_head: &usize) -> (TensorSpec, TensorSpec) {
+    let [b, t, c3] = qkv.shape.dims::<3>();
+    let nh = (*n_head).max(1);
+    let out = TensorSpec::new([b, nh, t, c3 / 3 / nh].into_iter().collect(), qkv.dtype);
+    let lse = TensorSpec::new([b, nh, t].into_iter().collect(), qkv.dtype);
+    (out, lse)
+}
+
+fn qkv_bwd_meta(
+    qkv: &TensorSpec,
+    _pad: &TensorSpec,
+    _out: &TensorSpec,
+    _lse: &TensorSpec,
+    _d_out: &TensorSpec,
+    _n_head: &usize,
+) -> TensorSpec {
+    qkv.clone()
 }
 
 /// Head sizes the kernels take: multiples of 4 up to 128 (they keep per-row vectors in
@@ -232,7 +257,8 @@ pub fn split_heads(qkv: Tensor<3>, n_head: usize) -> [Tensor<4>; 3] {
 }
 
 /// Causal self-attention over the fused c_attn output, no KV cache: on the CPU backend the heads
-/// are read in place ([`AttentionQkvExt`]); elsewhere [`split_heads`] then [`causal_attention`].
+/// are read in place, on wgpu split out by one dispatch ([`AttentionQkvExt`]); where the kernels
+/// are off, [`split_heads`] then [`causal_attention`].
 /// # Shapes
 /// qkv: (B, T, 3C); key_pad: (B, T), true at padding → (B, nh, T, hs)
 pub fn causal_attention_qkv(
@@ -242,9 +268,16 @@ pub fn causal_attention_qkv(
 ) -> Tensor<4> {
     let [b, t, c3] = qkv.dims();
     // the heads must tile C exactly for the views
-    let applies = n_head > 0
-        && c3 % (3 * n_head) == 0
-        && cpu_applies(&qkv.device(), qkv.dtype(), t, c3 / (3 * n_head));
+    let applies = n_head > 0 && c3 % (3 * n_head) == 0 && {
+        let hs = c3 / (3 * n_head);
+        let wgsl = super::is_kernel_device(&qkv.device())
+            && qkv.dtype() == DType::F32
+            && head_size_supported(hs)
+            && t > 0
+            && b * n_head <= 65_535
+            && u32::try_from(b * t * c3).is_ok();
+        wgsl || cpu_applies(&qkv.device(), qkv.dtype(), t, hs)
+    };
     if !applies {
         let [q, k, v] = split_heads(qkv, n_head);
         return causal_attention(q, k, v, key_pad, 0);

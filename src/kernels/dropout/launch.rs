@@ -3,16 +3,13 @@
 //! workgroups), and the launch counter the tests read.
 
 use super::DropoutExt;
-use crate::kernels::wgsl_1d::Wgsl1d;
+use crate::kernels::wgsl_1d::{grid, Wgsl1d};
 use crate::kernels::LaunchCounter;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
 
 /// Invocations (one per element) in a workgroup.
 const WORKGROUP: u32 = 256;
-/// Workgroups along x before the grid grows along y.
-const MAX_GROUPS_X: u32 = 65_535;
-
 static WGSL_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
 /// How many times the dropout kernel has been launched in this process (forward and backward).
@@ -26,19 +23,13 @@ fn kernel() -> Wgsl1d {
         name: "dropout",
         text: include_str!("../../../shaders/dropout.wgsl"),
         wg: WORKGROUP,
+        extra: &[],
     }
 }
 
 /// The workgroup size and the final WGSL text of the kernel.
 pub fn source() -> (u32, String) {
     (WORKGROUP, kernel().final_text())
-}
-
-/// Workgroups for `n` elements as (x, y).
-fn grid(n: usize) -> (u32, u32) {
-    let groups = (n as u64).div_ceil(WORKGROUP as u64).max(1);
-    let x = groups.min(MAX_GROUPS_X as u64);
-    (x as u32, groups.div_ceil(x) as u32)
 }
 
 impl DropoutExt for CubeBackend {
@@ -53,22 +44,8 @@ impl DropoutExt for CubeBackend {
             client.empty(n * x.dtype.size()),
             x.dtype,
         );
-        kernel().launch(grid(n), &x, &out, &words);
+        kernel().launch(grid(n, WORKGROUP), &x, &out, &words);
         WGSL_LAUNCHES.add();
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_grid_covers_every_element_within_the_limits() {
-        assert_eq!(grid(1), (1, 1));
-        assert_eq!(grid(256 * 10 + 1), (11, 1));
-        let n = 256 * 70_000;
-        let (x, y) = grid(n);
-        assert!(x <= MAX_GROUPS_X && (x as usize * y as usize * 256) >= n);
     }
 }

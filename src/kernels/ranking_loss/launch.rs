@@ -26,6 +26,7 @@ fn kernel() -> Wgsl1d {
         name: "ranking_loss",
         text: include_str!("../../../shaders/ranking_loss.wgsl"),
         wg: WORKGROUP,
+        extra: &[],
     }
 }
 
