@@ -71,6 +71,18 @@ pub struct Launches {
     /// Dropout with its mask drawn on the device (forward and backward).
     #[serde(default)]
     pub dropout: usize,
+    /// LayerNorm (forward, backward).
+    #[serde(default)]
+    pub layer_norm: usize,
+    /// The target token's log-probability (forward, backward).
+    #[serde(default)]
+    pub token_logprob: usize,
+    /// The split of c_attn's output into heads and the merge of their gradients.
+    #[serde(default)]
+    pub attention_heads: usize,
+    /// The gradient norm's sum of squares (one per gradient tensor).
+    #[serde(default)]
+    pub sum_squares: usize,
 }
 
 impl Launches {
@@ -80,6 +92,10 @@ impl Launches {
             attention: attention::wgsl_launches(),
             ranking_loss: ranking_loss::wgsl_launches(),
             dropout: dropout::wgsl_launches(),
+            layer_norm: layer_norm::wgsl_launches(),
+            token_logprob: token_logprob::wgsl_launches(),
+            attention_heads: attention::heads_wgsl_launches(),
+            sum_squares: sum_squares::wgsl_launches(),
         }
     }
 
@@ -90,6 +106,10 @@ impl Launches {
             attention: n.attention - start.attention,
             ranking_loss: n.ranking_loss - start.ranking_loss,
             dropout: n.dropout - start.dropout,
+            layer_norm: n.layer_norm - start.layer_norm,
+            token_logprob: n.token_logprob - start.token_logprob,
+            attention_heads: n.attention_heads - start.attention_heads,
+            sum_squares: n.sum_squares - start.sum_squares,
         }
     }
 }

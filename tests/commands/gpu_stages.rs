@@ -405,13 +405,26 @@ fn tiny_pipeline_runs_to_its_report_on_wgpu() {
     for f in ["report.md", "eval/eval.json", "ppo/ckpt/model.safetensors"] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
-    for (stage, kernel) in [
-        ("pretrain", "attention"),
-        ("sft", "attention"),
-        ("rm", "attention"),
-        ("rm", "ranking_loss"),
-        ("ppo", "attention"),
-    ] {
+    let lm = [
+        "attention",
+        "attention_heads",
+        "layer_norm",
+        "token_logprob",
+        "sum_squares",
+    ];
+    let stages = [
+        ("pretrain", &lm[..]),
+        ("sft", &lm[..]),
+        (
+            "rm",
+            &["attention", "ranking_loss", "layer_norm", "sum_squares"][..],
+        ),
+        ("ppo", &lm[..]),
+    ];
+    for (stage, kernel) in stages
+        .iter()
+        .flat_map(|(s, ks)| ks.iter().map(move |k| (*s, *k)))
+    {
         let text = std::fs::read_to_string(out.join(stage).join("summary.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let n = v["fused_kernels"][kernel].as_u64().unwrap();
