@@ -20,7 +20,8 @@ pub fn grid(items: usize, per_group: u32) -> (u32, u32) {
     (x as u32, groups.div_ceil(x) as u32)
 }
 
-/// A new contiguous f32 tensor of `dims` on `like`'s device, its contents left unwritten.
+/// A new contiguous tensor of `dims` with `like`'s element type on its device, its contents left
+/// unwritten.
 pub fn empty_like(like: &CubeTensor, dims: &[usize]) -> CubeTensor {
     let shape: burn::backend::Shape = dims.iter().copied().collect();
     let n = shape.num_elements();
@@ -32,6 +33,12 @@ pub fn empty_like(like: &CubeTensor, dims: &[usize]) -> CubeTensor {
         client.empty(n * like.dtype.size()),
         like.dtype,
     )
+}
+
+/// (rows, columns) of a 2-D tensor.
+pub fn rows_cols(x: &CubeTensor) -> (usize, usize) {
+    let [n, c] = x.meta.shape().dims::<2>();
+    (n, c)
 }
 
 /// One such kernel: `name` tells kernels apart in the compile cache, `text` is the shader.

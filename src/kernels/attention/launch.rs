@@ -11,6 +11,7 @@
 
 use super::plan::{adapter_is_cpu, plan, plan_override, AttnPlan};
 use super::{kv_group, AttentionExt};
+use crate::kernels::wgsl_1d::empty_like;
 use crate::kernels::wgsl_unroll::unroll;
 use crate::kernels::LaunchCounter;
 use burn::backend::ops::FloatTensorOps;
@@ -18,8 +19,6 @@ use burn::backend::wgpu::{
     into_contiguous, CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate,
 };
 use burn::cubecl::{prelude::KernelId, server::KernelArguments, CubeCount, CubeDim};
-use burn::tensor::DType;
-use burn::tensor::Shape;
 
 static WGSL_LAUNCHES: LaunchCounter = LaunchCounter::new();
 
@@ -120,18 +119,6 @@ fn pick_plan(t: &CubeTensor, hs: usize) -> AttnPlan {
     )
 }
 
-fn empty(like: &CubeTensor, dims: Vec<usize>) -> CubeTensor {
-    let shape: Shape = dims.into_iter().collect();
-    let n = shape.num_elements();
-    CubeTensor::new_contiguous(
-        like.client.clone(),
-        like.device.clone(),
-        shape,
-        like.client.empty(n * DType::F32.size()),
-        DType::F32,
-    )
-}
-
 /// The sizes of a launch: q (B, nh, T, hs), k, v (B, nkv, Tk, hs).
 struct Sizes {
     b: usize,
@@ -202,8 +189,8 @@ impl AttentionExt for CubeBackend {
             into_contiguous(pad),
         );
         let (inf, Sizes { b, nh, t, hs, .. }) = info(&q, &k, t_past);
-        let out = empty(&q, vec![b, nh, t, hs]); // (B, nh, T, hs)
-        let lse = empty(&q, vec![b, nh, t]); // (B, nh, T)
+        let out = empty_like(&q, &[b, nh, t, hs]); // (B, nh, T, hs)
+        let lse = empty_like(&q, &[b, nh, t]); // (B, nh, T)
         let plan = pick_plan(&q, hs);
         let kernel = AttnKernel {
             pass: Pass::Forward,
@@ -243,9 +230,9 @@ impl AttentionExt for CubeBackend {
             tk,
             hs,
         } = s;
-        let dq = empty(&q, vec![b, nh, t, hs]);
-        let dk = empty(&q, vec![b, nkv, tk, hs]);
-        let dv = empty(&q, vec![b, nkv, tk, hs]);
+        let dq = empty_like(&q, &[b, nh, t, hs]);
+        let dk = empty_like(&q, &[b, nkv, tk, hs]);
+        let dv = empty_like(&q, &[b, nkv, tk, hs]);
         let plan = pick_plan(&q, hs);
         let dkv = AttnKernel {
             pass: Pass::BackwardDkv,

@@ -181,9 +181,13 @@ pub fn kv_group(nh: usize, nkv: usize) -> usize {
 /// True when the WGSL kernels can serve these inputs: a cubecl (wgpu) device, f32, and a
 /// [supported](head_size_supported) head size.
 pub fn kernel_applies(q: &Tensor<4>) -> bool {
-    let [b, nh, t, hs] = q.dims();
-    super::is_kernel_device(&q.device())
-        && q.dtype() == DType::F32
+    wgsl_applies(&q.device(), q.dtype(), q.dims())
+}
+
+/// The WGSL kernels' condition on the device, the element type and q's (B, nh, T, hs).
+fn wgsl_applies(device: &Device, dtype: DType, [b, nh, t, hs]: [usize; 4]) -> bool {
+    super::is_kernel_device(device)
+        && dtype == DType::F32
         && head_size_supported(hs)
         && t > 0
         && b * nh <= 65_535
@@ -270,11 +274,8 @@ pub fn causal_attention_qkv(
     // the heads must tile C exactly for the views
     let applies = n_head > 0 && c3 % (3 * n_head) == 0 && {
         let hs = c3 / (3 * n_head);
-        let wgsl = super::is_kernel_device(&qkv.device())
-            && qkv.dtype() == DType::F32
-            && head_size_supported(hs)
-            && t > 0
-            && b * n_head <= 65_535
+        // the heads kernel indexes qkv with 32 bits
+        let wgsl = wgsl_applies(&qkv.device(), qkv.dtype(), [b, n_head, t, hs])
             && u32::try_from(b * t * c3).is_ok();
         wgsl || cpu_applies(&qkv.device(), qkv.dtype(), t, hs)
     };

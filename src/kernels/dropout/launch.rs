@@ -3,7 +3,7 @@
 //! workgroups), and the launch counter the tests read.
 
 use super::DropoutExt;
-use crate::kernels::wgsl_1d::{grid, Wgsl1d};
+use crate::kernels::wgsl_1d::{empty_like, grid, Wgsl1d};
 use crate::kernels::LaunchCounter;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
@@ -36,14 +36,7 @@ impl DropoutExt for CubeBackend {
     fn dropout_apply(x: FloatTensor<Self>, words: Vec<u32>) -> FloatTensor<Self> {
         let x: CubeTensor = into_contiguous(x);
         let n = x.meta.shape().num_elements();
-        let client = x.client.clone();
-        let out = CubeTensor::new_contiguous(
-            client.clone(),
-            x.device.clone(),
-            x.meta.shape().clone(),
-            client.empty(n * x.dtype.size()),
-            x.dtype,
-        );
+        let out = empty_like(&x, x.meta.shape());
         kernel().launch(grid(n, WORKGROUP), &x, &out, &words);
         WGSL_LAUNCHES.add();
         out

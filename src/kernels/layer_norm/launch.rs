@@ -3,7 +3,7 @@
 //! row (dx) and one per column (the weight and bias gradients) in the same dispatch.
 
 use super::LayerNormExt;
-use crate::kernels::wgsl_1d::{empty_like, grid, Wgsl1d};
+use crate::kernels::wgsl_1d::{empty_like, grid, rows_cols, Wgsl1d};
 use crate::kernels::LaunchCounter;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
@@ -46,12 +46,6 @@ pub fn sources() -> (u32, Vec<(&'static str, String)>) {
             ("bwd", bwd_kernel().final_text()),
         ],
     )
-}
-
-/// (N, C) of a row-major x.
-fn rows_cols(x: &CubeTensor) -> (usize, usize) {
-    let d = x.meta.shape().dims::<2>();
-    (d[0], d[1])
 }
 
 impl LayerNormExt for CubeBackend {

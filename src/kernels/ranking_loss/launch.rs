@@ -3,11 +3,10 @@
 //! tests read. One pass writes the loss and dL/dr packed into one output.
 
 use super::RankLossExt;
-use crate::kernels::wgsl_1d::Wgsl1d;
+use crate::kernels::wgsl_1d::{empty_like, Wgsl1d};
 use crate::kernels::LaunchCounter;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
-use burn::backend::Shape;
 
 /// Invocations (one per prompt) in a workgroup.
 const WORKGROUP: u32 = 64;
@@ -54,14 +53,7 @@ impl RankLossExt for CubeBackend {
         let rewards: CubeTensor = into_contiguous(rewards); // (N,) f32
         let n = rewards.meta.shape().num_elements();
         let p = ks.len();
-        let client = rewards.client.clone();
-        let out = CubeTensor::new_contiguous(
-            client.clone(),
-            rewards.device.clone(),
-            Shape::new([n + p]),
-            client.empty((n + p) * rewards.dtype.size()),
-            rewards.dtype,
-        ); // (N + P,)
+        let out = empty_like(&rewards, &[n + p]); // (N + P,)
         let groups = ((p as u32).div_ceil(WORKGROUP), 1);
         kernel().launch(groups, &rewards, &out, &kernel_info(n, &ks));
         WGSL_LAUNCHES.add();

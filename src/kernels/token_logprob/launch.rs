@@ -3,7 +3,7 @@
 //! invocation per logit.
 
 use super::TokenLogprobExt;
-use crate::kernels::wgsl_1d::{empty_like, grid, Wgsl1d};
+use crate::kernels::wgsl_1d::{empty_like, grid, rows_cols, Wgsl1d};
 use crate::kernels::LaunchCounter;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{into_contiguous, CubeBackend, CubeTensor};
@@ -45,12 +45,6 @@ pub fn sources() -> Vec<(&'static str, u32, String)> {
         ("fwd", ROW_WORKGROUP, fwd_kernel().final_text()),
         ("bwd", WORKGROUP, bwd_kernel().final_text()),
     ]
-}
-
-/// (N, V) of row-major logits.
-fn rows_cols(x: &CubeTensor) -> (usize, usize) {
-    let d = x.meta.shape().dims::<2>();
-    (d[0], d[1])
 }
 
 impl TokenLogprobExt for CubeBackend {
